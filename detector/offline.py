@@ -1,0 +1,56 @@
+"""Make Ultralytics run with no network: call `prepare_offline()` before importing it.
+
+Ultralytics, left alone, checks PyPI for updates, pip-installs missing backends, downloads
+Arial.ttf for its plots and sends telemetry. A bureau's analysis host often has no internet,
+and CI here has none, so every one of those paths is switched off in one place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_DONE = False
+
+
+def _find_ttf() -> Path | None:
+    """Any TrueType font will do for Ultralytics' plot labels; DejaVu ships with matplotlib."""
+    try:
+        import matplotlib
+
+        bundled = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        if bundled.exists():
+            return bundled
+    except ImportError:  # pragma: no cover - matplotlib is an ultralytics dependency
+        pass
+    system = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+    return system if system.exists() else None
+
+
+def prepare_offline(config_dir: Path | None = None) -> Path:
+    """Point Ultralytics at a project-owned settings folder and disable every download.
+
+    Returns the settings folder. Safe to call many times.
+    """
+    global _DONE
+    cfg = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir or PROJECT_ROOT / ".yolo")
+    if _DONE:
+        return cfg
+    os.environ.setdefault("YOLO_CONFIG_DIR", str(cfg))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    # openvino-telemetry phones home unless it believes it runs in CI.
+    os.environ.setdefault("OPENVINO_TELEMETRY_DISABLE", "1")
+    os.environ.setdefault("CI", os.environ.get("CI", "true"))
+    font_dir = cfg / "Ultralytics"
+    font_dir.mkdir(parents=True, exist_ok=True)
+    ttf = _find_ttf()
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        target = font_dir / name
+        if ttf and not target.exists():
+            shutil.copyfile(ttf, target)
+    _DONE = True
+    return cfg

@@ -1,0 +1,250 @@
+"""Build an Ultralytics dataset from a recipe: validate, map classes, split by source image, pseudo-label.
+
+The output folder holds `images/{train,val}` (symlinks to the sources, nothing copied),
+`labels/{train,val}`, `data.yaml` and `manifest.json` (counts per class and split, sources,
+licences, teacher). Every label is validated before anything is written, so a bad file stops
+the build at once with its path and line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from detector.errors import DatasetError
+from training.recipe import Recipe, SourceSpec
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+_ROBOFLOW_COPY = re.compile(r"\.rf\.[0-9a-f]{8,}$")
+_SPLIT_KEYS = {"train": "train", "val": "val", "valid": "val", "test": "test"}
+
+
+@dataclass
+class Item:
+    """One labelled image of a source, after class mapping. Boxes are YOLO xywhn."""
+
+    source: str
+    split: str
+    image: Path
+    boxes: list[tuple[int, float, float, float, float]]
+    pseudo: list[tuple[int, float, float, float, float]] = field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        return f"{self.source}/{source_image_key(self.image)}"
+
+
+def source_image_key(path: Path) -> str:
+    """The stem shared by every augmented copy of one source image (Roboflow's `name_jpg.rf.<hash>`)."""
+    return _ROBOFLOW_COPY.sub("", path.stem)
+
+
+def _read_data_yaml(src: SourceSpec) -> tuple[list[str], dict[str, Path]]:
+    data_yaml = src.path / "data.yaml"
+    if not data_yaml.is_file():
+        raise DatasetError(f"{data_yaml}: missing data.yaml for source {src.name!r}")
+    try:
+        data = yaml.safe_load(data_yaml.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DatasetError(f"{data_yaml}: not valid YAML ({exc})") from exc
+    names = data.get("names")
+    if isinstance(names, dict):
+        names = [names[k] for k in sorted(names)]
+    if not isinstance(names, list) or not names:
+        raise DatasetError(f"{data_yaml}: 'names' must list the classes")
+    root = src.path / data["path"] if data.get("path") else src.path
+    splits: dict[str, Path] = {}
+    for key, split in _SPLIT_KEYS.items():
+        if isinstance(data.get(key), str):
+            folder = (root / data[key]).resolve()
+            if folder.is_dir():
+                splits[split] = folder
+    if not splits:
+        raise DatasetError(f"{data_yaml}: no train/val image folder found")
+    return [str(n) for n in names], splits
+
+
+def _parse_label(path: Path, n_classes: int) -> list[tuple[int, float, float, float, float]]:
+    boxes = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        where = f"{path}:{lineno}"
+        if len(parts) != 5:
+            raise DatasetError(f"{where}: expected 'class x y w h', got {len(parts)} fields")
+        try:
+            cls, x, y, w, h = int(parts[0]), *map(float, parts[1:])
+        except ValueError as exc:
+            raise DatasetError(f"{where}: not numbers: {line.strip()!r}") from exc
+        if not 0 <= cls < n_classes:
+            raise DatasetError(f"{where}: class id {cls} out of range 0..{n_classes - 1}")
+        eps = 1e-3
+        if w <= 0 or h <= 0 or x - w / 2 < -eps or y - h / 2 < -eps or x + w / 2 > 1 + eps or y + h / 2 > 1 + eps:
+            raise DatasetError(f"{where}: box {x:.3f} {y:.3f} {w:.3f} {h:.3f} lies outside the image")
+        boxes.append((cls, x, y, w, h))
+    return boxes
+
+
+def _check_image(path: Path) -> None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.verify()
+    except Exception as exc:  # PIL raises many types for a bad file
+        raise DatasetError(f"{path}: corrupt or unreadable image ({exc.__class__.__name__})") from exc
+
+
+def collect_source(src: SourceSpec, targets: list[str]) -> list[Item]:
+    """Read, validate and class-map one source. Raises DatasetError on the first bad file."""
+    names, splits = _read_data_yaml(src)
+    unknown = set(src.class_map) - set(names)
+    if unknown:
+        raise DatasetError(f"{src.path / 'data.yaml'}: class_map names {sorted(unknown)} not in its classes {names}")
+    unmapped = [n for n in names if n not in src.class_map]
+    if unmapped:
+        raise DatasetError(f"{src.name}: classes {unmapped} have no class_map entry (map them to null to drop)")
+    remap = {i: (targets.index(src.class_map[n]) if src.class_map[n] else None) for i, n in enumerate(names)}
+    items: list[Item] = []
+    for split, image_dir in splits.items():
+        label_dir = Path(str(image_dir).replace("/images", "/labels"))
+        images = sorted(p for p in image_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        stems = {p.stem for p in images}
+        orphans = [p for p in label_dir.glob("*.txt") if p.stem not in stems] if label_dir.is_dir() else []
+        if orphans:
+            raise DatasetError(f"{orphans[0]}: label file has no matching image ({len(orphans)} such files)")
+        if src.max_images:
+            images = images[: src.max_images]
+        for image in images:
+            label = label_dir / f"{image.stem}.txt"
+            if not label.is_file():
+                raise DatasetError(f"{image}: image has no label file {label.name} (write an empty one for a negative)")
+            _check_image(image)
+            boxes = [
+                (remap[c], x, y, w, h) for c, x, y, w, h in _parse_label(label, len(names)) if remap[c] is not None
+            ]
+            items.append(Item(src.name, split, image, boxes))
+    if not items:
+        raise DatasetError(f"{src.path}: source {src.name!r} has no images")
+    return items
+
+
+def split_by_source_image(items: list[Item], val_fraction: float, seed: int) -> None:
+    """Assign train/val so that all augmented copies of one source image land in the same split."""
+    for item in items:
+        digest = hashlib.sha256(f"{seed}:{item.group}".encode()).digest()
+        item.split = "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
+
+
+def _iou(a: tuple, b: tuple) -> float:
+    ax0, ay0, ax1, ay1 = a[1] - a[3] / 2, a[2] - a[4] / 2, a[1] + a[3] / 2, a[2] + a[4] / 2
+    bx0, by0, bx1, by1 = b[1] - b[3] / 2, b[2] - b[4] / 2, b[1] + b[3] / 2, b[2] + b[4] / 2
+    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
+    inter = iw * ih
+    union = a[3] * a[4] + b[3] * b[4] - inter
+    return inter / union if union > 0 else 0.0
+
+
+def add_pseudo_labels(
+    items: list[Item], recipe: Recipe, on_progress: Callable[[int], None] | None = None
+) -> None:
+    """Label the recipe's context classes on every image with the teacher model."""
+    teacher = recipe.teacher
+    if teacher is None:
+        return
+    from detector.model import load_yolo
+
+    model = load_yolo(teacher.model)
+    names = model.names
+    missing = set(teacher.class_map) - set(names.values())
+    if missing:
+        raise DatasetError(f"{teacher.model}: teacher has no classes {sorted(missing)}")
+    wanted = {i: recipe.classes.index(teacher.class_map[n]) for i, n in names.items() if n in teacher.class_map}
+    for done, item in enumerate(items, 1):
+        result = model.predict(str(item.image), imgsz=teacher.imgsz, conf=teacher.confidence, verbose=False)[0]
+        xywhn = result.boxes.xywhn.cpu().numpy() if len(result.boxes) else np.zeros((0, 4))
+        for cls, box in zip(result.boxes.cls.cpu().numpy().astype(int), xywhn):
+            if cls not in wanted:
+                continue
+            cand = (wanted[cls], *map(float, box))
+            if any(h[0] == cand[0] and _iou(h, cand) >= teacher.skip_overlap_iou for h in item.boxes):
+                continue
+            item.pseudo.append(cand)
+        if on_progress:
+            on_progress(done)
+
+
+def _write(items: Iterable[Item], out: Path) -> None:
+    for item in items:
+        name = f"{item.source}__{item.image.name}"
+        image_link = out / "images" / item.split / name
+        image_link.parent.mkdir(parents=True, exist_ok=True)
+        if image_link.is_symlink() or image_link.exists():
+            image_link.unlink()
+        image_link.symlink_to(item.image.resolve())
+        label = out / "labels" / item.split / f"{Path(name).stem}.txt"
+        label.parent.mkdir(parents=True, exist_ok=True)
+        label.write_text("".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in item.boxes + item.pseudo))
+
+
+def manifest_for(items: list[Item], recipe: Recipe) -> dict:
+    counts: dict[str, dict[str, Counter]] = {}
+    for item in items:
+        split = counts.setdefault(item.split, {"images": Counter(), "labels": Counter(), "pseudo": Counter()})
+        split["images"][item.source] += 1
+        split["labels"].update(recipe.classes[b[0]] for b in item.boxes)
+        split["pseudo"].update(recipe.classes[b[0]] for b in item.pseudo)
+    groups = {s: {i.group for i in items if i.split == s} for s in counts}
+    leaked = set.intersection(*groups.values()) if len(groups) > 1 else set()
+    return {
+        "name": recipe.name,
+        "classes": recipe.classes,
+        "splits": {s: {k: dict(v) for k, v in c.items()} for s, c in counts.items()},
+        "source_images": {s: len(g) for s, g in groups.items()},
+        "source_images_in_both_splits": len(leaked),
+        "sources": [
+            {"name": s.name, "path": str(s.path), "licence": s.licence, "attribution": s.attribution}
+            for s in recipe.sources
+        ],
+        "teacher": None
+        if recipe.teacher is None
+        else {"model": str(recipe.teacher.model), "confidence": recipe.teacher.confidence,
+              "classes": recipe.teacher.class_map},
+    }
+
+
+def build_dataset(
+    recipe: Recipe, out: Path, on_stage: Callable[[str, int], Callable[[int], None]] | None = None
+) -> dict:
+    """Validate every source, split, pseudo-label and write the dataset. Returns the manifest."""
+    items: list[Item] = []
+    for src in recipe.sources:
+        items.extend(collect_source(src, recipe.classes))
+    if recipe.split.mode == "by_source_image":
+        split_by_source_image(items, recipe.split.val_fraction, recipe.split.seed)
+    if not any(i.split == "val" for i in items):
+        raise DatasetError(f"recipe {recipe.name}: no validation images (use split.mode: by_source_image)")
+    if recipe.teacher:
+        progress = on_stage("pseudo-labelling", len(items)) if on_stage else None
+        add_pseudo_labels(items, recipe, progress)
+    out.mkdir(parents=True, exist_ok=True)
+    for sub in ("images", "labels"):
+        for old in (out / sub).glob("*/*"):
+            old.unlink()
+    _write(items, out)
+    splits = sorted({i.split for i in items})
+    data = {"path": str(out.resolve()), **{s: f"images/{s}" for s in splits},
+            "names": dict(enumerate(recipe.classes))}
+    (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    manifest = manifest_for(items, recipe)
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    return manifest

@@ -1,0 +1,106 @@
+"""Offline, resumable Ultralytics training that keeps the model it is given.
+
+Ultralytics rebuilds the network from its YAML before training and copies matching weights in.
+A model whose class head was retargeted (see `training.onnx_init.retarget_classes`) has a
+class branch wider than the YAML would build, so `KeepModelTrainer` trains the given module
+as it is. Everything else (data loading, augmentation, EMA, checkpoints, `last.pt` resume) is
+plain Ultralytics.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from detector.errors import DatasetError, ModelError
+from detector.model import load_yolo
+from detector.offline import prepare_offline
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    data: Path
+    model: Path
+    epochs: int = 20
+    imgsz: int = 416
+    batch: int = 16
+    workers: int = 2
+    seed: int = 0
+    patience: int = 50
+    fraction: float = 1.0
+    project: Path = Path("runs/train")
+    name: str = "streetwatch"
+
+
+def _trainer_class():
+    prepare_offline()
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    class KeepModelTrainer(DetectionTrainer):
+        """A DetectionTrainer that trains the given module instead of rebuilding it from YAML."""
+
+        def get_model(self, cfg=None, weights=None, verbose=True):
+            head = getattr(weights, "model", [None])[-1] if weights is not None else None
+            if head is not None and getattr(head, "nc", None) == self.data["nc"]:
+                model = copy.deepcopy(weights).float()
+                for param in model.parameters():
+                    param.requires_grad = True
+                model.names = self.data["names"]
+                return model
+            return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
+
+    return KeepModelTrainer
+
+
+def check_dataset(data: Path) -> None:
+    """Fail fast with the file named, before Ultralytics starts a long run."""
+    if not Path(data).is_file():
+        raise DatasetError(f"{data}: dataset file not found (build one with `streetwatch dataset build`)")
+    import yaml
+
+    spec = yaml.safe_load(Path(data).read_text()) or {}
+    root = Path(spec.get("path") or Path(data).parent)
+    for split in ("train", "val"):
+        if split not in spec:
+            raise DatasetError(f"{data}: no '{split}' entry")
+        folder = root / spec[split]
+        if not folder.is_dir() or not any(folder.iterdir()):
+            raise DatasetError(f"{data}: {split} folder {folder} is missing or empty")
+
+
+def train(settings: TrainSettings) -> Path:
+    """Train; returns the run folder (weights/best.pt, weights/last.pt, results.csv)."""
+    check_dataset(settings.data)
+    model = load_yolo(settings.model)
+    model.train(
+        trainer=_trainer_class(),
+        data=str(settings.data),
+        epochs=settings.epochs,
+        imgsz=settings.imgsz,
+        batch=settings.batch,
+        workers=settings.workers,
+        seed=settings.seed,
+        patience=settings.patience,
+        fraction=settings.fraction,
+        project=str(Path(settings.project).resolve()),
+        name=settings.name,
+        exist_ok=True,
+        device="cpu",
+        plots=False,
+        amp=False,
+        verbose=False,
+    )
+    run = Path(settings.project).resolve() / settings.name
+    (run / "streetwatch_train.json").write_text(json.dumps(asdict(settings), default=str, indent=2))
+    return run
+
+
+def resume(last: Path) -> Path:
+    """Continue an interrupted run from its `last.pt` with the same settings."""
+    if not Path(last).is_file():
+        raise ModelError(f"{last}: no checkpoint to resume from")
+    model = load_yolo(last)
+    model.train(trainer=_trainer_class(), resume=True)
+    return Path(last).resolve().parent.parent
