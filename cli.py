@@ -1,0 +1,27 @@
+"""streetwatch's command line: a thin Typer app. Each command parses, loads config, calls one library function."""
+
+from __future__ import annotations
+
+import typer
+
+from commands import cases, detect, drone  # noqa: F401  (drone: imported for its locator)
+
+app = typer.Typer(
+    name="streetwatch",
+    help="Find street problems (garbage, street vendors, illegal parking) in city footage; one case per problem "
+         "per place.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.command("detect")(detect.detect)
+app.add_typer(cases.app, name="cases")
+
+try:  # registered when present (built in parallel by other modules)
+    from commands.telemetry import telemetry as _telemetry
+
+    app.command("telemetry")(_telemetry)
+except ImportError:  # pragma: no cover
+    pass
+
+if __name__ == "__main__":
+    app()

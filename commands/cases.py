@@ -1,0 +1,104 @@
+"""`streetwatch cases list|show|export`: read the cases a run filed."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one_line_errors, open_store
+
+app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
+
+
+def _when(text: str | None, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--{name} {text!r}: use ISO 8601, e.g. 2026-11-01 or 2026-11-01T08:00") from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _filters(type_, status, camera, since, until):
+    from detector.export import CaseFilter
+
+    return CaseFilter(problem_type=type_, status=status, camera_id=camera, since=_when(since, "since"),
+                      until=_when(until, "until"))
+
+
+TypeOpt = Annotated[str | None, typer.Option("--type", help="Problem type, e.g. illegal_parking.")]
+StatusOpt = Annotated[str | None, typer.Option(help="new | confirmed | dispatched | rejected | resolved")]
+CameraOpt = Annotated[str | None, typer.Option(help="Camera id.")]
+SinceOpt = Annotated[str | None, typer.Option(help="Last seen at or after (ISO 8601).")]
+UntilOpt = Annotated[str | None, typer.Option(help="First seen at or before (ISO 8601).")]
+
+
+@app.command("list")
+@one_line_errors
+def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOpt = None, since: SinceOpt = None,
+               until: UntilOpt = None, limit: int = 50, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
+    """List cases, newest first.
+
+    Example: streetwatch cases list --type illegal_parking --status new --since 2026-11-01
+    """
+    from detector.export import query_cases
+
+    store = open_store(data_dir, db)
+    rows = query_cases(store, _filters(type_, status, camera, since, until), limit=limit)
+    table = Table(title=f"{len(rows)} case(s)")
+    for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place"):
+        table.add_column(col)
+    for c in rows:
+        place = f"{c['lat']:.6f},{c['lon']:.6f}" if c["lat"] is not None else (c["zone_id"] or "")
+        table.add_row(str(c["id"]), c["problem_type"], c["status"], c["camera_id"] or "", c["first_seen"][:19],
+                      c["last_seen"][:19], str(c["sighting_count"]), f"{c['best_confidence']:.2f}", place)
+    console.print(table)
+
+
+@app.command("show")
+@one_line_errors
+def show_case(case_id: int, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
+    """Show one case: its fields, evidence files, sightings and history.
+
+    Example: streetwatch cases show 12
+    """
+    from detector.export import case_detail
+
+    detail = case_detail(open_store(data_dir, db), case_id)
+    if detail is None:
+        fail(f"case {case_id}: no such case", 1)
+    import json
+
+    console.print_json(json.dumps(detail, ensure_ascii=False, default=str))
+
+
+@app.command("export")
+@one_line_errors
+def export_cases(
+    format_: Annotated[str, typer.Option("--format", help="csv | json | geojson")] = "csv",
+    out: Annotated[Path | None, typer.Option(help="Write here instead of standard output.")] = None,
+    gcj02: Annotated[bool, typer.Option("--gcj02", help="GeoJSON in GCJ-02 (AutoNavi/Tencent maps), approximate.")]
+    = False,
+    type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOpt = None, since: SinceOpt = None,
+    until: UntilOpt = None, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+) -> None:
+    """Export cases as CSV, JSON or GeoJSON (RFC 7946: lon, lat; only cases with a position).
+
+    Example: streetwatch cases export --format geojson --out cases.geojson --status confirmed
+    """
+    from detector.export import render
+
+    if format_ not in ("csv", "json", "geojson"):
+        raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")
+    text = render(open_store(data_dir, db), _filters(type_, status, camera, since, until), format_, gcj02=gcj02)
+    if out:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text)

@@ -1,0 +1,79 @@
+"""What every command shares: where data lives, the database option, and errors as one line."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from detector.errors import StreetwatchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+DataDir = Annotated[
+    Path,
+    typer.Option("--data-dir", envvar="STREETWATCH_DATA", help="Folder for the SQLite database and evidence."),
+]
+DbUrl = Annotated[
+    str | None,
+    typer.Option("--db", envvar="STREETWATCH_DB",
+                 help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in --data-dir)."),
+]
+DEFAULT_DATA_DIR = Path("streetwatch-data")
+
+F = TypeVar("F", bound=Callable)
+
+
+def db_url(data_dir: Path, db: str | None) -> str:
+    if db:
+        return db
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{data_dir.resolve() / 'streetwatch.db'}"
+
+
+def open_store(data_dir: Path, db: str | None):
+    from detector.store import CaseStore
+
+    return CaseStore(db_url(data_dir, db))
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def one_line_errors(func: F) -> F:
+    """Turn streetwatch's own errors into `error: <file>: <problem>` and exit code 2; no traceback."""
+
+    @wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except StreetwatchError as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            err_console.print("interrupted: work done so far is saved; run the same command again to resume")
+            raise typer.Exit(130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def quiet_libraries() -> None:
+    """Ultralytics/OpenVINO log chatter would bury the progress bar."""
+    import logging
+
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    for name in ("ultralytics", "openvino"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not sys.warnoptions:
+        import warnings
+
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=UserWarning)

@@ -1,0 +1,121 @@
+"""`streetwatch detect`: batch runs over recorded footage."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, err_console, one_line_errors, open_store, \
+    quiet_libraries
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--start-time {text!r}: use ISO 8601, e.g. 2026-11-01T08:30:00+08:00") from exc
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+@one_line_errors
+def detect(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Video/image files, folders (recursive) or globs.")] = None,
+    sample: Annotated[bool, typer.Option("--sample", help="Build and analyse the bundled sample clip.")] = False,
+    fps: Annotated[float, typer.Option(help="Frames analysed per second of footage.")] = 0.5,
+    every: Annotated[int | None, typer.Option(help="Analyse every Nth frame instead of --fps.")] = None,
+    keyframes: Annotated[bool, typer.Option("--keyframes", help="Analyse every keyframe, nothing else.")] = False,
+    all_frames: Annotated[bool, typer.Option("--all-frames", help="Analyse every frame (slow).")] = False,
+    model: Annotated[Path | None, typer.Option(help="Ultralytics weights: .pt, .onnx or OpenVINO folder.")] = None,
+    backend: Annotated[str, typer.Option(help="auto | pytorch | onnx | openvino")] = "auto",
+    imgsz: Annotated[int, typer.Option(help="Long side of the model input, pixels.")] = 640,
+    taxonomy: Annotated[Path | None, typer.Option(help="Problem-type taxonomy YAML.")] = None,
+    zones: Annotated[Path | None, typer.Option(help="Zones YAML (no-parking, no-vending, approved spots...).")] = None,
+    camera: Annotated[str | None, typer.Option(help="Camera id for all files (default: each file's folder).")] = None,
+    start_time: Annotated[str | None, typer.Option(help="Wall time of the first frame, ISO 8601.")] = None,
+    rerun: Annotated[bool, typer.Option("--rerun", help="Process files already done with these settings.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Find street problems in recorded footage and file one case per problem per place.
+
+    Example: streetwatch detect footage/cam01/ --zones zones.yaml --fps 0.5
+    """
+    quiet_libraries()
+    from detector.detector import DetectorSettings
+    from detector.pipeline import Pipeline, PipelineSettings
+    from streams.discover import discover
+    from streams.sample import build_sample
+    from streams.video import Sampling
+
+    inputs = list(paths or [])
+    if sample:
+        clip, sample_zones = build_sample(data_dir / "sample")
+        inputs.append(clip)
+        zones = zones or sample_zones
+    if not inputs:
+        raise typer.BadParameter("give footage paths, or --sample for the bundled sample clip")
+    mode = "all" if all_frames else "keyframes" if keyframes else "every" if every else "auto"
+    settings = PipelineSettings(
+        detector=DetectorSettings(backend=backend, imgsz=imgsz, **({"model": model} if model else {})),
+        sampling=Sampling(mode=mode, fps=fps, every=every or 1),
+        taxonomy_path=taxonomy, zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
+        start_time=_parse_time(start_time), rerun=rerun)
+    items, problems = discover(inputs)
+    for problem in problems:
+        err_console.print(f"[red]skipped:[/] {problem}", highlight=False)
+    store = open_store(data_dir, db)
+    pipeline = Pipeline(settings, store)
+    from commands.drone import drone_locator
+
+    results = []
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+                  TextColumn("cases: {task.fields[cases]}"), TimeElapsedColumn(), console=err_console,
+                  transient=False) as progress:
+        files_task = progress.add_task("files", total=len(items), rate="", cases=0)
+        frame_task = progress.add_task("frames", total=None, rate="", cases="")
+        cases_seen: set[int] = set()
+        for item in items:
+            est = None
+            progress.update(frame_task, description=item.path.name[:40], completed=0, total=est)
+
+            started = time.perf_counter()
+
+            def on_progress(res, index, _started=started):
+                rate = res.frames_analysed / max(1e-6, time.perf_counter() - _started)
+                progress.update(frame_task, completed=res.frames_analysed, rate=f"{rate:.1f} frames/s")
+                progress.update(files_task, cases=len(cases_seen | res.case_ids))
+
+            batch = pipeline.run([item], on_progress, locator_for=drone_locator)
+            for res in batch:
+                cases_seen |= res.case_ids
+                if res.status == "failed":
+                    err_console.print(f"[red]failed:[/] {res.error}", highlight=False, soft_wrap=True)
+            results.extend(batch)
+            progress.update(files_task, advance=1, cases=len(cases_seen))
+    _summary(results, data_dir, store.url)
+    if problems or any(r.status == "failed" for r in results):
+        raise typer.Exit(1)
+
+
+def _summary(results, data_dir: Path, url: str) -> None:
+    from detector.store import redact
+
+    table = Table(title="streetwatch detect")
+    for col in ("file", "camera", "status", "footage", "analysed", "wall", "x realtime", "sightings", "new cases"):
+        table.add_column(col, justify="right" if col not in ("file", "camera", "status") else "left")
+    for r in results:
+        speed = f"{r.footage_s / r.wall_s:.0f}x" if r.wall_s and r.footage_s else "-"
+        table.add_row(r.path.name, r.camera_id, r.status, f"{r.footage_s:.0f} s", str(r.frames_analysed),
+                      f"{r.wall_s:.1f} s", speed, str(r.sightings), str(r.cases_opened))
+    console.print(table)
+    total_cases = len(set().union(*(r.case_ids for r in results))) if results else 0
+    console.print(f"cases touched: {total_cases}   database: {redact(url)}   evidence: {(data_dir / 'evidence').resolve()}")
+    console.print("next: streetwatch cases list" + (f" --data-dir {data_dir}" if data_dir != DEFAULT_DATA_DIR else ""))

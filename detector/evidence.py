@@ -1,0 +1,86 @@
+"""Evidence files for a sighting: the raw frame, the frame with the box drawn, and the crop, with SHA-256s.
+
+Hashes go into the database so a reviewer (or a court) can show a file was not altered.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.errors import StoreError
+from detector.sightings import Sighting
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+JPEG_QUALITY = 90
+
+
+def _safe(name: str) -> str:
+    return _UNSAFE.sub("_", name)[:120]
+
+
+def _write_jpeg(path: Path, image: np.ndarray, root: Path) -> dict[str, str]:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    if not ok:
+        raise StoreError(f"{path}: JPEG encoding failed")
+    data = buf.tobytes()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(path)  # atomic: a reader never sees half a file
+    # relative to the evidence root: the folder can move (or be mounted elsewhere) without breaking the DB
+    return {"path": path.relative_to(root).as_posix(), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def annotate(image: np.ndarray, s: Sighting) -> np.ndarray:
+    """The frame with the box, the type and confidence, the time and (when known) the position."""
+    out = image.copy()
+    x0, y0, x1, y1 = (int(round(v)) for v in s.xyxy)
+    thick = max(2, out.shape[1] // 400)
+    cv2.rectangle(out, (x0, y0), (x1, y1), (0, 0, 255), thick)
+    scale = max(0.5, out.shape[1] / 1600)
+    label = f"{s.problem_type} {s.confidence:.2f}"
+    cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255), thick)
+    footer = [s.camera_id]
+    if s.last_seen is not None:
+        footer.append(datetime.fromtimestamp(s.last_seen, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    if s.lat is not None:
+        footer.append(f"{s.lat:.6f}, {s.lon:.6f} (+/-{s.uncertainty_m or 0:.0f} m)")
+    cv2.putText(out, "  ".join(footer), (8, out.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
+                (255, 255, 255), max(1, thick // 2))
+    return out
+
+
+def crop(image: np.ndarray, xyxy: tuple[float, float, float, float], margin: float = 0.15) -> np.ndarray:
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = xyxy
+    mx, my = (x1 - x0) * margin, (y1 - y0) * margin
+    cx0, cy0 = max(0, int(x0 - mx)), max(0, int(y0 - my))
+    cx1, cy1 = min(w, int(x1 + mx) + 1), min(h, int(y1 + my) + 1)
+    return image[cy0:cy1, cx0:cx1] if cx1 > cx0 and cy1 > cy0 else image
+
+
+def save_evidence(s: Sighting, evidence_dir: Path) -> dict[str, dict[str, str]]:
+    """Write raw/annotated/crop JPEGs for `s`; returns {"raw": {"path", "sha256"}, ...} ({} without an image).
+
+    Paths are relative to `evidence_dir`.
+    """
+    if s.image is None:
+        return {}
+    day = datetime.fromtimestamp(s.last_seen or 0, timezone.utc).strftime("%Y%m%d")
+    root = Path(evidence_dir)
+    folder = root / _safe(s.camera_id) / day
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = _safe(s.key)
+        return {
+            "raw": _write_jpeg(folder / f"{stem}_raw.jpg", s.image, root),
+            "annotated": _write_jpeg(folder / f"{stem}_annotated.jpg", annotate(s.image, s), root),
+            "crop": _write_jpeg(folder / f"{stem}_crop.jpg", crop(s.image, s.xyxy), root),
+        }
+    except OSError as exc:
+        raise StoreError(f"{folder}: cannot write evidence ({exc.strerror})") from exc

@@ -1,0 +1,297 @@
+"""The batch pipeline: footage files -> frames -> detections -> tracks -> sightings -> cases.
+
+Three threads per file, joined by bounded queues, so decoding, inference and database writes
+overlap on a 2-core machine:
+
+    reader thread ──frames(queue 4)──▶ this thread: detect → track → rules ──sightings(queue)──▶ writer thread
+                                                                                                  (evidence + DB)
+
+Files WAIT on a full queue (no frame is dropped). The model and all per-file state live on one
+thread, so they need no locks. A failing file is reported and the batch moves on; sightings
+already emitted are written before the file is given up, and a re-run of the same content
+updates them instead of duplicating them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from detector.config import Taxonomy, ZoneFile, load_taxonomy, load_zones
+from detector.detector import Detector, DetectorSettings
+from detector.errors import SourceError, StoreError, StreetwatchError
+from detector.evidence import save_evidence
+from detector.frames import Frame
+from detector.rules import Locator, RuleEngine
+from detector.sightings import Sighting
+from detector.store import CaseStore, from_unix
+from detector.tracking import IouTracker
+from detector.zones import ZoneIndex
+from streams.discover import FootageItem
+from streams.video import Sampling
+
+log = logging.getLogger(__name__)
+_END = object()
+
+
+@dataclass
+class PipelineSettings:
+    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    sampling: Sampling = field(default_factory=Sampling)
+    taxonomy_path: Path | None = None
+    zones_path: Path | None = None
+    evidence_dir: Path = Path("streetwatch-data/evidence")
+    camera: str | None = None  # camera id for every file; default: the file's folder name
+    start_time: float | None = None  # UNIX time of the first frame, for every file
+    track_max_age_s: float = 60.0
+    decode_width: int | None = 1280  # decode-time downscale: cheaper conversion, evidence still sharp
+    rerun: bool = False  # process files even if this content was already done with these settings
+
+
+@dataclass
+class FileResult:
+    path: Path
+    camera_id: str
+    status: str  # done | skipped | failed
+    run_id: int | None = None
+    frames_decoded: int = 0
+    frames_analysed: int = 0
+    footage_s: float = 0.0
+    wall_s: float = 0.0
+    sightings: int = 0
+    cases_opened: int = 0
+    case_ids: set[int] = field(default_factory=set)
+    error: str | None = None
+    stage_s: dict[str, float] = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)
+
+
+def content_key(path: Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 of the size plus the first, middle and last MiB: identifies a recording in milliseconds.
+
+    Hashing every byte of an hour of 1080p (~2 GB) would cost seconds per file; recordings that
+    differ differ in those samples (container headers, timestamps, the last GOPs).
+    """
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    h.update(str(size).encode())
+    with path.open("rb") as f:
+        for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
+            f.seek(offset)
+            h.update(f.read(chunk))
+    return h.hexdigest()
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+
+
+def settings_key(settings: PipelineSettings, model_id: str) -> str:
+    """Re-running with other settings is a new run; with the same ones it is a no-op."""
+    parts = {
+        "model": model_id,
+        "sampling": [settings.sampling.mode, settings.sampling.fps, settings.sampling.every],
+        "imgsz": settings.detector.imgsz,
+        "conf": [settings.detector.min_confidence, sorted(settings.detector.class_confidence.items())],
+        "taxonomy": _file_sha(settings.taxonomy_path) if settings.taxonomy_path else "default",
+        "zones": _file_sha(settings.zones_path) if settings.zones_path else "",
+        "camera": settings.camera,
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class StageTimer:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    def add(self, stage: str, seconds: float) -> None:
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
+
+
+class Pipeline:
+    """Runs footage through the model and files cases. One instance serves a whole batch.
+
+    Example:
+        >>> pipe = Pipeline(PipelineSettings(), CaseStore("sqlite:///cases.db"))
+        >>> results = pipe.run(discover([Path("footage/")]))
+    """
+
+    def __init__(self, settings: PipelineSettings, store: CaseStore, detector: Detector | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.taxonomy: Taxonomy = load_taxonomy(settings.taxonomy_path)
+        self.zone_file: ZoneFile = load_zones(settings.zones_path)
+        self.zones = ZoneIndex(self.zone_file)
+        self.detector = detector or Detector(settings.detector)
+        model_id = f"{Path(settings.detector.model).name}:{self._model_digest()}"
+        self.model_id = model_id
+        self.settings_key = settings_key(settings, model_id)
+        missing = {c for pt in self.taxonomy.problem_types.values() for c in pt.classes} - set(
+            self.detector.names.values())
+        if missing:
+            log.info("model %s lacks classes %s; problem types using only them stay silent", model_id, sorted(missing))
+
+    def _model_digest(self) -> str:
+        path = Path(self.settings.detector.model)
+        return content_key(path)[:12] if path.is_file() else "dir"
+
+    def run(self, items: Iterable[FootageItem], on_progress: Callable[[FileResult, int], None] | None = None,
+            locator_for: Callable[[FootageItem], tuple[Locator | None, Callable[[Frame], Frame] | None, dict]]
+            | None = None) -> list[FileResult]:
+        """Process each item; never raises for one bad file (its FileResult says why)."""
+        results = []
+        for item in items:
+            try:
+                results.append(self.run_item(item, on_progress, locator_for))
+            except KeyboardInterrupt:
+                raise
+            except StoreError:
+                raise  # the database is gone: stop the batch, nothing more can be recorded
+            except StreetwatchError as exc:
+                results.append(FileResult(item.path, self._camera_for(item), "failed", error=str(exc)))
+        return results
+
+    def _camera_for(self, item: FootageItem) -> str:
+        return self.settings.camera or item.camera_id
+
+    def run_item(self, item: FootageItem, on_progress=None, locator_for=None) -> FileResult:
+        camera_id = self._camera_for(item)
+        result = FileResult(item.path, camera_id, "running")
+        if not item.path.is_file():
+            raise SourceError(f"{item.path}: not a readable file")
+        key = content_key(item.path)
+        done = None if self.settings.rerun else self.store.finished_run(key, self.settings_key)
+        if done is not None:
+            result.status, result.run_id = "skipped", done.id
+            result.notes["reason"] = f"already processed in run {done.id}"
+            return result
+        source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width)
+        locator, posed, notes = locator_for(item) if locator_for else (None, None, {})
+        result.notes.update(notes)
+        self.store.ensure_camera(camera_id, kind=item.kind)
+        info = getattr(source, "info", None)
+        run_id = self.store.start_run(
+            source_path=str(item.path), content_sha256=key, settings_key=self.settings_key, camera_id=camera_id,
+            model=self.model_id, footage_start=from_unix(info.start_time) if info and info.start_time else None,
+            footage_s=info.duration_s if info else 0.0, notes=result.notes)
+        result.run_id = run_id
+        rules = RuleEngine(self.taxonomy, self.zones, self.detector.names, camera_id, key_prefix=key[:16],
+                           locator=locator, still=item.kind == "image")
+        started = time.perf_counter()
+        timer = StageTimer()
+        try:
+            self._process(source, rules, run_id, result, timer, posed, on_progress)
+            result.status = "done"
+        except SourceError as exc:
+            result.status, result.error = "failed", str(exc)
+        except KeyboardInterrupt:
+            result.status, result.error = "failed", "interrupted"
+            raise
+        finally:
+            result.wall_s = time.perf_counter() - started
+            result.frames_decoded = getattr(source, "frames_decoded", result.frames_analysed)
+            result.stage_s = {k: round(v, 3) for k, v in timer.seconds.items()}
+            result.notes.setdefault("sampling", getattr(source, "effective_mode", "image"))
+            if info:
+                result.notes["start_time_from"] = info.start_source
+                result.footage_s = info.duration_s
+            self.store.finish_run(
+                run_id, status=result.status, error=result.error, frames_decoded=result.frames_decoded,
+                frames_analysed=result.frames_analysed, sightings=result.sightings,
+                cases_opened=result.cases_opened, wall_s=result.wall_s,
+                notes={**result.notes, "stage_s": result.stage_s})
+        return result
+
+    def _frames(self, source, timer: StageTimer, posed) -> Iterator[Frame]:
+        """Decode on a reader thread; yield here. Errors cross the queue and re-raise on this side."""
+        frames: queue.Queue = queue.Queue(maxsize=4)
+
+        def read() -> None:
+            it = iter(source)
+            try:
+                while True:
+                    t0 = time.perf_counter()
+                    frame = next(it, _END)
+                    timer.add("decode", time.perf_counter() - t0)
+                    if frame is not _END and posed is not None:
+                        frame = posed(frame)
+                    frames.put(frame)
+                    if frame is _END:
+                        return
+            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
+                frames.put(exc)
+
+        reader = threading.Thread(target=read, name="streetwatch-reader", daemon=True)
+        reader.start()
+        try:
+            while True:
+                got = frames.get()
+                if got is _END:
+                    return
+                if isinstance(got, BaseException):
+                    raise got
+                yield got
+        finally:
+            close = getattr(source, "close", None)
+            if close:
+                close()
+
+    def _process(self, source, rules: RuleEngine, run_id: int, result: FileResult, timer: StageTimer,
+                 posed, on_progress) -> None:
+        out: queue.Queue = queue.Queue(maxsize=256)
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            while (s := out.get()) is not _END:
+                if errors:
+                    continue  # the store failed: drain without writing so the producer never blocks
+                try:
+                    t0 = time.perf_counter()
+                    evidence = save_evidence(s, self.settings.evidence_dir)
+                    timer.add("evidence", time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    rec = self.store.record_sighting(s, self.taxonomy, evidence, run_id)
+                    timer.add("database", time.perf_counter() - t0)
+                    result.case_ids.add(rec.case_id)
+                    result.sightings += 0 if s.final else 1
+                    result.cases_opened += int(rec.created)
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
+                    errors.append(exc)
+
+        writer = threading.Thread(target=write, name="streetwatch-writer", daemon=True)
+        writer.start()
+        tracker = IouTracker(max_age_s=self.settings.track_max_age_s)
+
+        def emit(sightings: list[Sighting]) -> None:
+            for s in sightings:
+                out.put(s)
+
+        try:
+            for frame in self._frames(source, timer, posed):
+                t0 = time.perf_counter()
+                dets = self.detector.detect([frame.image])[0]
+                t1 = time.perf_counter()
+                tracked = tracker.update(dets, frame.ts)
+                t2 = time.perf_counter()
+                emit(rules.close(tracker.closed))
+                emit(rules.update(frame, tracked))
+                t3 = time.perf_counter()
+                timer.add("inference", t1 - t0)
+                timer.add("tracking", t2 - t1)
+                timer.add("rules", t3 - t2)
+                result.frames_analysed += 1
+                if on_progress:
+                    on_progress(result, frame.index)
+        finally:
+            emit(rules.finish())  # on success, error or Ctrl-C: what was confirmed gets written
+            out.put(_END)
+            writer.join()
+        if errors:
+            raise errors[0]

@@ -1,0 +1,176 @@
+"""Rules: tracked detections of one source become `Sighting`s of problem types.
+
+A track counts for a problem type when its class is one of the type's classes, its box scores
+at least `min_confidence`, its ground-contact point lies in a required zone (and in no excluded
+zone) at that time of day, and it has stayed `min_dwell_s` over at least `min_hits` sampled
+frames. Pure logic: frames in, sightings out, no I/O and no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from detector.config import Taxonomy
+from detector.detections import Detections
+from detector.frames import Frame
+from detector.sightings import Sighting
+from detector.zones import ZoneIndex
+
+# (frame, xyxy) -> (lat, lon, uncertainty_m) or None: pixel-to-ground for sources that know where they are
+Locator = Callable[[Frame, np.ndarray], "tuple[float, float, float] | None"]
+
+
+@dataclass
+class _Progress:
+    """What one track has shown for one problem type so far."""
+
+    first_ts: float
+    last_ts: float
+    first_wall: float | None
+    last_wall: float | None
+    hits: int = 0
+    best_conf: float = -1.0
+    best_xyxy: tuple = (0.0, 0.0, 0.0, 0.0)
+    best_index: int = 0
+    best_image: np.ndarray | None = None
+    frame_size: tuple[int, int] = (0, 0)
+    zone_id: str | None = None
+    positions: list[tuple[float, float, float]] = field(default_factory=list)
+    confirmed: bool = False
+
+
+class RuleEngine:
+    """Turns tracked detections of ONE source into sightings.
+
+    Args:
+        taxonomy: problem types and their thresholds.
+        zones: zone index (may be empty).
+        class_names: model class id -> name.
+        camera_id: the place scope for fixed-camera dedup and for zones.
+        key_prefix: makes sighting keys unique and stable (e.g. the footage's content hash).
+        locator: optional pixel -> ground function (drones, calibrated cameras).
+        keep_images: keep the best frame of each track for evidence.
+        still: the source is a single photograph: dwell time and hit counts cannot apply.
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        zones: ZoneIndex,
+        class_names: dict[int, str],
+        camera_id: str,
+        key_prefix: str,
+        locator: Locator | None = None,
+        keep_images: bool = True,
+        still: bool = False,
+    ) -> None:
+        self.taxonomy = taxonomy
+        self.zones = zones
+        self.camera_id = camera_id
+        self.key_prefix = key_prefix
+        self.locator = locator
+        self.keep_images = keep_images
+        self.still = still
+        self._types_by_class = {cid: taxonomy.types_for_class(name) for cid, name in class_names.items()}
+        self._class_names = class_names
+        self._state: dict[tuple[int, str], _Progress] = {}
+
+    def _zone_ok(self, ptype: str, zone_hits: list[tuple[str, str]]) -> tuple[bool, str | None]:
+        spec = self.taxonomy.problem_types[ptype]
+        kinds = {kind for _, kind in zone_hits}
+        if kinds & set(spec.exclude_zones):
+            return False, None
+        if spec.require_zones:
+            inside = [zid for zid, kind in zone_hits if kind in spec.require_zones]
+            return (True, inside[0]) if inside else (False, None)
+        return True, (zone_hits[0][0] if zone_hits else None)
+
+    def update(self, frame: Frame, dets: Detections) -> list[Sighting]:
+        """Feed one analysed frame's tracked detections; returns sightings confirmed by it."""
+        out: list[Sighting] = []
+        for i in range(len(dets)):
+            track_id = int(dets.tracker_id[i])
+            types = self._types_by_class.get(int(dets.class_id[i]), [])
+            if track_id < 0 or not types:
+                continue
+            x0, y0, x1, y1 = (float(v) for v in dets.xyxy[i])
+            conf = float(dets.confidence[i])
+            zone_hits = self.zones.zones_at(self.camera_id, (x0 + x1) / 2, y1, frame.width, frame.height,
+                                            frame.wall_time) if len(self.zones) else []
+            for ptype in types:
+                spec = self.taxonomy.problem_types[ptype]
+                ok, zone_id = self._zone_ok(ptype, zone_hits)
+                if conf < spec.min_confidence or not ok:
+                    continue
+                key = (track_id, ptype)
+                prog = self._state.get(key)
+                if prog is None:
+                    prog = self._state[key] = _Progress(frame.ts, frame.ts, frame.wall_time, frame.wall_time)
+                prog.last_ts, prog.last_wall = frame.ts, frame.wall_time
+                prog.hits += 1
+                prog.zone_id = prog.zone_id or zone_id
+                if self.locator is not None:
+                    fix = self.locator(frame, dets.xyxy[i])
+                    if fix is not None:
+                        prog.positions.append(fix)
+                if conf > prog.best_conf:
+                    prog.best_conf, prog.best_xyxy, prog.best_index = conf, (x0, y0, x1, y1), frame.index
+                    prog.frame_size = (frame.width, frame.height)
+                    prog.best_image = frame.image if self.keep_images else None
+                if not prog.confirmed and (self.still or (
+                    prog.hits >= spec.min_hits and prog.last_ts - prog.first_ts >= spec.min_dwell_s
+                )):
+                    prog.confirmed = True
+                    out.append(self._sighting(track_id, ptype, prog, int(dets.class_id[i]), final=False))
+        return out
+
+    def close(self, track_ids: list[int]) -> list[Sighting]:
+        """Tracks that ended: final sightings for the confirmed ones; the rest are forgotten."""
+        closing = set(track_ids)
+        out = []
+        for (track_id, ptype), prog in list(self._state.items()):
+            if track_id not in closing:
+                continue
+            del self._state[(track_id, ptype)]
+            if prog.confirmed:
+                cls = next((c for c, t in self._types_by_class.items() if ptype in t), -1)
+                out.append(self._sighting(track_id, ptype, prog, cls, final=True))
+        return out
+
+    def finish(self) -> list[Sighting]:
+        """End of the source: close every track."""
+        return self.close(sorted({tid for tid, _ in self._state}))
+
+    def _sighting(self, track_id: int, ptype: str, prog: _Progress, class_id: int, final: bool) -> Sighting:
+        lat = lon = unc = None
+        if prog.positions:
+            arr = np.array(prog.positions)
+            weights = 1.0 / np.maximum(arr[:, 2], 0.5) ** 2  # trust precise fixes more
+            lat = float(np.average(arr[:, 0], weights=weights))
+            lon = float(np.average(arr[:, 1], weights=weights))
+            unc = float(np.sqrt(1.0 / weights.sum()) + np.std(arr[:, :2], axis=0).max() * 111_000)
+        return Sighting(
+            key=f"{self.key_prefix}:{ptype}:{track_id}",
+            problem_type=ptype,
+            class_name=self._class_names.get(class_id, str(class_id)),
+            camera_id=self.camera_id,
+            source_id=self.key_prefix,
+            first_ts=prog.first_ts,
+            last_ts=prog.last_ts,
+            hits=prog.hits,
+            confidence=prog.best_conf,
+            xyxy=prog.best_xyxy,
+            frame_size=prog.frame_size,
+            frame_index=prog.best_index,
+            first_seen=prog.first_wall,
+            last_seen=prog.last_wall,
+            zone_id=prog.zone_id,
+            lat=lat,
+            lon=lon,
+            uncertainty_m=unc,
+            final=final,
+            image=prog.best_image,
+        )

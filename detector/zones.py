@@ -1,0 +1,56 @@
+"""Which zones a point lies in, for one camera, at one moment (shapely polygons + local time windows)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+from shapely import prepared
+from shapely.geometry import Point, Polygon
+
+from detector.config import Zone, ZoneFile
+
+
+class ZoneIndex:
+    """Zones of every camera, queried by point.
+
+    Example:
+        >>> idx = ZoneIndex(load_zones(Path("zones.yaml")))
+        >>> idx.zones_at("cam-1", x=320, y=400, width=1280, height=720, wall_time=1.7e9)
+        [('bus-stop', 'no_parking')]
+    """
+
+    def __init__(self, zone_file: ZoneFile) -> None:
+        self.tz = ZoneInfo(zone_file.timezone)
+        self._zones = [(z, prepared.prep(Polygon(z.polygon)), z.windows()) for z in zone_file.zones]
+
+    def __len__(self) -> int:
+        return len(self._zones)
+
+    def for_camera(self, camera_id: str) -> list[Zone]:
+        return [z for z, _, _ in self._zones if z.applies_to(camera_id)]
+
+    def _active(self, windows: list, wall_time: float | None) -> bool:
+        if not windows:
+            return True
+        if wall_time is None:
+            return True  # unknown time of day: a time-limited zone is assumed active (said in the README)
+        now = datetime.fromtimestamp(wall_time, timezone.utc).astimezone(self.tz).time()
+        for start, end in windows:
+            inside = start <= now <= end if start <= end else (now >= start or now <= end)  # overnight window
+            if inside:
+                return True
+        return False
+
+    def zones_at(
+        self, camera_id: str, x: float, y: float, width: int, height: int, wall_time: float | None
+    ) -> list[tuple[str, str]]:
+        """(zone id, kind) of each active zone of `camera_id` containing pixel (x, y)."""
+        hits = []
+        for zone, poly, windows in self._zones:
+            if not zone.applies_to(camera_id):
+                continue
+            px, py = (x / width, y / height) if zone.units == "relative" else (x, y)
+            if poly.covers(Point(px, py)) and self._active(windows, wall_time):
+                hits.append((zone.id, zone.kind))
+        return hits

@@ -1,0 +1,109 @@
+"""A real RTSP server (GStreamer) that loops H.264 mp4 clips, for tests. Run by the SYSTEM python3.
+
+    /usr/bin/python3 rtsp_server.py --port 8554 --mount /cam1 --file clip.mp4 [--mount /cam2 --file b.mp4]
+
+Prints "READY" on stdout once it listens. Needs Debian's python3-gi, gir1.2-gst-rtsp-server-1.0,
+gstreamer1.0-rtsp and gstreamer1.0-plugins-{base,good,bad}; python3-gi cannot be imported from a venv.
+
+Why it is built this way (see ENVIRONMENT.md, "Live streams in tests"):
+- Loops use non-flushing SEGMENT seeks sent to `pay0`: rewinding at end-of-file makes the
+  server send RTCP BYE and clients stop, whereas a segment seek keeps running time increasing.
+- `set_shared(False)`: with a shared media every new client's PLAY would rewind everyone.
+- `--freeze-after S`: each client's video stops S seconds after it starts while its TCP
+  connection stays open (buffers are dropped at `pay0`), as with a hung camera.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtsp", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
+
+SEGMENT_FLAGS = Gst.SeekFlags.SEGMENT
+
+
+def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.SeekFlags) -> bool:
+    if media.get_status() != GstRtspServer.RTSPMediaStatus.PREPARED:
+        return False  # the client left meanwhile; nothing to loop
+    if not pay.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1):
+        print("rtsp_server: segment seek failed", file=sys.stderr, flush=True)
+    return False  # GLib.idle_add: run once
+
+
+class LoopingFactory(GstRtspServer.RTSPMediaFactory):
+    """One unshared, looping media per client."""
+
+    def __init__(self, clip: Path, freeze_after_s: float | None) -> None:
+        super().__init__()
+        self.freeze_after_s = freeze_after_s
+        self.set_launch(
+            f'( filesrc location="{clip}" ! qtdemux ! h264parse '
+            "! rtph264pay name=pay0 pt=96 config-interval=1 )"
+        )
+        self.set_shared(False)
+        self.set_protocols(GstRtsp.RTSPLowerTrans.TCP)
+        self.connect("media-configure", self._on_media_configure)
+
+    def _on_media_configure(self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
+        pay = media.get_element().get_by_name("pay0")
+        # The first segment seek has to be flushing and made once the pipeline prerolled;
+        # later ones (on segment-done) must not flush, or running time restarts.
+        media.connect("prepared", lambda m: GLib.idle_add(_seek_start, m, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS))
+        pay.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event, (media, pay))
+        if self.freeze_after_s is not None:
+            state = {"first": None}
+            pay.get_static_pad("src").add_probe(
+                Gst.PadProbeType.BUFFER | Gst.PadProbeType.BUFFER_LIST, self._freeze_probe, state
+            )
+
+    @staticmethod
+    def _on_event(_pad: Gst.Pad, info: Gst.PadProbeInfo, target: tuple) -> Gst.PadProbeReturn:
+        if info.get_event().type == Gst.EventType.SEGMENT_DONE:
+            # Seeking from the streaming thread could deadlock; do it from the main loop.
+            GLib.idle_add(_seek_start, *target, SEGMENT_FLAGS)
+        return Gst.PadProbeReturn.OK
+
+    def _freeze_probe(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo, state: dict) -> Gst.PadProbeReturn:
+        now = time.monotonic()
+        if state["first"] is None:
+            state["first"] = now
+        if now - state["first"] > self.freeze_after_s:
+            return Gst.PadProbeReturn.DROP
+        return Gst.PadProbeReturn.OK
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Loop H.264 mp4 clips over RTSP (TCP).")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--mount", action="append", required=True, help="e.g. /cam1; one per --file")
+    parser.add_argument("--file", action="append", required=True, type=Path, help="H.264 mp4 to loop")
+    parser.add_argument("--freeze-after", type=float, default=None, help="stop sending video after S s")
+    args = parser.parse_args()
+    if len(args.mount) != len(args.file):
+        parser.error("give one --file per --mount")
+    Gst.init(None)
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(str(args.port))
+    mounts = server.get_mount_points()
+    for mount, clip in zip(args.mount, args.file):
+        if not clip.is_file():
+            parser.error(f"no such clip: {clip}")
+        mounts.add_factory(mount if mount.startswith("/") else "/" + mount, LoopingFactory(clip.resolve(), args.freeze_after))
+    if server.attach(None) == 0:
+        print(f"cannot listen on port {args.port}", file=sys.stderr, flush=True)
+        sys.exit(1)
+    print("READY", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
