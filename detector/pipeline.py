@@ -210,23 +210,40 @@ class Pipeline:
         return result
 
     def _frames(self, source, timer: StageTimer, posed) -> Iterator[Frame]:
-        """Decode on a reader thread; yield here. Errors cross the queue and re-raise on this side."""
+        """Decode on a reader thread; yield here. Errors cross the queue and re-raise on this side.
+
+        Only the reader thread touches the decoder (closing a PyAV container from another thread
+        while it decodes crashes the process), so stopping early means: tell it, drain, join.
+        """
         frames: queue.Queue = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    frames.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def read() -> None:
             it = iter(source)
             try:
-                while True:
+                while not stop.is_set():
                     t0 = time.perf_counter()
                     frame = next(it, _END)
                     timer.add("decode", time.perf_counter() - t0)
                     if frame is not _END and posed is not None:
                         frame = posed(frame)
-                    frames.put(frame)
-                    if frame is _END:
+                    if not put(frame) or frame is _END:
                         return
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-                frames.put(exc)
+                put(exc)
+            finally:
+                close = getattr(it, "close", None)
+                if close:
+                    close()  # runs the source's own cleanup on this thread
 
         reader = threading.Thread(target=read, name="streetwatch-reader", daemon=True)
         reader.start()
@@ -239,9 +256,8 @@ class Pipeline:
                     raise got
                 yield got
         finally:
-            close = getattr(source, "close", None)
-            if close:
-                close()
+            stop.set()
+            reader.join(timeout=30)
 
     def _process(self, source, rules: RuleEngine, run_id: int, result: FileResult, timer: StageTimer,
                  posed, on_progress) -> None:

@@ -93,6 +93,10 @@ class Recorded:
     reopened: bool  # a resolved case came back
 
 
+def _same_files(a: dict | None, b: dict | None) -> bool:
+    return bool(a and b) and (a.get("raw") or {}).get("path") == (b.get("raw") or {}).get("path")
+
+
 def _lock_key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
@@ -197,9 +201,13 @@ class CaseStore:
 
     def _update_existing(self, ses: Session, row: t.Sighting, s: Sighting, evidence: dict) -> Recorded:
         row.last_seen, row.last_ts, row.hits = from_unix(s.last_seen), s.last_ts, max(row.hits, s.hits)
-        if s.confidence >= row.confidence and evidence:
-            row.confidence, row.evidence, row.box_norm = s.confidence, evidence, {"xyxy": list(s.box_norm)}
-            row.frame_index = s.frame_index
+        if evidence:  # the files of this key were just rewritten: every reference must take the new hashes
+            row.evidence = evidence
+            case_ref = ses.get(t.Case, row.case_id)
+            if case_ref is not None and _same_files(case_ref.evidence, evidence):
+                case_ref.evidence = evidence
+        if s.confidence >= row.confidence:
+            row.confidence, row.box_norm, row.frame_index = s.confidence, {"xyxy": list(s.box_norm)}, s.frame_index
         if s.lat is not None:
             row.lat, row.lon, row.uncertainty_m = s.lat, s.lon, s.uncertainty_m
         case = ses.get(t.Case, row.case_id)

@@ -1,0 +1,151 @@
+"""The batch pipeline on real video files with a scripted model: cases, bad input, re-runs, interruption."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from detector import tables as t
+from detector.detections import Detections
+from detector.pipeline import Pipeline, PipelineSettings
+from detector.store import CaseStore
+from streams.discover import discover
+from streams.video import Sampling
+from streams.writer import write_video
+from tests.builders import FakeModel, dets
+from tests.videos import numbered_frames
+
+
+class BoxModel(FakeModel):
+    """Sees garbage at a fixed place in every frame."""
+
+    def __init__(self, box=(100, 100, 200, 160), class_id=0, fail_after: int | None = None):
+        super().__init__(default=dets([box], [0.9], [class_id]))
+        self.fail_after = fail_after
+
+    def detect(self, images):
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt
+        return super().detect(images)
+
+
+def settings(tmp_path, **kw):
+    return PipelineSettings(evidence_dir=tmp_path / "evidence", sampling=Sampling(mode="auto", fps=0.5), **kw)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("footage")
+    out = {}
+    for cam in ("cam1", "cam2"):
+        out[cam] = write_video(root / cam / f"{cam}_20261101_080000.mp4", numbered_frames(300, (320, 180), label=cam), fps=10)
+    return root, out
+
+
+def count(store, table):
+    with store.session() as ses:
+        return ses.scalar(select(func.count()).select_from(table))
+
+
+def test_one_case_per_camera_place_with_evidence(tmp_path, clips):
+    root, _ = clips
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    items, problems = discover([root])
+    results = Pipeline(settings(tmp_path), store, detector=BoxModel()).run(items)
+    assert problems == [] and [r.status for r in results] == ["done", "done"]
+    assert [r.frames_analysed for r in results] == [15, 15]  # 30 s at 0.5 fps, from keyframes
+    assert count(store, t.Case) == 2  # one per camera
+    with store.session() as ses:
+        case = ses.scalars(select(t.Case)).first()
+        assert case.sighting_count == 1 and case.problem_type == "exposed_garbage"
+        for kind in ("raw", "annotated", "crop"):
+            path = tmp_path / "evidence" / case.evidence[kind]["path"]
+            import hashlib
+
+            assert hashlib.sha256(path.read_bytes()).hexdigest() == case.evidence[kind]["sha256"]
+        run = ses.scalars(select(t.Run)).first()
+        assert run.status == "done" and run.notes["sampling"] == "keyframes+fps"
+        assert set(run.notes["stage_s"]) >= {"decode", "inference", "tracking", "rules", "database"}
+
+
+def test_rerun_of_same_content_is_skipped_and_forced_rerun_adds_nothing(tmp_path, clips):
+    root, files = clips
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pipe = Pipeline(settings(tmp_path), store, detector=BoxModel())
+    pipe.run(discover([files["cam1"]])[0])
+    copy = tmp_path / "cam1" / "copy.mp4"  # same bytes under another name: same content
+    copy.parent.mkdir()
+    copy.write_bytes(files["cam1"].read_bytes())
+    again = pipe.run(discover([copy])[0])
+    assert again[0].status == "skipped"
+    forced = Pipeline(settings(tmp_path, rerun=True), store, detector=BoxModel()).run(discover([files["cam1"]])[0])
+    assert forced[0].status == "done"
+    assert count(store, t.Case) == 1 and count(store, t.Sighting) == 1
+
+
+def test_bad_files_are_reported_and_the_rest_processed(tmp_path, clips):
+    _, files = clips
+    folder = tmp_path / "cam1"
+    folder.mkdir()
+    (folder / "zero.mp4").write_bytes(b"")
+    (folder / "text.mp4").write_text("not a video\n" * 50)
+    data = files["cam1"].read_bytes()
+    (folder / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    corrupt = bytearray(data)
+    corrupt[len(corrupt) // 2 : len(corrupt) // 2 + 4000] = b"\x00" * 4000
+    (folder / "corrupt.mp4").write_bytes(bytes(corrupt))
+    (folder / "good.mp4").write_bytes(data)
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    results = Pipeline(settings(tmp_path), store, detector=BoxModel()).run(discover([folder])[0])
+    by_name = {r.path.name: r for r in results}
+    assert by_name["good.mp4"].status == "done"
+    assert by_name["zero.mp4"].status == "failed" and "zero.mp4: empty file" in by_name["zero.mp4"].error
+    assert by_name["text.mp4"].status == "failed" and "text.mp4" in by_name["text.mp4"].error
+    for r in results:
+        if r.error:
+            assert "\n" not in r.error
+    assert count(store, t.Case) == 1  # every readable file fed the same single case
+
+
+def test_interrupted_run_keeps_cases_and_resumes_without_duplicates(tmp_path, clips):
+    _, files = clips
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pipe = Pipeline(settings(tmp_path), store, detector=BoxModel(fail_after=10))
+    with pytest.raises(KeyboardInterrupt):
+        pipe.run(discover([files["cam1"]])[0])
+    assert count(store, t.Case) == 1  # confirmed before Ctrl-C: kept
+    with store.session() as ses:
+        assert ses.scalars(select(t.Run)).one().status == "failed"
+    results = Pipeline(settings(tmp_path), store, detector=BoxModel()).run(discover([files["cam1"]])[0])
+    assert results[0].status == "done"
+    assert count(store, t.Case) == 1 and count(store, t.Sighting) == 1
+
+
+def test_threaded_pipeline_equals_sequential_reference(tmp_path, clips):
+    """Same cases as running source -> model -> tracker -> rules by hand, one frame at a time."""
+    from detector.config import load_taxonomy, load_zones
+    from detector.rules import RuleEngine
+    from detector.tracking import IouTracker
+    from detector.zones import ZoneIndex
+    from streams.video import VideoFileSource
+
+    _, files = clips
+    script = {i: dets([(10 + (i % 2), 10, 60, 60), (200, 100, 260, 170)], [0.9, 0.95], [0, 0]) if i < 12
+              else Detections.empty() for i in range(15)}
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    res = Pipeline(settings(tmp_path), store, detector=FakeModel(script)).run(discover([files["cam2"]])[0])[0]
+    assert res.frames_analysed == 15 and res.frames_decoded == 15  # no frame silently lost
+
+    model, tracker = FakeModel(script), IouTracker(max_age_s=60)
+    rules = RuleEngine(load_taxonomy(), ZoneIndex(load_zones(None)), model.names, "cam2", "ref")
+    expected = []
+    with VideoFileSource(files["cam2"], "cam2", Sampling(mode="auto", fps=0.5)) as src:
+        for frame in src:
+            d = tracker.update(model.detect([frame.image])[0], frame.ts)
+            expected += rules.close(tracker.closed) + rules.update(frame, d)
+    expected += rules.finish()
+    with store.session() as ses:
+        got = sorted((s.first_ts, s.last_ts, s.hits) for s in ses.scalars(select(t.Sighting)))
+    want = sorted((s.first_ts, s.last_ts, s.hits) for s in expected if s.final)
+    assert got == want and len(got) == 2

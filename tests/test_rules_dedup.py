@@ -1,0 +1,110 @@
+from pathlib import Path
+
+import pytest
+
+from detector.config import ZoneFile, load_taxonomy
+from detector.dedup import CaseView, haversine_m, match_case
+from detector.rules import RuleEngine
+from detector.tracking import IouTracker
+from detector.zones import ZoneIndex
+from tests.builders import NAMES, dets, frame, sighting
+
+TAX = load_taxonomy()
+
+
+def engine(zones=None, still=False, camera="cam"):
+    zf = ZoneFile.model_validate({"timezone": "UTC", "zones": zones or []})
+    return RuleEngine(TAX, ZoneIndex(zf), NAMES, camera, key_prefix="abc", still=still)
+
+
+def feed(eng, boxes_per_frame, class_id, interval_s=2.0, conf=0.9, size=(640, 360)):
+    tracker, out = IouTracker(max_age_s=30), []
+    for i, boxes in enumerate(boxes_per_frame):
+        d = tracker.update(dets(boxes, [conf] * len(boxes), [class_id] * len(boxes)), ts=i * interval_s)
+        out += eng.close(tracker.closed)
+        out += eng.update(frame(i, ts=i * interval_s, size=size), d)
+    return out + eng.finish()
+
+
+def test_garbage_needs_dwell_and_hits_before_a_sighting():
+    box = [[100, 100, 200, 200]]
+    assert feed(engine(), [box] * 5, class_id=0) == []  # 8 s < min_dwell_s 10 s
+    found = feed(engine(), [box] * 7, class_id=0)  # 12 s
+    assert [s.final for s in found] == [False, True]
+    assert found[0].problem_type == "exposed_garbage" and found[1].last_ts == 12.0 and found[1].hits == 7
+    assert found[0].key == found[1].key  # the final version updates the first
+
+
+NO_PARKING = {"id": "np1", "camera": "cam", "kind": "no_parking", "polygon": [[0, 200], [640, 200], [640, 360], [0, 360]]}
+
+
+def test_parking_counts_only_inside_a_no_parking_zone():
+    inside = [[100, 250, 300, 340]]  # bottom centre y=340: inside
+    outside = [[100, 20, 300, 120]]
+    frames = 40  # 78 s > 60 s dwell
+    assert feed(engine([NO_PARKING]), [outside] * frames, class_id=4) == []
+    hits = feed(engine([NO_PARKING]), [inside] * frames, class_id=4)
+    assert {s.problem_type for s in hits} == {"illegal_parking"} and hits[0].zone_id == "np1"
+    assert feed(engine([]), [inside] * frames, class_id=4) == []  # no zones configured: parking is not judged
+
+
+def test_zone_of_another_camera_and_excluded_zones_do_not_count():
+    other = dict(NO_PARKING, camera="other-cam")
+    assert feed(engine([other]), [[[100, 250, 300, 340]]] * 40, class_id=4) == []
+    approved = {"id": "spot", "camera": "c*", "kind": "approved_vending", "units": "relative",
+                "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}
+    assert feed(engine([approved]), [[[10, 10, 60, 60]]] * 5, class_id=1) == []
+    assert len(feed(engine([]), [[[10, 10, 60, 60]]] * 5, class_id=1)) == 2  # vendor anywhere else
+
+
+def test_time_windows_switch_zones_on_and_off():
+    # frame wall times are 1_800_000_000 + ts = 2027-01-15 08:00 UTC
+    night = dict(NO_PARKING, active=["20:00-06:00"])
+    day = dict(NO_PARKING, active=["07:00-09:00"])
+    box = [[[100, 250, 300, 340]]] * 40
+    assert feed(engine([night]), box, class_id=4) == []
+    assert feed(engine([day]), box, class_id=4)
+
+
+def test_still_images_skip_dwell():
+    assert len(feed(engine(still=True), [[[100, 100, 200, 200]]], class_id=0)) == 2
+
+
+def test_low_confidence_boxes_never_raise_a_type():
+    assert feed(engine(), [[[100, 100, 200, 200]]] * 10, class_id=0, conf=0.3) == []
+
+
+def view(id_, **kw):
+    base = dict(problem_type="exposed_garbage", camera_id="cam", box_norm=(0.1, 0.1, 0.2, 0.2), lat=None, lon=None,
+                uncertainty_m=None, status="new")
+    base.update(kw)
+    return CaseView(id_, **base)
+
+
+SPEC = TAX.problem_types["exposed_garbage"]
+
+
+def test_fixed_camera_dedup_by_box_overlap_and_camera():
+    s = sighting(xyxy=(110, 105, 205, 200))
+    assert match_case(s, [view(1)], SPEC).id == 1
+    assert match_case(s, [view(1, camera_id="elsewhere")], SPEC) is None
+    assert match_case(s, [view(1, box_norm=(0.5, 0.5, 0.6, 0.6))], SPEC) is None
+    assert match_case(s, [view(1, problem_type="street_vendor")], SPEC) is None
+
+
+def test_ground_dedup_by_radius_and_uncertainty():
+    lat, lon = 4.6, -74.08
+    east_5m = lon + 5 / (111_320 * 0.99677)
+    s = sighting(lat=lat, lon=east_5m, unc=1.0)
+    assert haversine_m(lat, lon, lat, east_5m) == pytest.approx(5.0, rel=0.01)
+    assert match_case(s, [view(1, lat=lat, lon=lon, uncertainty_m=1.0)], SPEC).id == 1  # radius 10 m
+    far = sighting(lat=lat, lon=lon + 30 / 111_000, unc=1.0)
+    assert match_case(far, [view(1, lat=lat, lon=lon, uncertainty_m=1.0)], SPEC) is None
+    vague = sighting(lat=lat, lon=lon + 30 / 111_000, unc=30.0)
+    assert match_case(vague, [view(1, lat=lat, lon=lon, uncertainty_m=30.0)], SPEC).id == 1
+
+
+def test_open_case_preferred_over_resolved_and_rejected_absorbs():
+    s = sighting()
+    assert match_case(s, [view(1, status="resolved"), view(2, status="new")], SPEC).id == 2
+    assert match_case(s, [view(3, status="rejected")], SPEC).id == 3
