@@ -187,15 +187,15 @@ class LiveReader:
                 self._read_once()
                 if self._stop.is_set():
                     break
-                if self._is_file:
+                if self._is_file and self.status().frames_in > frames_before:
                     failed = False  # end of a looped file is not a failure: start over at once
                     continue
-                error = "stream ended (server closed the connection)"
+                error = "stream ended (server closed the connection)" if not self._is_file else "no frame in file"
             except SourceError as exc:
                 error = str(exc)
                 if not isinstance(exc, SourceUnavailable):
                     self._set_state("failed", error)
-                    logger.error("camera %s: %s; giving up", self.camera_id, error)
+                    logger.error("camera %s (%s): %s; giving up", self.camera_id, self._safe_url, error)
                     return
             except Exception as exc:  # noqa: BLE001  a camera thread must survive any surprise
                 # PyAV's messages quote the URL it was given, credentials included.
@@ -217,7 +217,7 @@ class LiveReader:
         if self._is_file:
             path = self.url.removeprefix("file://")
             if not Path(path).is_file():
-                raise SourceError(f"camera {self.camera_id}: no such file {path}")
+                raise SourceError(f"no such file: {path}")
             target = path
         else:
             target = self.url
@@ -235,16 +235,14 @@ class LiveReader:
             return av.open(target, options=options, timeout=timeouts)
         except Exception as exc:  # noqa: BLE001  every open failure means "try again later"
             # Not chained (`from None`): the original message holds the unredacted URL.
-            raise SourceUnavailable(
-                redact_url(f"camera {self.camera_id}: cannot open {self.url}: {type(exc).__name__}: {exc}")
-            ) from None
+            raise SourceUnavailable(redact_url(f"cannot open {self.url}: {type(exc).__name__}: {exc}")) from None
 
     def _read_once(self) -> None:
         """Connect, decode until the stream ends or fails, publishing frames into the slot."""
         container = self._open()
         try:
             if not container.streams.video:
-                raise SourceUnavailable(f"camera {self.camera_id}: {self._safe_url} has no video stream")
+                raise SourceUnavailable(f"{self._safe_url} has no video stream")
             stream = container.streams.video[0]
             start = last_frame = time.monotonic()
             first_pts: float | None = None
@@ -264,12 +262,10 @@ class LiveReader:
                     self._publish(frame)
                     last_frame = time.monotonic()
                 if time.monotonic() - last_frame > self.stall_timeout_s:
-                    raise _Stalled(f"camera {self.camera_id}: no frame for {self.stall_timeout_s:.1f} s (stalled)")
+                    raise _Stalled(f"no frame for {self.stall_timeout_s:.1f} s (stalled)")
         except av.error.ExitError:
             # Our interrupt callback fired: no data within the read timeout.
-            raise _Stalled(
-                f"camera {self.camera_id}: no data for {min(self.read_timeout_s, self.stall_timeout_s):.1f} s (stalled)"
-            ) from None
+            raise _Stalled(f"no data for {min(self.read_timeout_s, self.stall_timeout_s):.1f} s (stalled)") from None
         finally:
             container.close()
 
@@ -287,12 +283,12 @@ class LiveReader:
             self._status.frames_in += 1
             was_live = self._status.state == "live"
             self._status.state = "live"
+            self._status.last_frame_wall = wall
             if image is not None:
                 if self._slot is not None and not self._slot_taken:
                     self._status.frames_dropped += 1
                 self._slot = Frame(source_id=self.camera_id, index=index, ts=wall, image=image, wall_time=wall)
                 self._slot_taken = False
-                self._status.last_frame_wall = wall
                 self._last_publish = now_mono
         if not was_live:
             logger.info("camera %s (%s): live", self.camera_id, self._safe_url)

@@ -28,10 +28,12 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtsp, GstRtspServer  # noqa: E402
 
 SEGMENT_FLAGS = Gst.SeekFlags.SEGMENT
+_Status = GstRtspServer.RTSPMediaStatus
+GONE = (_Status.UNPREPARING, _Status.UNPREPARED, _Status.ERROR)
 
 
 def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.SeekFlags) -> bool:
-    if media.get_status() != GstRtspServer.RTSPMediaStatus.PREPARED:
+    if media.get_status() in GONE:
         return False  # the client left meanwhile; nothing to loop
     if not pay.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1):
         print("rtsp_server: segment seek failed", file=sys.stderr, flush=True)
