@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commands import cases, detect, drone  # noqa: F401  (drone: imported for its locator)
+from commands import cases, detect, training
 
 app = typer.Typer(
     name="streetwatch",
@@ -15,6 +15,10 @@ app = typer.Typer(
 )
 app.command("detect")(detect.detect)
 app.add_typer(cases.app, name="cases")
+app.add_typer(training.dataset_app, name="dataset")
+app.command("train")(training.train)
+app.command("eval")(training.evaluate)
+app.add_typer(training.models_app, name="models")
 
 try:  # registered when present (built in parallel by other modules)
     from commands.telemetry import telemetry as _telemetry

@@ -36,7 +36,8 @@ def _row(entry: TelemetryEntry) -> dict[str, object]:
     when = None
     if entry.wall_time is not None:
         # Stored as UTC but written by the drone in local time: print it back without a zone.
-        when = datetime.fromtimestamp(entry.wall_time, timezone.utc).replace(tzinfo=None).isoformat(sep=" ")
+        dt = datetime.fromtimestamp(entry.wall_time, timezone.utc).replace(tzinfo=None)
+        when = dt.isoformat(sep=" ", timespec="milliseconds" if dt.microsecond % 1000 == 0 else "microseconds")
     return {
         "index": entry.index,
         "start_s": entry.start_s,

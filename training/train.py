@@ -70,10 +70,40 @@ def check_dataset(data: Path) -> None:
             raise DatasetError(f"{data}: {split} folder {folder} is missing or empty")
 
 
-def train(settings: TrainSettings) -> Path:
+def _attach_progress(model, on_epoch) -> None:
+    if on_epoch is None:
+        return
+
+    def report(trainer) -> None:
+        if trainer.epoch + 1 <= trainer.epochs:  # the final validation of best.pt fires this hook once more
+            on_epoch(trainer.epoch + 1, trainer.epochs, dict(trainer.metrics or {}))
+
+    model.add_callback("on_fit_epoch_end", report)
+
+
+def init_from_onnx(onnx_path: Path, data: Path, out: Path, imgsz: int, calibration_images: int = 128) -> Path:
+    """A trainable checkpoint for `data`'s classes recovered from an INT8 ONNX export (see onnx_init)."""
+    import random
+
+    import yaml
+
+    from training.onnx_init import init_checkpoint_from_onnx
+
+    check_dataset(data)
+    spec = yaml.safe_load(Path(data).read_text())
+    root = Path(spec.get("path") or Path(data).parent)
+    names = spec["names"]
+    names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+    images = sorted(p for p in (root / spec["train"]).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    random.Random(0).shuffle(images)
+    return init_checkpoint_from_onnx(Path(onnx_path), out, images[:calibration_images], names, imgsz=imgsz)
+
+
+def train(settings: TrainSettings, on_epoch=None) -> Path:
     """Train; returns the run folder (weights/best.pt, weights/last.pt, results.csv)."""
     check_dataset(settings.data)
     model = load_yolo(settings.model)
+    _attach_progress(model, on_epoch)
     model.train(
         trainer=_trainer_class(),
         data=str(settings.data),
@@ -97,10 +127,11 @@ def train(settings: TrainSettings) -> Path:
     return run
 
 
-def resume(last: Path) -> Path:
+def resume(last: Path, on_epoch=None) -> Path:
     """Continue an interrupted run from its `last.pt` with the same settings."""
     if not Path(last).is_file():
         raise ModelError(f"{last}: no checkpoint to resume from")
     model = load_yolo(last)
+    _attach_progress(model, on_epoch)
     model.train(trainer=_trainer_class(), resume=True)
     return Path(last).resolve().parent.parent

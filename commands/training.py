@@ -1,0 +1,206 @@
+"""`streetwatch dataset|train|eval|models`: the analysts' model workflow."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from commands.common import console, err_console, one_line_errors, quiet_libraries
+
+dataset_app = typer.Typer(help="Build training datasets from recipes.", no_args_is_help=True)
+models_app = typer.Typer(help="Compare, promote and export models.", no_args_is_help=True)
+DEFAULT_DATASET = Path("streetwatch-data/datasets/streetwatch-default/data.yaml")
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+                    TimeElapsedColumn(), console=err_console)
+
+
+@dataset_app.command("build")
+@one_line_errors
+def dataset_build(
+    recipe: Annotated[Path, typer.Argument(help="Recipe YAML (see datasets/default.yaml).")],
+    out: Annotated[Path | None, typer.Option(help="Output folder (default: streetwatch-data/datasets/NAME).")] = None,
+) -> None:
+    """Validate, merge, split by source image and pseudo-label YOLO sources into one dataset.
+
+    Example: streetwatch dataset build datasets/default.yaml
+    """
+    quiet_libraries()
+    from training.dataset import build_dataset
+    from training.recipe import load_recipe
+
+    spec = load_recipe(recipe)
+    out = out or Path("streetwatch-data/datasets") / spec.name
+    with _progress() as progress:
+        def stage(name: str, total: int):
+            task = progress.add_task(name, total=total, info="")
+            return lambda done: progress.update(task, completed=done)
+
+        manifest = build_dataset(spec, out, stage)
+    table = Table(title=f"dataset {spec.name} -> {out}")
+    table.add_column("split")
+    for col in ("images", *spec.classes):
+        table.add_column(col, justify="right")
+    for split, counts in manifest["splits"].items():
+        row = [split, str(sum(counts["images"].values()))]
+        for cls in spec.classes:
+            human, pseudo = counts["labels"].get(cls, 0), counts["pseudo"].get(cls, 0)
+            row.append(f"{human}" + (f"+{pseudo}p" if pseudo else ""))
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"source images per split: {manifest['source_images']}; in both splits: "
+                  f"{manifest['source_images_in_both_splits']}   (+Np = pseudo-labels from the teacher)")
+    console.print(f"data: {out / 'data.yaml'}   manifest: {out / 'manifest.json'}")
+
+
+@one_line_errors
+def train(
+    data: Annotated[Path, typer.Option(help="Dataset data.yaml (from `dataset build`).")] = DEFAULT_DATASET,
+    model: Annotated[Path | None, typer.Option(help="Start from these weights (.pt).")] = None,
+    init_from: Annotated[Path | None, typer.Option(help="Start from an INT8/FP32 YOLOv8 ONNX export instead.")] = None,
+    epochs: int = 20,
+    imgsz: int = 416,
+    batch: int = 16,
+    workers: int = 2,
+    fraction: Annotated[float, typer.Option(help="Use this share of the training images (smoke runs).")] = 1.0,
+    name: str = "streetwatch",
+    project: Path = Path("streetwatch-data/runs"),
+    resume: Annotated[Path | None, typer.Option(help="Resume an interrupted run from its last.pt.")] = None,
+) -> None:
+    """Train a detector offline (resumable), writing a run folder with weights and a model-card draft.
+
+    Example: streetwatch train --init-from ../shared/weights/yolov8n_int8.onnx --epochs 20
+    """
+    quiet_libraries()
+    from training.card import write_card_draft
+    from training.train import TrainSettings, init_from_onnx
+    from training.train import resume as resume_run
+    from training.train import train as run_train
+
+    with _progress() as progress:
+        task = progress.add_task("epochs", total=epochs, info="")
+
+        def on_epoch(epoch, total, metrics):
+            m50 = metrics.get("metrics/mAP50(B)")
+            progress.update(task, total=total, completed=epoch, info=f"mAP50 {m50:.3f}" if m50 is not None else "")
+
+        if resume:
+            run = resume_run(resume, on_epoch)
+        else:
+            if init_from and model:
+                raise typer.BadParameter("give --model or --init-from, not both")
+            start = model
+            if init_from:
+                start = init_from_onnx(init_from, data, project / name / "init.pt", imgsz)
+            if start is None:
+                from detector.detector import DEFAULT_MODEL
+
+                start = DEFAULT_MODEL
+            settings = TrainSettings(data=data, model=start, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
+                                     fraction=fraction, project=project, name=name)
+            run = run_train(settings, on_epoch)
+    card = write_card_draft(run)
+    console.print(f"run: {run}   weights: {run / 'weights' / 'best.pt'}   model card draft: {card}")
+
+
+def _metrics_table(results: list[dict]) -> Table:
+    table = Table(title="evaluation (" + ", ".join(Path(r["model"]).name for r in results) + f") on {results[0]['data']}")
+    table.add_column("class")
+    for r in results:
+        for col in ("P", "R", "mAP50", "mAP50-95"):
+            table.add_column(f"{col}" + (f" [{results.index(r) + 1}]" if len(results) > 1 else ""), justify="right")
+    names = list(dict.fromkeys(n for r in results for n in r["classes"]))
+    for name in ["all", *names]:
+        row = [name]
+        for r in results:
+            m = r["all"] if name == "all" else r["classes"].get(name)
+            row += [f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['mAP50']:.3f}", f"{m['mAP50-95']:.3f}"] if m \
+                else ["-"] * 4
+        table.add_row(*row)
+    return table
+
+
+@one_line_errors
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Weights (.pt, .onnx, OpenVINO folder).")],
+    data: Annotated[Path, typer.Argument(help="Dataset data.yaml.")] = DEFAULT_DATASET,
+    imgsz: int = 416,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here.")] = None,
+) -> None:
+    """Per-class precision, recall, mAP50, mAP50-95 and speed on a dataset's validation split.
+
+    Example: streetwatch eval models/streetwatch-default/streetwatch-default.pt
+    """
+    quiet_libraries()
+    from training.evaluate import evaluate as run_eval
+
+    result = run_eval(model, data, imgsz)
+    console.print(_metrics_table([result]))
+    console.print(f"speed (ms/image): {result['speed_ms_per_image']}")
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=2))
+
+
+@models_app.command("compare")
+@one_line_errors
+def compare(a: Path, b: Path, data: Path = DEFAULT_DATASET, imgsz: int = 416) -> None:
+    """Evaluate two models on the same dataset, side by side.
+
+    Example: streetwatch models compare models/streetwatch-default/streetwatch-default.pt runs/x/weights/best.pt
+    """
+    quiet_libraries()
+    from training.evaluate import evaluate as run_eval
+    from training.evaluate import not_worse
+
+    ra, rb = run_eval(a, data, imgsz), run_eval(b, data, imgsz)
+    console.print(_metrics_table([ra, rb]))
+    ok, why = not_worse(rb, ra)
+    console.print("[2] is not worse than [1]" if ok else "[2] is worse than [1]: " + "; ".join(why))
+
+
+@models_app.command("promote")
+@one_line_errors
+def promote(
+    run: Annotated[Path, typer.Argument(help="A run folder or a .pt file.")],
+    data: Path = DEFAULT_DATASET,
+    imgsz: int = 416,
+    force: Annotated[bool, typer.Option("--force", help="Promote even if worse (recorded).")] = False,
+    reason: str = "",
+) -> None:
+    """Make a trained model the default, only if it is not worse on the fixed evaluation set.
+
+    Example: streetwatch models promote streetwatch-data/runs/streetwatch
+    """
+    quiet_libraries()
+    from training.evaluate import promote as run_promote
+
+    decision = run_promote(run, data, imgsz, force, reason)
+    if decision["promoted"]:
+        console.print(f"promoted {decision['candidate']}" + (" (forced)" if force and not decision["not_worse"] else ""))
+    else:
+        err_console.print("not promoted: " + "; ".join(decision["regressions"]) + " (use --force to override)")
+        raise typer.Exit(1)
+
+
+@models_app.command("export")
+@one_line_errors
+def export(
+    model: Path,
+    format_: Annotated[str, typer.Option("--format", help="onnx | openvino")] = "openvino",
+    imgsz: Annotated[tuple[int, int], typer.Option(help="Input height and width.")] = (384, 640),
+) -> None:
+    """Export .pt weights to ONNX or OpenVINO at a fixed input size, cached next to the weights.
+
+    Example: streetwatch models export models/streetwatch-default/streetwatch-default.pt --format openvino --imgsz 384 640
+    """
+    quiet_libraries()
+    from detector.model import export_cached
+
+    console.print(str(export_cached(model, format_, imgsz)))

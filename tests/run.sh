@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what the tests need (Debian packages when root, the venv, PostgreSQL running) and runs them.
+# Usage: bash tests/run.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  missing=$(grep -v '^\s*#' .ci/packages.txt | awk 'NF' | while read -r p; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    echo "installing Debian packages: $missing"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+fi
+
+# PostgreSQL on 127.0.0.1:5432 with trust auth: the store and daemon tests use it for real.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if [ "$(id -u)" = "0" ]; then
+    ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || {
+      apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      grep -q "streetwatch-tests" "$hba" || sed -i '1i host all all 127.0.0.1/32 trust # streetwatch-tests' "$hba"
+    done
+    (service postgresql start || pg_ctlcluster "$(ls /etc/postgresql | head -1)" main start) >/dev/null 2>&1 || true
+    for _ in $(seq 20); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.5; done
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+.venv/bin/pip install -q -e '.[test]'
+exec .venv/bin/python -m pytest "$@"
