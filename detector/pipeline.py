@@ -53,6 +53,8 @@ class PipelineSettings:
     track_max_age_s: float = 60.0
     decode_width: int | None = 1280  # decode-time downscale: cheaper conversion, evidence still sharp
     rerun: bool = False  # process files even if this content was already done with these settings
+    threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
+    gate_threshold: float = 0.0  # >0: skip inference when the frame barely changed (mean abs diff, 0..255)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class FileResult:
     error: str | None = None
     stage_s: dict[str, float] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
+    frames_gated: int = 0  # analysed frames whose inference was skipped by the change gate
 
 
 def content_key(path: Path, chunk: int = 1 << 20) -> str:
@@ -105,6 +108,32 @@ def settings_key(settings: PipelineSettings, model_id: str) -> str:
         "camera": settings.camera,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class ChangeGate:
+    """Skips inference on frames that did not change since the last analysed one.
+
+    Compares 64x36 grey thumbnails; a mean absolute difference under `threshold` (0..255) counts
+    as unchanged. Fixed cameras on a quiet street see long stretches of identical frames.
+    """
+
+    def __init__(self, threshold: float) -> None:
+        import numpy as np
+
+        self.threshold = threshold
+        self._ref: np.ndarray | None = None
+        self.last = None
+
+    def unchanged(self, image) -> bool:
+        import cv2
+        import numpy as np
+
+        thumb = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
+        thumb = thumb.astype(np.int16)
+        if self._ref is not None and self.last is not None and float(np.abs(thumb - self._ref).mean()) < self.threshold:
+            return True
+        self._ref = thumb
+        return False
 
 
 class StageTimer:
@@ -215,6 +244,9 @@ class Pipeline:
         Only the reader thread touches the decoder (closing a PyAV container from another thread
         while it decodes crashes the process), so stopping early means: tell it, drain, join.
         """
+        if not self.settings.threaded:
+            yield from self._frames_inline(source, timer, posed)
+            return
         frames: queue.Queue = queue.Queue(maxsize=4)
         stop = threading.Event()
 
@@ -259,6 +291,17 @@ class Pipeline:
             stop.set()
             reader.join(timeout=30)
 
+    @staticmethod
+    def _frames_inline(source, timer: StageTimer, posed) -> Iterator[Frame]:
+        it = iter(source)
+        while True:
+            t0 = time.perf_counter()
+            frame = next(it, _END)
+            timer.add("decode", time.perf_counter() - t0)
+            if frame is _END:
+                return
+            yield posed(frame) if posed is not None else frame
+
     def _process(self, source, rules: RuleEngine, run_id: int, result: FileResult, timer: StageTimer,
                  posed, on_progress) -> None:
         out: queue.Queue = queue.Queue(maxsize=256)
@@ -281,18 +324,30 @@ class Pipeline:
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                     errors.append(exc)
 
+        threaded = self.settings.threaded
         writer = threading.Thread(target=write, name="streetwatch-writer", daemon=True)
-        writer.start()
+        if threaded:
+            writer.start()
         tracker = IouTracker(max_age_s=self.settings.track_max_age_s)
+        gate = ChangeGate(self.settings.gate_threshold) if self.settings.gate_threshold > 0 else None
 
         def emit(sightings: list[Sighting]) -> None:
             for s in sightings:
                 out.put(s)
+            if not threaded:
+                out.put(_END)
+                write()  # drains what was just queued, on this thread
 
         try:
             for frame in self._frames(source, timer, posed):
                 t0 = time.perf_counter()
-                dets = self.detector.detect([frame.image])[0]
+                if gate is not None and gate.unchanged(frame.image):
+                    dets = gate.last  # a static scene: the previous boxes still stand, and dwell keeps counting
+                    result.frames_gated += 1
+                else:
+                    dets = self.detector.detect([frame.image])[0]
+                    if gate is not None:
+                        gate.last = dets
                 t1 = time.perf_counter()
                 tracked = tracker.update(dets, frame.ts)
                 t2 = time.perf_counter()
@@ -307,7 +362,8 @@ class Pipeline:
                     on_progress(result, frame.index)
         finally:
             emit(rules.finish())  # on success, error or Ctrl-C: what was confirmed gets written
-            out.put(_END)
-            writer.join()
+            if threaded:
+                out.put(_END)
+                writer.join()
         if errors:
             raise errors[0]

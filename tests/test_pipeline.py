@@ -149,3 +149,29 @@ def test_threaded_pipeline_equals_sequential_reference(tmp_path, clips):
         got = sorted((s.first_ts, s.last_ts, s.hits) for s in ses.scalars(select(t.Sighting)))
     want = sorted((s.first_ts, s.last_ts, s.hits) for s in expected if s.final)
     assert got == want and len(got) == 2
+
+
+def test_single_thread_path_gives_the_same_cases_as_the_threaded_one(tmp_path, clips):
+    _, files = clips
+    script = {i: dets([(10, 10, 60, 60), (200, 100, 260, 170)], [0.9, 0.95], [0, 0]) if i < 12 else Detections.empty()
+              for i in range(15)}
+    outcomes = []
+    for threaded in (True, False):
+        store = CaseStore(f"sqlite:///{tmp_path / f'db{threaded}.sqlite'}")
+        res = Pipeline(settings(tmp_path / str(threaded), threaded=threaded), store,
+                       detector=FakeModel(script)).run(discover([files["cam2"]])[0])[0]
+        with store.session() as ses:
+            outcomes.append((res.frames_analysed, sorted((s.first_ts, s.last_ts, s.hits, s.key.split(":", 1)[1])
+                                                         for s in ses.scalars(select(t.Sighting)))))
+    assert outcomes[0] == outcomes[1] and len(outcomes[0][1]) == 2
+
+
+def test_change_gate_skips_inference_on_static_frames_but_keeps_the_case(tmp_path):
+    static = tmp_path / "cam9" / "static.mp4"
+    frame_img = np.full((180, 320, 3), 90, np.uint8)
+    write_video(static, (frame_img for _ in range(300)), fps=10)
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    model = BoxModel()
+    res = Pipeline(settings(tmp_path, gate_threshold=2.0), store, detector=model).run(discover([static])[0])[0]
+    assert res.frames_analysed == 15 and res.frames_gated == 14 and model.calls == 1
+    assert count(store, t.Case) == 1
