@@ -88,8 +88,7 @@ def telemetry(
 ) -> None:
     """Print the per-frame entries of a drone telemetry file; problems (with line numbers) go to stderr.
 
-    Columns: index, time code start/end (s), date-time as the drone wrote it, lat, lon, altitude above
-    take-off and above sea level (m), gimbal yaw/pitch/roll (deg). Empty cells: not in the file.
+    Columns: index, time code (s), date-time, lat, lon, height above take-off and sea level (m), gimbal angles.
 
     Example:
 

@@ -135,10 +135,11 @@ _ISO = re.compile(r"\bISO\s*[:\s]\s*(\d+)")
 _SHUTTER = re.compile(r"\b(?:Shutter|TV)\s*:\s*([\d./]+)|\bSS\s+([\d./]+)")
 _EV = re.compile(rf"\bEV\s*[:\s]\s*({_NUM}(?:/\d+)?)?")
 _FNUM = re.compile(r"\b(?:Fnum|IR)\s*:\s*F?(\d+(?:\.\d+)?)|(?<![\w.])F/(\d+(?:\.\d+)?)")
+_DZOOM = re.compile(rf"\bDZOOM\s*[:\s]\s*({_NUM})")  # Mini 2: "..., EV 0, DZOOM 1.000, GPS (...)"
 _PRY = re.compile(rf"\b([FG])\.PRY\s*\(\s*({_NUM})[^,()]*,\s*({_NUM})[^,()]*,\s*({_NUM})[^,()]*\)")
 _COMPACT = re.compile(r"(?<![\w.])F/\d|\bSS\s+\d")
 # Cheap test for "this line may hold a non-bracket field", so bracket-layout lines skip a dozen searches.
-_LEGACY_HINT = re.compile(r"GPS|HOME|BAROMETER|Hb|ISO|Shutter|TV|SS|EV|Fnum|IR|F/|PRY|H")
+_LEGACY_HINT = re.compile(r"GPS|HOME|BAROMETER|Hb|ISO|Shutter|TV|SS|EV|Fnum|IR|F/|PRY|DZOOM|H")
 
 # Bracket keys -> entry fields. Several firmware spellings map to one field.
 _BRACKET_KEYS = {
@@ -253,8 +254,7 @@ def _split_blocks(lines: list[str]) -> list[tuple[int, list[tuple[int, str]]]]:
         if not text:
             current = None
             continue
-        nxt = lines[i + 1].strip() if i + 1 < len(lines) else ""
-        if current is None or (text.isdigit() and "-->" in nxt):
+        if current is None or (text.isdigit() and i + 1 < len(lines) and "-->" in lines[i + 1]):
             current = []
             blocks.append((i + 1, current))
         current.append((i + 1, text))
@@ -274,31 +274,32 @@ def _parse_line(block: _Block, lineno: int, text: str) -> None:
     if "[" not in text:
         _parse_legacy(block, lineno, text)
         return
-    for group in _BRACKET.findall(text):
-        for key, raw in _PAIR.findall(group):
-            name = _BRACKET_KEYS.get(key.lower())
-            if name is None:
-                continue
-            value: float | int | str | None
-            if name == "shutter":
-                value = _shutter(raw, legacy=False)
-            else:
-                value = _number(raw)
-                if value is None:
-                    continue
-                if name == "fnum":
-                    value = _fnum(value)
-                elif name == "focal_len_mm":
-                    value = _focal(raw, value)
-                elif name == "dzoom" and value >= 100:
-                    value = value / 10000.0  # some firmware writes the ratio x10000
-                elif name in ("iso", "ct"):
-                    value = int(value)
-            block.values[name] = value
-            block.keys.add(name)
-            if name in ("lat", "lon"):
-                block.gps_line = lineno
+    groups = _BRACKET.findall(text)  # only complete [...] groups: a cut "[longitude: -57.8" is not read
+    if groups:
         block.kind = "dji-bracket"
+    for key, raw in _PAIR.findall(" ] ".join(groups)):
+        name = _BRACKET_KEYS.get(key.lower())
+        if name is None:
+            continue
+        value: float | int | str | None
+        if name == "shutter":
+            value = _shutter(raw, legacy=False)
+        else:
+            value = _number(raw)
+            if value is None:
+                continue
+            if name == "fnum":
+                value = _fnum(value)
+            elif name == "focal_len_mm":
+                value = _focal(raw, value)
+            elif name == "dzoom" and value >= 100:
+                value = value / 10000.0  # some firmware writes the ratio x10000
+            elif name in ("iso", "ct"):
+                value = int(value)
+        block.values[name] = value
+        block.keys.add(name)
+        if name in ("lat", "lon"):
+            block.gps_line = lineno
     rest = _BRACKET.sub(" ", text)
     if "[" in rest:
         block.truncated = f"line {lineno} ends inside '{rest[rest.rindex('['):][:20]}'"
@@ -361,6 +362,9 @@ def _parse_legacy(block: _Block, lineno: int, text: str) -> None:
         if ev is not None:
             block.values["ev"] = ev
         block.keys.add("ev")
+    if m := _DZOOM.search(text):
+        block.values["dzoom"] = float(m.group(1))
+        block.keys.add("dzoom")
     if m := _FNUM.search(text):
         block.values["fnum"] = _fnum(float(m.group(1) or m.group(2)))
         block.keys.add("fnum")
@@ -442,7 +446,8 @@ def _decide_order(blocks: list[_Block], problems: _Problems) -> None:
     order = "latitude" if flip_to else "longitude"
     problems.add(
         with_gps[0].gps_line,
-        f"GPS(...) values only make sense {order} first although the layout suggests otherwise; read them {order} first",
+        f"GPS(...) values only make sense {order} first, although the layout suggests otherwise; "
+        f"read them {order} first",
     )
 
 
@@ -500,7 +505,8 @@ def parse_srt(text: str, path: str = "<text>") -> Telemetry:
     for seq, b in enumerate(blocks):
         index = b.counter if b.counter is not None else seq + 1
         if b.bad_timecode is not None:
-            problems.entry(seq, index, b.timecode_line, "timecode", f"unparsable time code '{b.bad_timecode}'; entry dropped")
+            message = f"unparsable time code '{b.bad_timecode}'; entry dropped"
+            problems.entry(seq, index, b.timecode_line, "timecode", message)
             continue
         if b.start_s is None or b.end_s is None:
             if derive_times and b.wall_time is not None and first_wall is not None:
@@ -571,6 +577,13 @@ def _position(b: _Block, values: dict[str, float | int | str]) -> tuple[float | 
     return (float(lat) if lat is not None else None, float(lon) if lon is not None else None)
 
 
+_NO_FIX_ZERO = "no GPS fix (latitude and longitude are 0); position left empty"
+
+
+def _impossible(lat: float, lon: float) -> str:
+    return f"impossible coordinates ({lat}, {lon}); position dropped"
+
+
 def _check_position(
     seq: int, index: int, b: _Block, lat: float | None, lon: float | None, problems: _Problems
 ) -> tuple[float | None, float | None]:
@@ -582,10 +595,10 @@ def _check_position(
             problems.entry(seq, index, line, "partial", "latitude or longitude missing; position left empty")
         return None, None
     if lat == 0.0 and lon == 0.0:
-        problems.entry(seq, index, line, "nofix-zero", "no GPS fix (latitude and longitude are 0); position left empty")
+        problems.entry(seq, index, line, "nofix-zero", _NO_FIX_ZERO)
         return None, None
     if abs(lat) > 90 or abs(lon) > 180:
-        problems.entry(seq, index, line, "impossible", f"impossible coordinates ({lat}, {lon}); position dropped")
+        problems.entry(seq, index, line, "impossible", _impossible(lat, lon))
         return None, None
     return lat, lon
 
@@ -597,7 +610,8 @@ def _fill_end_times(entries: list[TelemetryEntry]) -> list[TelemetryEntry]:
     step = float(np.median(steps)) if steps else 1.0
     out = []
     for i, e in enumerate(entries):
-        end = entries[i + 1].start_s if i + 1 < len(entries) and entries[i + 1].start_s > e.start_s else e.start_s + step
+        nxt = entries[i + 1].start_s if i + 1 < len(entries) else None
+        end = nxt if nxt is not None and nxt > e.start_s else e.start_s + step
         out.append(replace(e, end_s=end))
     return out
 
@@ -654,10 +668,10 @@ def parse_csv(text: str, path: str = "<text>") -> Telemetry:
         lat, lon = numbers["lat"], numbers["lon"]
         if lat is not None and lon is not None:
             if lat == 0.0 and lon == 0.0:
-                problems.entry(seq, index, lineno, "nofix", "no GPS fix (latitude and longitude are 0); position left empty")
+                problems.entry(seq, index, lineno, "nofix", _NO_FIX_ZERO)
                 lat = lon = None
             elif abs(lat) > 90 or abs(lon) > 180:
-                problems.entry(seq, index, lineno, "impossible", f"impossible coordinates ({lat}, {lon}); position dropped")
+                problems.entry(seq, index, lineno, "impossible", _impossible(lat, lon))
                 lat = lon = None
         else:
             lat = lon = None
