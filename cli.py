@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from commands import cases, detect, training
+from commands import bench, cases, detect, training
 
 app = typer.Typer(
     name="streetwatch",
@@ -19,6 +19,7 @@ app.add_typer(training.dataset_app, name="dataset")
 app.command("train")(training.train)
 app.command("eval")(training.evaluate)
 app.add_typer(training.models_app, name="models")
+app.add_typer(bench.bench_app, name="bench")
 
 try:  # registered when present (built in parallel by other modules)
     from commands.telemetry import telemetry as _telemetry

@@ -1,0 +1,228 @@
+"""`streetwatch bench batch`: plain Ultralytics vs streetwatch's fast path, side by side, in one process.
+
+(a) baseline: `YOLO(model).predict(clip, stream=True)` on every frame (PyTorch, 640), its boxes fed to
+    the same tracker/rules/dedup so that "cases" mean the same thing on both sides;
+(b) `streetwatch detect` defaults; (c) each fast-path option switched off (or on) in turn.
+Printed: realtime factor, frames decoded/analysed, ms per stage, peak RSS, cases, recall of each
+variant's cases against the baseline's (same type, overlapping box and time).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from sqlalchemy import select
+
+from benchmarks.clips import build_clip, concat_clip
+from detector import tables as t
+from detector.dedup import iou_norm
+from detector.detector import DEFAULT_MODEL, Detector, DetectorSettings
+from detector.pipeline import Pipeline, PipelineSettings
+from detector.store import CaseStore, as_utc
+from streams.discover import FootageItem
+from streams.video import Sampling, probe
+
+
+@dataclass
+class Row:
+    name: str
+    footage_s: float
+    wall_s: float
+    decoded: int
+    analysed: int
+    stage_ms: dict[str, float]
+    peak_mb: float
+    cases: list[dict] = field(default_factory=list)
+    recall: float | None = None
+    note: str = ""
+
+    @property
+    def realtime(self) -> float:
+        return self.footage_s / self.wall_s if self.wall_s else 0.0
+
+
+def reset_peak_rss() -> None:
+    """Linux: writing 5 to clear_refs resets VmHWM, so each variant reports its own peak."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
+def peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def cases_of(store: CaseStore) -> list[dict]:
+    with store.session() as ses:
+        return [{"type": c.problem_type, "box": c.box_norm["xyxy"], "first": as_utc(c.first_seen).timestamp(),
+                 "last": as_utc(c.last_seen).timestamp()} for c in ses.scalars(select(t.Case))]
+
+
+def recall(reference: list[dict], found: list[dict], until: float | None = None) -> float | None:
+    """Share of reference cases matched by a found case of the same type, overlapping box and time."""
+    ref = [c for c in reference if until is None or c["first"] <= until]
+    if not ref:
+        return None
+    hit = 0
+    for c in ref:
+        if any(f["type"] == c["type"] and iou_norm(f["box"], c["box"]) >= 0.3 and f["first"] <= c["last"] + 5
+               and c["first"] <= f["last"] + 5 for f in found):
+            hit += 1
+    return hit / len(ref)
+
+
+def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: Path,
+                    detector: Detector | None = None) -> Row:
+    store = CaseStore(f"sqlite:///{workdir / f'{name}.db'}")
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    pipe = Pipeline(replace(settings, evidence_dir=workdir / f"evidence-{name}"), store, detector=detector)
+    res = pipe.run([FootageItem(clip, "video", "bench-cam")])[0]
+    wall = time.perf_counter() - t0
+    if res.status != "done":
+        raise RuntimeError(f"{name}: {res.error}")
+    stage = {k: round(1000 * v / max(1, res.frames_analysed), 1) for k, v in res.stage_s.items()}
+    note = res.notes.get("sampling", "") + (f", gated {res.frames_gated}" if res.frames_gated else "")
+    return Row(name, res.footage_s, wall, res.frames_decoded, res.frames_analysed, stage, peak_rss_mb(),
+               cases_of(store), note=note)
+
+
+def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSettings, workdir: Path) -> Row:
+    """Plain Ultralytics on every frame; the same rules and dedup turn its boxes into cases."""
+    import numpy as np
+
+    from detector.config import load_taxonomy, load_zones
+    from detector.detections import Detections
+    from detector.frames import Frame
+    from detector.model import load_yolo
+    from detector.rules import RuleEngine
+    from detector.tracking import IouTracker
+    from detector.zones import ZoneIndex
+
+    info = probe(clip)
+    store = CaseStore(f"sqlite:///{workdir / 'baseline.db'}")
+    tax = load_taxonomy(settings.taxonomy_path)
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    yolo = load_yolo(model)
+    tracker = IouTracker(max_age_s=settings.track_max_age_s)
+    rules = RuleEngine(tax, ZoneIndex(load_zones(settings.zones_path)), yolo.names, "bench-cam", "baseline",
+                       keep_images=False)
+    frames = int(seconds * info.fps)
+    infer = 0.0
+    sightings = []
+    for i, result in enumerate(yolo.predict(str(clip), stream=True, imgsz=640, conf=settings.detector.min_confidence,
+                                            verbose=False, device="cpu")):
+        if i >= frames:
+            break
+        ti = time.perf_counter()
+        b = result.boxes
+        dets = Detections(b.xyxy.numpy(), b.conf.numpy(), b.cls.numpy().astype(np.int32))
+        ts = i / info.fps
+        frame = Frame("bench-cam", i, ts, result.orig_img, wall_time=info.start_time + ts)
+        tracked = tracker.update(dets, ts)
+        sightings += rules.close(tracker.closed) + rules.update(frame, tracked)
+        infer += time.perf_counter() - ti
+    sightings += rules.finish()
+    wall = time.perf_counter() - t0
+    for s in sightings:
+        store.record_sighting(s, tax, {}, None)
+    analysed = min(frames, i + 1)
+    return Row("a) plain Ultralytics, every frame, PyTorch 640", analysed / info.fps, wall, analysed, analysed,
+               {"predict+decode": round(1000 * (wall - infer) / max(1, analysed), 1)}, peak_rss_mb(), cases_of(store),
+               note=f"first {analysed / info.fps:.0f} s of the clip")
+
+
+def startup_seconds(model: Path) -> float:
+    code = ("import time; t=time.perf_counter(); from detector.detector import Detector, DetectorSettings; "
+            f"d=Detector(DetectorSettings(model=__import__('pathlib').Path({str(model)!r}))); d.warmup(1920,1080); "
+            "print(time.perf_counter()-t)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def variants(base: PipelineSettings) -> list[tuple[str, PipelineSettings]]:
+    return [
+        ("b) streetwatch defaults", base),
+        ("c) - OpenVINO (PyTorch backend)", replace(base, detector=replace(base.detector, backend="pytorch"))),
+        ("c) - keyframe decoding (full decode, 0.5 fps)", replace(base, sampling=replace(base.sampling, mode="fps"))),
+        ("c) - threads (sequential)", replace(base, threaded=False)),
+        ("c) - decode-time downscale (full-res frames)", replace(base, decode_width=None)),
+        ("c) + change gating (threshold 1.5)", replace(base, gate_threshold=1.5)),
+    ]
+
+
+def format_table(rows: list[Row]) -> str:
+    head = (f"{'variant':48} {'footage':>8} {'wall':>7} {'x realtime':>10} {'decoded':>8} {'analysed':>8} "
+            f"{'peak MB':>8} {'cases':>5} {'recall':>6}  ms/analysed frame by stage")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        rec = "-" if r.recall is None else f"{r.recall:.2f}"
+        stages = " ".join(f"{k}={v}" for k, v in r.stage_ms.items())
+        lines.append(f"{r.name:48} {r.footage_s:7.0f}s {r.wall_s:6.1f}s {r.realtime:10.1f} {r.decoded:8d} "
+                     f"{r.analysed:8d} {r.peak_mb:8.0f} {len(r.cases):5d} {rec:>6}  {stages}"
+                     + (f"  [{r.note}]" if r.note else ""))
+    return "\n".join(lines)
+
+
+def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minutes: float = 10,
+                baseline_s: float = 120, codecs: tuple[str, ...] = ("libx264", "libx265"), scale: bool = False,
+                only_defaults: bool = False) -> str:
+    workdir.mkdir(parents=True, exist_ok=True)
+    report = []
+    base = PipelineSettings(detector=DetectorSettings(model=model), sampling=Sampling(mode="auto", fps=0.5), rerun=True)
+    report.append(f"start-up (import + model load + first inference): {startup_seconds(model):.2f} s")
+    for codec in codecs:
+        clip, plan = build_clip(workdir, shared, minutes=minutes, codec=codec)
+        info = probe(clip)
+        report.append(f"\nclip: {clip.name}  {info.width}x{info.height} {info.fps:g} fps {info.codec} "
+                      f"{info.duration_s:.0f} s, keyframe every 2 s, {len(plan)} scenes")
+        rows = []
+        if codec == codecs[0] and baseline_s > 0:
+            rows.append(run_baseline(clip, model, baseline_s, base, workdir))
+        detector = Detector(base.detector)  # shared by variants with the same detector settings (export cached)
+        for k, (name, settings) in enumerate(variants(base)[: 1 if only_defaults or codec != codecs[0] else None]):
+            det = detector if settings.detector == base.detector else None
+            rows.append(run_streetwatch(f"v{k}-{codec}-{clip.stem}", clip, settings, workdir, det))
+            rows[-1].name = name
+        if rows and rows[0].name.startswith("a)"):
+            window_end = info.start_time + rows[0].footage_s
+            for r in rows[1:]:
+                r.recall = recall(rows[0].cases, r.cases, until=window_end)
+            fast = rows[1]
+            report.append(format_table(rows))
+            report.append(f"speed-up of (b) over (a), per footage second: {fast.realtime / rows[0].realtime:.0f}x; "
+                          f"recall of (b) vs (a) on the baseline's window: {fast.recall}")
+        else:
+            report.append(format_table(rows))
+    if scale:
+        report.append("\nscaling (defaults):")
+        rows = []
+        ten, _ = build_clip(workdir, shared, minutes=10)
+        one, _ = build_clip(workdir, shared, minutes=1)
+        hour = concat_clip(ten, 6, workdir / "bench_1080p_h264_60min.mp4")
+        for name, clip in (("1 min 1080p", one), ("10 min 1080p", ten), ("60 min 1080p", hour)):
+            rows.append(run_streetwatch("scale-" + name.replace(" ", "_"), clip, base, workdir))
+            rows[-1].name = name
+        for res in ("720p", "4k"):
+            clip, _ = build_clip(workdir, shared, minutes=1, resolution=res)
+            rows.append(run_streetwatch("scale-" + res, clip, base, workdir))
+            rows[-1].name = f"1 min {res}"
+        report.append(format_table(rows))
+    text = "\n".join(report)
+    (workdir / "bench_batch.txt").write_text(text + "\n")
+    (workdir / "bench_batch.json").write_text(json.dumps({"report": text}, indent=1))
+    return text

@@ -1,0 +1,39 @@
+"""`streetwatch bench ...`: benchmarks that print figures (timing never lives in tests)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commands.common import console, one_line_errors, quiet_libraries
+
+bench_app = typer.Typer(help="Benchmarks: measured side by side, printed as tables.", no_args_is_help=True)
+
+
+@bench_app.command("batch")
+@one_line_errors
+def bench_batch(
+    model: Annotated[Path | None, typer.Option(help="Weights (.pt); default: the bundled model.")] = None,
+    minutes: Annotated[float, typer.Option(help="Length of the benchmark clip.")] = 10,
+    baseline_seconds: Annotated[float, typer.Option(help="Run the plain-Ultralytics baseline on this much.")] = 120,
+    codec: Annotated[list[str] | None, typer.Option(help="libx264 and/or libx265 (default both).")] = None,
+    scale: Annotated[bool, typer.Option("--scale", help="Also 1/10/60 min and 720p/1080p/4K runs.")] = False,
+    only_defaults: Annotated[bool, typer.Option("--only-defaults", help="Skip the option-by-option runs.")] = False,
+    workdir: Annotated[Path, typer.Option(help="Clips and results go here (clips are reused).")] = Path(
+        "streetwatch-data/bench"),
+    shared: Annotated[Path | None, typer.Option(envvar="STREETWATCH_SHARED", help="The ../shared folder.")] = None,
+) -> None:
+    """Plain Ultralytics vs streetwatch on camera-like footage built from real images, in one run.
+
+    Example: streetwatch bench batch --minutes 10 --baseline-seconds 120
+    """
+    quiet_libraries()
+    from benchmarks.bench_batch import bench_batch as run
+    from detector.detector import DEFAULT_MODEL
+    from training.recipe import default_shared_dir
+
+    text = run(shared or default_shared_dir(), workdir, model or DEFAULT_MODEL, minutes, baseline_seconds,
+               tuple(codec or ("libx264", "libx265")), scale, only_defaults)
+    console.print(text, highlight=False, soft_wrap=True)
