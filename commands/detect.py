@@ -41,6 +41,12 @@ def detect(
     camera: Annotated[str | None, typer.Option(help="Camera id for all files (default: each file's folder).")] = None,
     start_time: Annotated[str | None, typer.Option(help="Wall time of the first frame, ISO 8601.")] = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Process files already done with these settings.")] = False,
+    telemetry: Annotated[Path | None, typer.Option(help="Drone telemetry (DJI .SRT or CSV) for a single video; "
+                                                        "default: flight.SRT beside flight.MP4.")] = None,
+    drone_camera: Annotated[str | None, typer.Option(help="Drone model for the lens preset, e.g. 'mavic 3'.")] = None,
+    hfov: Annotated[float | None, typer.Option(help="Horizontal field of view of the drone camera, degrees.")] = None,
+    ground_elevation: Annotated[float | None, typer.Option(
+        help="Street level above sea level, metres (default: the take-off point's level).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     db: DbUrl = None,
 ) -> None:
@@ -71,9 +77,22 @@ def detect(
     items, problems = discover(inputs)
     for problem in problems:
         err_console.print(f"[red]skipped:[/] {problem}", highlight=False)
+    if telemetry and len(items) != 1:
+        raise typer.BadParameter("--telemetry names the sidecar of ONE video; put flight.SRT beside flight.MP4 instead")
     store = open_store(data_dir, db)
     pipeline = Pipeline(settings, store)
-    from commands.drone import drone_locator
+    from streams.drone import DroneSettings, drone_hooks
+
+    drone = DroneSettings(telemetry=telemetry, camera_model=drone_camera, hfov_deg=hfov,
+                          ground_elev_m=ground_elevation)
+
+    def drone_locator(item):
+        locator, posed, notes = drone_hooks(item, drone)
+        for warning in notes.get("warnings", []):
+            err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+        if notes.get("assumption"):
+            err_console.print(f"[yellow]note:[/] {item.path.name}: {notes['assumption']}", highlight=False)
+        return locator, posed, notes
 
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),

@@ -32,13 +32,14 @@ from detector.frames import Frame
 from detector.rules import Locator, RuleEngine
 from detector.sightings import Sighting
 from detector.store import CaseStore, from_unix
-from detector.tracking import IouTracker
+from detector.tracking import IouTracker, ground_boxes
 from detector.zones import ZoneIndex
 from streams.discover import FootageItem
 from streams.video import Sampling
 
 log = logging.getLogger(__name__)
 _END = object()
+GROUND_TRACK_IDS = 1_000_000  # ids of tracks kept in ground metres start here, apart from image-space ones
 
 
 @dataclass
@@ -51,6 +52,7 @@ class PipelineSettings:
     camera: str | None = None  # camera id for every file; default: the file's folder name
     start_time: float | None = None  # UNIX time of the first frame, for every file
     track_max_age_s: float = 60.0
+    track_start_conf: float = 0.3  # boxes at least this sure start tracks; weaker ones only extend them
     decode_width: int | None = 1280  # decode-time downscale: cheaper conversion, evidence still sharp
     rerun: bool = False  # process files even if this content was already done with these settings
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
@@ -216,7 +218,7 @@ class Pipeline:
         started = time.perf_counter()
         timer = StageTimer()
         try:
-            self._process(source, rules, run_id, result, timer, posed, on_progress)
+            self._process(source, rules, run_id, result, timer, posed, on_progress, locator)
             result.status = "done"
         except SourceError as exc:
             result.status, result.error = "failed", str(exc)
@@ -303,7 +305,7 @@ class Pipeline:
             yield posed(frame) if posed is not None else frame
 
     def _process(self, source, rules: RuleEngine, run_id: int, result: FileResult, timer: StageTimer,
-                 posed, on_progress) -> None:
+                 posed, on_progress, locator: Locator | None = None) -> None:
         out: queue.Queue = queue.Queue(maxsize=256)
         errors: list[BaseException] = []
 
@@ -328,7 +330,11 @@ class Pipeline:
         writer = threading.Thread(target=write, name="streetwatch-writer", daemon=True)
         if threaded:
             writer.start()
-        tracker = IouTracker(max_age_s=self.settings.track_max_age_s)
+        tracker = IouTracker(max_age_s=self.settings.track_max_age_s, high_confidence=self.settings.track_start_conf)
+        ground_tracker = IouTracker(max_age_s=self.settings.track_max_age_s,  # drones: track in metres
+                                    high_confidence=self.settings.track_start_conf)
+        ground_tracker._next_id = GROUND_TRACK_IDS
+        origin: tuple[float, float] | None = None
         gate = ChangeGate(self.settings.gate_threshold) if self.settings.gate_threshold > 0 else None
 
         def emit(sightings: list[Sighting]) -> None:
@@ -349,7 +355,15 @@ class Pipeline:
                     if gate is not None:
                         gate.last = dets
                 t1 = time.perf_counter()
-                tracked = tracker.update(dets, frame.ts)
+                on_ground = None
+                if locator is not None and frame.pose is not None:
+                    origin = origin or (frame.pose.lat, frame.pose.lon)
+                    on_ground = ground_boxes(frame, dets, locator, origin)
+                if on_ground is not None:
+                    tracked = dets.with_tracker_ids(ground_tracker.update(on_ground, frame.ts).tracker_id)
+                    emit(rules.close(ground_tracker.closed))
+                else:
+                    tracked = tracker.update(dets, frame.ts)
                 t2 = time.perf_counter()
                 emit(rules.close(tracker.closed))
                 emit(rules.update(frame, tracked))

@@ -88,3 +88,28 @@ class IouTracker:
         ids = [t.track_id for t in self._tracks]
         self._tracks = []
         return ids
+
+
+def ground_boxes(frame, dets: Detections, locate, origin: tuple[float, float]) -> Detections | None:
+    """The same detections as boxes in metres on the ground (east, south of `origin`), or None.
+
+    A drone's camera moves between sampled frames, so a parked stall slides across the image and
+    pixel IoU loses it; on the ground it stays put. Each box's four corners are cast to the ground
+    and their axis-aligned extent is the metric box. None when any box cannot be placed.
+    """
+    from detector.geo import enu_offset_m
+
+    if frame.pose is None:
+        return None
+    out = np.zeros((len(dets), 4), np.float32)
+    for i, (x0, y0, x1, y1) in enumerate(dets.xyxy):
+        pts = []
+        for u, v in ((x0, y0), (x1, y0), (x0, y1), (x1, y1)):
+            fix = locate(frame, np.array([u, v, u, v], np.float32))
+            if fix is None:
+                return None
+            east, north = enu_offset_m(origin[0], origin[1], fix[0], fix[1])
+            pts.append((float(east), -float(north)))
+        arr = np.array(pts)
+        out[i] = [arr[:, 0].min(), arr[:, 1].min(), arr[:, 0].max(), arr[:, 1].max()]
+    return Detections(out, dets.confidence, dets.class_id)
