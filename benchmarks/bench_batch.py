@@ -157,10 +157,11 @@ def startup_seconds(model: Path) -> float:
 def variants(base: PipelineSettings) -> list[tuple[str, PipelineSettings]]:
     return [
         ("b) streetwatch defaults", base),
-        ("c) - OpenVINO (PyTorch backend)", replace(base, detector=replace(base.detector, backend="pytorch"))),
+        ("c) - ONNX Runtime (PyTorch backend)", replace(base, detector=replace(base.detector, backend="pytorch"))),
+        ("c) OpenVINO instead of ONNX Runtime", replace(base, detector=replace(base.detector, backend="openvino"))),
         ("c) - keyframe decoding (full decode, 0.5 fps)", replace(base, sampling=replace(base.sampling, mode="fps"))),
         ("c) - threads (sequential)", replace(base, threaded=False)),
-        ("c) - decode-time downscale (full-res frames)", replace(base, decode_width=None)),
+        ("c) + decode-time downscale to 1280", replace(base, decode_width=1280)),
         ("c) + change gating (threshold 1.5)", replace(base, gate_threshold=1.5)),
     ]
 

@@ -53,7 +53,7 @@ class PipelineSettings:
     start_time: float | None = None  # UNIX time of the first frame, for every file
     track_max_age_s: float = 60.0
     track_start_conf: float = 0.3  # boxes at least this sure start tracks; weaker ones only extend them
-    decode_width: int | None = 1280  # decode-time downscale: cheaper conversion, evidence still sharp
+    decode_width: int | None = 1920  # decode-time downscale of wider footage (4K); 1080p passes untouched
     rerun: bool = False  # process files even if this content was already done with these settings
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
     gate_threshold: float = 0.0  # >0: skip inference when the frame barely changed (mean abs diff, 0..255)

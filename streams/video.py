@@ -192,8 +192,9 @@ class VideoFileSource:
 
         self._container = container = _open(self.path)
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
         mode = self.effective_mode
+        # keyframes alone: slice threads (frame threads add a pipeline of delayed frames for nothing)
+        stream.thread_type = "SLICE" if mode.startswith("keyframes") else "AUTO"
         if mode.startswith("keyframes"):
             stream.codec_context.skip_frame = "NONKEY"
         fps, interval = self.info.fps, self.sampling.interval_s
