@@ -74,6 +74,9 @@ def detect(
         sampling=Sampling(mode=mode, fps=fps, every=every or 1),
         taxonomy_path=taxonomy, zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
         start_time=_parse_time(start_time), rerun=rerun)
+    from detector.config import load_taxonomy, load_zones
+
+    load_taxonomy(taxonomy), load_zones(zones)  # a malformed config stops here, before any file is touched
     items, problems = discover(inputs)
     for problem in problems:
         err_console.print(f"[red]skipped:[/] {problem}", highlight=False)

@@ -1,0 +1,45 @@
+"""streetwatch's core: frames in, cases out. The public names, re-exported flat."""
+
+from detector.config import ProblemType, Taxonomy, Zone, ZoneFile, load_taxonomy, load_zones
+from detector.dedup import CaseView, match_case
+from detector.detections import Detections, box_iou
+from detector.errors import (
+    ConfigError,
+    DatasetError,
+    ModelError,
+    SourceError,
+    SourceUnavailable,
+    StoreError,
+    StreetwatchError,
+    TelemetryError,
+)
+from detector.frames import CameraPose, Frame
+from detector.rules import RuleEngine
+from detector.sightings import Sighting
+from detector.tracking import IouTracker
+
+__all__ = [
+    "CameraPose",
+    "CaseView",
+    "ConfigError",
+    "DatasetError",
+    "Detections",
+    "Frame",
+    "IouTracker",
+    "ModelError",
+    "ProblemType",
+    "RuleEngine",
+    "Sighting",
+    "SourceError",
+    "SourceUnavailable",
+    "StoreError",
+    "StreetwatchError",
+    "Taxonomy",
+    "TelemetryError",
+    "Zone",
+    "ZoneFile",
+    "box_iou",
+    "load_taxonomy",
+    "load_zones",
+    "match_case",
+]
