@@ -37,6 +37,17 @@ class DetectorSettings:
     max_det: int = 100
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """A frame ready for the network: (1, 3, h, w) float tensor plus what maps boxes back."""
+
+    tensor: object  # torch.Tensor
+    shape: tuple[int, int]
+    ratio: float
+    pad: tuple[int, int]
+    size: tuple[int, int]  # original (h, w)
+
+
 def _letterbox(image: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
     h, w = image.shape[:2]
     ih, iw = shape
@@ -116,32 +127,39 @@ class Detector:
     def warmup(self, width: int, height: int) -> None:
         self.detect([np.zeros((height, width, 3), np.uint8)])
 
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """Letterbox and convert one BGR image to the model's input tensor.
+
+        Thread-safe and model-free, so the pipeline runs it on the decode thread while the
+        previous frame is in the network.
+        """
+        import torch
+
+        shape = self.input_shape(image.shape[1], image.shape[0])
+        boxed, ratio, pad = _letterbox(image, shape)
+        x = torch.from_numpy(np.ascontiguousarray(boxed[None, ..., ::-1].transpose(0, 3, 1, 2))).float().div_(255.0)
+        return Prepared(x, shape, ratio, pad, image.shape[:2])
+
     def detect(self, images: Sequence[np.ndarray]) -> list[Detections]:
         """Detect in each BGR image; boxes come back in that image's pixels."""
+        return self.detect_prepared([self.prepare(img) for img in images])
+
+    def detect_prepared(self, inputs: Sequence[Prepared]) -> list[Detections]:
         import torch
         from ultralytics.utils.nms import non_max_suppression
 
-        if not images:
+        if not inputs:
             return []
-        shape = self.input_shape(images[0].shape[1], images[0].shape[0])
-        backend = self._backend_for(shape)
-        batch, meta = [], []
-        for img in images:
-            boxed, ratio, pad = _letterbox(img, shape)
-            batch.append(boxed)
-            meta.append((ratio, pad, img.shape[:2]))
-        x = torch.from_numpy(np.ascontiguousarray(np.stack(batch)[..., ::-1].transpose(0, 3, 1, 2)))
-        x = x.float().div_(255.0)
         outputs = []
         with torch.inference_mode():
-            for i in range(len(images)):  # exported models have batch 1
-                pred = backend(x[i : i + 1])
-                pred = pred[0] if isinstance(pred, (list, tuple)) else pred
-                outputs.append(pred)
+            for item in inputs:  # exported models have batch 1
+                pred = self._backend_for(item.shape)(item.tensor)
+                outputs.append(pred[0] if isinstance(pred, (list, tuple)) else pred)
             nms = non_max_suppression(torch.cat(outputs), conf_thres=float(self._floor.min()),
                                       iou_thres=self.settings.iou, max_det=self.settings.max_det)
         results = []
-        for det, (ratio, (left, top), (h, w)) in zip(nms, meta):
+        for det, item in zip(nms, inputs):
+            (left, top), (h, w), ratio = item.pad, item.size, item.ratio
             det = det.numpy()
             xyxy = det[:, :4].copy()
             xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - left) / ratio).clip(0, w)

@@ -240,8 +240,8 @@ class Pipeline:
                 notes={**result.notes, "stage_s": result.stage_s})
         return result
 
-    def _frames(self, source, timer: StageTimer, posed) -> Iterator[Frame]:
-        """Decode on a reader thread; yield here. Errors cross the queue and re-raise on this side.
+    def _frames(self, source, timer: StageTimer, posed) -> Iterator[tuple[Frame, object]]:
+        """Decode (and letterbox) on a reader thread; yield (frame, model input or None) here. Errors cross the queue and re-raise on this side.
 
         Only the reader thread touches the decoder (closing a PyAV container from another thread
         while it decodes crashes the process), so stopping early means: tell it, drain, join.
@@ -261,16 +261,26 @@ class Pipeline:
                     continue
             return False
 
+        prepare = getattr(self.detector, "prepare", None)
+
         def read() -> None:
             it = iter(source)
             try:
                 while not stop.is_set():
                     t0 = time.perf_counter()
                     frame = next(it, _END)
-                    timer.add("decode", time.perf_counter() - t0)
-                    if frame is not _END and posed is not None:
-                        frame = posed(frame)
-                    if not put(frame) or frame is _END:
+                    t1 = time.perf_counter()
+                    timer.add("decode", t1 - t0)
+                    item = _END
+                    if frame is not _END:
+                        if posed is not None:
+                            frame = posed(frame)
+                        ready = None
+                        if prepare is not None:  # letterbox here, off the inference thread
+                            ready = prepare(frame.image)
+                            timer.add("preprocess", time.perf_counter() - t1)
+                        item = (frame, ready)
+                    if not put(item) or item is _END:
                         return
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
                 put(exc)
@@ -294,7 +304,7 @@ class Pipeline:
             reader.join(timeout=30)
 
     @staticmethod
-    def _frames_inline(source, timer: StageTimer, posed) -> Iterator[Frame]:
+    def _frames_inline(source, timer: StageTimer, posed) -> Iterator[tuple[Frame, None]]:
         it = iter(source)
         while True:
             t0 = time.perf_counter()
@@ -302,7 +312,7 @@ class Pipeline:
             timer.add("decode", time.perf_counter() - t0)
             if frame is _END:
                 return
-            yield posed(frame) if posed is not None else frame
+            yield (posed(frame) if posed is not None else frame), None
 
     def _process(self, source, rules: RuleEngine, run_id: int, result: FileResult, timer: StageTimer,
                  posed, on_progress, locator: Locator | None = None) -> None:
@@ -345,13 +355,14 @@ class Pipeline:
                 write()  # drains what was just queued, on this thread
 
         try:
-            for frame in self._frames(source, timer, posed):
+            for frame, ready in self._frames(source, timer, posed):
                 t0 = time.perf_counter()
                 if gate is not None and gate.unchanged(frame.image):
                     dets = gate.last  # a static scene: the previous boxes still stand, and dwell keeps counting
                     result.frames_gated += 1
                 else:
-                    dets = self.detector.detect([frame.image])[0]
+                    dets = (self.detector.detect_prepared([ready]) if ready is not None
+                            else self.detector.detect([frame.image]))[0]
                     if gate is not None:
                         gate.last = dets
                 t1 = time.perf_counter()

@@ -1,0 +1,65 @@
+"""The model wrapper on real images: exported backends agree with PyTorch; bad model paths are clear errors."""
+
+import cv2
+import numpy as np
+import pytest
+
+from detector.detections import box_iou
+from detector.detector import DEFAULT_MODEL, Detector, DetectorSettings
+from detector.errors import ModelError
+from detector.model import input_shape_for
+from streams.sample import bus_photo
+from tests.conftest import shared_path
+
+
+@pytest.fixture(scope="module")
+def images():
+    garbage = sorted((shared_path("data", "garbage_montevideo", "valid", "images")).iterdir())[:4]
+    vendors = sorted((shared_path("data", "vendors_bogota_aerial", "valid", "images")).iterdir())[:4]
+    return [cv2.imread(str(p)) for p in [bus_photo(), *garbage, *vendors]]
+
+
+def test_input_size_follows_the_footage_aspect():
+    assert input_shape_for(1920, 1080) == (384, 640)
+    assert input_shape_for(1280, 720) == (384, 640)
+    assert input_shape_for(1080, 1920) == (640, 384)
+    assert input_shape_for(640, 640) == (640, 640)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_exported_backend_matches_pytorch(images, backend):
+    ref = Detector(DetectorSettings(model=DEFAULT_MODEL, backend="pytorch", min_confidence=0.3))
+    fast = Detector(DetectorSettings(model=DEFAULT_MODEL, backend=backend, min_confidence=0.3))
+    matched = total = 0
+    for img in images:
+        a, b = ref.detect([img])[0], fast.detect([img])[0]
+        strong = a[a.confidence >= 0.4]
+        total += len(strong)
+        if len(strong) and len(b):
+            iou = box_iou(strong.xyxy, b.xyxy)
+            same_class = strong.class_id[:, None] == b.class_id[None, :]
+            best = np.where(same_class, iou, 0).max(axis=1)
+            matched += int((best >= 0.9).sum())
+    assert total > 0
+    assert matched / total >= 0.95  # quantisation-free exports: same boxes within rounding
+
+
+def test_detections_are_in_original_pixels(images):
+    det = Detector(DetectorSettings(model=DEFAULT_MODEL, min_confidence=0.5))
+    bus = det.detect([images[0]])[0]
+    h, w = images[0].shape[:2]
+    assert len(bus) >= 1
+    assert (bus.xyxy[:, [0, 2]] <= w).all() and (bus.xyxy[:, [1, 3]] <= h).all() and (bus.xyxy >= 0).all()
+    names = {det.names[int(c)] for c in bus.class_id}
+    assert "bus" in names or "person" in names
+
+
+def test_unknown_class_threshold_and_bad_paths(tmp_path):
+    with pytest.raises(ModelError, match="unknown classes"):
+        Detector(DetectorSettings(model=DEFAULT_MODEL, class_confidence={"unicorn": 0.5}))
+    with pytest.raises(ModelError, match="model file not found"):
+        Detector(DetectorSettings(model=tmp_path / "nope.pt"))
+    folder = tmp_path / "not_a_model"
+    folder.mkdir()
+    with pytest.raises(ModelError, match="not an OpenVINO model"):
+        Detector(DetectorSettings(model=folder))
