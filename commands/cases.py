@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one_line_errors, open_store
+from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one_line_errors, open_store, parse_when
 
 app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
-
-
-def _when(text: str | None, name: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--{name} {text!r}: use ISO 8601, e.g. 2026-11-01 or 2026-11-01T08:00") from exc
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def _filters(type_, status, camera, since, until):
     from detector.export import CaseFilter
 
-    return CaseFilter(problem_type=type_, status=status, camera_id=camera, since=_when(since, "since"),
-                      until=_when(until, "until"))
+    return CaseFilter(problem_type=type_, status=status, camera_id=camera, since=parse_when(since, "--since"),
+                      until=parse_when(until, "--until"))
 
 
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Problem type, e.g. illegal_parking.")]

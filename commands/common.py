@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from datetime import datetime, timezone
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, TypeVar
@@ -29,6 +30,17 @@ DbUrl = Annotated[
 DEFAULT_DATA_DIR = Path("streetwatch-data")
 
 F = TypeVar("F", bound=Callable)
+
+
+def parse_when(text: str | None, option: str) -> datetime | None:
+    """An ISO 8601 option value as an aware datetime (UTC when no zone is given); None when empty."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{option} {text!r}: use ISO 8601, e.g. 2026-11-01T08:30:00+08:00") from exc
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
 def db_url(data_dir: Path, db: str | None) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated
 
@@ -12,17 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, err_console, one_line_errors, open_store, \
-    quiet_libraries
-
-
-def _parse_time(text: str | None) -> float | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise typer.BadParameter(f"--start-time {text!r}: use ISO 8601, e.g. 2026-11-01T08:30:00+08:00") from exc
-    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+    parse_when, quiet_libraries
 
 
 @one_line_errors
@@ -68,12 +57,13 @@ def detect(
         zones = zones or sample_zones
     if not inputs:
         raise typer.BadParameter("give footage paths, or --sample for the bundled sample clip")
+    _start = parse_when(start_time, "--start-time")
     mode = "all" if all_frames else "keyframes" if keyframes else "every" if every else "auto"
     settings = PipelineSettings(
         detector=DetectorSettings(backend=backend, imgsz=imgsz, **({"model": model} if model else {})),
         sampling=Sampling(mode=mode, fps=fps, every=every or 1),
         taxonomy_path=taxonomy, zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
-        start_time=_parse_time(start_time), rerun=rerun)
+        start_time=_start and _start.timestamp(), rerun=rerun)
     from detector.config import load_taxonomy, load_zones
 
     load_taxonomy(taxonomy), load_zones(zones)  # a malformed config stops here, before any file is touched

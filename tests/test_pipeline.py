@@ -1,6 +1,5 @@
 """The batch pipeline on real video files with a scripted model: cases, bad input, re-runs, interruption."""
 
-from pathlib import Path
 
 import numpy as np
 import pytest

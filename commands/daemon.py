@@ -1,0 +1,86 @@
+"""`streetwatch daemon`, `streetwatch config check` and `streetwatch bench daemon`: the live-camera service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.table import Table
+
+from commands.common import DbUrl, console, err_console, one_line_errors, quiet_libraries
+
+config_app = typer.Typer(help="Check camera daemon configuration files.", no_args_is_help=True)
+
+
+@one_line_errors
+def daemon(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Cameras YAML (see examples/cameras.yaml).")],
+    db: DbUrl = None,
+    log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
+    log_format: Annotated[Literal["json", "text"], typer.Option(help="json: one JSON object per line.")] = "json",
+) -> None:
+    """Run the camera daemon until SIGTERM/SIGINT; SIGHUP re-reads the config file.
+
+    Example: streetwatch daemon --config /etc/streetwatch/cameras.yaml --db postgresql+psycopg://sw@db/streetwatch
+    """
+    quiet_libraries()
+    from detector.daemon import serve
+    from detector.metrics import setup_logging
+
+    setup_logging(log_level, log_format)
+    raise typer.Exit(serve(config, db))
+
+
+@config_app.command("check")
+def config_check(
+    file: Annotated[Path, typer.Argument(help="Cameras YAML to check.")],
+) -> None:
+    """Validate a cameras file: every problem printed as `FILE: key.path: message`; exit 1 if any.
+
+    Example: streetwatch config check cameras.yaml
+    """
+    from detector.daemon_config import check_daemon_config, model_key
+    from detector.errors import ConfigError
+    from streams.live import redact_url
+
+    try:
+        cfg, warnings = check_daemon_config(file)
+    except ConfigError as exc:
+        for line in str(exc).splitlines():
+            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    table = Table(title=str(file))
+    for col in ("camera", "url", "frames/s", "model", "zones", "ground"):
+        table.add_column(col)
+    for cam in cfg.cameras:
+        ground = "calibrated" if cam.calibration else ("location" if cam.location else "-")
+        table.add_row(cam.id + ("" if cam.enabled else " (disabled)"), redact_url(cam.url), f"{cam.analysis_fps:g}",
+                      Path(model_key(cam)[0]).name, str(len(cam.zones)), ground)
+    console.print(table)
+    console.print(f"{file}: OK ({len(cfg.cameras)} cameras, {len(warnings)} warnings)", highlight=False)
+
+
+@one_line_errors
+def bench_daemon(
+    cameras: Annotated[list[int] | None, typer.Option("--cameras", "-n",
+                                                      help="Camera counts to try (default 4 8 12 16 20 24 32).")] = None,
+    seconds: Annotated[float, typer.Option(help="Measured seconds per step (after warm-up).")] = 20,
+    fps: Annotated[float, typer.Option(help="Analysis frames/s per camera.")] = 1.0,
+    model: Annotated[Path | None, typer.Option(help="Model (default: bundled, else the shared yolo11n export).")] = None,
+    workdir: Annotated[Path, typer.Option(help="Clips, database and evidence go here.")] = Path(
+        "streetwatch-data/bench-daemon"),
+    keep_going: Annotated[bool, typer.Option("--keep-going", help="Try every count even after one fails.")] = False,
+) -> None:
+    """N simulated 640x360 cameras over local RTSP, each analysed at --fps; the largest N the host sustains.
+
+    Example: streetwatch bench daemon -n 8 -n 16 -n 24 --seconds 20
+    """
+    quiet_libraries()
+    from benchmarks.bench_daemon import bench_daemon as run
+
+    text = run(counts=tuple(cameras or (4, 8, 12, 16, 20, 24, 32)), seconds=seconds, fps=fps, model=model,
+               workdir=workdir, stop_at_first_failure=not keep_going)
+    console.print(text, highlight=False, soft_wrap=True)
