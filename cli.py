@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from commands import bench, cases, detect, training
+from commands import review
 
 app = typer.Typer(
     name="streetwatch",
@@ -19,6 +20,9 @@ app.add_typer(training.dataset_app, name="dataset")
 app.command("train")(training.train)
 app.command("eval")(training.evaluate)
 app.add_typer(training.models_app, name="models")
+app.command("serve")(review.serve)
+app.add_typer(review.users_app, name="users")
+training.dataset_app.command("from-reviews")(review.dataset_from_reviews)
 app.add_typer(bench.bench_app, name="bench")
 
 try:  # registered when present (built in parallel by other modules)

@@ -61,7 +61,7 @@ class Case(Base):
     problem_type: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(64), default="")
     camera_id: Mapped[str | None] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="new")  # new|confirmed|dispatched|rejected|resolved
+    status: Mapped[str] = mapped_column(String(16), default="new")  # new|confirmed|dispatched|rejected|resolved|merged
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     sighting_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -75,6 +75,8 @@ class Case(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"annotated": {"path", "sha256"}, ...}
     due_at: Mapped[datetime | None]  # dispatch deadline, for the automatic re-check
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking for concurrent reviewers
+    flag: Mapped[str | None] = mapped_column(String(32))  # re-check (detector.recheck): overdue | verified_handled
+    merged_into: Mapped[int | None] = mapped_column(Integer)  # set with status "merged": the case that absorbed it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     sightings_rel: Mapped[list[Sighting]] = relationship(back_populates="case")
@@ -118,3 +120,6 @@ class CaseEvent(Base):
     actor: Mapped[str] = mapped_column(String(128), default="streetwatch")
     action: Mapped[str] = mapped_column(String(32))  # created|sighting|reopened|status|merged|split|...
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+from detector import review_tables as _review_tables  # noqa: E402,F401  (users, sessions, deliveries: same metadata)

@@ -1,0 +1,183 @@
+"""`streetwatch serve`, `streetwatch users add|list|disable|enable` and `streetwatch dataset from-reviews`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, db_url, one_line_errors
+
+users_app = typer.Typer(help="Manage the people who review cases (stored in the case database).",
+                        no_args_is_help=True)
+EvidenceOpt = Annotated[Path | None, typer.Option(help="Evidence folder (default: DATA_DIR/evidence).")]
+
+
+@one_line_errors
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on (127.0.0.1: this machine only).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    config: Annotated[Path | None, typer.Option(help="Review settings YAML (sessions, webhook, map tiles).")] = None,
+    webhook_url: Annotated[str | None, typer.Option(envvar="STREETWATCH_WEBHOOK_URL",
+                                                    help="The bureau's case system (overrides the config).")] = None,
+    evidence_dir: EvidenceOpt = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Serve the review web app: triage cases, merge/split, map, exports, hand-off to the bureau.
+
+    Example: streetwatch serve --port 8000   (then open the printed URL and log in)
+    """
+    import uvicorn
+
+    from detector.review_tables import User
+    from detector.store import redact
+    from review import create_app, load_settings
+
+    settings = load_settings(config)
+    if webhook_url:
+        settings = settings.model_copy(update={"webhook_url": webhook_url})
+    url = db_url(data_dir, db)
+    app = create_app(url, evidence_dir or data_dir / "evidence", settings)
+    with app.state.store.session() as ses:
+        if ses.query(User).count() == 0:
+            console.print("no users yet: add one first with  streetwatch users add NAME --role admin")
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    console.print(f"streetwatch review on http://{shown}:{port}/   database: {redact(url)}")
+    if host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
+        console.print("[yellow]warning:[/] listening beyond this machine without secure_cookies: put it behind "
+                      "HTTPS (a reverse proxy) and set secure_cookies: true")
+    uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+def _password(stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+
+@users_app.command("add")
+@one_line_errors
+def users_add(
+    username: str,
+    role: Annotated[str, typer.Option(help="analyst (reviews cases) or admin (also manages users).")] = "analyst",
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Add a user; asks for the password twice (or reads one line with --password-stdin).
+
+    Example: streetwatch users add alice --role admin
+    """
+    from detector.store import CaseStore
+    from review.users import add_user
+
+    store = CaseStore(db_url(data_dir, db))
+    password = _password(password_stdin)
+    with store.sessions.begin() as ses:
+        add_user(ses, username, password, role, actor="cli")
+    console.print(f"added {username} ({role})")
+
+
+@users_app.command("list")
+@one_line_errors
+def users_list(data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
+    """List users, their roles and whether they are disabled.
+
+    Example: streetwatch users list
+    """
+    from detector.store import CaseStore
+    from review.queries import iso
+    from review.users import list_users
+
+    store = CaseStore(db_url(data_dir, db))
+    table = Table(title="users")
+    for col in ("user", "role", "state", "created", "last log-in (UTC)"):
+        table.add_column(col)
+    with store.session() as ses:
+        for u in list_users(ses):
+            table.add_row(u.username, u.role, "disabled" if u.disabled else "active", iso(u.created_at),
+                          iso(u.last_login_at))
+    console.print(table)
+
+
+def _toggle(username: str, disabled: bool, data_dir: Path, db: str | None) -> None:
+    from detector.store import CaseStore
+    from review.users import set_disabled
+
+    store = CaseStore(db_url(data_dir, db))
+    with store.sessions.begin() as ses:
+        set_disabled(ses, username, disabled, actor="cli")
+    console.print(f"{username}: {'disabled (logged out everywhere)' if disabled else 'enabled'}")
+
+
+@users_app.command("disable")
+@one_line_errors
+def users_disable(username: str, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
+    """Disable a user: they cannot log in, and their open sessions end now.
+
+    Example: streetwatch users disable alice
+    """
+    _toggle(username, True, data_dir, db)
+
+
+@users_app.command("enable")
+@one_line_errors
+def users_enable(username: str, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
+    """Enable a disabled user again.
+
+    Example: streetwatch users enable alice
+    """
+    _toggle(username, False, data_dir, db)
+
+
+def _default_classes() -> list[str]:
+    """The bundled model's classes (datasets/default.yaml), so reviewed cases evaluate against it directly."""
+    import yaml
+
+    from detector.offline import PROJECT_ROOT
+
+    try:
+        return list(yaml.safe_load((PROJECT_ROOT / "datasets" / "default.yaml").read_text())["classes"])
+    except (OSError, KeyError, TypeError):
+        return []
+
+
+@one_line_errors
+def dataset_from_reviews(
+    out: Annotated[Path | None, typer.Option(help="Source folder to write (default: DATA_DIR/reviews).")] = None,
+    frames_per_case: Annotated[int, typer.Option(min=1, max=50, help="At most this many frames per case.")] = 3,
+    classes: Annotated[str | None, typer.Option(help="Class names in id order, comma-separated (default: the "
+                                                     "bundled model's, from datasets/default.yaml).")] = None,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of cases held out for val.")] = 0.2,
+    evidence_dir: EvidenceOpt = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+    db: DbUrl = None,
+) -> None:
+    """Export confirmed cases as labelled frames and false detections as hard negatives (YOLO source folder).
+
+    Example: streetwatch dataset from-reviews --out streetwatch-data/reviews
+    """
+    from detector.store import CaseStore
+    from training.from_reviews import export_reviews
+
+    names = [c.strip() for c in classes.split(",") if c.strip()] if classes else _default_classes()
+    out = out or data_dir / "reviews"
+    manifest = export_reviews(CaseStore(db_url(data_dir, db)), evidence_dir or data_dir / "evidence", out,
+                              frames_per_case=frames_per_case, classes=names, val_fraction=val_fraction)
+    cases = manifest["cases"]
+    console.print(f"{cases['positive']} confirmed case(s) -> {manifest['frames']['positive']} labelled frame(s); "
+                  f"{cases['hard_negative']} false detection(s) -> {manifest['frames']['hard_negative']} hard "
+                  f"negative(s); train {manifest['images']['train']}, val {manifest['images']['val']} image(s)")
+    if cases["rejected_not_used"]:
+        console.print("rejected for other reasons, not used: "
+                      + ", ".join(f"{k} {v}" for k, v in cases["rejected_not_used"].items()))
+    for line in manifest["skipped"][:10]:
+        console.print(f"[yellow]skipped:[/] {line}")
+    if not manifest["images"]["val"] or not manifest["images"]["train"]:
+        console.print("[yellow]note:[/] one split is empty (few reviewed cases): fine inside a recipe with other "
+                      "sources, not enough to evaluate on the reviewed cases alone")
+    console.print(f"source: {out / 'data.yaml'}   add it to a recipe: see {out / 'README.md'}")

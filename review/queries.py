@@ -1,0 +1,200 @@
+"""Read side of the review app: the filtered, sorted case list (a triage queue), counts, one case's page."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from urllib.parse import urlencode
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from detector import tables as t
+from detector.dedup import haversine_m
+from detector.export import case_dict
+from detector.review_tables import WebhookDelivery
+from detector.store import as_utc
+
+STATUSES = ("new", "confirmed", "dispatched", "rejected", "resolved")
+SORTS = {
+    "last_seen": t.Case.last_seen, "first_seen": t.Case.first_seen, "confidence": t.Case.best_confidence,
+    "sightings": t.Case.sighting_count, "id": t.Case.id, "type": t.Case.problem_type, "status": t.Case.status,
+    "camera": t.Case.camera_id, "due": t.Case.due_at,
+}
+FILTER_KEYS = ("type", "status", "camera", "since", "until", "zone", "near", "flag", "sort", "dir")
+
+
+class FilterError(ValueError):
+    """A filter value that cannot be understood (shown to the analyst, the filter is then ignored)."""
+
+
+def _when(text: str, name: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.strip())
+    except ValueError as exc:
+        raise FilterError(f"{name}: {text!r} is not a date or time (use 2026-11-28 or 2026-11-28T08:00)") from exc
+    return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class Queue:
+    """The list's filters and order; also the queue an analyst triages case by case."""
+
+    type: str = ""
+    status: str = ""
+    camera: str = ""
+    since: str = ""
+    until: str = ""
+    zone: str = ""
+    near: str = ""  # "lat,lon[,radius_m]"
+    flag: str = ""  # overdue | verified_handled
+    sort: str = "last_seen"
+    dir: str = "desc"
+
+    @classmethod
+    def from_params(cls, params) -> tuple[Queue, list[str]]:
+        """From query/form parameters; unknown sort keys fall back, bad values are reported and dropped."""
+        values = {k: str(params.get(k) or "").strip()[:200] for k in FILTER_KEYS}
+        q = cls(**{k: v for k, v in values.items() if v})
+        errors = []
+        if q.sort not in SORTS:
+            q = replace(q, sort="last_seen")
+        if q.dir not in ("asc", "desc"):
+            q = replace(q, dir="desc")
+        for name in ("since", "until"):
+            try:
+                _when(getattr(q, name), name)
+            except FilterError as exc:
+                errors.append(str(exc))
+                q = replace(q, **{name: ""})
+        try:
+            q.near_point()
+        except FilterError as exc:
+            errors.append(str(exc))
+            q = replace(q, near="")
+        return q, errors
+
+    def near_point(self) -> tuple[float, float, float] | None:
+        if not self.near:
+            return None
+        try:
+            parts = [float(p) for p in self.near.replace(" ", "").split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) not in (2, 3) or not (-90 <= parts[0] <= 90 and -180 <= parts[1] <= 180):
+            raise FilterError(f"near: {self.near!r} must be 'lat,lon' or 'lat,lon,radius_m'")
+        return parts[0], parts[1], parts[2] if len(parts) == 3 else 200.0
+
+    def params(self, **changes) -> dict[str, str]:
+        q = replace(self, **changes)
+        default = Queue()
+        return {k: getattr(q, k) for k in FILTER_KEYS if getattr(q, k) != getattr(default, k)}
+
+    def qs(self, **changes) -> str:
+        return urlencode(self.params(**changes))
+
+
+def _filtered(q: Queue, *, skip: tuple[str, ...] = ()):
+    query = select(t.Case).where(t.Case.status != "merged")
+    if q.type and "type" not in skip:
+        query = query.where(t.Case.problem_type == q.type)
+    if q.status and "status" not in skip:
+        query = query.where(t.Case.status == q.status)
+    if q.camera:
+        query = query.where(t.Case.camera_id == q.camera)
+    if q.since:
+        query = query.where(t.Case.last_seen >= _when(q.since, "since"))
+    if q.until:
+        query = query.where(t.Case.first_seen <= _when(q.until, "until"))
+    if q.zone:
+        query = query.where(t.Case.zone_id == q.zone)
+    if q.flag:
+        query = query.where(t.Case.flag == q.flag)
+    near = q.near_point()
+    if near:
+        span = near[2] / 111_000 * 2 + 1e-4  # generous box; exact distance below
+        query = query.where(t.Case.lat.between(near[0] - span, near[0] + span),
+                            t.Case.lon.between(near[1] - span * 3, near[1] + span * 3))
+    return query
+
+
+def _near_ok(q: Queue, case: t.Case) -> bool:
+    near = q.near_point()
+    if not near:
+        return True
+    return case.lat is not None and haversine_m(near[0], near[1], case.lat, case.lon) <= near[2]  # type: ignore[arg-type]
+
+
+def _ordered(query, q: Queue):
+    col = SORTS[q.sort]
+    order = col.asc() if q.dir == "asc" else col.desc()
+    tie = t.Case.id.asc() if q.dir == "asc" else t.Case.id.desc()
+    return query.order_by(order, tie)
+
+
+def list_cases(ses: Session, q: Queue, limit: int | None = None, offset: int = 0) -> tuple[list[t.Case], int]:
+    """(one page of cases, total matching)."""
+    rows = [c for c in ses.scalars(_ordered(_filtered(q), q)) if _near_ok(q, c)]
+    end = None if limit is None else offset + limit
+    return rows[offset:end], len(rows)
+
+
+def queue_ids(ses: Session, q: Queue) -> list[int]:
+    if q.near:
+        return [c.id for c in list_cases(ses, q)[0]]
+    return list(ses.scalars(_ordered(_filtered(q).with_only_columns(t.Case.id), q)))
+
+
+def neighbours(ses: Session, q: Queue, case_id: int) -> tuple[int | None, int | None, int, int]:
+    """(previous id, next id, 1-based position or 0 when not in the queue, queue length)."""
+    ids = queue_ids(ses, q)
+    if case_id not in ids:
+        return (ids[-1] if ids else None), (ids[0] if ids else None), 0, len(ids)
+    i = ids.index(case_id)
+    return (ids[i - 1] if i > 0 else None), (ids[i + 1] if i + 1 < len(ids) else None), i + 1, len(ids)
+
+
+def counts(ses: Session, q: Queue) -> dict[str, dict[str, int]]:
+    """{problem_type: {status: n, "all": n}} for the other filters (so the grid works as quick filters)."""
+    base = _filtered(q, skip=("type", "status")).subquery()
+    out: dict[str, dict[str, int]] = {}
+    for ptype, status, n in ses.execute(select(base.c.problem_type, base.c.status, func.count())
+                                        .group_by(base.c.problem_type, base.c.status)):
+        row = out.setdefault(ptype, {})
+        row[status] = n
+        row["all"] = row.get("all", 0) + n
+    return dict(sorted(out.items()))
+
+
+def choices(ses: Session) -> dict[str, list[str]]:
+    """Distinct values for the filter drop-downs."""
+    def distinct(col):
+        return [v for v in ses.scalars(select(col).where(t.Case.status != "merged").distinct().order_by(col)) if v]
+    return {"types": distinct(t.Case.problem_type), "cameras": distinct(t.Case.camera_id),
+            "zones": distinct(t.Case.zone_id)}
+
+
+def export_rows(ses: Session, q: Queue) -> list[dict]:
+    """Rows for `detector.export.to_csv` / `to_geojson`, in the list's order, merged cases left out."""
+    return [case_dict(c) for c in list_cases(ses, q)[0]]
+
+
+def iso(dt: datetime | None) -> str:
+    return as_utc(dt).strftime("%Y-%m-%d %H:%M:%S") if dt else ""  # type: ignore[union-attr]
+
+
+def case_page(ses: Session, case_id: int) -> dict | None:
+    """Everything the case page shows: the case, its sightings (timeline), history and webhook attempts."""
+    case = ses.get(t.Case, case_id)
+    if case is None:
+        return None
+    sightings = list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id)
+                                 .order_by(t.Sighting.first_seen, t.Sighting.id)))
+    events = list(ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == case_id).order_by(t.CaseEvent.id)))
+    deliveries = list(ses.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == case_id)
+                                  .order_by(WebhookDelivery.id)))
+    merged_from = [e.detail.get("from_case") for e in events if e.action == "merged" and e.detail.get("from_case")]
+    return {"case": case, "sightings": sightings, "events": events, "deliveries": deliveries,
+            "merged_from": merged_from}

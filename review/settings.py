@@ -1,0 +1,47 @@
+"""Settings of the review web app, from a YAML file (`streetwatch serve --config review.yaml`) or defaults."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from detector.errors import ConfigError
+
+
+class ReviewSettings(BaseModel):
+    """Everything `create_app` can be told. Unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_idle_s: int = Field(1800, ge=60, description="log out after this long without a request")
+    session_max_s: int = Field(12 * 3600, ge=300, description="log out this long after logging in, active or not")
+    login_max_failures: int = Field(5, ge=1, description="failed log-ins per account within the window before a lock")
+    login_window_s: int = Field(900, ge=10, description="the window (and the lock) for failed log-ins")
+    secure_cookies: bool = Field(False, description="mark cookies Secure: set true when served over HTTPS")
+    page_size: int = Field(100, ge=5, le=1000, description="cases per list page")
+    webhook_url: str | None = Field(None, description="the bureau's case system: confirmed cases are POSTed here")
+    webhook_secret: str | None = Field(None, description="HMAC-SHA256 key to sign webhook bodies")
+    webhook_attempts: int = Field(4, ge=1, le=20)
+    webhook_backoff_s: float = Field(1.0, ge=0)
+    webhook_timeout_s: float = Field(10.0, gt=0)
+    tile_url: str | None = Field(None, description="optional map tiles, e.g. https://tiles.example.org/{z}/{x}/{y}.png")
+    tile_attribution: str = Field("", description="credit line shown under the map when tiles are used")
+    title: str = Field("streetwatch review", description="shown in the page header")
+
+
+def load_settings(path: Path | None) -> ReviewSettings:
+    if path is None:
+        return ReviewSettings()
+    try:
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    try:
+        return ReviewSettings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ConfigError(f"{path}: {'.'.join(map(str, first['loc'])) or '(top)'}: {first['msg']}") from exc

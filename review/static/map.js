@@ -1,0 +1,79 @@
+/* streetwatch review: draws the cases of /export.geojson on a Web Mercator plane; tiles only when configured. */
+(function () {
+  "use strict";
+  var box = document.getElementById("map"), svg = document.getElementById("map-svg"), NS = "http://www.w3.org/2000/svg";
+  if (!box || !svg) return;
+  var PALETTE = ["#d7301f", "#2b8cbe", "#31a354", "#756bb1", "#e6550d", "#636363", "#c51b8a", "#8c6d31"];
+  function el(name, attrs, parent) {
+    var node = document.createElementNS(NS, name);
+    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    (parent || svg).appendChild(node);
+    return node;
+  }
+  function merc(lon, lat) {
+    var s = Math.sin(lat * Math.PI / 180);
+    return [(lon + 180) / 360, 0.5 - Math.log((1 + s) / (1 - s)) / (4 * Math.PI)];
+  }
+  function unmerc(x, y) {
+    return [x * 360 - 180, Math.atan(Math.sinh(Math.PI * (1 - 2 * y))) * 180 / Math.PI];
+  }
+  function niceStep(span) {
+    var p = Math.pow(10, Math.floor(Math.log10(span / 4))), m = span / 4 / p;
+    return p * (m >= 5 ? 5 : m >= 2 ? 2 : 1);
+  }
+  fetch(box.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/geo+json" } })
+    .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
+    .then(draw)
+    .catch(function (err) { document.getElementById("map-note").textContent = "Cannot load cases: " + err.message; });
+
+  function draw(gj) {
+    var feats = (gj.features || []).filter(function (f) { return f.geometry && f.geometry.type === "Point"; });
+    var W = box.clientWidth || 800, H = box.clientHeight || 520;
+    svg.setAttribute("viewBox", "0 0 " + W + " " + H);
+    if (!feats.length) { el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", "class": "empty" }).textContent = "No cases with a known position match these filters."; return; }
+    var pts = feats.map(function (f) { return merc(f.geometry.coordinates[0], f.geometry.coordinates[1]); });
+    var xs = pts.map(function (p) { return p[0]; }), ys = pts.map(function (p) { return p[1]; });
+    var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs), y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
+    var fit = Math.min(W / Math.max(x1 - x0, 1e-9), H / Math.max(y1 - y0, 1e-9)) * 0.8;
+    var z = Math.max(1, Math.min(19, Math.floor(Math.log2(fit / 256))));
+    var scale = 256 * Math.pow(2, z), cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    function px(p) { return [(p[0] - cx) * scale + W / 2, (p[1] - cy) * scale + H / 2]; }
+    var tiles = box.dataset.tiles;
+    if (tiles) {
+      var n = Math.pow(2, z), tx0 = Math.floor((cx - W / 2 / scale) * n), tx1 = Math.floor((cx + W / 2 / scale) * n);
+      var ty0 = Math.floor((cy - H / 2 / scale) * n), ty1 = Math.floor((cy + H / 2 / scale) * n);
+      for (var tx = tx0; tx <= tx1; tx++) for (var ty = Math.max(0, ty0); ty <= Math.min(n - 1, ty1); ty++) {
+        var at = px([tx / n, ty / n]), wx = ((tx % n) + n) % n;
+        el("image", { href: tiles.replace("{z}", z).replace("{x}", wx).replace("{y}", ty), x: at[0], y: at[1], width: 256, height: 256 });
+      }
+    } else {
+      var nw = unmerc(cx - W / 2 / scale, cy - H / 2 / scale), se = unmerc(cx + W / 2 / scale, cy + H / 2 / scale);
+      var step = niceStep(Math.max(se[0] - nw[0], nw[1] - se[1])), g = el("g", { "class": "grid" });
+      for (var lon = Math.ceil(nw[0] / step) * step; lon <= se[0]; lon += step) {
+        var a = px(merc(lon, 0)); el("line", { x1: a[0], y1: 0, x2: a[0], y2: H }, g);
+        el("text", { x: a[0] + 3, y: H - 4 }, g).textContent = lon.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
+      }
+      for (var lat = Math.ceil(se[1] / step) * step; lat <= nw[1]; lat += step) {
+        var b = px(merc(0, lat)); el("line", { x1: 0, y1: b[1], x2: W, y2: b[1] }, g);
+        el("text", { x: 3, y: b[1] - 3 }, g).textContent = lat.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
+      }
+    }
+    var colours = {}, legend = document.getElementById("legend");
+    feats.forEach(function (f, i) {
+      var t = f.properties.problem_type;
+      if (!(t in colours)) {
+        colours[t] = PALETTE[Object.keys(colours).length % PALETTE.length];
+        var li = document.createElement("li"), sw = document.createElement("span");
+        sw.className = "swatch"; sw.dataset.colour = colours[t]; li.appendChild(sw); li.appendChild(document.createTextNode(" " + t));
+        legend.appendChild(li);
+      }
+      var p = px(pts[i]), link = el("a", { href: "/cases/" + f.id + (box.dataset.queue ? "?" + box.dataset.queue : ""), "class": "case-point" });
+      el("circle", { cx: p[0], cy: p[1], r: 7, fill: colours[t], "class": "st-" + f.properties.status }, link);
+      el("title", {}, link).textContent = "#" + f.id + " " + t + " (" + f.properties.status + "), " + f.properties.sighting_count + " sighting(s)";
+    });
+    legend.querySelectorAll(".swatch").forEach(function (sw) {
+      var dot = document.createElementNS(NS, "svg"); dot.setAttribute("width", 12); dot.setAttribute("height", 12);
+      el("circle", { cx: 6, cy: 6, r: 5, fill: sw.dataset.colour }, dot); sw.appendChild(dot);
+    });
+  }
+})();

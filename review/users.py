@@ -1,0 +1,215 @@
+"""Users, passwords, log-in (rate limited) and sessions. Library functions on a Session; no web code here.
+
+Passwords: scrypt (standard library) with a random salt, `scrypt$n$r$p$salt$hash`. A session is a
+random token in a cookie; the database keeps only its SHA-256, a CSRF token and two expiries
+(idle and absolute).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from detector.errors import StreetwatchError
+from detector.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
+from detector.store import as_utc
+
+SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
+MIN_PASSWORD = 8
+_USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+class UserError(StreetwatchError):
+    """Bad user input (name taken, short password, unknown user)."""
+
+
+class LoginRefused(StreetwatchError):
+    """Wrong name or password, or a disabled account. The message never says which."""
+
+
+class LoginLocked(StreetwatchError):
+    """Too many failed log-ins; `retry_after_s` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+def hash_password(password: str) -> str:
+    salt = secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        kind, n, r, p, salt, digest = stored.split("$")
+        if kind != "scrypt":
+            return False
+        want = base64.b64decode(digest)
+        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=len(want))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, want)
+
+
+_DUMMY_HASH = hash_password(secrets.token_hex(8))  # unknown users cost the same time as known ones
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _audit(ses: Session, actor: str, action: str, target: str, **detail) -> None:
+    ses.add(AuditEvent(actor=actor, action=action, target=target, detail=detail, at=now_utc()))
+
+
+def add_user(ses: Session, username: str, password: str, role: str = "analyst", actor: str = "cli") -> User:
+    """Create a user. Example: `add_user(ses, "alice", "correct horse battery", "admin", actor="bob")`."""
+    if not username or len(username) > 64 or not set(username) <= _USERNAME_CHARS:
+        raise UserError(f"user name {username!r}: use 1-64 letters, digits, '.', '_', '-' or '@'")
+    if role not in ROLES:
+        raise UserError(f"role {role!r}: choose {' or '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password too short: use at least {MIN_PASSWORD} characters")
+    if ses.scalars(select(User).where(User.username == username)).first() is not None:
+        raise UserError(f"user {username!r} already exists")
+    user = User(username=username, password_hash=hash_password(password), role=role, created_by=actor,
+                created_at=now_utc())
+    ses.add(user)
+    ses.flush()
+    _audit(ses, actor, "user_added", username, role=role)
+    return user
+
+
+def get_user(ses: Session, username: str) -> User:
+    user = ses.scalars(select(User).where(User.username == username)).first()
+    if user is None:
+        raise UserError(f"user {username!r}: no such user")
+    return user
+
+
+def list_users(ses: Session) -> list[User]:
+    return list(ses.scalars(select(User).order_by(User.username)))
+
+
+def set_disabled(ses: Session, username: str, disabled: bool, actor: str = "cli") -> User:
+    """Disable (or re-enable) an account; disabling also ends its open sessions."""
+    user = get_user(ses, username)
+    user.disabled = disabled
+    if disabled:
+        for row in ses.scalars(select(WebSession).where(WebSession.user_id == user.id)):
+            ses.delete(row)
+    _audit(ses, actor, "user_disabled" if disabled else "user_enabled", username)
+    return user
+
+
+def set_password(ses: Session, username: str, password: str, actor: str = "cli") -> User:
+    if len(password) < MIN_PASSWORD:
+        raise UserError(f"password too short: use at least {MIN_PASSWORD} characters")
+    user = get_user(ses, username)
+    user.password_hash = hash_password(password)
+    for row in ses.scalars(select(WebSession).where(WebSession.user_id == user.id)):
+        ses.delete(row)
+    _audit(ses, actor, "password_set", username)
+    return user
+
+
+@dataclass(frozen=True)
+class NewSession:
+    token: str  # goes in the cookie; never stored
+    csrf_token: str
+    user_id: int
+
+
+def _failures(ses: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
+    last_ok = ses.scalar(select(func.max(LoginAttempt.at)).where(column == value, LoginAttempt.ok.is_(True)))
+    start = max(since, as_utc(last_ok)) if last_ok else since  # type: ignore[type-var]
+    count, oldest = ses.execute(select(func.count(), func.min(LoginAttempt.at)).where(
+        column == value, LoginAttempt.ok.is_(False), LoginAttempt.at > start)).one()
+    return int(count), as_utc(oldest)
+
+
+def log_in(ses: Session, username: str, password: str, ip: str, *, max_failures: int, window_s: int,
+           max_age_s: int, now: datetime | None = None) -> NewSession:
+    """Check a password and open a session. Raises LoginLocked (rate limit) or LoginRefused.
+
+    The lock counts failures per account since its last success within `window_s`, and per address
+    (10x as many, so one address cannot try many accounts); while locked, even the right password
+    is refused, so guessing gains nothing.
+    """
+    now = now or now_utc()
+    since = now - timedelta(seconds=window_s)
+    for column, value, limit in ((LoginAttempt.username, username[:64], max_failures),
+                                 (LoginAttempt.ip, ip[:64], max_failures * 10)):
+        count, oldest = _failures(ses, column, value, since)
+        if count >= limit:
+            wait = int(((oldest or now) + timedelta(seconds=window_s) - now).total_seconds()) + 1
+            ses.add(LoginAttempt(username=username[:64], ip=ip[:64], ok=False, at=now))
+            raise LoginLocked(f"too many failed log-ins; try again in {max(1, wait // 60 + (wait % 60 > 0))} "
+                              "minute(s)", max(1, wait))
+    user = ses.scalars(select(User).where(User.username == username)).first()
+    good = verify_password(password, user.password_hash if user else _DUMMY_HASH)
+    if user is None or not good or user.disabled:
+        ses.add(LoginAttempt(username=username[:64], ip=ip[:64], ok=False, at=now))
+        raise LoginRefused("wrong user name or password, or the account is disabled")
+    ses.add(LoginAttempt(username=username, ip=ip[:64], ok=True, at=now))
+    user.last_login_at = now
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    ses.add(WebSession(id=token_id(token), user_id=user.id, csrf_token=csrf, created_at=now, last_seen_at=now,
+                       expires_at=now + timedelta(seconds=max_age_s), ip=ip[:64]))
+    return NewSession(token, csrf, user.id)
+
+
+def token_id(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Current:
+    """The logged-in user of one request."""
+
+    session_id: str
+    user_id: int
+    username: str
+    role: str
+    csrf_token: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+class SessionExpired(StreetwatchError):
+    """The cookie names a session that timed out (or was ended)."""
+
+
+def resume_session(ses: Session, token: str, *, idle_s: int, now: datetime | None = None) -> Current | None:
+    """The session of a cookie token: None when there is none, SessionExpired when it timed out."""
+    now = now or now_utc()
+    row = ses.get(WebSession, token_id(token))
+    if row is None:
+        return None
+    user = ses.get(User, row.user_id)
+    idle_end = as_utc(row.last_seen_at) + timedelta(seconds=idle_s)  # type: ignore[operator]
+    if user is None or user.disabled or now >= as_utc(row.expires_at) or now >= idle_end:  # type: ignore[operator]
+        ses.delete(row)
+        raise SessionExpired("your session expired; log in again")
+    if (now - as_utc(row.last_seen_at)).total_seconds() > 30:  # type: ignore[operator]
+        row.last_seen_at = now  # sliding idle expiry, written at most twice a minute
+    return Current(row.id, user.id, user.username, user.role, row.csrf_token)
+
+
+def end_session(ses: Session, session_id: str) -> None:
+    row = ses.get(WebSession, session_id)
+    if row is not None:
+        ses.delete(row)
