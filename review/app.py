@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from detector.errors import StreetwatchError
+from detector.errors import StoreError, StreetwatchError
 from detector.store import CaseStore
 from review.actions import Conflict, NotFound
 from review.settings import ReviewSettings
@@ -179,8 +179,9 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
 
     @app.exception_handler(StreetwatchError)
     async def on_refused(request: Request, exc: StreetwatchError) -> Response:
-        """An action that cannot be done: 404 (no such case), 409 (changed by someone else) or 400."""
-        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
+        """An action that cannot be done: 404 (no such case), 409 (changed by someone else), 503 (database), or 400."""
+        status = (404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict)
+                  else 503 if isinstance(exc, StoreError) else 400)
         match = re.match(r"^/cases/(\d+)", request.url.path)
         link = (f"/cases/{match.group(1)}", "Reload the case") if match else None
         return error_response(request, status, str(exc), link)

@@ -1,0 +1,184 @@
+"""End to end in a real headless browser (Debian's chromium through Selenium and chromedriver): log in, clear a
+triage queue with the keyboard only, merge two cases, and see the CSV export change. uvicorn serves the app on a
+free 127.0.0.1 port from a thread."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from detector import tables as t
+from detector.store import CaseStore
+from review import ReviewSettings, create_app
+from tests.reviewkit import PASSWORDS, add_users, file_sighting
+
+pytestmark = pytest.mark.timeout(90)
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+DRIVER = shutil.which("chromedriver")
+PLACES = [(31.23040, 121.47370), (31.23140, 121.47470), (31.23240, 121.47570), (31.23340, 121.47670)]
+
+
+def _need_browser() -> None:
+    if CHROMIUM and DRIVER:
+        return
+    message = "chromium and chromium-driver are not installed (see .ci/packages.txt)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    import uvicorn
+
+    url, evidence = f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "evidence"
+    store = CaseStore(url)
+    ids = [file_sighting(store, evidence, f"p{i}", xyxy=(40 + 60 * i, 80, 100 + 60 * i, 150), lat=lat, lon=lon,
+                         unc=3.0, first_seen=1_800_000_000.0 + 60 * i).case_id for i, (lat, lon) in enumerate(PLACES)]
+    add_users(store)
+    app = create_app(url, evidence, ReviewSettings())
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not srv.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", store, ids
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    opts = Options()
+    opts.binary_location = CHROMIUM
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1100",
+                "--no-first-run", "--disable-extensions", "--disable-background-networking",
+                f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        opts.add_argument(arg)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=opts, service=Service(executable_path=DRIVER))
+    driver.set_page_load_timeout(20)
+    yield driver
+    driver.quit()
+
+
+def keys(driver, *typed) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    chain = ActionChains(driver)
+    for k in typed:
+        chain.send_keys(k)
+    chain.perform()
+
+
+def wait_for(driver, check, what: str, timeout: float = 10.0):
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException, WebDriverException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=(NoSuchElementException, StaleElementReferenceException,
+                                                              WebDriverException)).until(
+        lambda d: check(d), message=f"waiting for {what}; at {driver.current_url}")
+
+
+def on_case(driver, case_id: int) -> None:
+    from selenium.webdriver.common.by import By
+
+    wait_for(driver, lambda d: d.find_element(By.ID, "case").get_attribute("data-case") == str(case_id),
+             f"case {case_id}")
+
+
+def export_csv(driver) -> dict[int, dict]:
+    text = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch('/export.csv', {credentials: 'same-origin'}).then(r => r.text()).then(done);")
+    return {int(r["id"]): r for r in csv.DictReader(io.StringIO(text))}
+
+
+def test_an_analyst_clears_a_queue_with_the_keyboard_and_merges_two_cases(server, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, store, ids = server
+    a, b, c, d = ids
+    browser.get(f"{base}/cases?status=new&sort=last_seen&dir=asc")
+    wait_for(browser, lambda dr: dr.find_element(By.ID, "username"), "the log-in form")
+    assert "/login?next=" in browser.current_url
+    keys(browser, "alice", Keys.TAB, PASSWORDS["alice"], Keys.ENTER)  # the user name field has the focus
+    wait_for(browser, lambda dr: dr.find_element(By.ID, "case-list"), "the queue")
+    before = export_csv(browser)
+    assert {r["status"] for r in before.values()} == {"new"} and set(before) == set(ids)
+
+    keys(browser, "j", Keys.ENTER)  # highlight the first row, open it
+    on_case(browser, a)
+    keys(browser, "c")  # confirm -> the next case of the queue
+    on_case(browser, b)
+    assert f"Case {a} confirmed" in browser.find_element(By.ID, "flash").text
+    keys(browser, "x")
+    wait_for(browser, lambda dr: "armed" in dr.find_element(By.ID, "form-reject").get_attribute("class"),
+             "the reject reasons")
+    keys(browser, "1")  # reason 1: not what the detector says
+    on_case(browser, c)
+    keys(browser, "j")  # skip for now ...
+    on_case(browser, d)
+    keys(browser, "k")  # ... and come back
+    on_case(browser, c)
+    keys(browser, "x", Keys.ESCAPE, "c")  # change of mind: cancel the rejection, confirm
+    on_case(browser, d)
+    keys(browser, "c")
+    wait_for(browser, lambda dr: "Queue cleared" in dr.find_element(By.ID, "flash").text, "the empty queue")
+    with store.session() as ses:
+        status = {x.id: x.status for x in ses.scalars(select(t.Case))}
+        reasons = [e.detail.get("reason") for e in ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == b,
+                                                                                         t.CaseEvent.action == "status"))]
+    assert status == {a: "confirmed", b: "rejected", c: "confirmed", d: "confirmed"} and reasons == ["not_the_object"]
+
+    # c and d turn out to be one heap seen from two spots: merge d into c, keyboard only on c's page
+    browser.get(f"{base}/cases/{c}")
+    on_case(browser, c)
+    keys(browser, "m", str(d), Keys.ENTER)
+    wait_for(browser, lambda dr: f"Case {d} merged into case {c}" in dr.find_element(By.ID, "flash").text, "the merge")
+    assert browser.find_element(By.ID, "sighting-count").text == "2"
+    after = export_csv(browser)
+    assert set(after) == {a, b, c} and after[c]["sighting_count"] == "2"
+    assert after[a]["status"] == "confirmed" and after[b]["status"] == "rejected" and after != before
+
+    shot = tmp_path / "case.png"
+    browser.save_screenshot(str(shot))
+    png = shot.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    if os.environ.get("STREETWATCH_SCREENSHOTS"):
+        Path(os.environ["STREETWATCH_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "case.png")
+
+    browser.get(f"{base}/map")  # the map draws the remaining cases from the app's own GeoJSON, no tiles
+    wait_for(browser, lambda dr: len(dr.find_elements(By.CSS_SELECTOR, "#map-svg circle")) == 3, "three points")
+    if os.environ.get("STREETWATCH_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "map.png"))
+        browser.get(f"{base}/cases")
+        browser.save_screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "list.png"))
+    blocked = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
+               or e["level"] == "SEVERE"]
+    assert blocked == []
