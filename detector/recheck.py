@@ -74,12 +74,15 @@ def on_sighting(ses: Session, case: t.Case, sighting_time: datetime, *, sighting
 
 
 def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, analysed_to: datetime,
-                   seen_case_ids: Iterable[int] = (), *, actor: str = ACTOR) -> dict[int, str]:
+                   seen_case_ids: Iterable[int] = (), *, min_watched_s: float = 60.0,
+                   actor: str = ACTOR) -> dict[int, str]:
     """Call when footage of `place` covering [analysed_from, analysed_to] (UTC) has been fully analysed.
 
     Every dispatched case of that place whose deadline falls at or before `analysed_to` is decided:
     a case in `seen_case_ids`, or with a sighting at or after its deadline, is overdue; any other was
-    not seen although its place was watched after the deadline, so it is verified handled.
+    not seen although its place was watched after the deadline, so it is verified handled, provided
+    the footage covers at least `min_watched_s` after the deadline (a glimpse proves nothing; the
+    case is then left for the next analysis).
 
     Args:
         place: a camera id (cases filed by it or with a sighting from it), or an `Area` for a drone pass.
@@ -124,6 +127,8 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
                     "sighting": late.id if late else None, "evidence": (late.evidence if late else {}) or {},
                     "analysed": [analysed_from.isoformat(), analysed_to.isoformat()]}))
                 results[case.id] = FLAG_OVERDUE
+            continue
+        if (analysed_to - max(due, analysed_from)).total_seconds() < min_watched_s:  # type: ignore[type-var,operator]
             continue
         case.status, case.flag, case.updated_at = "resolved", FLAG_VERIFIED, now
         ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="recheck", at=now, detail={

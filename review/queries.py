@@ -136,9 +136,13 @@ def _ordered(query, q: Queue):
 
 def list_cases(ses: Session, q: Queue, limit: int | None = None, offset: int = 0) -> tuple[list[t.Case], int]:
     """(one page of cases, total matching)."""
-    rows = [c for c in ses.scalars(_ordered(_filtered(q), q)) if _near_ok(q, c)]
-    end = None if limit is None else offset + limit
-    return rows[offset:end], len(rows)
+    if q.near:  # exact distance is checked here, after the SQL bounding box
+        rows = [c for c in ses.scalars(_ordered(_filtered(q), q)) if _near_ok(q, c)]
+        end = None if limit is None else offset + limit
+        return rows[offset:end], len(rows)
+    total = ses.scalar(select(func.count()).select_from(_filtered(q).subquery())) or 0
+    query = _ordered(_filtered(q), q).offset(offset)
+    return list(ses.scalars(query.limit(limit) if limit else query)), total
 
 
 def queue_ids(ses: Session, q: Queue) -> list[int]:

@@ -23,6 +23,7 @@ from training.dataset import build_dataset
 from training.from_reviews import Frame, export_reviews, pick_frames
 from training.recipe import load_recipe
 
+pytestmark = pytest.mark.timeout(60)
 T0 = 1_800_000_000.0
 
 

@@ -75,6 +75,15 @@ def test_cases_the_caller_saw_are_not_verified(db_url):
         assert after_analysis(ses, "cam", from_unix(T0), from_unix(T0 + 600), [case_id]) == {case_id: FLAG_OVERDUE}
 
 
+def test_a_glimpse_after_the_deadline_verifies_nothing(db_url):
+    store = CaseStore(db_url)
+    case_id = dispatched(store, "a", 590)
+    with store.sessions.begin() as ses:  # 10 s of footage after the deadline
+        assert after_analysis(ses, "cam", from_unix(T0), from_unix(T0 + 600)) == {}
+        assert after_analysis(ses, "cam", from_unix(T0 + 600), from_unix(T0 + 700), min_watched_s=100) == {
+            case_id: FLAG_VERIFIED}
+
+
 def test_a_drone_pass_checks_cases_inside_its_area(db_url):
     store = CaseStore(db_url)
     inside = dispatched(store, "in", 60, lat=31.2300, lon=121.4700, unc=3.0, camera_id="drone-1")
