@@ -23,7 +23,6 @@ from sqlalchemy import exists, or_, select, text
 from sqlalchemy.orm import Session
 
 from detector import tables as t
-from detector.store import _lock_key, as_utc
 
 FLAG_OVERDUE = "overdue"
 FLAG_VERIFIED = "verified_handled"
@@ -41,6 +40,7 @@ class Area:
 
 
 def _utc(dt: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything here is UTC. (Not `store.as_utc`: the store imports us.)"""
     return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
 
 
@@ -61,13 +61,13 @@ def on_sighting(ses: Session, case: t.Case, sighting_time: datetime, *, sighting
     if case.status not in ("dispatched", "resolved") and case.flag is not None:
         case.flag = None  # it came back after "verified handled" (the store reopened it): that result is stale
         return None
-    if case.status != "dispatched" or case.due_at is None or _utc(sighting_time) < as_utc(case.due_at):  # type: ignore[operator]
+    if case.status != "dispatched" or case.due_at is None or _utc(sighting_time) < _utc(case.due_at):  # type: ignore[operator]
         return None
     if case.flag == FLAG_OVERDUE:
         return None  # flagged already; the sighting itself is on the timeline
     case.flag = FLAG_OVERDUE
     ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="recheck", at=datetime.now(timezone.utc),
-                        detail={"result": FLAG_OVERDUE, "due_at": as_utc(case.due_at).isoformat(),  # type: ignore[union-attr]
+                        detail={"result": FLAG_OVERDUE, "due_at": _utc(case.due_at).isoformat(),  # type: ignore[arg-type]
                                 "seen_at": _utc(sighting_time).isoformat(), "sighting": sighting_id,
                                 "evidence": evidence or {}}))
     return FLAG_OVERDUE
@@ -107,6 +107,8 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
         query = query.where(or_(t.Case.camera_id == place, from_camera))
     cases = list(ses.scalars(query.order_by(t.Case.id)))
     if cases and ses.get_bind().dialect.name == "postgresql":  # serialise with dedup, as the store does
+        from detector.store import _lock_key  # imported here: detector.store may import this module
+
         for name in sorted({c.problem_type for c in cases}):
             ses.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(f"streetwatch:{name}")})
         for case in cases:
@@ -116,7 +118,7 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
     for case in cases:
         if case.status != "dispatched":
             continue  # changed while we waited for the lock
-        due = as_utc(case.due_at)
+        due = _utc(case.due_at)  # type: ignore[arg-type]
         late = ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case.id, t.Sighting.last_seen >= due)
                            .order_by(t.Sighting.last_seen.desc()).limit(1)).first()
         if case.id in seen or late is not None:
