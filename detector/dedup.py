@@ -21,7 +21,7 @@ from detector.config import ProblemType
 from detector.sightings import Sighting
 
 OPEN_STATUSES = ("new", "confirmed", "dispatched")
-STATUS_RANK = {"new": 0, "confirmed": 0, "dispatched": 0, "rejected": 1, "resolved": 2}
+STATUS_RANK = {"new": 0, "confirmed": 0, "dispatched": 0, "rejected": 1, "resolved": 2, "merged": 9}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,8 @@ def _where(query, f: CaseFilter):
         query = query.where(t.Case.problem_type == f.problem_type)
     if f.status:
         query = query.where(t.Case.status == f.status)
+    else:  # a merged case is an empty shell pointing at the case that absorbed it
+        query = query.where(t.Case.status != "merged")
     if f.camera_id:
         query = query.where(t.Case.camera_id == f.camera_id)
     if f.since:

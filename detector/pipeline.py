@@ -76,6 +76,7 @@ class FileResult:
     stage_s: dict[str, float] = field(default_factory=dict)
     notes: dict = field(default_factory=dict)
     frames_gated: int = 0  # analysed frames whose inference was skipped by the change gate
+    ground_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None  # drone: (min, max) lat/lon seen
 
 
 def content_key(path: Path, chunk: int = 1 << 20) -> str:
@@ -110,6 +111,13 @@ def settings_key(settings: PipelineSettings, model_id: str) -> str:
         "camera": settings.camera,
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.0005) -> None:
+    """Grow the ground area a drone pass has seen (its track, plus ~50 m of view around it)."""
+    lo, hi = result.ground_bounds or ((lat, lon), (lat, lon))
+    result.ground_bounds = ((min(lo[0], lat - margin_deg), min(lo[1], lon - margin_deg)),
+                            (max(hi[0], lat + margin_deg), max(hi[1], lon + margin_deg)))
 
 
 class ChangeGate:
@@ -220,6 +228,7 @@ class Pipeline:
         try:
             self._process(source, rules, run_id, result, timer, posed, on_progress, locator)
             result.status = "done"
+            self._recheck(item, camera_id, info, result)
         except SourceError as exc:
             result.status, result.error = "failed", str(exc)
         except KeyboardInterrupt:
@@ -239,6 +248,21 @@ class Pipeline:
                 cases_opened=result.cases_opened, wall_s=result.wall_s,
                 notes={**result.notes, "stage_s": result.stage_s})
         return result
+
+    def _recheck(self, item: FootageItem, camera_id: str, info, result: FileResult) -> None:
+        """核查 after a complete analysis: dispatched cases of this place past their deadline are decided."""
+        if info is None or info.start_time is None:
+            return
+        from detector.recheck import Area
+
+        place = camera_id
+        if result.ground_bounds is not None:  # a drone pass: the place is the ground it saw
+            (lat0, lon0), (lat1, lon1) = result.ground_bounds
+            place = Area(lat0, lon0, lat1, lon1)
+        decided = self.store.after_analysis(place, from_unix(info.start_time),
+                                            from_unix(info.start_time + info.duration_s), result.case_ids)
+        if decided:
+            result.notes["recheck"] = {str(k): v for k, v in decided.items()}
 
     def _frames(self, source, timer: StageTimer, posed) -> Iterator[tuple[Frame, object]]:
         """Decode (and letterbox) on a reader thread; yield (frame, model input or None) here. Errors cross the queue and re-raise on this side.
@@ -369,6 +393,7 @@ class Pipeline:
                 on_ground = None
                 if locator is not None and frame.pose is not None:
                     origin = origin or (frame.pose.lat, frame.pose.lon)
+                    _widen(result, frame.pose.lat, frame.pose.lon)
                     on_ground = ground_boxes(frame, dets, locator, origin)
                 if on_ground is not None:
                     tracked = dets.with_tracker_ids(ground_tracker.update(on_ground, frame.ts).tracker_id)

@@ -119,7 +119,10 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
         if case.status != "dispatched":
             continue  # changed while we waited for the lock
         due = _utc(case.due_at)  # type: ignore[arg-type]
-        late = ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case.id, t.Sighting.last_seen >= due)
+        # only what THIS footage showed counts: an old overdue sighting says nothing about today
+        late = ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case.id,
+                                                    t.Sighting.last_seen >= max(due, analysed_from),
+                                                    t.Sighting.first_seen <= analysed_to)
                            .order_by(t.Sighting.last_seen.desc()).limit(1)).first()
         if case.id in seen or late is not None:
             if case.flag != FLAG_OVERDUE:

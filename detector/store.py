@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from detector import recheck
 from detector import tables as t
 from detector.config import Taxonomy
 from detector.dedup import CaseView, match_case
@@ -156,6 +157,7 @@ class CaseStore:
                 case.sighting_count += 1
                 ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="sighting",
                                     detail={"sighting": row.id, "camera": s.camera_id, "key": s.key}))
+                recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
                 return Recorded(case.id, row.id, created, reopened)
         except OperationalError as exc:
             raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
@@ -213,6 +215,7 @@ class CaseStore:
         case = ses.get(t.Case, row.case_id)
         assert case is not None
         self._absorb(case, s, evidence)
+        recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
         return Recorded(case.id, row.id, False, False)
 
     @staticmethod
@@ -232,6 +235,11 @@ class CaseStore:
             case.lat = (case.lat * wa + s.lat * wb) / (wa + wb)
             case.lon = (case.lon * wa + s.lon * wb) / (wa + wb)  # type: ignore[operator]
             case.uncertainty_m = (wa + wb) ** -0.5
+
+    def after_analysis(self, place, analysed_from: datetime, analysed_to: datetime, seen_case_ids) -> dict[int, str]:
+        """核查: decide dispatched cases of `place` (camera id or `recheck.Area`) whose deadline passed."""
+        with self.sessions.begin() as ses:
+            return recheck.after_analysis(ses, place, analysed_from, analysed_to, seen_case_ids)
 
     # runs -------------------------------------------------------------------------------------
     def finished_run(self, sha256: str, settings_key: str) -> t.Run | None:

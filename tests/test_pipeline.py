@@ -174,3 +174,30 @@ def test_change_gate_skips_inference_on_static_frames_but_keeps_the_case(tmp_pat
     res = Pipeline(settings(tmp_path, gate_threshold=2.0), store, detector=model).run(discover([static])[0])[0]
     assert res.frames_analysed == 15 and res.frames_gated == 14 and model.calls == 1
     assert count(store, t.Case) == 1
+
+
+def test_recheck_after_the_deadline_through_the_pipeline(tmp_path, clips):
+    """A dispatched case is decided when its camera's next footage past the deadline is analysed."""
+    from datetime import timedelta
+
+    _, files = clips
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    Pipeline(settings(tmp_path), store, detector=BoxModel()).run(discover([files["cam1"]])[0])
+    with store.sessions.begin() as ses:
+        case = ses.scalars(select(t.Case)).one()
+        case.status, case.due_at = "dispatched", case.last_seen + timedelta(hours=1)
+    later = write_video(tmp_path / "cam1" / "cam1_20261102_080000.mp4", numbered_frames(300, (320, 180), "d2"), fps=10)
+    still_there = Pipeline(settings(tmp_path), store, detector=BoxModel()).run(discover([later])[0])[0]
+    assert still_there.status == "done"
+    with store.session() as ses:
+        case = ses.scalars(select(t.Case)).one()
+        assert (case.status, case.flag) == ("dispatched", "overdue")
+        case_id = case.id
+    with store.sessions.begin() as ses:
+        ses.get(t.Case, case_id).flag = None
+    # 90 s: re-check needs a minute of watching past the deadline before it calls the problem gone
+    gone = write_video(tmp_path / "cam1" / "cam1_20261103_080000.mp4", numbered_frames(900, (320, 180), "d3"), fps=10)
+    result = Pipeline(settings(tmp_path), store, detector=FakeModel()).run(discover([gone])[0])[0]
+    assert result.notes["recheck"] == {str(case_id): "verified_handled"}
+    with store.session() as ses:
+        assert (ses.get(t.Case, case_id).status, ses.get(t.Case, case_id).flag) == ("resolved", "verified_handled")

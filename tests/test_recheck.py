@@ -52,11 +52,13 @@ def test_after_analysis_verifies_the_unseen_and_flags_the_seen(db_url):
     still = dispatched(store, "still", 3600, xyxy=(300, 300, 400, 400))
     later = dispatched(store, "later", 86_400 * 3, xyxy=(600, 600, 700, 700))  # deadline after this footage
     elsewhere = dispatched(store, "else", 3600, camera_id="other-cam")
-    # the pipeline filed a sighting of `still` after the deadline without calling on_sighting:
+    # the store flags `still` as soon as it files a sighting past the deadline (on_sighting is wired in):
     store.record_sighting(sighting("still-2", xyxy=(305, 300, 405, 400), first_seen=T0 + 7200), TAX, {}, None)
+    with store.session() as ses:
+        assert ses.get(t.Case, still).flag == FLAG_OVERDUE
     with store.sessions.begin() as ses:
         result = after_analysis(ses, "cam", from_unix(T0 + 7000), from_unix(T0 + 9000), seen_case_ids=set())
-    assert result == {gone: FLAG_VERIFIED, still: FLAG_OVERDUE}
+    assert result == {gone: FLAG_VERIFIED}
     with store.session() as ses:
         state = {c.id: (c.status, c.flag) for c in ses.scalars(select(t.Case))}
     assert state[gone] == ("resolved", FLAG_VERIFIED)
@@ -102,9 +104,9 @@ def test_a_verified_case_that_comes_back_is_reopened_and_loses_the_flag(db_url):
     assert rec.case_id == case_id and rec.reopened
     with store.sessions.begin() as ses:
         case = ses.get(t.Case, case_id)
-        assert (case.status, case.flag) == ("new", FLAG_VERIFIED)
+        # the store reopened it and its on_sighting hook cleared the stale "verified handled"
+        assert (case.status, case.flag, case.recurrence_count) == ("new", None, 1)
         assert on_sighting(ses, case, from_unix(T0 + 86_400)) is None
-        assert case.flag is None and case.recurrence_count == 1
 
 
 def test_a_new_deadline_clears_overdue(db_url):
