@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from commands import bench, cases, detect, training
+from commands import daemon as daemon_cmd
 from commands import review
 
 app = typer.Typer(
@@ -24,6 +25,9 @@ app.command("serve")(review.serve)
 app.add_typer(review.users_app, name="users")
 training.dataset_app.command("from-reviews")(review.dataset_from_reviews)
 app.add_typer(bench.bench_app, name="bench")
+app.command("daemon")(daemon_cmd.daemon)
+app.add_typer(daemon_cmd.config_app, name="config")
+bench.bench_app.command("daemon")(daemon_cmd.bench_daemon)
 
 try:  # registered when present (built in parallel by other modules)
     from commands.telemetry import telemetry as _telemetry

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from commands.common import DbUrl, console, err_console, one_line_errors, quiet_libraries
 
@@ -26,10 +26,17 @@ def daemon(
     """
     quiet_libraries()
     from detector.daemon import serve
+    from detector.errors import StreetwatchError
     from detector.metrics import setup_logging
 
     setup_logging(log_level, log_format)
-    raise typer.Exit(serve(config, db))
+    try:
+        code = serve(config, db)
+    except StreetwatchError as exc:  # printed here: rich markup would eat "cameras.0[gate-east]"
+        for line in str(exc).splitlines():
+            err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(code)
 
 
 @config_app.command("check")
@@ -48,28 +55,26 @@ def config_check(
         cfg, warnings = check_daemon_config(file)
     except ConfigError as exc:
         for line in str(exc).splitlines():
-            err_console.print(f"[bold red]error:[/] {line}", highlight=False, soft_wrap=True)
+            err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     for warning in warnings:
-        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    table = Table(title=str(file))
-    for col in ("camera", "url", "frames/s", "model", "zones", "ground"):
-        table.add_column(col)
-    for cam in cfg.cameras:
-        ground = "calibrated" if cam.calibration else ("location" if cam.location else "-")
-        table.add_row(cam.id + ("" if cam.enabled else " (disabled)"), redact_url(cam.url), f"{cam.analysis_fps:g}",
-                      Path(model_key(cam)[0]).name, str(len(cam.zones)), ground)
-    console.print(table)
-    console.print(f"{file}: OK ({len(cfg.cameras)} cameras, {len(warnings)} warnings)", highlight=False)
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    for cam in cfg.cameras:  # one line per camera (a table would cut the URL short)
+        ground = "calibrated" if cam.calibration else ("location" if cam.location else "no ground model")
+        line = (f"{cam.id}{'' if cam.enabled else ' (disabled)'}  {redact_url(cam.url)}  {cam.analysis_fps:g} frames/s"
+                f"  model {Path(model_key(cam)[0]).name}  {len(cam.zones)} zones  {ground}")
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    console.print(escape(f"{file}: OK ({len(cfg.cameras)} cameras, {len(warnings)} warnings)"), highlight=False)
 
 
 @one_line_errors
 def bench_daemon(
-    cameras: Annotated[list[int] | None, typer.Option("--cameras", "-n",
-                                                      help="Camera counts to try (default 4 8 12 16 20 24 32).")] = None,
+    cameras: Annotated[list[int] | None, typer.Option(
+        "--cameras", "-n", help="Camera counts to try, in order (default 4 8 16 24 32 40 48).")] = None,
     seconds: Annotated[float, typer.Option(help="Measured seconds per step (after warm-up).")] = 20,
     fps: Annotated[float, typer.Option(help="Analysis frames/s per camera.")] = 1.0,
-    model: Annotated[Path | None, typer.Option(help="Model (default: bundled, else the shared yolo11n export).")] = None,
+    model: Annotated[Path | None, typer.Option(
+        help="Model (default: the ../shared yolo11n COCO export, else the bundled one).")] = None,
     workdir: Annotated[Path, typer.Option(help="Clips, database and evidence go here.")] = Path(
         "streetwatch-data/bench-daemon"),
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Try every count even after one fails.")] = False,
@@ -81,6 +86,6 @@ def bench_daemon(
     quiet_libraries()
     from benchmarks.bench_daemon import bench_daemon as run
 
-    text = run(counts=tuple(cameras or (4, 8, 12, 16, 20, 24, 32)), seconds=seconds, fps=fps, model=model,
+    text = run(counts=tuple(cameras or (4, 8, 16, 24, 32, 40, 48)), seconds=seconds, fps=fps, model=model,
                workdir=workdir, stop_at_first_failure=not keep_going)
     console.print(text, highlight=False, soft_wrap=True)

@@ -1,0 +1,243 @@
+"""`streetwatch bench daemon`: how many live cameras this host sustains.
+
+N simulated cameras are served by one local GStreamer RTSP server (the project's test server, run
+by the system python3): 640x360 H.264 at 10 frames/s, like camera substreams, looping a real street
+photo (Ultralytics' bus.jpg) that is there for 4 s and gone for 4 s, so every camera keeps raising
+sightings. One in-process `Daemon` analyses each camera at `fps` with the real model and writes to a
+fresh SQLite database. After a warm-up, each step measures:
+
+- frame-to-case latency: from the frame that confirmed a sighting to its database commit (p50/p95);
+- analysed frames/s against what is due (N x fps), frames dropped (queue full or stale), and the
+  frame queue's depth over time (growing = the host is behind);
+- CPU of the daemon process (cores) and of the RTSP server, the daemon's RSS.
+
+A step is sustained when p95 <= 2 s, >= 95 % of due frames are analysed, <= 1 % are dropped, and the
+queue does not grow. The largest sustained N is reported.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import select
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from detector.daemon import Daemon
+from detector.daemon_config import parse_daemon_config
+from detector.detector import DEFAULT_MODEL
+from detector.offline import PROJECT_ROOT
+from streams.writer import write_video
+
+RTSP_SERVER = PROJECT_ROOT / "tests" / "servers" / "rtsp_server.py"
+SHARED_MODEL = PROJECT_ROOT.parent / "shared" / "weights" / "yolo11n_int8_openvino_model"
+STREAM_FPS = 10
+P95_LIMIT_S = 2.0
+
+
+@dataclass
+class Step:
+    cameras: int
+    due_per_s: float
+    analysed_per_s: float
+    dropped: int
+    sightings: int
+    p50_s: float | None
+    p95_s: float | None
+    queue_max: int
+    queue_growth: float
+    daemon_cores: float
+    server_cores: float
+    rss_mb: float
+    load: float
+    wall_s: float
+    queue_capacity: int
+    live: int  # cameras live when the measurement started
+    note: str = ""
+
+    @property
+    def sustained(self) -> bool:
+        return (self.live == self.cameras and self.p95_s is not None and self.p95_s <= P95_LIMIT_S
+                and self.analysed_per_s >= 0.95 * self.due_per_s
+                and self.dropped <= 0.01 * self.due_per_s * self.wall_s
+                and self.queue_growth <= 1.0 + 0.1 * self.queue_capacity
+                and self.queue_max < self.queue_capacity)
+
+
+def street_clip(folder: Path) -> Path:
+    """8 s at 10 frames/s, 640x360: the bus photo for 4 s, an empty street for 4 s (1 s GOP)."""
+    import ultralytics
+
+    path = folder / "bus_640x360_10fps.mp4"
+    if path.exists():
+        return path
+    photo = cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg"))
+    scene = np.full((360, 640, 3), 90, np.uint8)
+    w = int(photo.shape[1] * 360 / photo.shape[0])
+    x0 = (640 - w) // 2
+    scene[:, x0:x0 + w] = cv2.resize(photo, (w, 360), interpolation=cv2.INTER_AREA)
+    empty = np.full((360, 640, 3), 90, np.uint8)
+
+    def frames():
+        for i in range(8 * STREAM_FPS):
+            img = (scene if i < 4 * STREAM_FPS else empty).copy()
+            cv2.putText(img, f"{i:03d}", (10, 350), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1)
+            yield img
+
+    tmp = folder / "partial.mp4"
+    write_video(tmp, frames(), fps=STREAM_FPS, gop_s=1.0, preset="ultrafast")
+    tmp.rename(path)
+    return path
+
+
+class RtspServer:
+    """The project's GStreamer RTSP test server with `n` mounts of one clip, in its own process."""
+
+    def __init__(self, clip: Path, n: int) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        cmd = ["/usr/bin/python3", str(RTSP_SERVER), "--port", str(self.port)]
+        for i in range(n):
+            cmd += ["--mount", f"/cam{i}", "--file", str(clip)]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+        self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], 20)
+        if not ready or self.process.stdout.readline().strip() != "READY":
+            self.stop()
+            raise RuntimeError("the RTSP server did not start (GStreamer packages installed?)")
+
+    def cpu_s(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(timeout=5)
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdir: Path,
+             warmup_s: float = 8.0) -> Step:
+    run_dir = workdir / f"n{n}-{int(time.time())}"
+    server = RtspServer(clip, n)
+    rules = {"illegal_parking": {"min_dwell_s": 1, "min_hits": 2, "require_zones": []}}
+    cfg = parse_daemon_config({
+        "data_dir": str(run_dir), "http": {"enabled": False}, "shutdown_timeout_s": 10,
+        "inference": {"max_batch": 8, "queue_size": max(16, n)},
+        "defaults": {"analysis_fps": fps, "model": str(model), "track_max_age_s": 2.5, "rules": rules},
+        "cameras": [{"id": f"cam{i:02d}", "url": f"rtsp://127.0.0.1:{server.port}/cam{i}"} for i in range(n)],
+    })
+    daemon = Daemon(cfg, db_url=f"sqlite:///{run_dir / 'cases.db'}")
+    try:
+        daemon.start()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and any(c["state"] != "live" for c in daemon.status()["cameras"].values()):
+            time.sleep(0.2)
+        time.sleep(warmup_s)
+        cams = daemon.status()["cameras"].values()
+        live = sum(1 for c in cams if c["state"] == "live")
+        note = next((f"not live: {c['last_error']}" for c in cams if c["state"] != "live"), "")
+        m = daemon.metrics
+
+        def counts() -> tuple[float, float]:
+            cams = [f"cam{i:02d}" for i in range(n)]
+            analysed = sum(m.frames_analysed.value(camera=c) for c in cams)
+            dropped = sum(m.frames_dropped.value(camera=c, reason=r) for c in cams for r in ("queue_full", "stale"))
+            return analysed, dropped
+
+        lat_start = len(daemon.latencies)
+        a0, d0 = counts()
+        cpu0, srv0, t0 = _cpu_s(), server.cpu_s(), time.monotonic()
+        depths: list[int] = []
+        while time.monotonic() - t0 < seconds:
+            depths.append(daemon.status()["queues"]["frames"])
+            time.sleep(0.25)
+        wall = time.monotonic() - t0
+        a1, d1 = counts()
+        cpu1, srv1 = _cpu_s(), server.cpu_s()
+        latencies = np.array(list(daemon.latencies)[lat_start:])
+        rss = _rss_mb()
+    finally:
+        daemon.stop()
+        server.stop()
+    third = max(1, len(depths) // 3)
+    growth = float(np.mean(depths[-third:]) - np.mean(depths[:third])) if depths else 0.0
+    return Step(
+        cameras=n, due_per_s=n * fps, analysed_per_s=(a1 - a0) / wall, dropped=int(d1 - d0),
+        sightings=len(latencies),
+        p50_s=float(np.percentile(latencies, 50)) if len(latencies) else None,
+        p95_s=float(np.percentile(latencies, 95)) if len(latencies) else None,
+        queue_max=max(depths) if depths else 0, queue_growth=growth,
+        daemon_cores=(cpu1 - cpu0) / wall, server_cores=(srv1 - srv0) / wall, rss_mb=rss,
+        load=os.getloadavg()[0], wall_s=wall, queue_capacity=cfg.inference.queue_size, live=live,
+        note=note)
+
+
+def format_steps(steps: list[Step]) -> str:
+    head = (f"{'cameras':>7} {'due/s':>6} {'analysed/s':>10} {'dropped':>7} {'sightings':>9} {'p50 s':>6} "
+            f"{'p95 s':>6} {'queue max':>9} {'growth':>6} {'daemon CPU':>10} {'RTSP CPU':>8} {'RSS MB':>7} "
+            f"{'load1':>5} {'live':>4}  sustained")
+    rows = [head]
+    for s in steps:
+        p50 = f"{s.p50_s:.2f}" if s.p50_s is not None else "-"
+        p95 = f"{s.p95_s:.2f}" if s.p95_s is not None else "-"
+        rows.append(f"{s.cameras:>7} {s.due_per_s:>6.1f} {s.analysed_per_s:>10.2f} {s.dropped:>7} {s.sightings:>9} "
+                    f"{p50:>6} {p95:>6} {s.queue_max:>9} {s.queue_growth:>6.1f} "
+                    f"{100 * s.daemon_cores:>9.0f}% {100 * s.server_cores:>7.0f}% {s.rss_mb:>7.0f} {s.load:>5.1f} "
+                    f"{s.live:>4}  {'yes' if s.sustained else 'NO'}" + (f"  ({s.note})" if s.note else ""))
+    return "\n".join(rows)
+
+
+def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: float = 20, fps: float = 1.0,
+                 model: Path | None = None, workdir: Path = Path("streetwatch-data/bench-daemon"),
+                 stop_at_first_failure: bool = True) -> str:
+    """Run each camera count in turn; returns the printed report."""
+    logging.getLogger("streetwatch.daemon").setLevel(logging.WARNING)
+    logging.getLogger("streams.live").setLevel(logging.ERROR)
+    # The COCO export finds the bus reliably (so every camera keeps making sightings); --model for others.
+    model = model or (SHARED_MODEL if SHARED_MODEL.exists() else DEFAULT_MODEL)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    clip = street_clip(workdir)
+    steps: list[Step] = []
+    for n in counts:
+        step = run_step(n, clip, Path(model), fps, seconds, workdir)
+        steps.append(step)
+        print(format_steps([step]).splitlines()[1], flush=True)
+        if stop_at_first_failure and not step.sustained:
+            break
+    best = max((s.cameras for s in steps if s.sustained), default=0)
+    cpu = f"{os.cpu_count()} CPU cores"
+    return "\n".join([
+        f"streetwatch bench daemon: {Path(model).name}, 640x360 H.264 at {STREAM_FPS} frames/s per camera over RTSP, "
+        f"analysed at {fps:g} frame/s each, {seconds:g} s measured per step; {cpu}; load1 = the host's "
+        f"1-minute load average at the end of each step (other work on the host counts against it)",
+        format_steps(steps),
+        f"largest N sustained (p95 frame-to-case <= {P95_LIMIT_S:g} s, >= 95 % analysed, no growing queue): {best}",
+    ])
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_daemon
+    print(bench_daemon())

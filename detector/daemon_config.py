@@ -1,0 +1,450 @@
+"""The camera daemon's configuration (`cameras.yaml`): validated in full before anything starts.
+
+One YAML file: daemon-wide settings, `defaults` for every camera, and `cameras`, each of which may
+override any default. Unknown keys are rejected, and every problem is reported as
+`FILE: key.path: message`, with the camera id next to its index (`cameras.2[gate-east].url: ...`).
+
+    database / data_dir / evidence_dir / spool_dir / timezone / zones_file
+    http:       host, port                      health, readiness, Prometheus metrics, reload
+    inference:  max_batch, queue_size           one model per distinct model setting, bounded queue
+    writer:     queue_size, retry_initial_s, retry_max_s, connect_timeout_s
+    defaults:   CameraSettings                  rate, model, thresholds, taxonomy, rules, timeouts
+    cameras:    [Camera]                        id, name, url, location, calibration, zones + overrides
+
+Relative paths are relative to the config file's folder. `${VAR}` in `url` and `database` is taken
+from the environment, so credentials need not be written into the file. Example: examples/cameras.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from detector.config import (
+    ZONE_KINDS,
+    ProblemType,
+    StrictModel,
+    Taxonomy,
+    Zone,
+    ZoneFile,
+    load_taxonomy,
+    load_zones,
+    read_yaml,
+)
+from detector.errors import ConfigError, ModelError
+
+__all__ = [
+    "Calibration",
+    "CalibrationPoint",
+    "Camera",
+    "CameraSettings",
+    "CameraZone",
+    "DaemonConfig",
+    "Location",
+    "RuleOverride",
+    "camera_taxonomy",
+    "camera_zones",
+    "check_daemon_config",
+    "expand_env",
+    "load_daemon_config",
+    "model_key",
+    "verify_daemon_config",
+]
+
+URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
+_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
+
+
+def expand_env(text: str) -> str:
+    """Replace each `${VAR}` with the environment's value; ValueError naming an unset variable.
+
+    Example:
+        >>> os.environ["CAM_PW"] = "pw"; expand_env("rtsp://admin:${CAM_PW}@10.0.0.5/s1")
+        'rtsp://admin:pw@10.0.0.5/s1'
+    """
+
+    def value(match: re.Match[str]) -> str:
+        name = match[1]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV.sub(value, text)
+
+
+class RuleOverride(StrictModel):
+    """Per-camera changes to one problem type of the taxonomy (only the keys given change)."""
+
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    min_dwell_s: float | None = Field(None, ge=0)
+    min_hits: int | None = Field(None, ge=1)
+    require_zones: list[str] | None = None
+    exclude_zones: list[str] | None = None
+    radius_m: float | None = Field(None, gt=0)
+    match_iou: float | None = Field(None, gt=0, le=1)
+
+    @field_validator("require_zones", "exclude_zones")
+    @classmethod
+    def _known_kinds(cls, kinds: list[str] | None) -> list[str] | None:
+        for kind in kinds or []:
+            if kind not in ZONE_KINDS:
+                raise ValueError(f"unknown zone kind {kind!r}; known: {', '.join(ZONE_KINDS)}")
+        return kinds
+
+
+class CameraSettings(StrictModel):
+    """What every camera has; `defaults` sets them for all, a camera entry may override each one."""
+
+    analysis_fps: float = Field(1.0, gt=0, le=30, description="frames analysed per second (the newest frame)")
+    model: Path | None = Field(None, description="Ultralytics weights (.pt/.onnx/OpenVINO folder); "
+                                                 "default: the bundled model")
+    backend: Literal["auto", "pytorch", "onnx", "openvino"] = "auto"
+    imgsz: int = Field(640, ge=64, le=4096, description="long side of the model input, pixels")
+    min_confidence: float = Field(0.2, ge=0, le=1, description="boxes below this are ignored for this camera")
+    class_confidence: dict[str, float] = Field(default_factory=dict, description="per-class floors, by class name")
+    taxonomy: Path | None = Field(None, description="problem-type taxonomy YAML; default: the bundled one")
+    rules: dict[str, RuleOverride] = Field(default_factory=dict, description="per-problem-type threshold overrides")
+    track_max_age_s: float = Field(30.0, gt=0, description="a track unseen this long ends (final sighting)")
+    max_frame_age_s: float = Field(3.0, gt=0, description="frames older than this when the model is free "
+                                                          "are dropped (counted) instead of analysed late")
+    open_timeout_s: float = Field(5.0, gt=0, le=120)
+    read_timeout_s: float = Field(5.0, gt=0, le=120)
+    stall_timeout_s: float = Field(10.0, gt=0, le=600, description="reconnect when no frame arrives this long")
+    backoff_initial_s: float = Field(0.5, gt=0, le=600)
+    backoff_max_s: float = Field(30.0, gt=0, le=3600)
+    watchdog_s: float = Field(60.0, gt=0, description="restart the reader when it shows no progress at all "
+                                                      "(no frame, no reconnect attempt) for this long")
+
+    @field_validator("class_confidence")
+    @classmethod
+    def _floors(cls, floors: dict[str, float]) -> dict[str, float]:
+        for name, value in floors.items():
+            if not 0 <= value <= 1:
+                raise ValueError(f"class_confidence for {name!r} must be between 0 and 1, got {value}")
+        return floors
+
+    @model_validator(mode="after")
+    def _timing(self) -> CameraSettings:
+        if self.backoff_max_s < self.backoff_initial_s:
+            raise ValueError("backoff_max_s must be at least backoff_initial_s")
+        if self.watchdog_s <= self.backoff_max_s + self.open_timeout_s:
+            raise ValueError(f"watchdog_s ({self.watchdog_s:g}) must exceed backoff_max_s + open_timeout_s "
+                             f"({self.backoff_max_s + self.open_timeout_s:g}), or it restarts readers that are "
+                             "only waiting to reconnect")
+        return self
+
+
+class Location(StrictModel):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class CalibrationPoint(StrictModel):
+    pixel: tuple[float, float] = Field(description="[x, y] in the calibration image")
+    latlon: tuple[float, float] = Field(description="[lat, lon] of that point on the ground (WGS84)")
+
+    @field_validator("latlon")
+    @classmethod
+    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180):
+            raise ValueError(f"latlon {list(value)} is not [lat, lon] in degrees")
+        return value
+
+
+class Calibration(StrictModel):
+    """4+ ground control points: pixels of the camera image and where they lie on the map."""
+
+    image_size: tuple[int, int] | None = Field(None, description="[width, height] the pixels refer to; "
+                                                                 "default: the stream's size")
+    points: list[CalibrationPoint] = Field(min_length=4)
+    pixel_error_px: float = Field(3.0, ge=0, description="how far (pixels) a box's ground point may be off")
+
+
+class CameraZone(Zone):
+    """A zone written inside a camera entry: it belongs to that camera (no `camera` key)."""
+
+    camera: str | None = Field(None, description="not used here: the zone belongs to the camera it is listed in")
+
+    @field_validator("camera")
+    @classmethod
+    def _no_camera(cls, value: str | None) -> str | None:
+        if value is not None:
+            raise ValueError("a zone listed under a camera belongs to it; remove 'camera'")
+        return value
+
+
+class Camera(CameraSettings):
+    """One camera: identity and stream, plus any `CameraSettings` key to override the defaults."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="stable id: cases and zones refer to it")
+    name: str = ""
+    url: str = Field(description="rtsp(s)://, http(s):// (MJPEG/HLS), file:// or a path (looped, for tests)")
+    enabled: bool = True
+    location: Location | None = None
+    calibration: Calibration | None = None
+    zones: list[CameraZone] = Field(default_factory=list)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, url: str) -> str:
+        # Messages never repeat the URL: it may hold credentials.
+        url = expand_env(url.strip())
+        if not url:
+            raise ValueError("url is empty")
+        match = _SCHEME.match(url)
+        if match and match[1].lower() not in URL_SCHEMES:
+            raise ValueError(f"unsupported URL scheme {match[1]!r}; use one of {', '.join(URL_SCHEMES)} "
+                             "or a file path")
+        return url
+
+    @property
+    def is_file(self) -> bool:
+        return _SCHEME.match(self.url) is None or self.url.lower().startswith("file://")
+
+    @property
+    def file_path(self) -> Path | None:
+        return Path(self.url[len("file://"):] if self.url.lower().startswith("file://") else self.url) \
+            if self.is_file else None
+
+
+class HttpSettings(StrictModel):
+    enabled: bool = True
+    host: str = Field("127.0.0.1", description="listen address; 0.0.0.0 exposes /metrics to the network")
+    port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
+
+
+class InferenceSettings(StrictModel):
+    max_batch: int = Field(8, ge=1, le=64, description="frames given to the model in one call when several are due")
+    queue_size: int = Field(16, ge=1, le=4096, description="frames waiting for the model; more are dropped")
+
+
+class WriterSettings(StrictModel):
+    queue_size: int = Field(1000, ge=1, le=100_000, description="sightings waiting for the database")
+    retry_initial_s: float = Field(1.0, gt=0, description="first wait before retrying an unreachable database")
+    retry_max_s: float = Field(30.0, gt=0)
+    connect_timeout_s: int = Field(3, ge=1, le=60, description="PostgreSQL connect timeout")
+
+
+class DaemonConfig(StrictModel):
+    database: str | None = Field(None, description="SQLAlchemy URL; --db / STREETWATCH_DB win over it")
+    data_dir: Path = Field(Path("streetwatch-data"), description="SQLite database (default), evidence, spool")
+    evidence_dir: Path | None = Field(None, description="default: DATA_DIR/evidence")
+    spool_dir: Path | None = Field(None, description="sightings wait here while the database is unreachable; "
+                                                     "default: DATA_DIR/spool")
+    timezone: str = Field("UTC", description="IANA zone for zone time windows")
+    zones_file: Path | None = Field(None, description="zones YAML as used by `streetwatch detect` (optional)")
+    shutdown_timeout_s: float = Field(5.0, gt=0, le=120, description="drain and flush budget on SIGTERM")
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    inference: InferenceSettings = Field(default_factory=InferenceSettings)
+    writer: WriterSettings = Field(default_factory=WriterSettings)
+    defaults: CameraSettings = Field(default_factory=CameraSettings)
+    cameras: list[Camera] = Field(default_factory=list)
+
+    @field_validator("database")
+    @classmethod
+    def _database(cls, url: str | None) -> str | None:
+        return None if url is None else expand_env(url)
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, name: str) -> str:
+        from zoneinfo import ZoneInfo
+
+        try:
+            ZoneInfo(name)
+        except Exception as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inherit(cls, raw: Any) -> Any:
+        """Fill each camera's unset keys from `defaults` before validation, so cross-field checks see them."""
+        if isinstance(raw, dict) and isinstance(raw.get("cameras"), list) and isinstance(raw.get("defaults"), dict):
+            defaults = {k: v for k, v in raw["defaults"].items() if k in CameraSettings.model_fields}
+            raw = {**raw, "cameras": [{**defaults, **cam} if isinstance(cam, dict) else cam for cam in raw["cameras"]]}
+        return raw
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique(cls, cameras: list[Camera]) -> list[Camera]:
+        seen: set[str] = set()
+        for cam in cameras:
+            if cam.id in seen:
+                raise ValueError(f"camera id {cam.id!r} is used twice")
+            seen.add(cam.id)
+        return cameras
+
+    @property
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.data_dir / "evidence"
+
+    @property
+    def spool_path(self) -> Path:
+        return self.spool_dir or self.data_dir / "spool"
+
+    def camera(self, camera_id: str) -> Camera:
+        return next(c for c in self.cameras if c.id == camera_id)
+
+
+# ---- loading ------------------------------------------------------------------------------------------
+
+
+def _format_errors(path: Path | str, exc: ValidationError, raw: Any) -> str:
+    """`file: key.path: message`, one line per problem, with camera ids beside camera indexes."""
+    lines = []
+    cameras = raw.get("cameras") if isinstance(raw, dict) else None
+    for err in exc.errors():
+        parts = [str(p) for p in err["loc"]]
+        if len(parts) >= 2 and parts[0] == "cameras" and isinstance(cameras, list) and parts[1].isdigit():
+            idx = int(parts[1])
+            cam = cameras[idx] if idx < len(cameras) else None
+            if isinstance(cam, dict) and isinstance(cam.get("id"), str):
+                parts[1] = f"{idx}[{cam['id']}]"
+        where = ".".join(parts) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {where}: {msg}")
+    return "\n".join(lines)
+
+
+def _resolve(base: Path, path: Path | None) -> Path | None:
+    if path is None:
+        return None
+    path = Path(os.path.expanduser(str(path)))
+    return path if path.is_absolute() else (base / path)
+
+
+def _resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
+    def settings(obj: CameraSettings) -> dict[str, Any]:
+        return {"model": _resolve(base, obj.model), "taxonomy": _resolve(base, obj.taxonomy)}
+
+    cameras = []
+    for cam in cfg.cameras:
+        update = settings(cam)
+        if cam.is_file and cam.file_path is not None and not cam.file_path.is_absolute():
+            update["url"] = str(base / cam.file_path)
+        # model_copy keeps model_fields_set: what a camera set itself stays visible
+        cameras.append(cam.model_copy(update=update))
+    return cfg.model_copy(update={
+        "data_dir": _resolve(base, cfg.data_dir),
+        "evidence_dir": _resolve(base, cfg.evidence_dir),
+        "spool_dir": _resolve(base, cfg.spool_dir),
+        "zones_file": _resolve(base, cfg.zones_file),
+        "defaults": cfg.defaults.model_copy(update=settings(cfg.defaults)),
+        "cameras": cameras,
+    })
+
+
+def parse_daemon_config(raw: Any, path: Path | str = "<config>", base: Path | None = None) -> DaemonConfig:
+    """Validate an already-read mapping (relative paths resolved against `base`)."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    try:
+        cfg = DaemonConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(path, exc, raw)) from None  # the input may hold credentials
+    return _resolve_paths(cfg, base or Path.cwd())
+
+
+def check_daemon_config(path: Path) -> tuple[DaemonConfig, list[str]]:
+    """Load and verify `path`; ConfigError listing every error, else (config, warnings)."""
+    path = Path(path)
+    cfg = parse_daemon_config(read_yaml(path), path, path.resolve().parent)
+    errors, warnings = verify_daemon_config(cfg)
+    if errors:
+        raise ConfigError("\n".join(f"{path}: {e}" for e in errors))
+    return cfg, [f"{path}: {w}" for w in warnings]
+
+
+def load_daemon_config(path: Path) -> DaemonConfig:
+    """Read, validate and verify `path` (ConfigError naming file and key path on any problem).
+
+    Example:
+        >>> cfg = load_daemon_config(Path("examples/cameras.yaml"))
+        >>> [c.analysis_fps for c in cfg.cameras]
+        [1.0, 2.0]
+    """
+    return check_daemon_config(path)[0]
+
+
+# ---- what a camera resolves to --------------------------------------------------------------------------
+
+
+def camera_taxonomy(cam: CameraSettings) -> Taxonomy:
+    """The camera's taxonomy file with its `rules` overrides applied."""
+    taxonomy = load_taxonomy(cam.taxonomy)
+    if not cam.rules:
+        return taxonomy
+    types = dict(taxonomy.problem_types)
+    for name, override in cam.rules.items():
+        if name not in types:
+            raise ConfigError(f"rules.{name}: unknown problem type; known: {', '.join(types)}")
+        changes = override.model_dump(exclude_none=True)
+        types[name] = ProblemType.model_validate({**types[name].model_dump(), **changes})
+    return Taxonomy(problem_types=types)
+
+
+def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
+    """Zones that apply to `cam`: those of `zones_file` matching its id, plus its own."""
+    shared = [z for z in load_zones(cfg.zones_file).zones if z.applies_to(cam.id)] if cfg.zones_file else []
+    own = [Zone.model_validate({**z.model_dump(exclude={"camera"}), "camera": cam.id}) for z in cam.zones]
+    return ZoneFile(timezone=cfg.timezone, zones=shared + own)
+
+
+def model_key(cam: CameraSettings) -> tuple[str, str, int]:
+    """Cameras with equal keys share one model instance."""
+    from detector.detector import DEFAULT_MODEL
+
+    return (str(cam.model or DEFAULT_MODEL), cam.backend, cam.imgsz)
+
+
+def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
+    """Checks that need files or arithmetic: (errors, warnings), each naming the camera."""
+    from detector.detector import DEFAULT_MODEL
+    from detector.ground_calibration import GroundCalibration
+    from detector.model import model_format
+
+    errors: list[str] = []
+    warnings: list[str] = []
+    if not cfg.cameras:
+        warnings.append("cameras: none configured; add some and reload (SIGHUP)")
+    if cfg.zones_file is not None:
+        try:
+            load_zones(cfg.zones_file)
+        except ConfigError as exc:
+            errors.append(f"zones_file: {exc}")
+    for i, cam in enumerate(cfg.cameras):
+        where = f"cameras.{i}[{cam.id}]"
+        try:
+            camera_taxonomy(cam)
+        except ConfigError as exc:
+            errors.append(f"{where}: {exc}")
+        try:
+            camera_zones(cfg, cam)
+        except ConfigError:
+            pass  # reported once above
+        if cam.calibration is not None:
+            try:
+                GroundCalibration.from_config(cam.calibration)
+            except ConfigError as exc:
+                errors.append(f"{where}.calibration: {exc}")
+        if cam.file_path is not None and not cam.file_path.is_file():
+            warnings.append(f"{where}.url: no such file {cam.file_path}; the camera stays 'failed' until it appears")
+        model = cam.model or DEFAULT_MODEL
+        try:
+            model_format(model)
+        except ModelError as exc:
+            if cam.model is None:
+                warnings.append(f"{where}: the bundled model is missing ({exc}); set defaults.model")
+            else:
+                errors.append(f"{where}.model: {exc}")
+        if not cam.enabled:
+            warnings.append(f"{where}: disabled")
+    return errors, warnings
