@@ -21,6 +21,8 @@ from detector.daemon_config import (
 from detector.errors import ConfigError
 from detector.offline import PROJECT_ROOT
 
+pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
+
 EXAMPLE = PROJECT_ROOT / "examples" / "cameras.yaml"
 CAM = {"id": "cam-1", "url": "rtsp://10.0.0.5/s1"}
 

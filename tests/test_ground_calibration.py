@@ -19,6 +19,8 @@ from detector.tracking import IouTracker
 from detector.zones import ZoneIndex, ZoneFile
 from tests.builders import NAMES, dets, frame
 
+pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
+
 LAT0, LON0 = 31.2304, 121.4737
 
 

@@ -20,6 +20,8 @@ from tests.builders import sighting
 from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file, wait_for
 from tests.servers.fixtures import free_port, write_test_clip
 
+pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
+
 SPEC = load_taxonomy().problem_types["exposed_garbage"]
 
 
