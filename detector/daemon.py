@@ -142,40 +142,20 @@ class DaemonMetrics:
 
 # ---- the writer ----------------------------------------------------------------------------------------
 
-_MIGRATE_LOCK = threading.Lock()
-
 
 def open_store(url: str):
-    """`CaseStore(url)`, with schema migrations serialised across threads and (PostgreSQL) processes.
+    """`CaseStore(url)`; any failure is a StoreError (retried later by the caller).
 
-    Alembic keeps per-run state in module globals, and two daemons migrating one empty PostgreSQL
-    at once race on `CREATE TABLE`; a process lock plus a session advisory lock make it one at a time.
-    Any failure is a StoreError (retried later by the caller).
+    Migrations are serialised inside `detector.store.migrate` (threads and, on PostgreSQL, hosts).
     """
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
+    from detector.store import CaseStore, redact
 
-    from detector.store import CaseStore, _lock_key, redact
-
-    with _MIGRATE_LOCK:
-        try:
-            if not url.startswith("postgresql"):
-                return CaseStore(url)
-            engine = create_engine(url, poolclass=NullPool)
-            try:
-                with engine.connect() as conn:
-                    key = _lock_key("streetwatch:migrate")
-                    conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
-                    try:
-                        return CaseStore(url)
-                    finally:
-                        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
-            finally:
-                engine.dispose()
-        except StoreError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - driver and Alembic errors of every kind mean "not now"
-            raise StoreError(f"database {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    try:
+        return CaseStore(url)
+    except StoreError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - driver and Alembic errors of every kind mean "not now"
+        raise StoreError(f"database {redact(url)}: {type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
 
 @dataclass

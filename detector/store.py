@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from detector.errors import StoreError
 from detector.sightings import Sighting
 
 DEFAULT_DB_ENV = "STREETWATCH_DB"
+_MIGRATE_LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -81,7 +83,11 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
+    # Alembic keeps per-run state in module globals (one migration per process at a time), and two
+    # hosts migrating one empty PostgreSQL at once would race on CREATE TABLE: serialise both.
+    with _MIGRATE_LOCK, engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key("streetwatch:migrate")})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
 
