@@ -101,6 +101,20 @@ class Zone(StrictModel):
         return fnmatch.fnmatchcase(camera_id, self.camera)
 
 
+def check_timezone(name: str) -> str:
+    """`name` if it is a known IANA time zone (e.g. "Asia/Shanghai"); ValueError otherwise.
+
+    The one check behind every `timezone` field (zones files and the daemon's cameras.yaml).
+    """
+    from zoneinfo import ZoneInfo
+
+    try:
+        ZoneInfo(name)
+    except Exception as exc:
+        raise ValueError(f"unknown time zone {name!r}") from exc
+    return name
+
+
 class ZoneFile(StrictModel):
     timezone: str = Field("UTC", description="IANA zone for time windows, e.g. Asia/Shanghai")
     zones: list[Zone] = Field(default_factory=list)
@@ -108,13 +122,7 @@ class ZoneFile(StrictModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, name: str) -> str:
-        from zoneinfo import ZoneInfo
-
-        try:
-            ZoneInfo(name)
-        except Exception as exc:
-            raise ValueError(f"unknown time zone {name!r}") from exc
-        return name
+        return check_timezone(name)
 
 
 M = TypeVar("M", bound=BaseModel)

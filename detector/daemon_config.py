@@ -31,6 +31,7 @@ from detector.config import (
     Taxonomy,
     Zone,
     ZoneFile,
+    check_timezone,
     load_taxonomy,
     load_zones,
     read_yaml,
@@ -253,13 +254,7 @@ class DaemonConfig(StrictModel):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, name: str) -> str:
-        from zoneinfo import ZoneInfo
-
-        try:
-            ZoneInfo(name)
-        except Exception as exc:
-            raise ValueError(f"unknown time zone {name!r}") from exc
-        return name
+        return check_timezone(name)
 
     @model_validator(mode="before")
     @classmethod
