@@ -84,7 +84,7 @@ def test_rtsp_delivers_newest_frames_without_lag(clip: Path) -> None:
 
 
 @needs_rtsp
-@pytest.mark.timeout(40)
+@pytest.mark.timeout(60)
 def test_rtsp_server_killed_then_restarted(clip: Path) -> None:
     port = free_port()
     reader = LiveReader("cam1", f"rtsp://127.0.0.1:{port}/cam1", **FAST)
@@ -93,11 +93,12 @@ def test_rtsp_server_killed_then_restarted(clip: Path) -> None:
             reader.start()
             assert wait_for(lambda: reader.status().state == "live", 10)
             server.kill()
-            assert wait_for(lambda: reader.status().state in ("backoff", "connecting"), 8)
+            assert wait_for(lambda: reader.status().state in ("backoff", "connecting"), 15)
             assert reader.status().last_error is not None
         frames_before = reader.status().frames_in
         with rtsp_server({"/cam1": clip}, port=port):
-            assert wait_for(lambda: reader.status().state == "live" and reader.status().frames_in > frames_before, 10)
+            # generous: a loaded CI host (training, other tests) can take seconds to hand the server a core
+            assert wait_for(lambda: reader.status().state == "live" and reader.status().frames_in > frames_before, 25)
             status = reader.status()
             assert status.reconnects >= 1
     finally:
