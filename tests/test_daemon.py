@@ -6,7 +6,6 @@ test, which runs `streetwatch daemon` with the real COCO export on a real street
 
 from __future__ import annotations
 
-import glob
 import hashlib
 import json
 import logging
@@ -43,13 +42,8 @@ from tests.daemon_helpers import (
     wait_for,
     write_config,
 )
-from tests.servers.fixtures import free_port, mjpeg_server, rtsp_server, write_test_clip
+from tests.servers.fixtures import needs_rtsp, free_port, mjpeg_server, rtsp_server, write_test_clip
 
-needs_rtsp = pytest.mark.skipif(
-    not (Path("/usr/lib/python3/dist-packages/gi").is_dir()
-         and glob.glob("/usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib")),
-    reason="GStreamer RTSP server packages are not installed (see .ci/packages.txt)",
-)
 SECRET = "s3cr3t-pw"
 
 

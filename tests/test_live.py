@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import logging
 import socket
 import time
@@ -12,12 +11,8 @@ from pathlib import Path
 import pytest
 
 from streams.live import LiveReader, StreamStatus, redact_url
-from tests.servers.fixtures import free_port, mjpeg_server, rtsp_server, write_test_clip
+from tests.servers.fixtures import needs_rtsp, free_port, mjpeg_server, rtsp_server, write_test_clip
 
-needs_rtsp = pytest.mark.skipif(
-    not (Path("/usr/lib/python3/dist-packages/gi").is_dir() and glob.glob("/usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib")),
-    reason="GStreamer RTSP server packages are not installed (see .ci/packages.txt)",
-)
 
 # Small backoff so that reconnect tests take a second, not thirty.
 FAST = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0, "open_timeout_s": 3.0, "read_timeout_s": 3.0}
