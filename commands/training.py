@@ -204,3 +204,22 @@ def export(
     from detector.model import export_cached
 
     console.print(str(export_cached(model, format_, imgsz)))
+
+
+@models_app.command("interpolate")
+@one_line_errors
+def interpolate(
+    fine_tuned: Annotated[Path, typer.Argument(help="The trained weights (best.pt).")],
+    start: Annotated[Path, typer.Argument(help="The weights training started from (the run's init.pt).")],
+    alpha: Annotated[float, typer.Option(help="Share of the fine-tuned weights, 0..1.")] = 0.8,
+    out: Annotated[Path | None, typer.Option(help="Output .pt (default: beside the fine-tuned weights).")] = None,
+) -> None:
+    """Blend fine-tuned weights with their starting point (WiSE-FT) to win back forgotten context classes.
+
+    Example: streetwatch models interpolate runs/x/weights/best.pt runs/x/init.pt --alpha 0.8
+    """
+    quiet_libraries()
+    from training.wise import interpolate as run
+
+    target = out or fine_tuned.with_name(f"{fine_tuned.stem}-wise{alpha:g}.pt")
+    console.print(str(run(fine_tuned, start, alpha, target)))

@@ -1,8 +1,9 @@
 """The bundled sample: a street clip and a zone file the project makes itself, for the first run.
 
-Ultralytics ships a real street photograph (`ultralytics/assets/bus.jpg`). Held still for 90 s
-with a little sensor noise, it becomes a fixed-camera clip of a bus standing at a kerb; the zone
-file marks that kerb as no-parking, so the embedded default finds one illegal-parking case.
+Ultralytics ships a real street photograph (`ultralytics/assets/bus.jpg`). Set into a 1280x720
+street view at the size a kerbside camera would see a bus, and held still for 90 s with a little
+sensor noise, it becomes a fixed-camera clip of a bus standing at a kerb; the zone file marks
+that kerb as no-parking, so the embedded default finds one illegal-parking case.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import yaml
 
 from streams.writer import write_video
 
+SAMPLE_VERSION = "v2"  # bump when the sample changes: old copies in data folders are then left alone
 SAMPLE_NAME = "kerbside-cam_20261128_080000.mp4"  # the date in the name gives the clip its wall time
 
 
@@ -28,12 +30,15 @@ def build_sample(folder: Path, seconds: int = 90, fps: int = 5) -> tuple[Path, P
     import cv2
 
     folder = Path(folder)
-    clip = folder / "kerbside-cam" / SAMPLE_NAME
-    zones = folder / "sample-zones.yaml"
+    clip = folder / SAMPLE_VERSION / "kerbside-cam" / SAMPLE_NAME
+    zones = folder / SAMPLE_VERSION / "sample-zones.yaml"
     if not clip.exists():
-        image = cv2.imread(str(bus_photo()))
-        h, w = (image.shape[0] // 2) * 2, (image.shape[1] // 2) * 2
-        image = image[:h, :w]
+        photo = cv2.imread(str(bus_photo()))
+        image = np.full((720, 1280, 3), 118, np.uint8)  # a grey street
+        cv2.rectangle(image, (0, 640), (1280, 720), (90, 90, 90), -1)  # the kerb lane
+        height = 380
+        width = int(photo.shape[1] * height / photo.shape[0])
+        image[300:300 + height, 420:420 + width] = cv2.resize(photo, (width, height), interpolation=cv2.INTER_AREA)
         rng = np.random.default_rng(0)
 
         def frames():
@@ -50,7 +55,7 @@ def build_sample(folder: Path, seconds: int = 90, fps: int = 5) -> tuple[Path, P
                 "camera": "kerbside-cam",
                 "kind": "no_parking",
                 "units": "relative",
-                "polygon": [[0.0, 0.55], [1.0, 0.55], [1.0, 0.85], [0.0, 0.85]],
+                "polygon": [[0.0, 0.85], [1.0, 0.85], [1.0, 1.0], [0.0, 1.0]],
             }],
         }, sort_keys=False))
     return clip, zones
