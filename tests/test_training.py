@@ -176,3 +176,16 @@ def test_training_smoke_run_writes_a_loadable_model_and_eval_is_sane(tmp_path):
         assert 0.0 <= value <= 1.0
     assert metrics["classes"]["street_vendor"]["instances"] > 0
     assert np.isfinite(metrics["speed_ms_per_image"]["inference"])
+
+
+def test_promotion_rule_refuses_a_regression_on_any_class():
+    from training.evaluate import not_worse
+
+    def m(g, v):
+        return {"classes": {"garbage": {"mAP50-95": g}, "street_vendor": {"mAP50-95": v}}}
+
+    assert not_worse(m(0.20, 0.70), m(0.20, 0.69)) == (True, [])
+    ok, why = not_worse(m(0.15, 0.80), m(0.20, 0.70))
+    assert not ok and why == ["garbage: mAP50-95 0.150 < current 0.200"]
+    ok, why = not_worse({"classes": {"garbage": {"mAP50-95": 0.3}}}, m(0.2, 0.7))
+    assert not ok and "street_vendor: missing" in why[0]
