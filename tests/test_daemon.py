@@ -39,10 +39,9 @@ from tests.daemon_helpers import (
     make_config,
     metric,
     model_file,
-    wait_for,
     write_config,
 )
-from tests.servers.fixtures import needs_rtsp, free_port, mjpeg_server, rtsp_server, write_test_clip
+from tests.servers.fixtures import free_port, mjpeg_server, needs_rtsp, rtsp_server, wait_for, write_test_clip
 
 SECRET = "s3cr3t-pw"
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from streams.live import LiveReader, StreamStatus, redact_url
-from tests.servers.fixtures import needs_rtsp, free_port, mjpeg_server, rtsp_server, write_test_clip
+from tests.servers.fixtures import free_port, needs_rtsp, wait_for, mjpeg_server, rtsp_server, write_test_clip
 
 
 # Small backoff so that reconnect tests take a second, not thirty.
@@ -22,15 +22,6 @@ FAST = {"backoff_initial_s": 0.2, "backoff_max_s": 1.0, "open_timeout_s": 3.0, "
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # One second: every test that streams longer than that also checks that the servers loop.
     return write_test_clip(tmp_path_factory.mktemp("live") / "clip.mp4", seconds=1, fps=10, size=(640, 360))
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
 
 
 def timed_stop(reader: LiveReader) -> float:

@@ -205,3 +205,13 @@ needs_rtsp = __import__("pytest").mark.skipif(
     not _rtsp_packages_present() and not os.environ.get("CI"),
     reason="GStreamer RTSP server packages are not installed (see .ci/packages.txt)",
 )
+
+
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.05) -> bool:
+    """Poll `predicate` until it is truthy or `timeout_s` passes; the last answer decides."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return bool(predicate())
