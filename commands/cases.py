@@ -42,7 +42,7 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
     rows = query_cases(store, _filters(type_, status, camera, since, until), limit=limit)
     table = Table(title=f"{len(rows)} case(s)")
     for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col in ("id", "type", "status"), overflow="fold")
     for c in rows:
         place = f"{c['lat']:.6f},{c['lon']:.6f}" if c["lat"] is not None else (c["zone_id"] or "")
         table.add_row(str(c["id"]), c["problem_type"], c["status"], c["camera_id"] or "", c["first_seen"][:19],

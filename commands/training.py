@@ -107,7 +107,8 @@ def train(
                                      fraction=fraction, project=project, name=name)
             run = run_train(settings, on_epoch)
     card = write_card_draft(run)
-    console.print(f"run: {run}   weights: {run / 'weights' / 'best.pt'}   model card draft: {card}")
+    console.print(f"run: {run}   weights: {run / 'weights' / 'last.pt'} (best.pt is chosen by a fitness over all "
+                  f"classes; compare per class with `streetwatch eval`)   model card draft: {card}")
 
 
 def _metrics_table(results: list[dict]) -> Table:
@@ -153,7 +154,7 @@ def evaluate(
 def compare(a: Path, b: Path, data: Path = DEFAULT_DATASET, imgsz: int = 416) -> None:
     """Evaluate two models on the same dataset, side by side.
 
-    Example: streetwatch models compare models/streetwatch-default/streetwatch-default.pt runs/x/weights/best.pt
+    Example: streetwatch models compare models/streetwatch-default/streetwatch-default.pt runs/x/weights/last.pt
     """
     quiet_libraries()
     from training.evaluate import evaluate as run_eval
@@ -209,14 +210,14 @@ def export(
 @models_app.command("interpolate")
 @one_line_errors
 def interpolate(
-    fine_tuned: Annotated[Path, typer.Argument(help="The trained weights (best.pt).")],
+    fine_tuned: Annotated[Path, typer.Argument(help="The trained weights (last.pt).")],
     start: Annotated[Path, typer.Argument(help="The weights training started from (the run's init.pt).")],
     alpha: Annotated[float, typer.Option(help="Share of the fine-tuned weights, 0..1.")] = 0.8,
     out: Annotated[Path | None, typer.Option(help="Output .pt (default: beside the fine-tuned weights).")] = None,
 ) -> None:
     """Blend fine-tuned weights with their starting point (WiSE-FT) to win back forgotten context classes.
 
-    Example: streetwatch models interpolate runs/x/weights/best.pt runs/x/init.pt --alpha 0.8
+    Example: streetwatch models interpolate runs/x/weights/last.pt runs/x/init.pt --alpha 0.8
     """
     quiet_libraries()
     from training.wise import interpolate as run

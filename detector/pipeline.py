@@ -52,7 +52,7 @@ class PipelineSettings:
     camera: str | None = None  # camera id for every file; default: the file's folder name
     start_time: float | None = None  # UNIX time of the first frame, for every file
     track_max_age_s: float = 60.0
-    track_start_conf: float = 0.3  # boxes at least this sure start tracks; weaker ones only extend them
+    track_start_conf: float = 0.25  # boxes at least this sure start tracks; weaker ones only extend them
     decode_width: int | None = 1920  # decode-time downscale of wider footage (4K); 1080p passes untouched
     rerun: bool = False  # process files even if this content was already done with these settings
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)

@@ -15,7 +15,7 @@ import yaml
 
 from streams.writer import write_video
 
-SAMPLE_VERSION = "v2"  # bump when the sample changes: old copies in data folders are then left alone
+SAMPLE_VERSION = "v3"  # bump when the sample changes: old copies in data folders are then left alone
 SAMPLE_NAME = "kerbside-cam_20261128_080000.mp4"  # the date in the name gives the clip its wall time
 
 
@@ -55,7 +55,7 @@ def build_sample(folder: Path, seconds: int = 90, fps: int = 5) -> tuple[Path, P
                 "camera": "kerbside-cam",
                 "kind": "no_parking",
                 "units": "relative",
-                "polygon": [[0.0, 0.85], [1.0, 0.85], [1.0, 1.0], [0.0, 1.0]],
+                "polygon": [[0.0, 0.7], [1.0, 0.7], [1.0, 1.0], [0.0, 1.0]],
             }],
         }, sort_keys=False))
     return clip, zones

@@ -58,18 +58,21 @@ def pick_chips(valid: Path, n: int = 4, min_sep_m: float = 10.0) -> list[tuple[P
     return chosen
 
 
+MARGIN = 480  # bare ground before and after the chips, so the flight sees every stall for a while
+
+
 def build_mosaic(chips) -> tuple[np.ndarray, list[Stall]]:
-    mosaic = np.full((FRAME_H, 640 * len(chips), 3), 110, np.uint8)
+    mosaic = np.full((FRAME_H, 640 * len(chips) + 2 * MARGIN, 3), 110, np.uint8)
     stalls = []
     for i, (image, pts) in enumerate(chips):
-        mosaic[40:680, i * 640:(i + 1) * 640] = cv2.imread(str(image))
+        mosaic[40:680, MARGIN + i * 640:MARGIN + (i + 1) * 640] = cv2.imread(str(image))
         for px, py in pts:
-            lat, lon = pixel_latlon(px, py)
-            stalls.append(Stall(lat, lon, px, py))
+            lat, lon = pixel_latlon(MARGIN + px, py)
+            stalls.append(Stall(lat, lon, MARGIN + px, py))
     return mosaic, stalls
 
 
-def srt_block(i: int, t0: float, t1: float, lat: float, lon: float) -> str:
+def srt_block(i: int, t0: float, t1: float, lat: float, lon: float, gimbal: bool = True) -> str:
     def tc(t: float) -> str:
         ms = int(round(t * 1000))
         return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d},{ms % 1000:03d}"
@@ -77,10 +80,11 @@ def srt_block(i: int, t0: float, t1: float, lat: float, lon: float) -> str:
     return (f"{i}\n{tc(t0)} --> {tc(t1)}\n<font size=\"28\">FrameCnt: {i}, DiffTime: {int((t1 - t0) * 1000)}ms\n"
             f"2026-11-28 10:00:{t0:06.3f}\n[iso: 100] [shutter: 1/1000.0] [fnum: 2.8] [ev: 0] [ct: 5500] "
             f"[color_md : default] [focal_len: {FOCAL_35MM:.2f}] [latitude: {lat:.7f}] [longitude: {lon:.7f}] "
-            f"[rel_alt: {ALT_M:.3f} abs_alt: {ALT_M + 2600:.3f}] </font>\n\n")
+            f"[rel_alt: {ALT_M:.3f} abs_alt: {ALT_M + 2600:.3f}] "
+            + ("[gb_yaw: 0.0 gb_pitch: -90.0 gb_roll: 0.0] " if gimbal else "") + "</font>\n\n")
 
 
-def fly(mosaic: np.ndarray, out: Path, seconds: float = 24, fps: int = 5, reverse: bool = False) -> Path:
+def fly(mosaic: np.ndarray, out: Path, seconds: float = 30, fps: int = 5, reverse: bool = False) -> Path:
     """Render the flight along the mosaic (west -> east, or back) and write flight.mp4 + flight.SRT."""
     span = mosaic.shape[1] - FRAME_W
     n = int(seconds * fps)

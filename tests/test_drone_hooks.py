@@ -27,7 +27,7 @@ def clip(tmp_path):
 def write_srt(path, seconds, alt=35.0, lat=flyover.LAT0, fps=10):
     with path.open("w") as f:
         for k in range(int(seconds * fps)):
-            f.write(flyover.srt_block(k + 1, k / fps, (k + 1) / fps, lat, flyover.LON0).replace(
+            f.write(flyover.srt_block(k + 1, k / fps, (k + 1) / fps, lat, flyover.LON0, gimbal=False).replace(
                 f"[rel_alt: {flyover.ALT_M:.3f}", f"[rel_alt: {alt:.3f}"))
 
 
@@ -51,6 +51,7 @@ def test_matching_sidecar_places_the_case_on_the_ground(tmp_path, clip):
     write_srt(clip.with_suffix(".SRT"), 10)
     res, cases, store = run(tmp_path, clip)
     assert res.notes["warnings"] == [] and res.notes["telemetry_format"] == "dji-bracket"
+    assert res.notes["assumption"].startswith("gimbal pitch missing")  # no gimbal angles in this SRT: nadir
     (lat, lon, unc), = cases
     assert abs(lat - flyover.LAT0) < 0.001 and abs(lon - flyover.LON0) < 0.001 and 0 < unc < 20
     geo = json.loads(render(store, CaseFilter(), "geojson"))

@@ -19,7 +19,7 @@ from detector.pipeline import Pipeline, PipelineSettings
 from detector.store import CaseStore
 from streams.discover import discover
 from tests.conftest import shared_path
-from tests.videos import scene_clip
+from tests.videos import on_canvas, scene_clip
 
 SCENES = 3
 
@@ -36,12 +36,13 @@ def detectable_garbage(n: int) -> list[Path]:
         image = valid / "images" / f"{label.stem}.jpg"
         if len(rows) != 1 or not image.exists():  # one labelled heap per photo: one problem per scene
             continue
-        img = cv2.imread(str(image))
-        h, w = img.shape[:2]
-        truth = [[(x - bw / 2) * w, (y - bh / 2) * h, (x + bw / 2) * w, (y + bh / 2) * h] for x, y, bw, bh in rows]
+        img = on_canvas(cv2.imread(str(image)))  # as the clip will show it: 640x640 photo in a 1280x720 frame
+        side, x0 = 720, (1280 - 720) // 2
+        truth = [[x0 + (x - bw / 2) * side, (y - bh / 2) * side, x0 + (x + bw / 2) * side, (y + bh / 2) * side]
+                 for x, y, bw, bh in rows]
         found = det.detect([img])[0]
         found = found[found.class_id == 0]
-        if len(found) and (box_iou(found.xyxy, truth).max(axis=1) >= 0.5).all() and found.confidence.max() >= 0.45:
+        if len(found) and (box_iou(found.xyxy, truth).max(axis=1) >= 0.5).all() and found.confidence.max() >= 0.3:
             chosen.append(image)
         if len(chosen) == n:
             return chosen
@@ -93,15 +94,17 @@ def test_cli_sample_run_then_list_and_export(tmp_path, monkeypatch):
     assert first.exit_code == 0, first.output
     assert "cases touched: 1" in first.output and "evidence" in first.output
     listed = runner.invoke(app, ["cases", "list", "--type", "illegal_parking"])
-    assert listed.exit_code == 0 and "illegal_parking" in listed.output and "kerb-no-parking" in listed.output
+    assert listed.exit_code == 0 and "1 case(s)" in listed.output
     again = runner.invoke(app, ["detect", "--sample"])
     assert again.exit_code == 0 and "skipped" in again.output
     csv_text = runner.invoke(app, ["cases", "export", "--format", "csv"]).output
-    assert csv_text.count("illegal_parking") == 1  # re-running the same file added nothing
+    assert len(csv_text.strip().splitlines()) == 2  # header + one case: re-running the same file added nothing
     out = tmp_path / "cases.json"
     assert runner.invoke(app, ["cases", "export", "--format", "json", "--out", str(out)]).exit_code == 0
     import json
 
     cases = json.loads(out.read_text())
+    assert [(c["problem_type"], c["zone_id"], c["camera_id"]) for c in cases] == [
+        ("illegal_parking", "kerb-no-parking", "kerbside-cam")]
     assert cases[0]["evidence"]["annotated"]["sha256"]
     assert (Path("streetwatch-data/evidence") / cases[0]["evidence"]["annotated"]["path"]).exists()

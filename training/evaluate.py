@@ -64,7 +64,9 @@ def promote(candidate: Path, data: Path, imgsz: int = 416, force: bool = False, 
     """Make `candidate` (.pt) the bundled default if it is not worse on `data`; every decision is logged."""
     candidate = Path(candidate)
     if candidate.is_dir():
-        candidate = candidate / "weights" / "best.pt"
+        # last.pt, not best.pt: Ultralytics picks "best" by a fitness over all classes, which the
+        # teacher-labelled context classes dominate (see the bundled model card)
+        candidate = candidate / "weights" / "last.pt"
     if not candidate.is_file():
         raise ModelError(f"{candidate}: no such weights file")
     target = DEFAULT_MODEL_DIR / "streetwatch-default.pt"
