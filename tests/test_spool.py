@@ -17,7 +17,8 @@ from detector.daemon import Daemon, open_store
 from detector.errors import StoreError
 from detector.spool import REJECTED, Spool, SpoolRecord
 from tests.builders import sighting
-from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file, wait_for
+from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file
+from tests.servers.fixtures import wait_for
 from tests.servers.fixtures import free_port, write_test_clip
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
