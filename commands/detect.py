@@ -121,9 +121,9 @@ def _summary(results, data_dir: Path, url: str) -> None:
     from detector.store import redact
 
     table = Table(title="streetwatch detect")
-    for col in ("file", "camera", "status", "footage", "analysed", "wall", "x realtime", "sightings", "new cases"):
+    for col in ("file", "camera", "status", "length", "frames", "wall", "speed", "seen", "new"):
         table.add_column(col, justify="right" if col not in ("file", "camera", "status") else "left",
-                         no_wrap=col == "status", overflow="fold")
+                         no_wrap=col == "status", overflow="fold", min_width=7 if col == "status" else None)
     for r in results:
         speed = f"{r.footage_s / r.wall_s:.0f}x" if r.wall_s and r.footage_s else "-"
         table.add_row(r.path.name, r.camera_id, r.status, f"{r.footage_s:.0f} s", str(r.frames_analysed),
