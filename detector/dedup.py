@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from detector.config import ProblemType
+from detector.geo import haversine_m
 from detector.sightings import Sighting
 
 OPEN_STATUSES = ("new", "confirmed", "dispatched")
@@ -36,14 +37,6 @@ class CaseView:
     lon: float | None
     uncertainty_m: float | None
     status: str
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    r = 6_371_008.8
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * r * math.asin(min(1.0, math.sqrt(a)))
 
 
 def iou_norm(a: Sequence[float], b: Sequence[float]) -> float:

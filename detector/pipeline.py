@@ -24,6 +24,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from detector.config import Taxonomy, ZoneFile, load_taxonomy, load_zones
 from detector.detector import Detector, DetectorSettings
 from detector.errors import SourceError, StoreError, StreetwatchError
@@ -128,16 +131,11 @@ class ChangeGate:
     """
 
     def __init__(self, threshold: float) -> None:
-        import numpy as np
-
         self.threshold = threshold
         self._ref: np.ndarray | None = None
         self.last = None
 
-    def unchanged(self, image) -> bool:
-        import cv2
-        import numpy as np
-
+    def unchanged(self, image: np.ndarray) -> bool:
         thumb = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
         thumb = thumb.astype(np.int16)
         if self._ref is not None and self.last is not None and float(np.abs(thumb - self._ref).mean()) < self.threshold:

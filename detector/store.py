@@ -208,18 +208,17 @@ class CaseStore:
                           lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, evidence=evidence)
 
     def _update_existing(self, ses: Session, row: t.Sighting, s: Sighting, evidence: dict) -> Recorded:
+        case = ses.get(t.Case, row.case_id)
+        assert case is not None
         row.last_seen, row.last_ts, row.hits = from_unix(s.last_seen), s.last_ts, max(row.hits, s.hits)
         if evidence:  # the files of this key were just rewritten: every reference must take the new hashes
             row.evidence = evidence
-            case_ref = ses.get(t.Case, row.case_id)
-            if case_ref is not None and _same_files(case_ref.evidence, evidence):
-                case_ref.evidence = evidence
+            if _same_files(case.evidence, evidence):
+                case.evidence = evidence
         if s.confidence >= row.confidence:
             row.confidence, row.box_norm, row.frame_index = s.confidence, {"xyxy": list(s.box_norm)}, s.frame_index
         if s.lat is not None:
             row.lat, row.lon, row.uncertainty_m = s.lat, s.lon, s.uncertainty_m
-        case = ses.get(t.Case, row.case_id)
-        assert case is not None
         self._absorb(case, s, evidence)
         recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
         return Recorded(case.id, row.id, False, False)

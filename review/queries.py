@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from detector import tables as t
-from detector.dedup import haversine_m
+from detector.geo import haversine_m
 from detector.export import case_dict
 from detector.review_tables import WebhookDelivery
 from detector.store import as_utc

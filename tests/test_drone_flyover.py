@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 from detector import tables as t
-from detector.dedup import haversine_m
+from detector.geo import haversine_m
 from detector.detector import DEFAULT_MODEL, DetectorSettings
 from detector.pipeline import Pipeline, PipelineSettings
 from detector.store import CaseStore

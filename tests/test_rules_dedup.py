@@ -2,7 +2,8 @@
 import pytest
 
 from detector.config import ZoneFile, load_taxonomy
-from detector.dedup import CaseView, haversine_m, match_case
+from detector.dedup import CaseView, match_case
+from detector.geo import haversine_m
 from detector.rules import RuleEngine
 from detector.tracking import IouTracker
 from detector.zones import ZoneIndex
