@@ -364,8 +364,7 @@ class Pipeline:
             writer.start()
         tracker = IouTracker(max_age_s=self.settings.track_max_age_s, high_confidence=self.settings.track_start_conf)
         ground_tracker = IouTracker(max_age_s=self.settings.track_max_age_s,  # drones: track in metres
-                                    high_confidence=self.settings.track_start_conf)
-        ground_tracker._next_id = GROUND_TRACK_IDS
+                                    high_confidence=self.settings.track_start_conf, first_id=GROUND_TRACK_IDS)
         origin: tuple[float, float] | None = None
         gate = ChangeGate(self.settings.gate_threshold) if self.settings.gate_threshold > 0 else None
 

@@ -33,18 +33,20 @@ class IouTracker:
         max_age_s: a track unseen for longer than this is closed.
         match_iou: minimum IoU to continue a track.
         high_confidence: boxes at or above this may start tracks; lower ones only extend them.
+        first_id: the first track id handed out.
 
     Example:
         >>> tracker = IouTracker(max_age_s=30)
         >>> tracked = tracker.update(dets, ts=12.0)  # dets.tracker_id filled in
     """
 
-    def __init__(self, max_age_s: float = 30.0, match_iou: float = 0.3, high_confidence: float = 0.5) -> None:
+    def __init__(self, max_age_s: float = 30.0, match_iou: float = 0.3, high_confidence: float = 0.5,
+                 first_id: int = 1) -> None:
         self.max_age_s = max_age_s
         self.match_iou = match_iou
         self.high_confidence = high_confidence
         self._tracks: list[_Track] = []
-        self._next_id = 1
+        self._next_id = first_id  # trackers sharing one rule engine need disjoint id ranges
         self.closed: list[int] = []  # ids closed by the last update; the caller reads and acts on them
 
     def _match(self, dets: Detections, rows: np.ndarray, tracks: list[_Track]) -> list[tuple[int, int]]:
