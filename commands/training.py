@@ -80,7 +80,7 @@ def train(
     """
     quiet_libraries()
     from training.card import write_card_draft
-    from training.train import TrainSettings, init_from_onnx
+    from training.train import TrainSettings, init_from_onnx, start_checkpoint
     from training.train import resume as resume_run
     from training.train import train as run_train
 
@@ -103,6 +103,7 @@ def train(
                 from detector.detector import DEFAULT_MODEL
 
                 start = DEFAULT_MODEL
+            start = start_checkpoint(start, data, project / name / "start.pt")
             settings = TrainSettings(data=data, model=start, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                                      fraction=fraction, project=project, name=name)
             run = run_train(settings, on_epoch)

@@ -65,7 +65,8 @@ def _read_data_yaml(src: SourceSpec) -> tuple[list[str], dict[str, Path]]:
     for key, split in _SPLIT_KEYS.items():
         if isinstance(data.get(key), str):
             folder = (root / data[key]).resolve()
-            if folder.is_dir():
+            # a source without a validation split may point val at its train folder: read it once, as train
+            if folder.is_dir() and folder not in splits.values():
                 splits[split] = folder
     if not splits:
         raise DatasetError(f"{data_yaml}: no train/val image folder found")
@@ -138,11 +139,29 @@ def collect_source(src: SourceSpec, targets: list[str]) -> list[Item]:
     return items
 
 
+def _unit_hash(seed: int, group: str) -> float:
+    digest = hashlib.sha256(f"{seed}:{group}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
 def split_by_source_image(items: list[Item], val_fraction: float, seed: int) -> None:
     """Assign train/val so that all augmented copies of one source image land in the same split."""
     for item in items:
-        digest = hashlib.sha256(f"{seed}:{item.group}".encode()).digest()
-        item.split = "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
+        item.split = "val" if _unit_hash(seed, item.group) < val_fraction else "train"
+
+
+def carve_splits(items: list[Item], src: SourceSpec, seed: int) -> None:
+    """Per-source split: the source's own valid split becomes `valid_as`; `carve_val`/`carve_test` of its
+    train images move to val/test, whole source images at a time (augmented copies never straddle splits)."""
+    for item in items:
+        if item.split == "val":
+            item.split = src.valid_as
+        elif item.split == "train":
+            u = _unit_hash(seed, item.group)
+            if u < src.carve_test:
+                item.split = "test"
+            elif u < src.carve_test + src.carve_val:
+                item.split = "val"
 
 
 def _iou(a: tuple, b: tuple) -> float:
@@ -196,6 +215,26 @@ def _write(items: Iterable[Item], out: Path) -> None:
         label.write_text("".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in item.boxes + item.pseudo))
 
 
+def _write_per_source_lists(items: list[Item], recipe: Recipe, out: Path) -> None:
+    """`data-<source>.yaml` per source: the same splits as image lists, so a class can be judged per source
+    (garbage on Montevideo streets vs Chinese streets) with `streetwatch eval --data`."""
+    for src in recipe.sources:
+        splits: dict[str, list[str]] = {}
+        for item in items:
+            if item.source == src.name:
+                name = f"{item.source}__{item.image.name}"
+                splits.setdefault(item.split, []).append(str((out / "images" / item.split / name).resolve()))
+        entries = {}
+        for split, paths in sorted(splits.items()):
+            listing = out / f"{src.name}-{split}.txt"
+            listing.write_text("\n".join(sorted(paths)) + "\n")
+            entries[split] = str(listing.resolve())
+        if "val" not in entries:  # Ultralytics needs a val entry to load the file at all
+            entries["val"] = entries.get("test", next(iter(entries.values())))
+        data = {"path": str(out.resolve()), **entries, "names": dict(enumerate(recipe.classes))}
+        (out / f"data-{src.name}.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
 def manifest_for(items: list[Item], recipe: Recipe) -> dict:
     counts: dict[str, dict[str, Counter]] = {}
     for item in items:
@@ -204,7 +243,8 @@ def manifest_for(items: list[Item], recipe: Recipe) -> dict:
         split["labels"].update(recipe.classes[b[0]] for b in item.boxes)
         split["pseudo"].update(recipe.classes[b[0]] for b in item.pseudo)
     groups = {s: {i.group for i in items if i.split == s} for s in counts}
-    leaked = set.intersection(*groups.values()) if len(groups) > 1 else set()
+    seen = Counter(g for members in groups.values() for g in members)
+    leaked = {g for g, n in seen.items() if n > 1}  # a source image in more than one split
     return {
         "name": recipe.name,
         "classes": recipe.classes,
@@ -228,7 +268,9 @@ def build_dataset(
     """Validate every source, split, pseudo-label and write the dataset. Returns the manifest."""
     items: list[Item] = []
     for src in recipe.sources:
-        items.extend(collect_source(src, recipe.classes))
+        collected = collect_source(src, recipe.classes)
+        carve_splits(collected, src, recipe.split.seed)
+        items.extend(collected)
     if recipe.split.mode == "by_source_image":
         split_by_source_image(items, recipe.split.val_fraction, recipe.split.seed)
     if not any(i.split == "val" for i in items):
@@ -245,6 +287,7 @@ def build_dataset(
     data = {"path": str(out.resolve()), **{s: f"images/{s}" for s in splits},
             "names": dict(enumerate(recipe.classes))}
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    _write_per_source_lists(items, recipe, out)
     manifest = manifest_for(items, recipe)
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     return manifest

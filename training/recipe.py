@@ -46,6 +46,13 @@ class SourceSpec(_Base):
     licence: str = Field("unknown", description="licence of the images and labels")
     attribution: str = Field("", description="credit line required by the licence")
     max_images: int | None = Field(None, ge=1, description="take at most this many images per split")
+    valid_as: Literal["val", "test"] = Field(
+        "val", description="what the source's own validation split becomes: 'val' (checkpoint choice) or "
+        "'test' (kept out of every choice, for the final figures)")
+    carve_val: float = Field(0.0, ge=0, lt=0.5, description="share of the source's train images moved to val, "
+                             "by source image (for sources without a validation split)")
+    carve_test: float = Field(0.0, ge=0, lt=0.5, description="share of the source's train images moved to test, "
+                              "by source image (an untouched split for the final figures)")
 
 
 class TeacherSpec(_Base):

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import copy
 import json
+import platform
+import time
 from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from detector.errors import DatasetError, ModelError
@@ -81,6 +84,54 @@ def _attach_progress(model, on_epoch) -> None:
     model.add_callback("on_fit_epoch_end", report)
 
 
+def _attach_leg_log(model, run: Path, kind: str) -> None:
+    """Record this leg of the run in `legs.json`, rewritten after every epoch.
+
+    A CPU run is many legs (a session ends, the run is resumed); the model card lists each with its
+    epochs and wall time. Written per epoch, so a leg that is killed still shows what it did.
+    """
+    log_path = run / "legs.json"
+    legs = json.loads(log_path.read_text()) if log_path.is_file() else []
+    leg = {"leg": len(legs) + 1, "kind": kind, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+           "host": platform.node(), "first_epoch": None, "last_epoch": None, "wall_s": 0.0}
+    legs.append(leg)
+    t0 = time.monotonic()
+
+    def record(trainer) -> None:
+        if trainer.epoch + 1 > trainer.epochs:
+            return
+        leg["first_epoch"] = leg["first_epoch"] or trainer.epoch + 1
+        leg["last_epoch"] = trainer.epoch + 1
+        leg["wall_s"] = round(time.monotonic() - t0, 1)
+        run.mkdir(parents=True, exist_ok=True)
+        log_path.write_text(json.dumps(legs, indent=2))
+
+    model.add_callback("on_fit_epoch_end", record)
+
+
+def _data_names(data: Path) -> list[str]:
+    import yaml
+
+    names = (yaml.safe_load(Path(data).read_text()) or {}).get("names") or {}
+    return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
+
+
+def start_checkpoint(model_path: Path, data: Path, out: Path) -> Path:
+    """Weights to start a run from: `model_path` itself, or, when its classes differ from the dataset's,
+    a copy whose class head is retargeted by name (rows of classes it knew are kept: model v2 starts with
+    v1's garbage and street_vendor, new classes start from the usual prior)."""
+    from training.onnx_init import retarget_classes, save_checkpoint
+
+    wanted = _data_names(data)
+    model = load_yolo(model_path)
+    have = dict(model.names)
+    if list(have.values()) == wanted:
+        return Path(model_path)
+    net = copy.deepcopy(model.model).float()
+    retarget_classes(net, have, wanted)
+    return save_checkpoint(net, out)
+
+
 def init_from_onnx(onnx_path: Path, data: Path, out: Path, imgsz: int, calibration_images: int = 128) -> Path:
     """A trainable checkpoint for `data`'s classes recovered from an INT8 ONNX export (see onnx_init)."""
     import random
@@ -104,6 +155,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     check_dataset(settings.data)
     model = load_yolo(settings.model)
     _attach_progress(model, on_epoch)
+    _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")
     model.train(
         trainer=_trainer_class(),
         data=str(settings.data),
@@ -133,5 +185,6 @@ def resume(last: Path, on_epoch=None) -> Path:
         raise ModelError(f"{last}: no checkpoint to resume from")
     model = load_yolo(last)
     _attach_progress(model, on_epoch)
+    _attach_leg_log(model, Path(last).resolve().parent.parent, "resume")
     model.train(trainer=_trainer_class(), resume=True)
     return Path(last).resolve().parent.parent
