@@ -23,26 +23,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from detector import tables as t
+from cases import tables as t
+from cases.locks import lock_problem_types
+from cases.status import REJECT_REASONS
+from cases.tables import as_utc
 from detector.errors import StreetwatchError
-from detector.store import _lock_key, as_utc
-
-# Why a case is rejected. Only `not_the_object` says the detector was wrong; `dataset from-reviews`
-# turns those (and only those) into hard negatives. The others are right detections the bureau
-# does not want as cases: training on them would teach the model to miss real objects.
-REJECT_REASONS: dict[str, str] = {
-    "not_the_object": "Not what the detector says (false detection)",
-    "allowed_here": "Allowed here (permit, approved spot, loading)",
-    "duplicate": "Duplicate of another case",
-    "bad_evidence": "Evidence unusable (blurred, dark, blocked)",
-    "out_of_scope": "Not the bureau's concern (private ground, other agency)",
-    "other": "Other (see note)",
-}
-HARD_NEGATIVE_REASONS = frozenset({"not_the_object"})
 
 # action -> (statuses it may start from, status it leads to)
 TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
@@ -67,14 +56,6 @@ class Conflict(ActionError):
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _lock_types(ses: Session, problem_types: Iterable[str]) -> None:
-    """The same advisory lock `CaseStore.record_sighting` holds while it runs dedup (PostgreSQL only)."""
-    if ses.get_bind().dialect.name != "postgresql":
-        return  # SQLite: the transaction began with BEGIN IMMEDIATE, which already serialises writers
-    for name in sorted(set(problem_types)):
-        ses.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _lock_key(f"streetwatch:{name}")})
 
 
 def _last_change(ses: Session, case_id: int) -> str:
@@ -105,7 +86,7 @@ def load_case(ses: Session, case_id: int, version: int | None = None, seen_event
     probe = ses.get(t.Case, case_id)
     if probe is None:
         raise NotFound(f"case {case_id}: no such case")
-    _lock_types(ses, [probe.problem_type])
+    lock_problem_types(ses, [probe.problem_type])  # the lock dedup of a new sighting holds
     case = ses.get(t.Case, case_id, populate_existing=True)  # re-read after waiting for the lock
     assert case is not None
     if version is not None and case.version != version and not _only_new_sightings(ses, case_id, seen_event):

@@ -14,14 +14,15 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from detector.export import case_dict, to_csv, to_geojson
-from detector.webhook import DeliveryError, WebhookSettings, push_case
+from cases.export import case_dict, to_csv, to_geojson
+from cases.status import REJECT_REASONS
 from review import actions
-from review.app import (COOKIE, LOGIN_CSRF_COOKIE, _same_origin, admin_only, admin_view, checked, clock, current,
-                        error_response, form_of, safe_next, wants_json)
-from review.queries import (STATUSES, Queue, case_page, choices, counts, export_rows, iso, list_cases, neighbours)
+from review.queries import STATUSES, Queue, case_page, choices, counts, export_rows, iso, list_cases, neighbours
 from review.users import (Current, LoginLocked, LoginRefused, UserError, add_user, end_session, list_users, log_in,
                           set_disabled)
+from review.web import (COOKIE, LOGIN_CSRF_COOKIE, admin_only, admin_view, checked, clock, current, error_response,
+                        form_of, safe_next, same_origin, wants_json)
+from review.webhook import DeliveryError, WebhookSettings, push_case
 
 router = APIRouter()
 EVIDENCE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
@@ -82,7 +83,7 @@ def login_page(request: Request, next: str = "/cases", expired: int = 0) -> Resp
 def login(request: Request, username: str = Form(""), password: str = Form(""), csrf_token: str = Form(""),
           next: str = Form("/cases")) -> Response:  # noqa: A002
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()) or not _same_origin(request):
+    if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()) or not same_origin(request):
         return error_response(request, 403, "the log-in form is out of date or did not come from this site "
                                             "(CSRF check failed): reload the page and try again", ("/login", "Log in"))
     settings = request.app.state.settings
@@ -138,7 +139,7 @@ def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -
             return error_response(request, 404, f"case {case_id}: no such case", ("/cases", "All cases"))
         prev_id, next_id, position, length = neighbours(ses, q, case_id)
         return render(request, "case.html", cur, **data, q=q, prev_id=prev_id, next_id=next_id, position=position,
-                      length=length, reasons=actions.REJECT_REASONS, transitions=actions.TRANSITIONS,
+                      length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS,
                       can_push=bool(request.app.state.settings.webhook_url))
 
 

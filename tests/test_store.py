@@ -4,9 +4,10 @@ import threading
 
 from sqlalchemy import func, inspect, select
 
-from detector import tables as t
+from cases import schema
+from cases import tables as t
+from cases.store import CaseStore
 from detector.config import load_taxonomy
-from detector.store import CaseStore
 from tests.builders import sighting
 
 TAX = load_taxonomy()
@@ -21,7 +22,10 @@ def test_schema_comes_from_alembic_and_matches_the_tables(db_url):
     store = CaseStore(db_url)
     names = set(inspect(store.engine).get_table_names())
     assert {"cases", "sightings", "runs", "cameras", "case_events", "alembic_version"} <= names
-    for table in t.Base.metadata.sorted_tables:
+    assert {"users", "web_sessions", "login_attempts", "audit_events", "webhook_deliveries"} <= set(
+        schema.metadata.tables)  # the review tables too, without cases.tables importing them
+    assert set(schema.metadata.tables) == names - {"alembic_version"}
+    for table in schema.metadata.sorted_tables:
         cols = {c["name"] for c in inspect(store.engine).get_columns(table.name)}
         assert cols == {c.name for c in table.columns}, table.name
     CaseStore(db_url)  # migrating twice is a no-op

@@ -29,10 +29,10 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from detector import tables as t
+from cases import tables as t
+from cases.status import HARD_NEGATIVE_REASONS, REJECT_REASONS
+from cases.store import CaseStore, as_utc, redact
 from detector.errors import DatasetError
-from detector.store import CaseStore, as_utc
-from review.actions import HARD_NEGATIVE_REASONS, REJECT_REASONS
 
 POSITIVE_STATUSES = ("confirmed", "dispatched", "resolved")
 KIND = "streetwatch-reviews"
@@ -193,7 +193,7 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     manifest = {
         "kind": KIND, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "database": _redacted(store.url), "evidence_dir": str(evidence_dir), "frames_per_case": frames_per_case,
+        "database": redact(store.url), "evidence_dir": str(evidence_dir), "frames_per_case": frames_per_case,
         "classes": names, "images": counts, "frames": labels,
         "cases": {"positive": sum(e["kind"] == "positive" for e in entries),
                   "hard_negative": sum(e["kind"] == "hard_negative" for e in entries),
@@ -203,12 +203,6 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     (out / "README.md").write_text(_readme(manifest, out))
     return manifest
-
-
-def _redacted(url: str) -> str:
-    from detector.store import redact
-
-    return redact(url)
 
 
 def _readme(m: dict, out: Path) -> str:

@@ -1,0 +1,16 @@
+"""The whole case database in one metadata: the case tables and the review tables.
+
+`cases.tables` and `cases.review_tables` each declare their classes on the same `Base`; only what
+needs every table at once (the Alembic environment, a test comparing tables with migrations) imports
+this module, so neither table module has to import the other back.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from cases import review_tables, tables
+
+# importing review_tables is what registers its tables on the shared Base; name it so that stays explicit
+TABLE_MODULES = (tables, review_tables)
+metadata: MetaData = tables.Base.metadata

@@ -1,0 +1,248 @@
+"""The case store: one engine, Alembic-migrated schema, and the transaction that files a sighting.
+
+`record_sighting` is the only writer of cases from the pipeline. It runs dedup inside a lock
+per problem type — `pg_advisory_xact_lock` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite — so two
+workers (threads, processes or hosts) that see the same problem at the same moment produce one
+case, not two.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlalchemy import create_engine, event, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from cases import locks, recheck
+from cases import tables as t
+from cases.dedup import CaseView, match_case
+from cases.tables import as_utc, from_unix  # also the public home of both for callers of the store
+from detector.config import Taxonomy
+from detector.errors import StoreError
+from detector.sightings import Sighting
+
+DEFAULT_DB_ENV = "STREETWATCH_DB"
+_MIGRATE_LOCK = threading.Lock()
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def default_db_url(data_dir: Path) -> str:
+    return os.environ.get(DEFAULT_DB_ENV) or f"sqlite:///{Path(data_dir).resolve() / 'streetwatch.db'}"
+
+
+def redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_connect(dbapi_conn, _record):  # pragma: no cover - driver glue
+            dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" hook choose the BEGIN kind
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _sqlite_begin(conn):  # pragma: no cover - driver glue
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: dedup reads then writes
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest Alembic revision (creates it on an empty database)."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    # Alembic keeps per-run state in module globals (one migration per process at a time), and two
+    # hosts migrating one empty PostgreSQL at once would race on CREATE TABLE: serialise both.
+    with _MIGRATE_LOCK, engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            locks.hold(conn, locks.MIGRATE)
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    case_id: int
+    sighting_id: int
+    created: bool  # a new case was opened
+    reopened: bool  # a resolved case came back
+
+
+def _same_files(a: dict | None, b: dict | None) -> bool:
+    return bool(a and b) and (a.get("raw") or {}).get("path") == (b.get("raw") or {}).get("path")
+
+
+class CaseStore:
+    """Cases, sightings and runs in any SQLAlchemy database.
+
+    Example:
+        >>> store = CaseStore("sqlite:///cases.db")
+        >>> store.record_sighting(sighting, taxonomy, evidence={}, run_id=None).case_id
+        1
+    """
+
+    def __init__(self, url: str, migrate_schema: bool = True) -> None:
+        self.url = url
+        try:
+            self.engine = make_engine(url)
+            if migrate_schema:
+                migrate(self.engine)
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(f"database {redact(url)}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def session(self) -> Session:
+        return self.sessions()
+
+    def ensure_camera(self, camera_id: str, kind: str = "file", name: str = "") -> None:
+        with self.sessions.begin() as ses:
+            if ses.get(t.Camera, camera_id) is None:
+                ses.add(t.Camera(id=camera_id, kind=kind, name=name or camera_id))
+
+    def record_sighting(
+        self, s: Sighting, taxonomy: Taxonomy, evidence: dict, run_id: int | None, actor: str = "streetwatch"
+    ) -> Recorded:
+        """File `s`: update its earlier version, or merge it into the matching case, or open a case."""
+        spec = taxonomy.problem_types[s.problem_type]
+        try:
+            with self.sessions.begin() as ses:
+                locks.lock_problem_types(ses, [s.problem_type])
+                row = ses.scalars(select(t.Sighting).where(t.Sighting.key == s.key)).first()
+                if row is not None:
+                    return self._update_existing(ses, row, s, evidence)
+                case, created, reopened = self._find_or_open_case(ses, s, spec, actor)
+                row = self._new_sighting_row(s, case.id, run_id, evidence)
+                ses.add(row)
+                ses.flush()
+                self._absorb(case, s, evidence)
+                case.sighting_count += 1
+                ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="sighting",
+                                    detail={"sighting": row.id, "camera": s.camera_id, "key": s.key}))
+                recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
+                return Recorded(case.id, row.id, created, reopened)
+        except OperationalError as exc:
+            raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
+
+    def _find_or_open_case(self, ses: Session, s: Sighting, spec, actor: str) -> tuple[t.Case, bool, bool]:
+        query = select(t.Case).where(t.Case.problem_type == s.problem_type)
+        if s.lat is not None:
+            span = 0.01  # ~1 km prefilter; exact distance in match_case
+            query = query.where(t.Case.lat.between(s.lat - span, s.lat + span),
+                                t.Case.lon.between(s.lon - span, s.lon + span))
+        else:
+            query = query.where(t.Case.camera_id == s.camera_id)
+        candidates = ses.scalars(query).all()
+        views = [CaseView(c.id, c.problem_type, c.camera_id, tuple(c.box_norm["xyxy"]) if c.box_norm else None,
+                          c.lat, c.lon, c.uncertainty_m, c.status) for c in candidates]
+        match = match_case(s, views, spec)
+        if match is not None:
+            case = next(c for c in candidates if c.id == match.id)
+            reopened = case.status == "resolved"
+            if reopened:
+                case.status = "new"
+                case.recurrence_count += 1
+                ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="reopened",
+                                    detail={"from": "resolved", "sighting_key": s.key}))
+            return case, False, reopened
+        seen = from_unix(s.first_seen)
+        case = t.Case(problem_type=s.problem_type, category=spec.category, camera_id=s.camera_id, status="new",
+                      first_seen=seen, last_seen=from_unix(s.last_seen), sighting_count=0,
+                      box_norm={"xyxy": list(s.box_norm)}, lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m,
+                      zone_id=s.zone_id, best_confidence=-1.0, evidence={})
+        ses.add(case)
+        ses.flush()
+        ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="created", detail={"sighting_key": s.key}))
+        return case, True, False
+
+    @staticmethod
+    def _new_sighting_row(s: Sighting, case_id: int, run_id: int | None, evidence: dict) -> t.Sighting:
+        return t.Sighting(key=s.key, case_id=case_id, run_id=run_id, camera_id=s.camera_id,
+                          problem_type=s.problem_type, class_name=s.class_name, first_seen=from_unix(s.first_seen),
+                          last_seen=from_unix(s.last_seen), first_ts=s.first_ts, last_ts=s.last_ts, hits=s.hits,
+                          confidence=s.confidence, box_norm={"xyxy": list(s.box_norm)}, frame_index=s.frame_index,
+                          lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, evidence=evidence)
+
+    def _update_existing(self, ses: Session, row: t.Sighting, s: Sighting, evidence: dict) -> Recorded:
+        case = ses.get(t.Case, row.case_id)
+        assert case is not None
+        row.last_seen, row.last_ts, row.hits = from_unix(s.last_seen), s.last_ts, max(row.hits, s.hits)
+        if evidence:  # the files of this key were just rewritten: every reference must take the new hashes
+            row.evidence = evidence
+            if _same_files(case.evidence, evidence):
+                case.evidence = evidence
+        if s.confidence >= row.confidence:
+            row.confidence, row.box_norm, row.frame_index = s.confidence, {"xyxy": list(s.box_norm)}, s.frame_index
+        if s.lat is not None:
+            row.lat, row.lon, row.uncertainty_m = s.lat, s.lon, s.uncertainty_m
+        self._absorb(case, s, evidence)
+        recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
+        return Recorded(case.id, row.id, False, False)
+
+    @staticmethod
+    def _absorb(case: t.Case, s: Sighting, evidence: dict) -> None:
+        """Widen the case's time span; take the sighting's evidence if it is the best so far."""
+        first, last = from_unix(s.first_seen), from_unix(s.last_seen)
+        case.first_seen = min(as_utc(case.first_seen), first)  # type: ignore[type-var]
+        case.last_seen = max(as_utc(case.last_seen), last)  # type: ignore[type-var]
+        case.updated_at = datetime.now(timezone.utc)
+        if s.confidence > case.best_confidence and (evidence or not case.evidence):
+            case.best_confidence = s.confidence
+            case.evidence = evidence or case.evidence
+            case.box_norm = {"xyxy": list(s.box_norm)}
+        if s.lat is not None and case.lat is not None and s.uncertainty_m and case.uncertainty_m:
+            # inverse-variance blend: more sightings, better position
+            wa, wb = 1 / case.uncertainty_m**2, 1 / s.uncertainty_m**2
+            case.lat = (case.lat * wa + s.lat * wb) / (wa + wb)
+            case.lon = (case.lon * wa + s.lon * wb) / (wa + wb)  # type: ignore[operator]
+            case.uncertainty_m = (wa + wb) ** -0.5
+
+    def after_analysis(self, place, analysed_from: datetime, analysed_to: datetime, seen_case_ids) -> dict[int, str]:
+        """核查: decide dispatched cases of `place` (camera id or `recheck.Area`) whose deadline passed."""
+        with self.sessions.begin() as ses:
+            return recheck.after_analysis(ses, place, analysed_from, analysed_to, seen_case_ids)
+
+    # runs -------------------------------------------------------------------------------------
+    def finished_run(self, sha256: str, settings_key: str) -> t.Run | None:
+        with self.session() as ses:
+            return ses.scalars(select(t.Run).where(t.Run.content_sha256 == sha256, t.Run.settings_key == settings_key,
+                                                   t.Run.status == "done")).first()
+
+    def start_run(self, **fields) -> int:
+        with self.sessions.begin() as ses:
+            run = t.Run(**fields)
+            ses.add(run)
+            ses.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, **fields) -> None:
+        with self.sessions.begin() as ses:
+            run = ses.get(t.Run, run_id)
+            assert run is not None
+            for key, value in fields.items():
+                setattr(run, key, value)
+            run.finished_at = datetime.now(timezone.utc)

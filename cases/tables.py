@@ -1,0 +1,136 @@
+"""Database tables (SQLAlchemy 2.0 typed ORM). The schema is created and changed only by Alembic migrations
+(`cases/migrations/`); keep these classes and the newest migration in step (a test compares them).
+
+The review surface's tables (`cases.review_tables`) share `Base`; `cases.schema` gathers both.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def as_utc(dt: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything here is UTC."""
+    if dt is None:
+        return None
+    return dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt.astimezone(timezone.utc)
+
+
+def from_unix(ts: float | None) -> datetime:
+    return datetime.fromtimestamp(ts if ts is not None else 0.0, timezone.utc)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
+
+
+class Camera(Base):
+    __tablename__ = "cameras"
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), default="")
+    kind: Mapped[str] = mapped_column(String(32), default="file")  # file | live | drone
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Run(Base):
+    """One pass of the pipeline over one file (or one daemon session of one camera)."""
+
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_path: Mapped[str] = mapped_column(Text)
+    content_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    settings_key: Mapped[str] = mapped_column(String(64), default="")
+    camera_id: Mapped[str] = mapped_column(String(128))
+    model: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    footage_start: Mapped[datetime | None]
+    footage_s: Mapped[float] = mapped_column(Float, default=0.0)
+    frames_decoded: Mapped[int] = mapped_column(Integer, default=0)
+    frames_analysed: Mapped[int] = mapped_column(Integer, default=0)
+    sightings: Mapped[int] = mapped_column(Integer, default=0)
+    cases_opened: Mapped[int] = mapped_column(Integer, default=0)
+    wall_s: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text)
+    notes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # timings, assumptions (e.g. nadir), warnings
+
+
+class Case(Base):
+    """One problem at one place: many sightings, one status."""
+
+    __tablename__ = "cases"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    problem_type: Mapped[str] = mapped_column(String(64))
+    category: Mapped[str] = mapped_column(String(64), default="")
+    camera_id: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="new")  # new|confirmed|dispatched|rejected|resolved|merged
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    sighting_count: Mapped[int] = mapped_column(Integer, default=0)
+    recurrence_count: Mapped[int] = mapped_column(Integer, default=0)  # times it came back after "resolved"
+    best_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    box_norm: Mapped[dict[str, Any] | None]  # {"xyxy": [x0, y0, x1, y1]} in 0..1 of the camera image
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    uncertainty_m: Mapped[float | None] = mapped_column(Float)
+    zone_id: Mapped[str | None] = mapped_column(String(128))
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"annotated": {"path", "sha256"}, ...}
+    due_at: Mapped[datetime | None]  # dispatch deadline, for the automatic re-check
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking for concurrent reviewers
+    flag: Mapped[str | None] = mapped_column(String(32))  # re-check (cases.recheck): overdue | verified_handled
+    merged_into: Mapped[int | None] = mapped_column(Integer)  # set with status "merged": the case that absorbed it
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sightings_rel: Mapped[list[Sighting]] = relationship(back_populates="case")
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (Index("ix_cases_type_camera", "problem_type", "camera_id"), Index("ix_cases_status", "status"))
+
+
+class Sighting(Base):
+    __tablename__ = "sightings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
+    camera_id: Mapped[str] = mapped_column(String(128))
+    problem_type: Mapped[str] = mapped_column(String(64))
+    class_name: Mapped[str] = mapped_column(String(64))
+    first_seen: Mapped[datetime]
+    last_seen: Mapped[datetime]
+    first_ts: Mapped[float] = mapped_column(Float)
+    last_ts: Mapped[float] = mapped_column(Float)
+    hits: Mapped[int] = mapped_column(Integer)
+    confidence: Mapped[float] = mapped_column(Float)
+    box_norm: Mapped[dict[str, Any]]
+    frame_index: Mapped[int] = mapped_column(Integer)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    uncertainty_m: Mapped[float | None] = mapped_column(Float)
+    zone_id: Mapped[str | None] = mapped_column(String(128))
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    case: Mapped[Case] = relationship(back_populates="sightings_rel")
+
+
+class CaseEvent(Base):
+    """The history of a case: who changed what, when (machines are actors too)."""
+
+    __tablename__ = "case_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128), default="streetwatch")
+    action: Mapped[str] = mapped_column(String(32))  # created|sighting|reopened|status|merged|split|...
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+

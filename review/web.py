@@ -1,0 +1,118 @@
+"""What every page and action of the review app shares: who is logged in, the CSRF and origin checks,
+the errors they raise and how an error is answered (HTML page or JSON).
+
+`review.routes` builds on these and `review.app` wires them into the FastAPI app; neither is imported here.
+"""
+
+from __future__ import annotations
+
+import hmac
+from datetime import datetime
+from urllib.parse import urlparse
+
+from fastapi import Depends, Request
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from starlette.datastructures import FormData
+
+from review.users import Current, SessionExpired, resume_session
+
+COOKIE = "sw_session"
+LOGIN_CSRF_COOKIE = "sw_login_csrf"
+
+
+class AuthRequired(Exception):
+    def __init__(self, expired: bool) -> None:
+        super().__init__("session expired; log in again" if expired else "log in first")
+        self.expired = expired
+
+
+class Forbidden(Exception):
+    """CSRF failure or a role that may not do this (HTTP 403)."""
+
+
+def wants_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and "application/json" not in accept
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "") or request.url.path.startswith("/api/")
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths: no scheme, no host, no `//` (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/cases"
+    return target
+
+
+def clock(request: Request) -> datetime:
+    return request.app.state.clock()
+
+
+def current(request: Request) -> Current:
+    """The logged-in user, or AuthRequired (handled as a redirect to /login or a 401)."""
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise AuthRequired(expired=False)
+    state = request.app.state
+    expired = False
+    with state.store.sessions.begin() as ses:
+        try:
+            cur = resume_session(ses, token, idle_s=state.settings.session_idle_s, now=clock(request))
+        except SessionExpired:  # caught inside the transaction so the dead session row is deleted
+            cur, expired = None, True
+    if cur is None:
+        raise AuthRequired(expired=expired)
+    return cur
+
+
+def same_origin(request: Request) -> bool:
+    origin = request.headers.get("origin") or request.headers.get("referer")
+    if origin is None:
+        return True  # non-browser clients send neither; the CSRF token still has to match
+    return origin != "null" and urlparse(origin).netloc == request.headers.get("host", "")
+
+
+async def checked(request: Request, cur: Current = Depends(current)) -> Current:
+    """`current`, plus the CSRF check every state-changing request must pass."""
+    if not same_origin(request):
+        raise Forbidden("this request came from another site (Origin check failed)")
+    token = request.headers.get("x-csrf-token", "")
+    if not token and "form" in request.headers.get("content-type", ""):
+        token = str((await request.form()).get("csrf_token") or "")
+    if not token or not hmac.compare_digest(token.encode(), cur.csrf_token.encode()):
+        raise Forbidden("the form is missing its security token or it does not match your session "
+                        "(CSRF check failed): reload the page and try again")
+    return cur
+
+
+async def form_of(request: Request) -> FormData:
+    """The request's form (parsed once; Starlette caches it), for sync routes that read lists or optional fields."""
+    if "form" not in request.headers.get("content-type", ""):
+        return FormData()
+    return await request.form()
+
+
+def admin_only(cur: Current = Depends(checked)) -> Current:
+    if not cur.is_admin:
+        raise Forbidden("only an admin may manage users")
+    return cur
+
+
+def admin_view(cur: Current = Depends(current)) -> Current:
+    if not cur.is_admin:
+        raise Forbidden("only an admin may manage users")
+    return cur
+
+
+def error_page(request: Request, status: int, message: str, link: tuple[str, str] | None = None) -> HTMLResponse:
+    return request.app.state.templates.TemplateResponse(
+        request, "error.html", {"status": status, "message": message, "link": link, "cur": None,
+                                "settings": request.app.state.settings}, status_code=status)
+
+
+def error_response(request: Request, status: int, message: str, link: tuple[str, str] | None = None) -> Response:
+    if wants_html(request):
+        return error_page(request, status, message, link)
+    return JSONResponse({"detail": message}, status_code=status)
