@@ -11,6 +11,6 @@ from sqlalchemy import MetaData
 
 from cases import review_tables, tables
 
-# importing review_tables is what registers its tables on the shared Base; name it so that stays explicit
-TABLE_MODULES = (tables, review_tables)
+__all__ = ["metadata", "review_tables", "tables"]  # importing review_tables is what adds its tables to Base
+
 metadata: MetaData = tables.Base.metadata

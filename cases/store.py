@@ -8,37 +8,29 @@ case, not two.
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases import locks, recheck
 from cases import tables as t
 from cases.dedup import CaseView, match_case
-from cases.tables import as_utc, from_unix  # also the public home of both for callers of the store
+from cases.tables import as_utc, from_unix  # callers of the store take both from here
 from detector.config import Taxonomy
 from detector.errors import StoreError
 from detector.sightings import Sighting
 
-DEFAULT_DB_ENV = "STREETWATCH_DB"
 _MIGRATE_LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
-def default_db_url(data_dir: Path) -> str:
-    return os.environ.get(DEFAULT_DB_ENV) or f"sqlite:///{Path(data_dir).resolve() / 'streetwatch.db'}"
-
-
 def redact(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:
@@ -111,10 +103,6 @@ class CaseStore:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database {redact(url)}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    @property
-    def is_postgres(self) -> bool:
-        return self.engine.dialect.name == "postgresql"
 
     def session(self) -> Session:
         return self.sessions()

@@ -18,8 +18,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from detector.errors import StreetwatchError
-from detector.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
-from detector.store import as_utc
+from cases.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
+from cases.store import as_utc
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD = 8
@@ -110,17 +110,6 @@ def set_disabled(ses: Session, username: str, disabled: bool, actor: str = "cli"
         for row in ses.scalars(select(WebSession).where(WebSession.user_id == user.id)):
             ses.delete(row)
     _audit(ses, actor, "user_disabled" if disabled else "user_enabled", username)
-    return user
-
-
-def set_password(ses: Session, username: str, password: str, actor: str = "cli") -> User:
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"password too short: use at least {MIN_PASSWORD} characters")
-    user = get_user(ses, username)
-    user.password_hash = hash_password(password)
-    for row in ses.scalars(select(WebSession).where(WebSession.user_id == user.id)):
-        ses.delete(row)
-    _audit(ses, actor, "password_set", username)
     return user
 
 

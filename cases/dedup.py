@@ -1,0 +1,75 @@
+"""Dedup: which existing case, if any, a new sighting belongs to. Pure; the store calls it inside a lock.
+
+One problem per place is one case. Two ways to know a place:
+- on the ground (drones, calibrated cameras): same problem type within `radius_m` (widened to
+  the combined position uncertainty when that is larger);
+- in the image of one fixed camera (no ground model): same type, same camera, best boxes
+  overlapping at least `match_iou` (in 0..1 image coordinates, so a camera re-encoded at another
+  resolution still matches).
+
+Open cases win over closed ones; a rejected case still absorbs its sightings, so a false
+positive an analyst rejected does not come back as a new case every day.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from detector.config import ProblemType
+from detector.geo import haversine_m
+from detector.sightings import Sighting
+
+STATUS_RANK = {"new": 0, "confirmed": 0, "dispatched": 0, "rejected": 1, "resolved": 2, "merged": 9}
+
+
+@dataclass(frozen=True)
+class CaseView:
+    """What dedup needs to know about an existing case."""
+
+    id: int
+    problem_type: str
+    camera_id: str | None
+    box_norm: tuple[float, float, float, float] | None
+    lat: float | None
+    lon: float | None
+    uncertainty_m: float | None
+    status: str
+
+
+def iou_norm(a: Sequence[float], b: Sequence[float]) -> float:
+    iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = iw * ih
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def ground_threshold_m(spec: ProblemType, unc_a: float | None, unc_b: float | None) -> float:
+    combined = math.hypot(unc_a or 0.0, unc_b or 0.0)
+    return max(spec.radius_m, combined)
+
+
+def match_case(sighting: Sighting, cases: Sequence[CaseView], spec: ProblemType) -> CaseView | None:
+    """The case `sighting` belongs to, or None for a new case. `cases` may hold any types/cameras."""
+    best: tuple[tuple, CaseView] | None = None
+    for case in cases:
+        if case.problem_type != sighting.problem_type:
+            continue
+        if sighting.lat is not None and case.lat is not None:
+            dist = haversine_m(sighting.lat, sighting.lon, case.lat, case.lon)  # type: ignore[arg-type]
+            if dist > ground_threshold_m(spec, sighting.uncertainty_m, case.uncertainty_m):
+                continue
+            closeness = -dist
+        elif case.camera_id == sighting.camera_id and case.box_norm is not None:
+            overlap = iou_norm(sighting.box_norm, case.box_norm)
+            if overlap < spec.match_iou:
+                continue
+            closeness = overlap
+        else:
+            continue
+        rank = (-STATUS_RANK.get(case.status, 3), closeness)
+        if best is None or rank > best[0]:
+            best = (rank, case)
+    return None if best is None else best[1]
