@@ -17,11 +17,13 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cases.status import CaseStatus
 from detector.config import ProblemType
 from detector.geo import haversine_m
 from detector.sightings import Sighting
 
-STATUS_RANK = {"new": 0, "confirmed": 0, "dispatched": 0, "rejected": 1, "resolved": 2, "merged": 9}
+STATUS_RANK = {CaseStatus.NEW: 0, CaseStatus.CONFIRMED: 0, CaseStatus.DISPATCHED: 0, CaseStatus.REJECTED: 1,
+               CaseStatus.RESOLVED: 2, CaseStatus.MERGED: 9}
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 
 from cases import locks
 from cases import tables as t
+from cases.status import CaseFlag, CaseStatus
 from cases.tables import as_utc
 
-FLAG_OVERDUE = "overdue"
-FLAG_VERIFIED = "verified_handled"
+FLAG_OVERDUE = CaseFlag.OVERDUE
+FLAG_VERIFIED = CaseFlag.VERIFIED_HANDLED
 ACTOR = "recheck"
 
 
@@ -55,10 +56,10 @@ def on_sighting(ses: Session, case: t.Case, sighting_time: datetime, *, sighting
         >>> on_sighting(ses, case, from_unix(s.last_seen), sighting_id=rec.sighting_id, evidence=evidence)
         'overdue'
     """
-    if case.status not in ("dispatched", "resolved") and case.flag is not None:
+    if case.status not in (CaseStatus.DISPATCHED, CaseStatus.RESOLVED) and case.flag is not None:
         case.flag = None  # it came back after "verified handled" (the store reopened it): that result is stale
         return None
-    if case.status != "dispatched" or case.due_at is None or as_utc(sighting_time) < as_utc(case.due_at):  # type: ignore[operator]
+    if case.status != CaseStatus.DISPATCHED or case.due_at is None or as_utc(sighting_time) < as_utc(case.due_at):  # type: ignore[operator]
         return None
     if case.flag == FLAG_OVERDUE:
         return None  # flagged already; the sighting itself is on the timeline
@@ -94,7 +95,7 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
     """
     analysed_from, analysed_to = as_utc(analysed_from), as_utc(analysed_to)
     seen = set(seen_case_ids)
-    query = select(t.Case).where(t.Case.status == "dispatched", t.Case.due_at.is_not(None),
+    query = select(t.Case).where(t.Case.status == CaseStatus.DISPATCHED, t.Case.due_at.is_not(None),
                                  t.Case.due_at <= analysed_to)
     if isinstance(place, Area):
         query = query.where(t.Case.lat.between(place.lat_min, place.lat_max),
@@ -110,7 +111,7 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
     results: dict[int, str] = {}
     now = datetime.now(timezone.utc)
     for case in cases:
-        if case.status != "dispatched":
+        if case.status != CaseStatus.DISPATCHED:
             continue  # changed while we waited for the lock
         due = as_utc(case.due_at)  # type: ignore[arg-type]
         # only what THIS footage showed counts: an old overdue sighting says nothing about today
@@ -129,9 +130,9 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
             continue
         if (analysed_to - max(due, analysed_from)).total_seconds() < min_watched_s:  # type: ignore[type-var,operator]
             continue
-        case.status, case.flag, case.updated_at = "resolved", FLAG_VERIFIED, now
+        case.status, case.flag, case.updated_at = CaseStatus.RESOLVED, FLAG_VERIFIED, now
         ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="recheck", at=now, detail={
-            "result": FLAG_VERIFIED, "from": "dispatched", "to": "resolved", "due_at": due.isoformat(),  # type: ignore[union-attr]
+            "result": FLAG_VERIFIED, "from": CaseStatus.DISPATCHED, "to": CaseStatus.RESOLVED, "due_at": due.isoformat(),  # type: ignore[union-attr]
             "place": place if isinstance(place, str) else vars(place),
             "analysed": [analysed_from.isoformat(), analysed_to.isoformat()]}))
         results[case.id] = FLAG_VERIFIED

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from cases import locks, recheck
 from cases import tables as t
 from cases.dedup import CaseView, match_case
+from cases.status import CaseStatus, RunStatus
 from cases.tables import as_utc, from_unix  # callers of the store take both from here
 from detector.config import Taxonomy
 from detector.errors import StoreError
@@ -150,15 +151,15 @@ class CaseStore:
         match = match_case(s, views, spec)
         if match is not None:
             case = next(c for c in candidates if c.id == match.id)
-            reopened = case.status == "resolved"
+            reopened = case.status == CaseStatus.RESOLVED
             if reopened:
-                case.status = "new"
+                case.status = CaseStatus.NEW
                 case.recurrence_count += 1
                 ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="reopened",
-                                    detail={"from": "resolved", "sighting_key": s.key}))
+                                    detail={"from": CaseStatus.RESOLVED, "sighting_key": s.key}))
             return case, False, reopened
         seen = from_unix(s.first_seen)
-        case = t.Case(problem_type=s.problem_type, category=spec.category, camera_id=s.camera_id, status="new",
+        case = t.Case(problem_type=s.problem_type, category=spec.category, camera_id=s.camera_id, status=CaseStatus.NEW,
                       first_seen=seen, last_seen=from_unix(s.last_seen), sighting_count=0,
                       box_norm={"xyxy": list(s.box_norm)}, lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m,
                       zone_id=s.zone_id, best_confidence=-1.0, evidence={})
@@ -218,7 +219,7 @@ class CaseStore:
     def finished_run(self, sha256: str, settings_key: str) -> t.Run | None:
         with self.session() as ses:
             return ses.scalars(select(t.Run).where(t.Run.content_sha256 == sha256, t.Run.settings_key == settings_key,
-                                                   t.Run.status == "done")).first()
+                                                   t.Run.status == RunStatus.DONE)).first()
 
     def start_run(self, **fields) -> int:
         with self.sessions.begin() as ses:

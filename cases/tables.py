@@ -12,6 +12,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from cases.status import CaseStatus, RunStatus
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -52,7 +54,7 @@ class Run(Base):
     settings_key: Mapped[str] = mapped_column(String(64), default="")
     camera_id: Mapped[str] = mapped_column(String(128))
     model: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | done | failed
+    status: Mapped[str] = mapped_column(String(16), default=RunStatus.RUNNING)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
     footage_start: Mapped[datetime | None]
@@ -74,7 +76,7 @@ class Case(Base):
     problem_type: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(64), default="")
     camera_id: Mapped[str | None] = mapped_column(String(128))
-    status: Mapped[str] = mapped_column(String(16), default="new")  # new|confirmed|dispatched|rejected|resolved|merged
+    status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     sighting_count: Mapped[int] = mapped_column(Integer, default=0)
@@ -88,7 +90,7 @@ class Case(Base):
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"annotated": {"path", "sha256"}, ...}
     due_at: Mapped[datetime | None]  # dispatch deadline, for the automatic re-check
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking for concurrent reviewers
-    flag: Mapped[str | None] = mapped_column(String(32))  # re-check (cases.recheck): overdue | verified_handled
+    flag: Mapped[str | None] = mapped_column(String(32))  # a CaseFlag, set by the re-check (cases.recheck)
     merged_into: Mapped[int | None] = mapped_column(Integer)  # set with status "merged": the case that absorbed it
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

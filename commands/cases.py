@@ -9,20 +9,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from cases.status import CaseStatus
 from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one_line_errors, open_store, parse_when
 
 app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
 
 
 def _filters(type_, status, camera, since, until):
-    from detector.export import CaseFilter
+    from cases.export import CaseFilter
 
     return CaseFilter(problem_type=type_, status=status, camera_id=camera, since=parse_when(since, "--since"),
                       until=parse_when(until, "--until"))
 
 
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Problem type, e.g. illegal_parking.")]
-StatusOpt = Annotated[str | None, typer.Option(help="new | confirmed | dispatched | rejected | resolved")]
+StatusOpt = Annotated[CaseStatus | None, typer.Option(help="Case status.", case_sensitive=False)]
 CameraOpt = Annotated[str | None, typer.Option(help="Camera id.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Last seen at or after (ISO 8601).")]
 UntilOpt = Annotated[str | None, typer.Option(help="First seen at or before (ISO 8601).")]
@@ -36,7 +37,7 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
 
     Example: streetwatch cases list --type illegal_parking --status new --since 2026-11-01
     """
-    from detector.export import query_cases
+    from cases.export import query_cases
 
     store = open_store(data_dir, db)
     rows = query_cases(store, _filters(type_, status, camera, since, until), limit=limit)
@@ -57,7 +58,7 @@ def show_case(case_id: int, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = No
 
     Example: streetwatch cases show 12
     """
-    from detector.export import case_detail
+    from cases.export import case_detail
 
     detail = case_detail(open_store(data_dir, db), case_id)
     if detail is None:
@@ -81,7 +82,7 @@ def export_cases(
 
     Example: streetwatch cases export --format geojson --out cases.geojson --status confirmed
     """
-    from detector.export import render
+    from cases.export import render
 
     if format_ not in ("csv", "json", "geojson"):
         raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")

@@ -29,16 +29,17 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from cases import tables as t
 from cases.locks import lock_problem_types
-from cases.status import REJECT_REASONS
+from cases.status import REJECT_REASONS, CaseStatus
 from cases.tables import as_utc
 from detector.errors import StreetwatchError
 
 # action -> (statuses it may start from, status it leads to)
-TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
-    "confirm": (frozenset({"new", "rejected"}), "confirmed"),
-    "reject": (frozenset({"new", "confirmed"}), "rejected"),
-    "dispatch": (frozenset({"new", "confirmed", "dispatched"}), "dispatched"),  # again: a new deadline
-    "resolve": (frozenset({"new", "confirmed", "dispatched"}), "resolved"),
+_S = CaseStatus
+TRANSITIONS: dict[str, tuple[frozenset[CaseStatus], CaseStatus]] = {
+    "confirm": (frozenset({_S.NEW, _S.REJECTED}), _S.CONFIRMED),
+    "reject": (frozenset({_S.NEW, _S.CONFIRMED}), _S.REJECTED),
+    "dispatch": (frozenset({_S.NEW, _S.CONFIRMED, _S.DISPATCHED}), _S.DISPATCHED),  # again: a new deadline
+    "resolve": (frozenset({_S.NEW, _S.CONFIRMED, _S.DISPATCHED}), _S.RESOLVED),
 }
 
 
@@ -92,7 +93,7 @@ def load_case(ses: Session, case_id: int, version: int | None = None, seen_event
     if version is not None and case.version != version and not _only_new_sightings(ses, case_id, seen_event):
         raise Conflict(f"case {case_id} was changed by someone else after you opened it{_last_change(ses, case_id)}; "
                        f"it is now {case.status}. Reload it: nothing was saved.")
-    if case.status == "merged":
+    if case.status == CaseStatus.MERGED:
         raise ActionError(f"case {case_id} was merged into case {case.merged_into}; act on that case")
     return case
 
@@ -137,7 +138,7 @@ def set_status(ses: Session, case_id: int, action: str, actor: str, version: int
     before = case.status
     case.status = target
     case.flag = None  # a human decision supersedes the last automatic re-check
-    case.due_at = due_at.astimezone(timezone.utc) if due_at else (case.due_at if target == "dispatched" else None)
+    case.due_at = due_at.astimezone(timezone.utc) if due_at else (case.due_at if target == CaseStatus.DISPATCHED else None)
     case.updated_at = _now()
     _event(ses, case, actor, "status", **{"from": before, "to": target, "reason": reason, "note": note.strip(),
                                           "due_at": case.due_at.isoformat() if case.due_at else None})
@@ -226,7 +227,7 @@ def merge(ses: Session, keep_id: int, other_id: int, actor: str, version: int | 
     _event(ses, keep, actor, "merged", from_case=other_id, sightings=ids, from_status=other.status)
     _event(ses, other, actor, "merged", into=keep_id, sightings=ids, status=other.status,
            box_norm=other.box_norm, lat=other.lat, lon=other.lon, uncertainty_m=other.uncertainty_m)
-    other.status, other.merged_into, other.sighting_count = "merged", keep.id, 0
+    other.status, other.merged_into, other.sighting_count = CaseStatus.MERGED, keep.id, 0
     other.box_norm, other.lat, other.lon, other.uncertainty_m, other.flag = None, None, None, None, None
     other.updated_at = _now()
     _flush(ses, [keep_id, other_id])
@@ -254,7 +255,7 @@ def split(ses: Session, case_id: int, sighting_ids: Iterable[int], actor: str, v
         raise ActionError(f"case {case_id}: leave at least one sighting in it (moving all of them changes nothing)")
     moving = [by_id[i] for i in chosen]
     first = moving[0]
-    new = t.Case(problem_type=case.problem_type, category=case.category, camera_id=first.camera_id, status="new",
+    new = t.Case(problem_type=case.problem_type, category=case.category, camera_id=first.camera_id, status=CaseStatus.NEW,
                  first_seen=first.first_seen, last_seen=first.last_seen, sighting_count=0, box_norm=first.box_norm,
                  evidence={}, best_confidence=0.0, created_at=_now(), updated_at=_now())
     ses.add(new)

@@ -9,13 +9,14 @@ from urllib.parse import urlencode
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from detector import tables as t
+from cases import tables as t
+from cases.export import case_dict
+from cases.review_tables import WebhookDelivery
+from cases.status import REVIEWABLE, CaseStatus
+from cases.store import as_utc
 from detector.geo import haversine_m
-from detector.export import case_dict
-from detector.review_tables import WebhookDelivery
-from detector.store import as_utc
 
-STATUSES = ("new", "confirmed", "dispatched", "rejected", "resolved")
+STATUSES = REVIEWABLE
 SORTS = {
     "last_seen": t.Case.last_seen, "first_seen": t.Case.first_seen, "confidence": t.Case.best_confidence,
     "sightings": t.Case.sighting_count, "id": t.Case.id, "type": t.Case.problem_type, "status": t.Case.status,
@@ -97,7 +98,7 @@ class Queue:
 
 
 def _filtered(q: Queue, *, skip: tuple[str, ...] = ()):
-    query = select(t.Case).where(t.Case.status != "merged")
+    query = select(t.Case).where(t.Case.status != CaseStatus.MERGED)
     if q.type and "type" not in skip:
         query = query.where(t.Case.problem_type == q.type)
     if q.status and "status" not in skip:
@@ -175,13 +176,13 @@ def counts(ses: Session, q: Queue) -> dict[str, dict[str, int]]:
 def choices(ses: Session) -> dict[str, list[str]]:
     """Distinct values for the filter drop-downs."""
     def distinct(col):
-        return [v for v in ses.scalars(select(col).where(t.Case.status != "merged").distinct().order_by(col)) if v]
+        return [v for v in ses.scalars(select(col).where(t.Case.status != CaseStatus.MERGED).distinct().order_by(col)) if v]
     return {"types": distinct(t.Case.problem_type), "cameras": distinct(t.Case.camera_id),
             "zones": distinct(t.Case.zone_id)}
 
 
 def export_rows(ses: Session, q: Queue) -> list[dict]:
-    """Rows for `detector.export.to_csv` / `to_geojson`, in the list's order, merged cases left out."""
+    """Rows for `cases.export.to_csv` / `to_geojson`, in the list's order, merged cases left out."""
     return [case_dict(c) for c in list_cases(ses, q)[0]]
 
 

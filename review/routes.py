@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from cases.export import case_dict, to_csv, to_geojson
-from cases.status import REJECT_REASONS
+from cases.status import REJECT_REASONS, CaseStatus
 from review import actions
 from review.queries import STATUSES, Queue, case_page, choices, counts, export_rows, iso, list_cases, neighbours
 from review.users import (Current, LoginLocked, LoginRefused, UserError, add_user, end_session, list_users, log_in,
@@ -26,9 +26,10 @@ from review.webhook import DeliveryError, WebhookSettings, push_case
 
 router = APIRouter()
 EVIDENCE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-FLASH = {
-    "confirmed": "Case {0} confirmed.", "rejected": "Case {0} rejected.", "dispatched": "Case {0} dispatched.",
-    "resolved": "Case {0} marked resolved.", "merged": "Case {1} merged into case {0}.",
+FLASH = {  # keyed by the status an action leads to, or by the action
+    CaseStatus.CONFIRMED: "Case {0} confirmed.", CaseStatus.REJECTED: "Case {0} rejected.",
+    CaseStatus.DISPATCHED: "Case {0} dispatched.", CaseStatus.RESOLVED: "Case {0} marked resolved.",
+    CaseStatus.MERGED: "Case {1} merged into case {0}.",
     "split": "Sightings moved from case {0} to new case {1}.", "pushed": "Case {0} sent to the bureau's system.",
     "user": "User {0} saved.", "queue-empty": "Queue cleared: no more cases match these filters.",
 }
@@ -176,7 +177,7 @@ def merge_route(request: Request, case_id: int, cur: Current = Depends(checked),
     with _store(request).sessions.begin() as ses:
         keep = actions.merge(ses, case_id, int(other), cur.username, version, other_version, _seen(form))
         payload = {"case": case_dict(keep), "version": keep.version, "merged": int(other)}
-    return _done(request, q, case_id, f"merged-{case_id}-{other}", payload)
+    return _done(request, q, case_id, f"{CaseStatus.MERGED}-{case_id}-{other}", payload)
 
 
 @router.post("/cases/{case_id}/split")

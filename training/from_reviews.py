@@ -30,11 +30,10 @@ import yaml
 from sqlalchemy import select
 
 from cases import tables as t
-from cases.status import HARD_NEGATIVE_REASONS, REJECT_REASONS
+from cases.status import HARD_NEGATIVE_REASONS, POSITIVE, REJECT_REASONS, CaseStatus
 from cases.store import CaseStore, as_utc, redact
 from detector.errors import DatasetError
 
-POSITIVE_STATUSES = ("confirmed", "dispatched", "resolved")
 KIND = "streetwatch-reviews"
 
 
@@ -144,11 +143,11 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     picked: list[tuple[t.Case, str, str | None, str, str, list[Frame]]] = []
     ignored: dict[str, int] = {}
     with store.session() as ses:
-        cases = ses.scalars(select(t.Case).where(t.Case.status.in_((*POSITIVE_STATUSES, "rejected")))
+        cases = ses.scalars(select(t.Case).where(t.Case.status.in_(sorted({*POSITIVE, CaseStatus.REJECTED})))
                             .order_by(t.Case.id)).all()
         for case in cases:
             reason, actor, at = _verdict(ses, case)
-            if case.status == "rejected" and reason not in HARD_NEGATIVE_REASONS:
+            if case.status == CaseStatus.REJECTED and reason not in HARD_NEGATIVE_REASONS:
                 ignored[reason or "no reason"] = ignored.get(reason or "no reason", 0) + 1
                 continue
             frames, best_id = _frames(ses, case, evidence_dir, skipped)
@@ -156,7 +155,7 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
             if not chosen:
                 skipped.append(f"case {case.id}: no usable evidence frame")
                 continue
-            picked.append((case, "positive" if case.status != "rejected" else "hard_negative", reason, actor, at,
+            picked.append((case, "positive" if case.status != CaseStatus.REJECTED else "hard_negative", reason, actor, at,
                            chosen))
     if not picked:
         raise DatasetError("no reviewed cases with evidence to export: confirm or reject some cases first")
