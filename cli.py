@@ -1,12 +1,18 @@
-"""streetwatch's command line: a thin Typer app. Each command parses, loads config, calls one library function."""
+"""streetwatch's command line: a thin Typer app. Each command parses, loads config, calls one library function.
+
+Exit codes, the same for every command:
+    0    everything asked for was done
+    1    some inputs failed (each said in one line); the rest was done and kept
+    2    usage or configuration error: nothing was run
+    130  interrupted (Ctrl-C); what was done is kept, the same command resumes
+"""
 
 from __future__ import annotations
 
 import typer
 
-from commands import bench, cases, detect, training
+from commands import bench, cases, detect, review, telemetry, training
 from commands import daemon as daemon_cmd
-from commands import review
 
 app = typer.Typer(
     name="streetwatch",
@@ -28,13 +34,7 @@ app.add_typer(bench.bench_app, name="bench")
 app.command("daemon")(daemon_cmd.daemon)
 app.add_typer(daemon_cmd.config_app, name="config")
 bench.bench_app.command("daemon")(daemon_cmd.bench_daemon)
-
-try:  # registered when present (built in parallel by other modules)
-    from commands.telemetry import telemetry as _telemetry
-
-    app.command("telemetry")(_telemetry)
-except ImportError:  # pragma: no cover
-    pass
+app.command("telemetry")(telemetry.telemetry)
 
 if __name__ == "__main__":
     app()

@@ -20,11 +20,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from benchmarks.clips import build_clip, concat_clip
-from detector import tables as t
-from detector.dedup import iou_norm
-from detector.detector import DEFAULT_MODEL, Detector, DetectorSettings
-from detector.pipeline import Pipeline, PipelineSettings
-from detector.store import CaseStore, as_utc
+from cases import tables as t
+from cases.dedup import iou_norm
+from detector.inference import DEFAULT_MODEL, Detector, DetectorSettings
+from detector.settings import AnalysisSettings
+from batch.runner import Pipeline, PipelineSettings
+from cases.store import CaseStore, as_utc
 from streams.discover import FootageItem
 from streams.video import Sampling, probe
 
@@ -104,27 +105,26 @@ def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSett
     """Plain Ultralytics on every frame; the same rules and dedup turn its boxes into cases."""
     import numpy as np
 
-    from detector.config import load_taxonomy, load_zones
+    from detector.analysis import AnalysisStep
+    from detector.config import load_zones
     from detector.detections import Detections
     from detector.frames import Frame
     from detector.model import load_yolo
-    from detector.rules import RuleEngine
-    from detector.tracking import IouTracker
+    from detector.settings import resolve_taxonomy
     from detector.zones import ZoneIndex
 
     info = probe(clip)
     store = CaseStore(f"sqlite:///{workdir / 'baseline.db'}")
-    tax = load_taxonomy(settings.taxonomy_path)
+    tax = resolve_taxonomy(settings.analysis)
     reset_peak_rss()
     t0 = time.perf_counter()
     yolo = load_yolo(model)
-    tracker = IouTracker(max_age_s=settings.track_max_age_s)
-    rules = RuleEngine(tax, ZoneIndex(load_zones(settings.zones_path)), yolo.names, "bench-cam", "baseline",
-                       keep_images=False)
+    step = AnalysisStep(settings.analysis, tax, ZoneIndex(load_zones(settings.zones_path)), yolo.names, "bench-cam",
+                        "baseline", keep_images=False)
     frames = int(seconds * info.fps)
     infer = 0.0
     sightings = []
-    for i, result in enumerate(yolo.predict(str(clip), stream=True, imgsz=640, conf=settings.detector.min_confidence,
+    for i, result in enumerate(yolo.predict(str(clip), stream=True, imgsz=640, conf=settings.analysis.min_confidence,
                                             verbose=False, device="cpu")):
         if i >= frames:
             break
@@ -133,10 +133,9 @@ def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSett
         dets = Detections(b.xyxy.numpy(), b.conf.numpy(), b.cls.numpy().astype(np.int32))
         ts = i / info.fps
         frame = Frame("bench-cam", i, ts, result.orig_img, wall_time=info.start_time + ts)
-        tracked = tracker.update(dets, ts)
-        sightings += rules.close(tracker.closed) + rules.update(frame, tracked)
+        sightings += step.analyse(frame, dets)
         infer += time.perf_counter() - ti
-    sightings += rules.finish()
+    sightings += step.finish()
     wall = time.perf_counter() - t0
     for s in sightings:
         store.record_sighting(s, tax, {}, None)
@@ -147,18 +146,22 @@ def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSett
 
 
 def startup_seconds(model: Path) -> float:
-    code = ("import time; t=time.perf_counter(); from detector.detector import Detector, DetectorSettings; "
+    code = ("import time; t=time.perf_counter(); from detector.inference import Detector, DetectorSettings; "
             f"d=Detector(DetectorSettings(model=__import__('pathlib').Path({str(model)!r}))); d.warmup(1920,1080); "
             "print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def with_backend(base: PipelineSettings, backend: str) -> PipelineSettings:
+    return replace(base, analysis=base.analysis.model_copy(update={"backend": backend}))
+
+
 def variants(base: PipelineSettings) -> list[tuple[str, PipelineSettings]]:
     return [
         ("b) streetwatch defaults", base),
-        ("c) - ONNX Runtime (PyTorch backend)", replace(base, detector=replace(base.detector, backend="pytorch"))),
-        ("c) OpenVINO instead of ONNX Runtime", replace(base, detector=replace(base.detector, backend="openvino"))),
+        ("c) - ONNX Runtime (PyTorch backend)", with_backend(base, "pytorch")),
+        ("c) OpenVINO instead of ONNX Runtime", with_backend(base, "openvino")),
         ("c) - keyframe decoding (full decode, 0.5 fps)", replace(base, sampling=replace(base.sampling, mode="fps"))),
         ("c) - threads (sequential)", replace(base, threaded=False)),
         ("c) + decode-time downscale to 1280", replace(base, decode_width=1280)),
@@ -184,7 +187,7 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
                 only_defaults: bool = False) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
     report = []
-    base = PipelineSettings(detector=DetectorSettings(model=model), sampling=Sampling(mode="auto", fps=0.5), rerun=True)
+    base = PipelineSettings(analysis=AnalysisSettings(model=model), sampling=Sampling(mode="auto", fps=0.5), rerun=True)
     report.append(f"start-up (import + model load + first inference): {startup_seconds(model):.2f} s")
     for codec in codecs:
         clip, plan = build_clip(workdir, shared, minutes=minutes, codec=codec)
@@ -194,9 +197,9 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
         rows = []
         if codec == codecs[0] and baseline_s > 0:
             rows.append(run_baseline(clip, model, baseline_s, base, workdir))
-        detector = Detector(base.detector)  # shared by variants with the same detector settings (export cached)
+        detector = Detector(base.analysis.detector_settings())  # shared by variants with the same model settings
         for k, (name, settings) in enumerate(variants(base)[: 1 if only_defaults or codec != codecs[0] else None]):
-            det = detector if settings.detector == base.detector else None
+            det = detector if settings.analysis.model_key() == base.analysis.model_key() else None
             rows.append(run_streetwatch(f"v{k}-{codec}-{clip.stem}", clip, settings, workdir, det))
             rows[-1].name = name
         if rows and rows[0].name.startswith("a)"):

@@ -29,9 +29,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.daemon import Daemon
-from detector.daemon_config import parse_daemon_config
-from detector.detector import DEFAULT_MODEL
+from camera_daemon.service import Daemon
+from camera_daemon.config import parse_daemon_config
+from detector.inference import DEFAULT_MODEL
 from detector.offline import PROJECT_ROOT
 from streams.writer import write_video
 

@@ -31,7 +31,7 @@ def bench_batch(
     """
     quiet_libraries()
     from benchmarks.bench_batch import bench_batch as run
-    from detector.detector import DEFAULT_MODEL
+    from detector.inference import DEFAULT_MODEL
     from training.recipe import default_shared_dir
 
     text = run(shared or default_shared_dir(), workdir, model or DEFAULT_MODEL, minutes, baseline_seconds,

@@ -43,6 +43,23 @@ def parse_when(text: str | None, option: str) -> datetime | None:
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
 
 
+M = TypeVar("M")
+
+
+def parse_settings(model: type[M], options: dict) -> M:
+    """A settings model from command-line options (None = not given): a bad value is one line naming
+    the option, e.g. `--imgsz 10: Input should be greater than or equal to 64`."""
+    from pydantic import ValidationError
+
+    given = {k: v for k, v in options.items() if v is not None}
+    try:
+        return model.model_validate(given)  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else "?"
+        raise typer.BadParameter(f"--{key.replace('_', '-')} {given.get(key)!r}: {first['msg']}") from None
+
+
 def db_url(data_dir: Path, db: str | None) -> str:
     if db:
         return db
@@ -51,7 +68,7 @@ def db_url(data_dir: Path, db: str | None) -> str:
 
 
 def open_store(data_dir: Path, db: str | None):
-    from detector.store import CaseStore
+    from cases.store import CaseStore
 
     return CaseStore(db_url(data_dir, db))
 

@@ -25,9 +25,9 @@ def daemon(
     Example: streetwatch daemon --config /etc/streetwatch/cameras.yaml --db postgresql+psycopg://sw@db/streetwatch
     """
     quiet_libraries()
-    from detector.daemon import serve
+    from camera_daemon.service import serve
     from detector.errors import StreetwatchError
-    from detector.metrics import setup_logging
+    from camera_daemon.ops import setup_logging
 
     setup_logging(log_level, log_format)
     try:
@@ -47,7 +47,7 @@ def config_check(
 
     Example: streetwatch config check cameras.yaml
     """
-    from detector.daemon_config import check_daemon_config, model_key
+    from camera_daemon.config import check_daemon_config
     from detector.errors import ConfigError
     from streams.live import redact_url
 
@@ -62,7 +62,7 @@ def config_check(
     for cam in cfg.cameras:  # one line per camera (a table would cut the URL short)
         ground = "calibrated" if cam.calibration else ("location" if cam.location else "no ground model")
         line = (f"{cam.id}{'' if cam.enabled else ' (disabled)'}  {redact_url(cam.url)}  {cam.analysis_fps:g} frames/s"
-                f"  model {Path(model_key(cam)[0]).name}  {len(cam.zones)} zones  {ground}")
+                f"  model {cam.model_path().name}  {len(cam.zones)} zones  {ground}")
         console.print(escape(line), highlight=False, soft_wrap=True)
     console.print(escape(f"{file}: OK ({len(cfg.cameras)} cameras, {len(warnings)} warnings)"), highlight=False)
 

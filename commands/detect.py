@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, err_console, one_line_errors, open_store, \
-    parse_when, quiet_libraries
+    parse_settings, parse_when, quiet_libraries
 
 
 @one_line_errors
@@ -44,8 +44,8 @@ def detect(
     Example: streetwatch detect footage/cam01/ --zones zones.yaml --fps 0.5
     """
     quiet_libraries()
-    from detector.detector import DetectorSettings
-    from detector.pipeline import Pipeline, PipelineSettings
+    from batch.runner import Pipeline, PipelineSettings
+    from detector.settings import AnalysisSettings
     from streams.discover import discover
     from streams.sample import build_sample
     from streams.video import Sampling
@@ -59,14 +59,16 @@ def detect(
         raise typer.BadParameter("give footage paths, or --sample for the bundled sample clip")
     _start = parse_when(start_time, "--start-time")
     mode = "all" if all_frames else "keyframes" if keyframes else "every" if every else "auto"
+    analysis = parse_settings(AnalysisSettings, {"model": model, "backend": backend, "imgsz": imgsz,
+                                                 "taxonomy": taxonomy})
     settings = PipelineSettings(
-        detector=DetectorSettings(backend=backend, imgsz=imgsz, **({"model": model} if model else {})),
-        sampling=Sampling(mode=mode, fps=fps, every=every or 1),
-        taxonomy_path=taxonomy, zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
+        analysis=analysis, sampling=Sampling(mode=mode, fps=fps, every=every or 1),
+        zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
         start_time=_start and _start.timestamp(), rerun=rerun)
-    from detector.config import load_taxonomy, load_zones
+    from detector.config import load_zones
+    from detector.settings import resolve_taxonomy
 
-    load_taxonomy(taxonomy), load_zones(zones)  # a malformed config stops here, before any file is touched
+    resolve_taxonomy(analysis), load_zones(zones)  # a malformed config stops here, before any file is touched
     items, problems = discover(inputs)
     for problem in problems:
         err_console.print(f"[red]skipped:[/] {problem}", highlight=False)
@@ -79,13 +81,13 @@ def detect(
     drone = DroneSettings(telemetry=telemetry, camera_model=drone_camera, hfov_deg=hfov,
                           ground_elev_m=ground_elevation)
 
-    def drone_locator(item):
-        locator, posed, notes = drone_hooks(item, drone)
-        for warning in notes.get("warnings", []):
+    def hooks_for(item):
+        hooks = drone_hooks(item, drone)
+        for warning in hooks.notes.get("warnings", []):
             err_console.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-        if notes.get("assumption"):
-            err_console.print(f"[yellow]note:[/] {item.path.name}: {notes['assumption']}", highlight=False)
-        return locator, posed, notes
+        if hooks.notes.get("assumption"):
+            err_console.print(f"[yellow]note:[/] {item.path.name}: {hooks.notes['assumption']}", highlight=False)
+        return hooks
 
     results = []
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
@@ -105,7 +107,7 @@ def detect(
                 progress.update(frame_task, completed=res.frames_analysed, rate=f"{rate:.1f} frames/s")
                 progress.update(files_task, cases=len(cases_seen | res.case_ids))
 
-            batch = pipeline.run([item], on_progress, locator_for=drone_locator)
+            batch = pipeline.run([item], on_progress, hooks_for=hooks_for)
             for res in batch:
                 cases_seen |= res.case_ids
                 if res.status == "failed":
@@ -118,7 +120,7 @@ def detect(
 
 
 def _summary(results, data_dir: Path, url: str) -> None:
-    from detector.store import redact
+    from cases.store import redact
 
     table = Table(title="streetwatch detect")
     for col in ("file", "camera", "status", "length", "frames", "wall", "speed", "seen", "new"):

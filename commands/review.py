@@ -33,8 +33,8 @@ def serve(
     """
     import uvicorn
 
-    from detector.review_tables import User
-    from detector.store import redact
+    from cases.review_tables import User
+    from cases.store import redact
     from review import create_app, load_settings
 
     settings = load_settings(config)
@@ -72,7 +72,7 @@ def users_add(
 
     Example: streetwatch users add alice --role admin
     """
-    from detector.store import CaseStore
+    from cases.store import CaseStore
     from review.users import add_user
 
     store = CaseStore(db_url(data_dir, db))
@@ -89,7 +89,7 @@ def users_list(data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
 
     Example: streetwatch users list
     """
-    from detector.store import CaseStore
+    from cases.store import CaseStore
     from review.queries import iso
     from review.users import list_users
 
@@ -105,7 +105,7 @@ def users_list(data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
 
 
 def _toggle(username: str, disabled: bool, data_dir: Path, db: str | None) -> None:
-    from detector.store import CaseStore
+    from cases.store import CaseStore
     from review.users import set_disabled
 
     store = CaseStore(db_url(data_dir, db))
@@ -161,7 +161,7 @@ def dataset_from_reviews(
 
     Example: streetwatch dataset from-reviews --out streetwatch-data/reviews
     """
-    from detector.store import CaseStore
+    from cases.store import CaseStore
     from training.from_reviews import export_reviews
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else _default_classes()

@@ -100,7 +100,7 @@ def train(
             if init_from:
                 start = init_from_onnx(init_from, data, project / name / "init.pt", imgsz)
             if start is None:
-                from detector.detector import DEFAULT_MODEL
+                from detector.inference import DEFAULT_MODEL
 
                 start = DEFAULT_MODEL
             start = start_checkpoint(start, data, project / name / "start.pt")

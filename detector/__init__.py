@@ -1,7 +1,6 @@
-"""streetwatch's core: frames in, cases out. The public names, re-exported flat."""
+"""streetwatch's analysis core: frames in, sightings out (model, tracking, zones, rules, geometry). The public names, re-exported flat."""
 
 from detector.config import ProblemType, Taxonomy, Zone, ZoneFile, load_taxonomy, load_zones
-from detector.dedup import CaseView, match_case
 from detector.detections import Detections, box_iou
 from detector.errors import (
     ConfigError,
@@ -20,7 +19,6 @@ from detector.tracking import IouTracker
 
 __all__ = [
     "CameraPose",
-    "CaseView",
     "ConfigError",
     "DatasetError",
     "Detections",
@@ -41,5 +39,4 @@ __all__ = [
     "box_iou",
     "load_taxonomy",
     "load_zones",
-    "match_case",
 ]

@@ -10,7 +10,7 @@ import fnmatch
 import re
 from datetime import time
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -19,7 +19,8 @@ from detector.errors import ConfigError
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 DEFAULT_TAXONOMY = DEFAULTS_DIR / "taxonomy.yaml"
-ZONE_KINDS = ("no_parking", "no_vending", "approved_vending", "no_nonmotor_parking", "watch", "ignore")
+ZoneKind = Literal["no_parking", "no_vending", "approved_vending", "no_nonmotor_parking", "watch", "ignore"]
+ZONE_KINDS: tuple[str, ...] = get_args(ZoneKind)
 
 
 class StrictModel(BaseModel):
@@ -36,18 +37,22 @@ class ProblemType(StrictModel):
     min_confidence: float = Field(0.35, ge=0, le=1)
     min_dwell_s: float = Field(0.0, ge=0)
     min_hits: int = Field(1, ge=1)
-    require_zones: list[str] = Field(default_factory=list)
-    exclude_zones: list[str] = Field(default_factory=list)
+    require_zones: list[ZoneKind] = Field(default_factory=list)
+    exclude_zones: list[ZoneKind] = Field(default_factory=list)
     radius_m: float = Field(8.0, gt=0)
     match_iou: float = Field(0.3, gt=0, le=1)
 
-    @field_validator("require_zones", "exclude_zones")
-    @classmethod
-    def _known_kinds(cls, kinds: list[str]) -> list[str]:
-        for kind in kinds:
-            if kind not in ZONE_KINDS:
-                raise ValueError(f"unknown zone kind {kind!r}; known: {', '.join(ZONE_KINDS)}")
-        return kinds
+
+class RuleOverride(StrictModel):
+    """Changes to one problem type of the taxonomy (only the keys given change)."""
+
+    min_confidence: float | None = Field(None, ge=0, le=1)
+    min_dwell_s: float | None = Field(None, ge=0)
+    min_hits: int | None = Field(None, ge=1)
+    require_zones: list[ZoneKind] | None = None
+    exclude_zones: list[ZoneKind] | None = None
+    radius_m: float | None = Field(None, gt=0)
+    match_iou: float | None = Field(None, gt=0, le=1)
 
 
 class Taxonomy(StrictModel):
@@ -63,7 +68,7 @@ _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 class Zone(StrictModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
     camera: str = Field(description="camera/source id this zone belongs to; shell-style wildcards allowed")
-    kind: Literal[ZONE_KINDS]  # type: ignore[valid-type]
+    kind: ZoneKind
     polygon: list[tuple[float, float]] = Field(description="[[x, y], ...] in pixels, or 0..1 with units: relative")
     units: Literal["pixels", "relative"] = "pixels"
     active: list[str] = Field(default_factory=list, description="local time windows like '07:00-20:00'; empty = always")
@@ -128,13 +133,27 @@ class ZoneFile(StrictModel):
 M = TypeVar("M", bound=BaseModel)
 
 
+_SECRET_KEYS = {"url", "database", "token", "password"}  # their values may hold credentials: never echoed
+
+
+def error_message(err: dict) -> str:
+    """A pydantic error's message with the offending value, e.g. `... or 'ignore' (got 'car_park')`."""
+    msg = err["msg"].removeprefix("Value error, ")
+    value = err.get("input")
+    secret = any(str(k) in _SECRET_KEYS for k in err.get("loc", ())) or (isinstance(value, str) and "://" in value)
+    if isinstance(value, (str, int, float, bool)) and not secret and err.get("type") not in ("missing",
+                                                                                              "extra_forbidden"):
+        shown = repr(value)
+        msg += f" (got {shown[:60]}{'...' if len(shown) > 60 else ''})"
+    return msg
+
+
 def format_validation_error(path: Path | str, exc: ValidationError) -> str:
-    """One line per problem: `file: key.path: message`."""
+    """One line per problem: `file: key.path: message (got value)`."""
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {where}: {msg}")
+        lines.append(f"{path}: {where}: {error_message(err)}")
     return "\n".join(lines)
 
 

@@ -84,7 +84,7 @@ class GroundCalibration:
         return cls(homography, (lat0, lon0), image_size, rms, pixel_error_px, cal._sign)
 
     @classmethod
-    def from_config(cls, cfg) -> GroundCalibration:  # cfg: detector.daemon_config.Calibration
+    def from_config(cls, cfg) -> GroundCalibration:  # cfg: camera_daemon.config.Calibration
         """From a camera's `calibration:` block."""
         return cls.fit([p.pixel for p in cfg.points], [p.latlon for p in cfg.points],
                        tuple(cfg.image_size) if cfg.image_size else None, cfg.pixel_error_px)

@@ -11,6 +11,7 @@ survives a dip in confidence), and only confident boxes start new tracks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import lap
@@ -26,6 +27,13 @@ class _Track:
     last_ts: float
 
 
+class TrackUpdate(NamedTuple):
+    """What one `update` did: the detections with their track ids, and the ids of tracks it ended."""
+
+    detections: Detections
+    closed: list[int]
+
+
 class IouTracker:
     """Assigns persistent ids to detections across sampled frames of ONE source.
 
@@ -37,17 +45,17 @@ class IouTracker:
 
     Example:
         >>> tracker = IouTracker(max_age_s=30)
-        >>> tracked = tracker.update(dets, ts=12.0)  # dets.tracker_id filled in
+        >>> tracked, closed = tracker.update(dets, ts=12.0)  # tracked.tracker_id filled in
     """
 
-    def __init__(self, max_age_s: float = 30.0, match_iou: float = 0.3, high_confidence: float = 0.5,
+    def __init__(self, max_age_s: float = 60.0, match_iou: float = 0.3, high_confidence: float = 0.25,
                  first_id: int = 1) -> None:
+        # defaults as AnalysisSettings'; the analysis step always passes its settings explicitly
         self.max_age_s = max_age_s
         self.match_iou = match_iou
         self.high_confidence = high_confidence
         self._tracks: list[_Track] = []
         self._next_id = first_id  # trackers sharing one rule engine need disjoint id ranges
-        self.closed: list[int] = []  # ids closed by the last update; the caller reads and acts on them
 
     def _match(self, dets: Detections, rows: np.ndarray, tracks: list[_Track]) -> list[tuple[int, int]]:
         if len(rows) == 0 or not tracks:
@@ -59,10 +67,18 @@ class IouTracker:
         _, row_to_col, _ = lap.lapjv(1.0 - score, extend_cost=True, cost_limit=1.0 - self.match_iou + 1e-6)
         return [(int(rows[i]), int(j)) for i, j in enumerate(row_to_col) if j >= 0 and score[i, j] >= self.match_iou]
 
-    def update(self, dets: Detections, ts: float) -> Detections:
-        """Match `dets` (seen at footage time `ts` seconds) to tracks; returns them with tracker ids."""
-        alive = [t for t in self._tracks if ts - t.last_ts <= self.max_age_s]
-        self.closed = [t.track_id for t in self._tracks if ts - t.last_ts > self.max_age_s]
+    def expire(self, ts: float) -> list[int]:
+        """End the tracks unseen for longer than `max_age_s` at footage time `ts`; returns their ids."""
+        closed = [t.track_id for t in self._tracks if ts - t.last_ts > self.max_age_s]
+        if closed:
+            self._tracks = [t for t in self._tracks if ts - t.last_ts <= self.max_age_s]
+        return closed
+
+    def update(self, dets: Detections, ts: float) -> TrackUpdate:
+        """Match `dets` (seen at footage time `ts` seconds) to tracks: them with tracker ids, and the
+        ids of the tracks this update ended."""
+        closed = self.expire(ts)
+        alive = list(self._tracks)
         ids = np.full(len(dets), -1, np.int64)
         high = np.flatnonzero(dets.confidence >= self.high_confidence)
         low = np.flatnonzero(dets.confidence < self.high_confidence)
@@ -83,13 +99,7 @@ class IouTracker:
                 alive.append(track)
                 ids[row] = track.track_id
         self._tracks = alive
-        return dets.with_tracker_ids(ids)
-
-    def close_all(self) -> list[int]:
-        """End of the stream: every open track is closed."""
-        ids = [t.track_id for t in self._tracks]
-        self._tracks = []
-        return ids
+        return TrackUpdate(dets.with_tracker_ids(ids), closed)
 
 
 def ground_boxes(frame, dets: Detections, locate, origin: tuple[float, float]) -> Detections | None:

@@ -27,9 +27,6 @@ class ZoneIndex:
     def __len__(self) -> int:
         return len(self._zones)
 
-    def for_camera(self, camera_id: str) -> list[Zone]:
-        return [z for z, _, _ in self._zones if z.applies_to(camera_id)]
-
     def _active(self, windows: list, wall_time: float | None) -> bool:
         if not windows:
             return True

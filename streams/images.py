@@ -23,7 +23,8 @@ class ImageSource:
         self.source_id = source_id
         self.start_time = start_time
         self.frames_decoded = 0
-        self.info = None
+        self.info = None  # a photograph has no duration or frame rate
+        self.effective_mode = "image"
 
     def __iter__(self) -> Iterator[Frame]:
         if not self.path.is_file() or self.path.stat().st_size == 0:

@@ -46,6 +46,7 @@ class FakeSource:
         self.n, self.interval_s, self.fail_at, self.source_id = n, interval_s, fail_at, source_id
         self.frames_decoded = 0
         self.info = None
+        self.effective_mode = "fake"
 
     def __iter__(self) -> Iterator[Frame]:
         for i in range(self.n):

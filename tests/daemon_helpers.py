@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from detector.daemon_config import DaemonConfig, parse_daemon_config
+from camera_daemon.config import DaemonConfig, parse_daemon_config
 from detector.detections import Detections
-from detector.detector import DetectorSettings
+from detector.inference import DetectorSettings
 from tests.builders import NAMES, dets
 
 GARBAGE, VENDOR, CAR = 0, 1, 4
@@ -35,12 +35,13 @@ class ScriptedModel:
         box: where, in pixels.
         present, absent: calls with the box, then calls without it, repeated; absent=0 = always.
         delay_s: seconds each call takes (a slow host).
+        confidence: the box's score.
     """
 
     def __init__(self, class_id: int = GARBAGE, box=(100, 100, 220, 200), present: int = 1, absent: int = 0,
-                 delay_s: float = 0.0) -> None:
+                 delay_s: float = 0.0, confidence: float = 0.9) -> None:
         self.names = dict(NAMES)
-        self.seen = dets([box], [0.9], [class_id])
+        self.seen = dets([box], [confidence], [class_id])
         self.present, self.absent, self.delay_s = present, absent, delay_s
         self.calls = 0
         self.lock = threading.Lock()

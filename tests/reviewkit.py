@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from detector.config import load_taxonomy
-from detector.evidence import save_evidence
-from detector.store import CaseStore
+from cases.evidence import save_evidence
+from cases.store import CaseStore
 from review.users import add_user
 from tests.builders import sighting
 

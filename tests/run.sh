@@ -29,4 +29,8 @@ fi
 
 if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/pip install -q -e '.[test]'
+# Architecture and lint first: an upward import, a cycle or an unused name fails in seconds.
+.venv/bin/lint-imports --no-cache >/dev/null || { .venv/bin/lint-imports --no-cache; exit 1; }
+echo "import contracts: kept (lint-imports)"
+.venv/bin/ruff check --quiet . && echo "ruff: clean"
 exec .venv/bin/python -m pytest "$@"

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from detector.detector import DEFAULT_MODEL
+from detector.inference import DEFAULT_MODEL
 from detector.model import load_yolo
 from training.dataset import build_dataset
 from training.evaluate import evaluate

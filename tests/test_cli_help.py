@@ -26,10 +26,18 @@ def test_every_command_has_help_with_an_example():
 
 
 def test_public_api_is_pinned():
-    assert sorted(detector.__all__) == detector.__all__
-    for name in detector.__all__:
-        assert getattr(detector, name) is not None
-    assert {"Frame", "Detections", "Sighting", "RuleEngine", "match_case", "StreetwatchError"} <= set(detector.__all__)
+    import cases
+
+    assert detector.__all__ == [
+        "CameraPose", "ConfigError", "DatasetError", "Detections", "Frame", "IouTracker", "ModelError",
+        "ProblemType", "RuleEngine", "Sighting", "SourceError", "SourceUnavailable", "StoreError",
+        "StreetwatchError", "Taxonomy", "TelemetryError", "Zone", "ZoneFile", "box_iou", "load_taxonomy",
+        "load_zones",
+    ]
+    assert cases.__all__ == ["CaseView", "match_case"]
+    for module in (detector, cases):
+        for name in module.__all__:
+            assert getattr(module, name) is not None
 
 
 def test_malformed_zone_file_stops_detect_before_anything_runs(tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ def test_default_taxonomy_has_the_bureau_types():
         ("problem_types:\n  x:\n    name_en: X\n    classes: [car]\n    colour: red\n",
          pytest.raises(ConfigError), "problem_types.x.colour"),
         ("problem_types:\n  x:\n    name_en: X\n    classes: [car]\n    require_zones: [parking_lot]\n",
-         pytest.raises(ConfigError), "unknown zone kind 'parking_lot'"),
+         pytest.raises(ConfigError), "(got 'parking_lot')"),
         ("problem_types: [\n", pytest.raises(ConfigError), "not valid YAML"),
         ("- a\n- b\n", pytest.raises(ConfigError), "expected a mapping"),
     ],

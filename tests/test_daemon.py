@@ -23,10 +23,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from detector import tables as t
-from detector.daemon import Daemon, open_store
+from cases import tables as t
+from camera_daemon.service import Daemon, open_store
 from detector.offline import PROJECT_ROOT
-from detector.store import CaseStore
+from cases.store import CaseStore
 from tests.conftest import shared_path
 from tests.daemon_helpers import (
     GARBAGE,
@@ -267,7 +267,7 @@ def test_an_overloaded_host_drops_and_counts_frames_instead_of_queueing(tmp_path
 @pytest.mark.timeout(60)
 def test_reload_changes_only_the_cameras_that_changed(
         tmp_path: Path, clip: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from detector.daemon_config import load_daemon_config
+    from camera_daemon.config import load_daemon_config
 
     caplog.set_level(logging.INFO)
     db_url = f"sqlite:///{tmp_path / 'cases.db'}"

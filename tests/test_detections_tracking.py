@@ -33,32 +33,30 @@ def test_track_ids_survive_sparse_sampling_and_jitter():
         jitter = (k % 3) * 3
         out = tracker.update(dets([[100 + jitter, 100, 200 + jitter, 180], [400, 50, 450, 90]], [0.9, 0.8], [4, 0]),
                              ts=5.0 * k)
-        ids.append(out.tracker_id.tolist())
+        ids.append(out.detections.tracker_id.tolist())
     assert all(row == ids[0] for row in ids)
     assert len(set(ids[0])) == 2
 
 
 def test_low_confidence_extends_but_does_not_start_tracks():
     tracker = IouTracker(max_age_s=30, high_confidence=0.5)
-    first = tracker.update(dets([[0, 0, 50, 50]], [0.9], [0]), ts=0)
-    dip = tracker.update(dets([[2, 0, 52, 50], [300, 300, 350, 350]], [0.3, 0.3], [0, 0]), ts=2)
+    first, _ = tracker.update(dets([[0, 0, 50, 50]], [0.9], [0]), ts=0)
+    dip, _ = tracker.update(dets([[2, 0, 52, 50], [300, 300, 350, 350]], [0.3, 0.3], [0, 0]), ts=2)
     assert dip.tracker_id[0] == first.tracker_id[0]
     assert dip.tracker_id[1] == -1  # a weak new box starts nothing
 
 
 def test_track_forgotten_after_max_age_in_seconds_not_frames():
     tracker = IouTracker(max_age_s=10)
-    a = tracker.update(dets([[0, 0, 50, 50]]), ts=0).tracker_id[0]
-    assert tracker.update(dets([[0, 0, 50, 50]]), ts=9).tracker_id[0] == a
-    tracker.update(Detections.empty(), ts=15)
-    assert tracker.closed == []
-    tracker.update(Detections.empty(), ts=20)
-    assert tracker.closed == [a]
-    assert tracker.update(dets([[0, 0, 50, 50]]), ts=21).tracker_id[0] != a
+    a = tracker.update(dets([[0, 0, 50, 50]]), ts=0).detections.tracker_id[0]
+    assert tracker.update(dets([[0, 0, 50, 50]]), ts=9).detections.tracker_id[0] == a
+    assert tracker.update(Detections.empty(), ts=15).closed == []
+    assert tracker.update(Detections.empty(), ts=20).closed == [a]
+    assert tracker.update(dets([[0, 0, 50, 50]]), ts=21).detections.tracker_id[0] != a
 
 
 def test_classes_never_share_a_track():
     tracker = IouTracker()
-    a = tracker.update(dets([[0, 0, 50, 50]], class_id=[4]), ts=0).tracker_id[0]
-    b = tracker.update(dets([[0, 0, 50, 50]], class_id=[6]), ts=1).tracker_id[0]
+    a = tracker.update(dets([[0, 0, 50, 50]], class_id=[4]), ts=0).detections.tracker_id[0]
+    b = tracker.update(dets([[0, 0, 50, 50]], class_id=[6]), ts=1).detections.tracker_id[0]
     assert a != b

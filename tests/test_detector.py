@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from detector.detections import box_iou
-from detector.detector import DEFAULT_MODEL, Detector, DetectorSettings
+from detector.inference import DEFAULT_MODEL, Detector, DetectorSettings
 from detector.errors import ModelError
 from detector.model import input_shape_for
 from streams.sample import bus_photo
@@ -55,8 +55,15 @@ def test_detections_are_in_original_pixels(images):
 
 
 def test_unknown_class_threshold_and_bad_paths(tmp_path):
-    with pytest.raises(ModelError, match="unknown classes"):
-        Detector(DetectorSettings(model=DEFAULT_MODEL, class_confidence={"unicorn": 0.5}))
+    from batch.runner import Pipeline, PipelineSettings
+    from cases.store import CaseStore
+    from detector.errors import ConfigError
+    from detector.settings import AnalysisSettings
+
+    store = CaseStore(f"sqlite:///{tmp_path / 'c.db'}")
+    with pytest.raises(ConfigError, match="class_confidence names classes the model streetwatch-default.pt lacks: "
+                                          "unicorn"):
+        Pipeline(PipelineSettings(analysis=AnalysisSettings(class_confidence={"unicorn": 0.5})), store)
     with pytest.raises(ModelError, match="model file not found"):
         Detector(DetectorSettings(model=tmp_path / "nope.pt"))
     folder = tmp_path / "not_a_model"

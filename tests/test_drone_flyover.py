@@ -3,11 +3,12 @@
 import pytest
 from sqlalchemy import select
 
-from detector import tables as t
+from cases import tables as t
 from detector.geo import haversine_m
-from detector.detector import DEFAULT_MODEL, DetectorSettings
-from detector.pipeline import Pipeline, PipelineSettings
-from detector.store import CaseStore
+from detector.inference import DEFAULT_MODEL, DetectorSettings
+from detector.settings import AnalysisSettings
+from batch.runner import Pipeline, PipelineSettings
+from cases.store import CaseStore
 from streams.discover import discover
 from streams.drone import DroneSettings, drone_hooks
 from streams.video import Sampling
@@ -36,11 +37,11 @@ def test_each_stall_is_one_case_near_its_true_position_and_a_second_pass_adds_no
     stalls, east, west = flight
     assert len(stalls) >= 4
     store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    settings = PipelineSettings(detector=DetectorSettings(model=DEFAULT_MODEL), sampling=Sampling(mode="fps", fps=1),
+    settings = PipelineSettings(analysis=AnalysisSettings(model=DEFAULT_MODEL), sampling=Sampling(mode="fps", fps=1),
                                 evidence_dir=tmp_path / "evidence")
     pipe = Pipeline(settings, store)
     hooks = lambda item: drone_hooks(item, DroneSettings())  # noqa: E731
-    first = pipe.run(discover([east])[0], locator_for=hooks)[0]
+    first = pipe.run(discover([east])[0], hooks_for=hooks)[0]
     assert first.status == "done", first.error
     assert "assumption" not in first.notes  # the SRT carries gimbal angles: nothing assumed
     found = [c for c in cases(store) if c[1] == "street_vendor"]
@@ -53,7 +54,7 @@ def test_each_stall_is_one_case_near_its_true_position_and_a_second_pass_adds_no
     assert len({i for _, i in nearest}) == len(found)  # never two cases for one stall
     assert len(found) >= 0.75 * len(stalls)  # and most stalls are found
 
-    second = pipe.run(discover([west])[0], locator_for=hooks)[0]
+    second = pipe.run(discover([west])[0], hooks_for=hooks)[0]
     assert second.status == "done" and second.sightings > 0
     again = [c for c in cases(store) if c[1] == "street_vendor"]
     assert [c[0] for c in again] == [c[0] for c in found]  # no new case

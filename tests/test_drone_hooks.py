@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from detector import tables as t
-from detector.export import CaseFilter, render
-from detector.pipeline import Pipeline, PipelineSettings
-from detector.store import CaseStore
+from cases import tables as t
+from cases.export import CaseFilter, render
+from batch.runner import Pipeline, PipelineSettings
+from cases.store import CaseStore
 from streams.discover import discover
-from streams.drone import DroneSettings, drone_hooks, ground_point
+from detector.locate import ground_point
+from streams.drone import DroneSettings, drone_hooks
 from streams.video import Sampling
 from streams.writer import write_video
 from tests import flyover
@@ -36,7 +37,7 @@ def run(tmp_path, clip, **drone):
     model = FakeModel(default=dets([(300, 150, 340, 190)], [0.9], [1]))
     pipe = Pipeline(PipelineSettings(evidence_dir=tmp_path / "ev", sampling=Sampling(mode="fps", fps=1)), store,
                     detector=model)
-    res = pipe.run(discover([clip])[0], locator_for=lambda item: drone_hooks(item, DroneSettings(**drone)))[0]
+    res = pipe.run(discover([clip])[0], hooks_for=lambda item: drone_hooks(item, DroneSettings(**drone)))[0]
     with store.session() as ses:
         cases = [(c.lat, c.lon, c.uncertainty_m) for c in ses.scalars(select(t.Case))]
     return res, cases, store

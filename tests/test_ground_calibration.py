@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from detector import tables as t
+from cases import tables as t
 from detector.config import load_taxonomy
 from detector.errors import ConfigError
 from detector.geo import haversine_m, offset_latlon
 from detector.ground_calibration import GroundCalibration
 from detector.rules import RuleEngine
-from detector.store import CaseStore
+from cases.store import CaseStore
 from detector.tracking import IouTracker
 from detector.zones import ZoneIndex, ZoneFile
 from tests.builders import NAMES, dets, frame
@@ -128,7 +128,7 @@ def test_two_calibrated_cameras_make_one_case_in_metres(tmp_path) -> None:
         out = []
         for i in range(3):  # garbage: 10 s dwell, 2 hits
             f = frame(index=i, ts=i * 6.0, source_id=cam_id)
-            out += rules.update(f, tracker.update(dets([box], [0.9], [0]), f.ts))
+            out += rules.update(f, tracker.update(dets([box], [0.9], [0]), f.ts).detections)
         (s,) = out
         assert haversine_m(s.lat, s.lon, *latlon(*van)) < 0.05 and s.uncertainty_m < 1.0
         recorded.append(store.record_sighting(s, taxonomy, {}, None))

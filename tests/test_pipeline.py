@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from detector import tables as t
+from cases import tables as t
 from detector.detections import Detections
-from detector.pipeline import Pipeline, PipelineSettings
-from detector.store import CaseStore
+from batch.runner import Pipeline, PipelineSettings
+from cases.store import CaseStore
 from streams.discover import discover
 from streams.video import Sampling
 from streams.writer import write_video
@@ -65,7 +65,7 @@ def test_one_case_per_camera_place_with_evidence(tmp_path, clips):
             assert hashlib.sha256(path.read_bytes()).hexdigest() == case.evidence[kind]["sha256"]
         run = ses.scalars(select(t.Run)).first()
         assert run.status == "done" and run.notes["sampling"] == "keyframes+fps"
-        assert set(run.notes["stage_s"]) >= {"decode", "inference", "tracking", "rules", "database"}
+        assert set(run.notes["stage_s"]) >= {"decode", "inference", "analysis", "database"}
 
 
 def test_rerun_of_same_content_is_skipped_and_forced_rerun_adds_nothing(tmp_path, clips):
@@ -141,8 +141,8 @@ def test_threaded_pipeline_equals_sequential_reference(tmp_path, clips):
     expected = []
     with VideoFileSource(files["cam2"], "cam2", Sampling(mode="auto", fps=0.5)) as src:
         for frame in src:
-            d = tracker.update(model.detect([frame.image])[0], frame.ts)
-            expected += rules.close(tracker.closed) + rules.update(frame, d)
+            d, closed = tracker.update(model.detect([frame.image])[0], frame.ts)
+            expected += rules.close(closed) + rules.update(frame, d)
     expected += rules.finish()
     with store.session() as ses:
         got = sorted((s.first_ts, s.last_ts, s.hits) for s in ses.scalars(select(t.Sighting)))

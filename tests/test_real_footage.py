@@ -13,10 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from detector import tables as t
-from detector.detector import DEFAULT_MODEL, DetectorSettings
-from detector.pipeline import Pipeline, PipelineSettings
-from detector.store import CaseStore
+from cases import tables as t
+from detector.inference import DEFAULT_MODEL, DetectorSettings
+from detector.settings import AnalysisSettings
+from batch.runner import Pipeline, PipelineSettings
+from cases.store import CaseStore
 from streams.discover import discover
 from tests.conftest import shared_path
 from tests.videos import on_canvas, scene_clip
@@ -26,7 +27,7 @@ SCENES = 3
 
 def detectable_garbage(n: int) -> list[Path]:
     from detector.detections import box_iou
-    from detector.detector import Detector
+    from detector.inference import Detector
 
     det = Detector(DetectorSettings(model=DEFAULT_MODEL, min_confidence=0.3))
     valid = shared_path("data", "garbage_montevideo", "valid")
@@ -65,7 +66,7 @@ def footage(tmp_path_factory):
 def test_bundled_model_files_one_case_per_scene(tmp_path, footage):
     root, clips, again = footage
     store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    pipe = Pipeline(PipelineSettings(detector=DetectorSettings(model=DEFAULT_MODEL), evidence_dir=tmp_path / "ev"),
+    pipe = Pipeline(PipelineSettings(analysis=AnalysisSettings(model=DEFAULT_MODEL), evidence_dir=tmp_path / "ev"),
                     store)
     results = pipe.run(discover(clips)[0])
     assert [r.status for r in results] == ["done"] * SCENES

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from detector import tables as t
-from detector.store import CaseStore
+from cases import tables as t
+from cases.store import CaseStore
 from review import ReviewSettings, create_app
 from tests.reviewkit import PASSWORDS, add_users, file_sighting
 

@@ -1,15 +1,24 @@
 
 import pytest
 
-from detector.config import ZoneFile, load_taxonomy
-from detector.dedup import CaseView, match_case
-from detector.geo import haversine_m
+from cases.dedup import CaseView, match_case
+from detector.config import Taxonomy, ZoneFile
+from detector.geo import haversine_m, offset_latlon
 from detector.rules import RuleEngine
 from detector.tracking import IouTracker
 from detector.zones import ZoneIndex
 from tests.builders import NAMES, dets, frame, sighting
 
-TAX = load_taxonomy()
+# The tests' own taxonomy: a change to the shipped thresholds must not change what these tests mean.
+TAX = Taxonomy.model_validate({"problem_types": {
+    "exposed_garbage": {"name_en": "Exposed garbage", "classes": ["garbage"], "min_confidence": 0.4,
+                        "min_dwell_s": 10, "min_hits": 2, "exclude_zones": ["ignore"], "radius_m": 10,
+                        "match_iou": 0.2},
+    "street_vendor": {"name_en": "Street vendor", "classes": ["street_vendor"], "min_confidence": 0.4,
+                      "min_dwell_s": 0, "min_hits": 1, "exclude_zones": ["approved_vending"], "radius_m": 8},
+    "illegal_parking": {"name_en": "Illegal parking", "classes": ["car"], "min_confidence": 0.35,
+                        "min_dwell_s": 60, "min_hits": 3, "require_zones": ["no_parking"], "radius_m": 6},
+}})
 
 
 def engine(zones=None, still=False, camera="cam"):
@@ -18,10 +27,10 @@ def engine(zones=None, still=False, camera="cam"):
 
 
 def feed(eng, boxes_per_frame, class_id, interval_s=2.0, conf=0.9, size=(640, 360)):
-    tracker, out = IouTracker(max_age_s=30), []
+    tracker, out = IouTracker(max_age_s=30, high_confidence=0.25), []
     for i, boxes in enumerate(boxes_per_frame):
-        d = tracker.update(dets(boxes, [conf] * len(boxes), [class_id] * len(boxes)), ts=i * interval_s)
-        out += eng.close(tracker.closed)
+        d, closed = tracker.update(dets(boxes, [conf] * len(boxes), [class_id] * len(boxes)), ts=i * interval_s)
+        out += eng.close(closed)
         out += eng.update(frame(i, ts=i * interval_s, size=size), d)
     return out + eng.finish()
 
@@ -48,6 +57,16 @@ def test_parking_counts_only_inside_a_no_parking_zone():
     assert feed(engine([]), [inside] * frames, class_id=4) == []  # no zones configured: parking is not judged
 
 
+def test_zone_is_judged_at_the_box_bottom_centre_where_it_meets_the_street():
+    # centre (200, 230) is outside the zone (y >= 250), bottom centre (200, 300) inside: counts
+    tall = [[[150, 160, 250, 300]]] * 40
+    zone = dict(NO_PARKING, polygon=[[0, 250], [640, 250], [640, 360], [0, 360]])
+    assert {s.problem_type for s in feed(engine([zone]), tall, class_id=4)} == {"illegal_parking"}
+    # centre (200, 300) inside a zone band y 280..320, bottom centre (200, 340) below it: does not count
+    band = dict(NO_PARKING, polygon=[[0, 280], [640, 280], [640, 320], [0, 320]])
+    assert feed(engine([band]), [[[150, 260, 250, 340]]] * 40, class_id=4) == []
+
+
 def test_zone_of_another_camera_and_excluded_zones_do_not_count():
     other = dict(NO_PARKING, camera="other-cam")
     assert feed(engine([other]), [[[100, 250, 300, 340]]] * 40, class_id=4) == []
@@ -70,8 +89,9 @@ def test_still_images_skip_dwell():
     assert len(feed(engine(still=True), [[[100, 100, 200, 200]]], class_id=0)) == 2
 
 
-def test_low_confidence_boxes_never_raise_a_type():
-    assert feed(engine(), [[[100, 100, 200, 200]]] * 10, class_id=0, conf=0.3) == []
+def test_confidence_threshold_is_the_problem_types_own():
+    assert feed(engine(), [[[100, 100, 200, 200]]] * 10, class_id=0, conf=0.39) == []
+    assert len(feed(engine(), [[[100, 100, 200, 200]]] * 10, class_id=0, conf=0.41)) == 2
 
 
 def view(id_, **kw):
@@ -94,13 +114,16 @@ def test_fixed_camera_dedup_by_box_overlap_and_camera():
 
 def test_ground_dedup_by_radius_and_uncertainty():
     lat, lon = 4.6, -74.08
-    east_5m = lon + 5 / (111_320 * 0.99677)
-    s = sighting(lat=lat, lon=east_5m, unc=1.0)
-    assert haversine_m(lat, lon, lat, east_5m) == pytest.approx(5.0, rel=0.01)
-    assert match_case(s, [view(1, lat=lat, lon=lon, uncertainty_m=1.0)], SPEC).id == 1  # radius 10 m
-    far = sighting(lat=lat, lon=lon + 30 / 111_000, unc=1.0)
-    assert match_case(far, [view(1, lat=lat, lon=lon, uncertainty_m=1.0)], SPEC) is None
-    vague = sighting(lat=lat, lon=lon + 30 / 111_000, unc=30.0)
+    case = view(1, lat=lat, lon=lon, uncertainty_m=0.0)
+    for east_m, same in ((9.0, True), (9.8, True), (10.2, False), (11.0, False)):  # radius_m 10
+        s_lat, s_lon = offset_latlon(lat, lon, east_m, 0.0)
+        assert haversine_m(lat, lon, s_lat, s_lon) == pytest.approx(east_m, rel=3e-3)  # sphere vs ellipsoid
+        got = match_case(sighting(lat=s_lat, lon=s_lon, unc=0.0), [case], SPEC)
+        assert (got is not None) == same, f"{east_m} m from a case with radius 10 m"
+    far_lat, far_lon = offset_latlon(lat, lon, 30.0, 0.0)
+    assert match_case(sighting(lat=far_lat, lon=far_lon, unc=1.0), [view(1, lat=lat, lon=lon, uncertainty_m=1.0)],
+                      SPEC) is None
+    vague = sighting(lat=far_lat, lon=far_lon, unc=30.0)  # both fixes vague: the radius widens
     assert match_case(vague, [view(1, lat=lat, lon=lon, uncertainty_m=30.0)], SPEC).id == 1
 
 

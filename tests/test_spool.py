@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from detector import tables as t
+from cases import tables as t
 from detector.config import load_taxonomy
-from detector.daemon import Daemon, open_store
+from camera_daemon.service import Daemon, open_store
 from detector.errors import StoreError
-from detector.spool import REJECTED, Spool, SpoolRecord
+from cases.spool import REJECTED, Spool, SpoolRecord
 from tests.builders import sighting
 from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file
 from tests.servers.fixtures import wait_for

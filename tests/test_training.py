@@ -144,7 +144,7 @@ def test_model_path_that_is_not_a_model(tmp_path):
 def test_int8_onnx_recovery_detects_like_the_export(tmp_path):
     import cv2
 
-    from detector.detector import Detector, DetectorSettings
+    from detector.inference import Detector, DetectorSettings
     from streams.sample import bus_photo
     from training.onnx_init import init_checkpoint_from_onnx
 

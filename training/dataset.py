@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from detector.detections import box_iou
 from detector.errors import DatasetError
 from training.recipe import Recipe, SourceSpec
 
@@ -165,12 +166,11 @@ def carve_splits(items: list[Item], src: SourceSpec, seed: int) -> None:
 
 
 def _iou(a: tuple, b: tuple) -> float:
-    ax0, ay0, ax1, ay1 = a[1] - a[3] / 2, a[2] - a[4] / 2, a[1] + a[3] / 2, a[2] + a[4] / 2
-    bx0, by0, bx1, by1 = b[1] - b[3] / 2, b[2] - b[4] / 2, b[1] + b[3] / 2, b[2] + b[4] / 2
-    iw, ih = max(0.0, min(ax1, bx1) - max(ax0, bx0)), max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    union = a[3] * a[4] + b[3] * b[4] - inter
-    return inter / union if union > 0 else 0.0
+    """IoU of two YOLO labels (class, x, y, w, h), through the one box_iou."""
+    (ax, ay, aw, ah), (bx, by, bw, bh) = a[1:5], b[1:5]
+    boxes = np.array([[ax - aw / 2, ay - ah / 2, ax + aw / 2, ay + ah / 2],
+                      [bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2]], np.float32)
+    return float(box_iou(boxes[:1], boxes[1:])[0, 0])
 
 
 def add_pseudo_labels(

@@ -94,8 +94,3 @@ def promote(candidate: Path, data: Path, imgsz: int = 416, force: bool = False, 
         log.write(json.dumps({k: v for k, v in decision.items() if not k.endswith("_metrics")}) + "\n")
     return decision
 
-
-def require_dataset(data: Path) -> Path:
-    if not Path(data).exists():
-        raise DatasetError(f"{data}: dataset not found (build it with `streetwatch dataset build RECIPE`)")
-    return Path(data)

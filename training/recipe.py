@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from detector.config import StrictModel
 from detector.errors import ConfigError
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
 
-class _Base(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
-class SourceSpec(_Base):
+
+class SourceSpec(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$", description="short id, used in file names")
     path: Path = Field(description="folder holding data.yaml (Ultralytics/Roboflow YOLO layout)")
     class_map: dict[str, str | None] = Field(description="source class name -> streetwatch class (null drops it)")
@@ -55,7 +55,7 @@ class SourceSpec(_Base):
                               "by source image (an untouched split for the final figures)")
 
 
-class TeacherSpec(_Base):
+class TeacherSpec(StrictModel):
     model: Path = Field(description="Ultralytics weights (.pt, .onnx or OpenVINO folder)")
     confidence: float = Field(0.4, gt=0, lt=1)
     imgsz: int = Field(640, ge=32)
@@ -65,13 +65,13 @@ class TeacherSpec(_Base):
     )
 
 
-class SplitSpec(_Base):
+class SplitSpec(StrictModel):
     mode: Literal["keep", "by_source_image"] = "keep"
     val_fraction: float = Field(0.15, gt=0, lt=1)
     seed: int = 0
 
 
-class Recipe(_Base):
+class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     classes: list[str] = Field(min_length=1)
     sources: list[SourceSpec] = Field(min_length=1)

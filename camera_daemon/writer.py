@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from detector.config import ProblemType, Taxonomy
-from detector.daemon_metrics import DaemonMetrics
+from camera_daemon.metrics import DaemonMetrics
 from detector.errors import ConfigError, StoreError
-from detector.evidence import save_evidence
+from cases.evidence import save_evidence
 from detector.sightings import Sighting
-from detector.spool import Spool, SpoolRecord
+from cases.spool import Spool, SpoolRecord
 
 __all__ = ["SightingWriter", "open_store", "with_connect_timeout"]
 
@@ -47,9 +47,9 @@ def with_connect_timeout(url: str, seconds: int) -> str:
 def open_store(url: str):
     """`CaseStore(url)`; any failure is a StoreError (retried later by the caller).
 
-    Migrations are serialised inside `detector.store.migrate` (threads and, on PostgreSQL, hosts).
+    Migrations are serialised inside `cases.store.migrate` (threads and, on PostgreSQL, hosts).
     """
-    from detector.store import CaseStore, redact
+    from cases.store import CaseStore, redact
 
     try:
         return CaseStore(url)
@@ -292,7 +292,7 @@ class SightingWriter:
             return
         from sqlalchemy.exc import IntegrityError, OperationalError
 
-        from detector import tables as t
+        from cases import tables as t
 
         meta = self.camera_meta.get(camera_id, {})
         try:

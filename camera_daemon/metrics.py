@@ -1,13 +1,13 @@
 """The daemon's metric set: every `streetwatch_*` counter, gauge and histogram it exports.
 
-Kept apart from `detector.metrics`, which holds the generic pieces (registry, Prometheus text, the
+Kept apart from `camera_daemon.ops`, which holds the generic pieces (registry, Prometheus text, the
 HTTP endpoint), so that the list of what the daemon measures reads in one place. The writer, the
 camera threads and the daemon's scrape-time collector all update one `DaemonMetrics` instance.
 """
 
 from __future__ import annotations
 
-from detector.metrics import Histogram, Registry
+from camera_daemon.ops import Histogram, Registry
 
 __all__ = ["DaemonMetrics"]
 

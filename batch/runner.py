@@ -27,35 +27,36 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.config import Taxonomy, ZoneFile, load_taxonomy, load_zones
-from detector.detector import Detector, DetectorSettings
-from detector.errors import SourceError, StoreError, StreetwatchError
-from detector.evidence import save_evidence
+from cases.evidence import save_evidence
+from cases.store import CaseStore, from_unix
+from detector.analysis import AnalysisStep
+from detector.config import Taxonomy, ZoneFile, load_zones
+from detector.errors import ConfigError, SourceError, StoreError, StreetwatchError
 from detector.frames import Frame
-from detector.rules import Locator, RuleEngine
+from detector.inference import Detector
+from detector.locate import lens_intrinsics, make_locator
+from detector.settings import AnalysisSettings, resolve_taxonomy
 from detector.sightings import Sighting
-from detector.store import CaseStore, from_unix
-from detector.tracking import IouTracker, ground_boxes
 from detector.zones import ZoneIndex
 from streams.discover import FootageItem
+from streams.drone import DroneHooks
+from streams.source import Source
 from streams.video import Sampling
 
 log = logging.getLogger(__name__)
 _END = object()
-GROUND_TRACK_IDS = 1_000_000  # ids of tracks kept in ground metres start here, apart from image-space ones
 
 
 @dataclass
 class PipelineSettings:
-    detector: DetectorSettings = field(default_factory=DetectorSettings)
+    """The batch run's own settings; what happens between a frame and a sighting is `analysis`."""
+
+    analysis: AnalysisSettings = field(default_factory=AnalysisSettings)
     sampling: Sampling = field(default_factory=Sampling)
-    taxonomy_path: Path | None = None
     zones_path: Path | None = None
     evidence_dir: Path = Path("streetwatch-data/evidence")
     camera: str | None = None  # camera id for every file; default: the file's folder name
     start_time: float | None = None  # UNIX time of the first frame, for every file
-    track_max_age_s: float = 60.0
-    track_start_conf: float = 0.25  # boxes at least this sure start tracks; weaker ones only extend them
     decode_width: int | None = 1920  # decode-time downscale of wider footage (4K); 1080p passes untouched
     rerun: bool = False  # process files even if this content was already done with these settings
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
@@ -104,12 +105,12 @@ def _file_sha(path: Path) -> str:
 
 def settings_key(settings: PipelineSettings, model_id: str) -> str:
     """Re-running with other settings is a new run; with the same ones it is a no-op."""
+    analysis = settings.analysis
     parts = {
         "model": model_id,
         "sampling": [settings.sampling.mode, settings.sampling.fps, settings.sampling.every],
-        "imgsz": settings.detector.imgsz,
-        "conf": [settings.detector.min_confidence, sorted(settings.detector.class_confidence.items())],
-        "taxonomy": _file_sha(settings.taxonomy_path) if settings.taxonomy_path else "default",
+        "analysis": analysis.model_dump(mode="json", exclude={"model", "taxonomy"}),
+        "taxonomy": _file_sha(analysis.taxonomy) if analysis.taxonomy else "default",
         "zones": _file_sha(settings.zones_path) if settings.zones_path else "",
         "camera": settings.camera,
     }
@@ -163,11 +164,16 @@ class Pipeline:
     def __init__(self, settings: PipelineSettings, store: CaseStore, detector: Detector | None = None) -> None:
         self.settings = settings
         self.store = store
-        self.taxonomy: Taxonomy = load_taxonomy(settings.taxonomy_path)
+        analysis = settings.analysis
+        self.taxonomy: Taxonomy = resolve_taxonomy(analysis)
         self.zone_file: ZoneFile = load_zones(settings.zones_path)
         self.zones = ZoneIndex(self.zone_file)
-        self.detector = detector or Detector(settings.detector)
-        model_id = f"{Path(settings.detector.model).name}:{self._model_digest()}"
+        self.detector = detector or Detector(analysis.detector_settings())
+        unknown = sorted(set(analysis.class_confidence) - set(self.detector.names.values()))
+        if unknown:
+            raise ConfigError(f"class_confidence names classes the model {analysis.model_path().name} lacks: "
+                              f"{', '.join(unknown)}; it has {', '.join(self.detector.names.values())}")
+        model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
         self.settings_key = settings_key(settings, model_id)
         missing = {c for pt in self.taxonomy.problem_types.values() for c in pt.classes} - set(
@@ -176,17 +182,16 @@ class Pipeline:
             log.info("model %s lacks classes %s; problem types using only them stay silent", model_id, sorted(missing))
 
     def _model_digest(self) -> str:
-        path = Path(self.settings.detector.model)
+        path = self.settings.analysis.model_path()
         return content_key(path)[:12] if path.is_file() else "dir"
 
     def run(self, items: Iterable[FootageItem], on_progress: Callable[[FileResult, int], None] | None = None,
-            locator_for: Callable[[FootageItem], tuple[Locator | None, Callable[[Frame], Frame] | None, dict]]
-            | None = None) -> list[FileResult]:
+            hooks_for: Callable[[FootageItem], DroneHooks] | None = None) -> list[FileResult]:
         """Process each item; never raises for one bad file (its FileResult says why)."""
         results = []
         for item in items:
             try:
-                results.append(self.run_item(item, on_progress, locator_for))
+                results.append(self.run_item(item, on_progress, hooks_for))
             except KeyboardInterrupt:
                 raise
             except StoreError:
@@ -198,7 +203,8 @@ class Pipeline:
     def _camera_for(self, item: FootageItem) -> str:
         return self.settings.camera or item.camera_id
 
-    def run_item(self, item: FootageItem, on_progress=None, locator_for=None) -> FileResult:
+    def run_item(self, item: FootageItem, on_progress=None,
+                 hooks_for: Callable[[FootageItem], DroneHooks] | None = None) -> FileResult:
         camera_id = self._camera_for(item)
         result = FileResult(item.path, camera_id, "running")
         if not item.path.is_file():
@@ -210,21 +216,26 @@ class Pipeline:
             result.notes["reason"] = f"already processed in run {done.id}"
             return result
         source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width)
-        locator, posed, notes = locator_for(item) if locator_for else (None, None, {})
-        result.notes.update(notes)
+        hooks = hooks_for(item) if hooks_for else DroneHooks()
+        result.notes.update(hooks.notes)
+        posed, locator = hooks.posed, None
+        if posed is not None:
+            lens = lens_intrinsics(hooks.camera_model, hooks.focal_len_mm, hooks.hfov_deg)
+            result.notes["hfov_deg"] = round(lens.hfov_deg, 2)
+            locator = make_locator(lens, hooks.ground_elev_m)
         self.store.ensure_camera(camera_id, kind=item.kind)
-        info = getattr(source, "info", None)
+        info = source.info
         run_id = self.store.start_run(
             source_path=str(item.path), content_sha256=key, settings_key=self.settings_key, camera_id=camera_id,
             model=self.model_id, footage_start=from_unix(info.start_time) if info and info.start_time else None,
             footage_s=info.duration_s if info else 0.0, notes=result.notes)
         result.run_id = run_id
-        rules = RuleEngine(self.taxonomy, self.zones, self.detector.names, camera_id, key_prefix=key[:16],
-                           locator=locator, still=item.kind == "image")
+        step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
+                            key_prefix=key[:16], locator=locator, still=item.kind == "image")
         started = time.perf_counter()
         timer = StageTimer()
         try:
-            self._process(source, rules, run_id, result, timer, posed, on_progress, locator)
+            self._process(source, step, run_id, result, timer, posed, on_progress)
             result.status = "done"
             self._recheck(item, camera_id, info, result)
         except SourceError as exc:
@@ -234,9 +245,9 @@ class Pipeline:
             raise
         finally:
             result.wall_s = time.perf_counter() - started
-            result.frames_decoded = getattr(source, "frames_decoded", result.frames_analysed)
+            result.frames_decoded = source.frames_decoded
             result.stage_s = {k: round(v, 3) for k, v in timer.seconds.items()}
-            result.notes.setdefault("sampling", getattr(source, "effective_mode", "image"))
+            result.notes.setdefault("sampling", source.effective_mode)
             if info:
                 result.notes["start_time_from"] = info.start_source
                 result.footage_s = info.duration_s
@@ -251,7 +262,7 @@ class Pipeline:
         """核查 after a complete analysis: dispatched cases of this place past their deadline are decided."""
         if info is None or info.start_time is None:
             return
-        from detector.recheck import Area
+        from cases.recheck import Area
 
         place = camera_id
         if result.ground_bounds is not None:  # a drone pass: the place is the ground it saw
@@ -262,7 +273,7 @@ class Pipeline:
         if decided:
             result.notes["recheck"] = {str(k): v for k, v in decided.items()}
 
-    def _frames(self, source, timer: StageTimer, posed) -> Iterator[tuple[Frame, object]]:
+    def _frames(self, source: Source, timer: StageTimer, posed) -> Iterator[tuple[Frame, object]]:
         """Decode (and letterbox) on a reader thread; yield (frame, model input or None) here. Errors cross the queue and re-raise on this side.
 
         Only the reader thread touches the decoder (closing a PyAV container from another thread
@@ -307,9 +318,7 @@ class Pipeline:
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
                 put(exc)
             finally:
-                close = getattr(it, "close", None)
-                if close:
-                    close()  # runs the source's own cleanup on this thread
+                it.close()  # runs the source's own cleanup (a generator's finally) on this thread
 
         reader = threading.Thread(target=read, name="streetwatch-reader", daemon=True)
         reader.start()
@@ -326,7 +335,7 @@ class Pipeline:
             reader.join(timeout=30)
 
     @staticmethod
-    def _frames_inline(source, timer: StageTimer, posed) -> Iterator[tuple[Frame, None]]:
+    def _frames_inline(source: Source, timer: StageTimer, posed) -> Iterator[tuple[Frame, None]]:
         it = iter(source)
         while True:
             t0 = time.perf_counter()
@@ -336,8 +345,8 @@ class Pipeline:
                 return
             yield (posed(frame) if posed is not None else frame), None
 
-    def _process(self, source, rules: RuleEngine, run_id: int, result: FileResult, timer: StageTimer,
-                 posed, on_progress, locator: Locator | None = None) -> None:
+    def _process(self, source: Source, step: AnalysisStep, run_id: int, result: FileResult, timer: StageTimer,
+                 posed, on_progress) -> None:
         out: queue.Queue = queue.Queue(maxsize=256)
         errors: list[BaseException] = []
 
@@ -362,10 +371,6 @@ class Pipeline:
         writer = threading.Thread(target=write, name="streetwatch-writer", daemon=True)
         if threaded:
             writer.start()
-        tracker = IouTracker(max_age_s=self.settings.track_max_age_s, high_confidence=self.settings.track_start_conf)
-        ground_tracker = IouTracker(max_age_s=self.settings.track_max_age_s,  # drones: track in metres
-                                    high_confidence=self.settings.track_start_conf, first_id=GROUND_TRACK_IDS)
-        origin: tuple[float, float] | None = None
         gate = ChangeGate(self.settings.gate_threshold) if self.settings.gate_threshold > 0 else None
 
         def emit(sightings: list[Sighting]) -> None:
@@ -387,28 +392,16 @@ class Pipeline:
                     if gate is not None:
                         gate.last = dets
                 t1 = time.perf_counter()
-                on_ground = None
-                if locator is not None and frame.pose is not None:
-                    origin = origin or (frame.pose.lat, frame.pose.lon)
+                if frame.pose is not None:
                     _widen(result, frame.pose.lat, frame.pose.lon)
-                    on_ground = ground_boxes(frame, dets, locator, origin)
-                if on_ground is not None:
-                    tracked = dets.with_tracker_ids(ground_tracker.update(on_ground, frame.ts).tracker_id)
-                    emit(rules.close(ground_tracker.closed))
-                else:
-                    tracked = tracker.update(dets, frame.ts)
-                t2 = time.perf_counter()
-                emit(rules.close(tracker.closed))
-                emit(rules.update(frame, tracked))
-                t3 = time.perf_counter()
+                emit(step.analyse(frame, dets))
                 timer.add("inference", t1 - t0)
-                timer.add("tracking", t2 - t1)
-                timer.add("rules", t3 - t2)
+                timer.add("analysis", time.perf_counter() - t1)
                 result.frames_analysed += 1
                 if on_progress:
                     on_progress(result, frame.index)
         finally:
-            emit(rules.finish())  # on success, error or Ctrl-C: what was confirmed gets written
+            emit(step.finish())  # on success, error or Ctrl-C: what was confirmed gets written
             if threaded:
                 out.put(_END)
                 writer.join()

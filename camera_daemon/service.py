@@ -48,7 +48,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from detector.daemon_cameras import (
+from camera_daemon.cameras import (
     DETECTOR_FLOOR,
     END,
     CameraPlan,
@@ -64,13 +64,13 @@ from detector.daemon_cameras import (
     schedule_due,
     take_batch,
 )
-from detector.daemon_config import DaemonConfig, load_daemon_config
-from detector.daemon_metrics import DaemonMetrics
-from detector.daemon_writer import SightingWriter, open_store, with_connect_timeout
+from camera_daemon.config import DaemonConfig, load_daemon_config
+from camera_daemon.metrics import DaemonMetrics
+from camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
 from detector.errors import ConfigError, StreetwatchError
-from detector.metrics import OpsServer
+from camera_daemon.ops import OpsServer
 from detector.sightings import Sighting
-from detector.spool import Spool
+from cases.spool import Spool
 from streams.live import redact_url
 
 __all__ = [
@@ -156,7 +156,7 @@ class Daemon:
                                       cfg.writer.queue_size, cfg.writer.retry_initial_s, cfg.writer.retry_max_s,
                                       actor=self.actor, camera_meta=self._camera_meta,
                                       latencies=self.latencies).start()
-        from detector.store import redact
+        from cases.store import redact
 
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
@@ -169,9 +169,6 @@ class Daemon:
         log.info("daemon running", extra={"event": "running", "cameras": sorted(self._cameras),
                                           "failed": self._failed})
         return self
-
-    def request_stop(self) -> None:
-        self.stop_requested.set()
 
     def run(self, install_signals: bool = True) -> int:
         """Start, serve until SIGTERM/SIGINT (SIGHUP reloads), stop in order. Returns the exit code."""
@@ -368,7 +365,7 @@ class Daemon:
             self._finish(self._retiring.popleft())
 
     def _finish(self, rt: CameraRuntime) -> None:
-        for s in rt.rules.finish():
+        for s in rt.step.finish():
             self._emit(rt, s)
 
     def _emit(self, rt: CameraRuntime, s: Sighting) -> None:

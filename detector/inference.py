@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -31,8 +31,7 @@ class DetectorSettings:
     model: Path = DEFAULT_MODEL
     backend: str = "auto"  # auto (= onnx for .pt weights) | pytorch | onnx | openvino
     imgsz: int = 640  # long side of the model input
-    min_confidence: float = 0.2  # floor for every class; low boxes still help the tracker keep ids
-    class_confidence: dict[str, float] = field(default_factory=dict)  # per-class floors, by class name
+    min_confidence: float = 0.2  # NMS floor for every class; per-class floors are the AnalysisStep's
     iou: float = 0.6
     max_det: int = 100
 
@@ -79,11 +78,6 @@ class Detector:
         self._lock = threading.Lock()
         self._base = self._load(self.path)  # the model as given: names, and the PyTorch path
         self.names: dict[int, str] = dict(self._base.names)
-        unknown = set(settings.class_confidence) - set(self.names.values())
-        if unknown:
-            raise ModelError(f"{self.path}: class_confidence names unknown classes {sorted(unknown)}")
-        self._floor = np.array([max(settings.min_confidence, settings.class_confidence.get(self.names[i], 0.0))
-                                for i in range(len(self.names))], np.float32)
 
     @property
     def backend_name(self) -> str:
@@ -155,7 +149,7 @@ class Detector:
             for item in inputs:  # exported models have batch 1
                 pred = self._backend_for(item.shape)(item.tensor)
                 outputs.append(pred[0] if isinstance(pred, (list, tuple)) else pred)
-            nms = non_max_suppression(torch.cat(outputs), conf_thres=float(self._floor.min()),
+            nms = non_max_suppression(torch.cat(outputs), conf_thres=float(self.settings.min_confidence),
                                       iou_thres=self.settings.iou, max_det=self.settings.max_det)
         results = []
         for det, item in zip(nms, inputs):
@@ -164,7 +158,5 @@ class Detector:
             xyxy = det[:, :4].copy()
             xyxy[:, [0, 2]] = ((xyxy[:, [0, 2]] - left) / ratio).clip(0, w)
             xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - top) / ratio).clip(0, h)
-            cls = det[:, 5].astype(np.int32)
-            keep = det[:, 4] >= self._floor[cls]
-            results.append(Detections(xyxy[keep], det[keep, 4], cls[keep]))
+            results.append(Detections(xyxy, det[:, 4].copy(), det[:, 5].astype(np.int32)))
         return results

@@ -20,22 +20,21 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from detector.config import (
-    ZONE_KINDS,
-    ProblemType,
     StrictModel,
     Taxonomy,
     Zone,
     ZoneFile,
     check_timezone,
-    load_taxonomy,
+    error_message,
     load_zones,
     read_yaml,
 )
+from detector.settings import AnalysisSettings, resolve_taxonomy
 from detector.errors import ConfigError, ModelError
 
 __all__ = [
@@ -46,13 +45,11 @@ __all__ = [
     "CameraZone",
     "DaemonConfig",
     "Location",
-    "RuleOverride",
     "camera_taxonomy",
     "camera_zones",
     "check_daemon_config",
     "expand_env",
     "load_daemon_config",
-    "model_key",
     "verify_daemon_config",
 ]
 
@@ -78,39 +75,14 @@ def expand_env(text: str) -> str:
     return _ENV.sub(value, text)
 
 
-class RuleOverride(StrictModel):
-    """Per-camera changes to one problem type of the taxonomy (only the keys given change)."""
+class CameraSettings(AnalysisSettings):
+    """What every camera has; `defaults` sets them for all, a camera entry may override each one.
 
-    min_confidence: float | None = Field(None, ge=0, le=1)
-    min_dwell_s: float | None = Field(None, ge=0)
-    min_hits: int | None = Field(None, ge=1)
-    require_zones: list[str] | None = None
-    exclude_zones: list[str] | None = None
-    radius_m: float | None = Field(None, gt=0)
-    match_iou: float | None = Field(None, gt=0, le=1)
-
-    @field_validator("require_zones", "exclude_zones")
-    @classmethod
-    def _known_kinds(cls, kinds: list[str] | None) -> list[str] | None:
-        for kind in kinds or []:
-            if kind not in ZONE_KINDS:
-                raise ValueError(f"unknown zone kind {kind!r}; known: {', '.join(ZONE_KINDS)}")
-        return kinds
-
-
-class CameraSettings(StrictModel):
-    """What every camera has; `defaults` sets them for all, a camera entry may override each one."""
+    The analysis keys (model, floors, tracking, taxonomy, rules) are `AnalysisSettings`, the same model and
+    defaults as `streetwatch detect`; the rest is how a live stream is read.
+    """
 
     analysis_fps: float = Field(1.0, gt=0, le=30, description="frames analysed per second (the newest frame)")
-    model: Path | None = Field(None, description="Ultralytics weights (.pt/.onnx/OpenVINO folder); "
-                                                 "default: the bundled model")
-    backend: Literal["auto", "pytorch", "onnx", "openvino"] = "auto"
-    imgsz: int = Field(640, ge=64, le=4096, description="long side of the model input, pixels")
-    min_confidence: float = Field(0.2, ge=0, le=1, description="boxes below this are ignored for this camera")
-    class_confidence: dict[str, float] = Field(default_factory=dict, description="per-class floors, by class name")
-    taxonomy: Path | None = Field(None, description="problem-type taxonomy YAML; default: the bundled one")
-    rules: dict[str, RuleOverride] = Field(default_factory=dict, description="per-problem-type threshold overrides")
-    track_max_age_s: float = Field(30.0, gt=0, description="a track unseen this long ends (final sighting)")
     max_frame_age_s: float = Field(3.0, gt=0, description="frames older than this when the model is free "
                                                           "are dropped (counted) instead of analysed late")
     open_timeout_s: float = Field(5.0, gt=0, le=120)
@@ -120,14 +92,6 @@ class CameraSettings(StrictModel):
     backoff_max_s: float = Field(30.0, gt=0, le=3600)
     watchdog_s: float = Field(60.0, gt=0, description="restart the reader when it shows no progress at all "
                                                       "(no frame, no reconnect attempt) for this long")
-
-    @field_validator("class_confidence")
-    @classmethod
-    def _floors(cls, floors: dict[str, float]) -> dict[str, float]:
-        for name, value in floors.items():
-            if not 0 <= value <= 1:
-                raise ValueError(f"class_confidence for {name!r} must be between 0 and 1, got {value}")
-        return floors
 
     @model_validator(mode="after")
     def _timing(self) -> CameraSettings:
@@ -302,8 +266,7 @@ def _format_errors(path: Path | str, exc: ValidationError, raw: Any) -> str:
             if isinstance(cam, dict) and isinstance(cam.get("id"), str):
                 parts[1] = f"{idx}[{cam['id']}]"
         where = ".".join(parts) or "(top level)"
-        msg = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{path}: {where}: {msg}")
+        lines.append(f"{path}: {where}: {error_message(err)}")
     return "\n".join(lines)
 
 
@@ -374,16 +337,7 @@ def load_daemon_config(path: Path) -> DaemonConfig:
 
 def camera_taxonomy(cam: CameraSettings) -> Taxonomy:
     """The camera's taxonomy file with its `rules` overrides applied."""
-    taxonomy = load_taxonomy(cam.taxonomy)
-    if not cam.rules:
-        return taxonomy
-    types = dict(taxonomy.problem_types)
-    for name, override in cam.rules.items():
-        if name not in types:
-            raise ConfigError(f"rules.{name}: unknown problem type; known: {', '.join(types)}")
-        changes = override.model_dump(exclude_none=True)
-        types[name] = ProblemType.model_validate({**types[name].model_dump(), **changes})
-    return Taxonomy(problem_types=types)
+    return resolve_taxonomy(cam)
 
 
 def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
@@ -393,16 +347,8 @@ def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
     return ZoneFile(timezone=cfg.timezone, zones=shared + own)
 
 
-def model_key(cam: CameraSettings) -> tuple[str, str, int]:
-    """Cameras with equal keys share one model instance."""
-    from detector.detector import DEFAULT_MODEL
-
-    return (str(cam.model or DEFAULT_MODEL), cam.backend, cam.imgsz)
-
-
 def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     """Checks that need files or arithmetic: (errors, warnings), each naming the camera."""
-    from detector.detector import DEFAULT_MODEL
     from detector.ground_calibration import GroundCalibration
     from detector.model import model_format
 
@@ -432,7 +378,7 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
                 errors.append(f"{where}.calibration: {exc}")
         if cam.file_path is not None and not cam.file_path.is_file():
             warnings.append(f"{where}.url: no such file {cam.file_path}; the camera stays 'failed' until it appears")
-        model = cam.model or DEFAULT_MODEL
+        model = cam.model_path()
         try:
             model_format(model)
         except ModelError as exc:

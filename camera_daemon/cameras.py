@@ -4,13 +4,13 @@ reach the shared model.
     plan_camera      config entry → `CameraPlan` (taxonomy, zones, model key, a fingerprint that
                      changes iff the camera must restart on reload)
     ModelPool        one model instance per distinct (model, backend, imgsz), shared by cameras
-    CameraRuntime    a `LiveReader` plus the tracker, rules and class floors that only the
-                     inference thread touches
+    CameraRuntime    a `LiveReader` plus the camera's `AnalysisStep` (floors, tracker, rules),
+                     which only the inference thread touches
     schedule_due     scheduler pass: each due camera's newest frame into the bounded frames queue
     account_readers  reader counters into metrics; the watchdog restarts readers that are stuck
     take_batch / run_batch / drop_queued
                      the inference thread: batches from the frames queue, one model call per
-                     (model, image shape), then each camera's floors, tracker and rules
+                     (model, image shape), then each camera's analysis step
 
 Nothing here owns a thread: the daemon runs these pieces on its scheduler and inference threads, so
 the per-camera state has exactly one writer and needs no lock.
@@ -31,17 +31,16 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from camera_daemon.config import Camera, DaemonConfig, camera_taxonomy, camera_zones
+from camera_daemon.metrics import DaemonMetrics
+from detector.analysis import AnalysisStep
 from detector.config import Taxonomy, ZoneFile
-from detector.daemon_config import Camera, DaemonConfig, camera_taxonomy, camera_zones, model_key
-from detector.daemon_metrics import DaemonMetrics
 from detector.detections import Detections
-from detector.detector import DetectorSettings
 from detector.errors import StreetwatchError
 from detector.frames import Frame
 from detector.ground_calibration import GroundCalibration
-from detector.rules import RuleEngine
+from detector.inference import DetectorSettings
 from detector.sightings import Sighting
-from detector.tracking import IouTracker
 from detector.zones import ZoneIndex
 from streams.live import LiveReader, redact_url
 
@@ -74,7 +73,7 @@ DROP_REASONS = ("queue_full", "stale", "error", "shutdown")
 
 
 class DetectorLike(Protocol):
-    """What the daemon needs from a model: `detector.detector.Detector` (or a test double)."""
+    """What the daemon needs from a model: `detector.inference.Detector` (or a test double)."""
 
     names: dict[int, str]
 
@@ -85,7 +84,7 @@ DetectorFactory = Callable[[DetectorSettings], DetectorLike]
 
 
 def default_detector_factory(settings: DetectorSettings) -> DetectorLike:
-    from detector.detector import Detector
+    from detector.inference import Detector
 
     return Detector(settings)
 
@@ -147,11 +146,12 @@ def plan_camera(cfg: DaemonConfig, cam: Camera) -> CameraPlan:
     zones = camera_zones(cfg, cam)
     blob = json.dumps({"camera": cam.model_dump(mode="json"), "taxonomy": taxonomy.model_dump(mode="json"),
                        "zones": zones.model_dump(mode="json")}, sort_keys=True, default=str)
-    return CameraPlan(cam, taxonomy, zones, model_key(cam), hashlib.sha256(blob.encode()).hexdigest())
+    return CameraPlan(cam, taxonomy, zones, cam.model_key(), hashlib.sha256(blob.encode()).hexdigest())
 
 
 class CameraRuntime:
-    """One running camera: its reader, and the tracker and rules that only the inference thread touches."""
+    """One running camera: its reader, and its analysis step (floors, tracker, rules), which only the
+    inference thread touches."""
 
     def __init__(self, plan: CameraPlan, names: dict[int, str], instance: str) -> None:
         cam = plan.camera
@@ -161,14 +161,9 @@ class CameraRuntime:
         self.session = f"{cam.id}:{int(time.time())}:{instance}"
         self.period = 1.0 / cam.analysis_fps
         locator = GroundCalibration.from_config(cam.calibration).locator() if cam.calibration else None
-        self.tracker = IouTracker(max_age_s=cam.track_max_age_s)
-        self.rules = RuleEngine(plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
-                                locator=locator)
-        size = max(names) + 1 if names else 0
-        self.floors = np.full(size, cam.min_confidence, np.float32)
-        for cid, name in names.items():
-            self.floors[cid] = max(cam.min_confidence, cam.class_confidence.get(name, 0.0))
-        self.unknown_classes = sorted(set(cam.class_confidence) - set(names.values()))
+        self.step = AnalysisStep(cam, plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
+                                 locator=locator)
+        self.unknown_classes = self.step.unknown_classes
         self.reader = self._new_reader()
         self.next_due = 0.0
         self.last_index = -1
@@ -206,15 +201,8 @@ class CameraRuntime:
                 "lon": cam.location.lon if cam.location else None}
 
     def analyse(self, frame: Frame, dets: Detections) -> list[Sighting]:
-        """This camera's class floors, then its tracker and rules: the sightings the frame confirms or closes.
-
-        Inference thread only.
-        """
-        if len(dets) and len(self.floors):
-            floors = self.floors[np.clip(dets.class_id, 0, len(self.floors) - 1)]
-            dets = dets[dets.confidence >= floors]
-        tracked = self.tracker.update(dets, frame.ts)
-        return self.rules.close(self.tracker.closed) + self.rules.update(frame, tracked)
+        """The camera's analysis step: the sightings the frame confirms or closes. Inference thread only."""
+        return self.step.analyse(frame, dets)
 
     def describe(self, metrics: DaemonMetrics, now: float) -> dict:
         """The camera's entry in `/status`, JSON-ready (URL redacted)."""

@@ -1,0 +1,1 @@
+"""The batch runner: footage files through the one analysis step into the case store."""

@@ -1,0 +1,26 @@
+"""What the batch runner needs from any footage source (a video file, a photo, a test double)."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Protocol
+
+from detector.frames import Frame
+from streams.video import VideoInfo
+
+__all__ = ["Source"]
+
+
+class Source(Protocol):
+    """Frames of one footage file, in order, with what was read and how.
+
+    `info` is None for a still photograph. `effective_mode` says how frames were sampled
+    (`keyframes`, `fps`, `every`, `all`, or `image`), for the run record.
+    """
+
+    source_id: str
+    info: VideoInfo | None
+    frames_decoded: int
+    effective_mode: str
+
+    def __iter__(self) -> Generator[Frame, None, None]: ...
