@@ -24,6 +24,8 @@ COLUMNS = (
     "index", "start_s", "end_s", "datetime", "lat", "lon", "rel_alt_m", "abs_alt_m",
     "gimbal_yaw_deg", "gimbal_pitch_deg", "gimbal_roll_deg",
 )  # fmt: skip
+# Camera settings, shown (in every format) when the file records any of them.
+CAMERA_COLUMNS = ("iso", "shutter", "fnum", "focal_len_mm", "ev")
 
 
 class OutputFormat(str, Enum):
@@ -32,7 +34,13 @@ class OutputFormat(str, Enum):
     csv = "csv"
 
 
-def _row(entry: TelemetryEntry) -> dict[str, object]:
+def _columns(t: Telemetry) -> tuple[str, ...]:
+    """The fixed columns, plus the camera-setting columns the file records at least once."""
+    camera = tuple(c for c in CAMERA_COLUMNS if any(getattr(e, c) is not None for e in t.entries))
+    return COLUMNS + camera
+
+
+def _row(entry: TelemetryEntry, columns: tuple[str, ...] = COLUMNS) -> dict[str, object]:
     when = None
     if entry.wall_time is not None:
         # Stored as UTC but written by the drone in local time: print it back without a zone.
@@ -50,6 +58,7 @@ def _row(entry: TelemetryEntry) -> dict[str, object]:
         "gimbal_yaw_deg": entry.gimbal_yaw_deg,
         "gimbal_pitch_deg": entry.gimbal_pitch_deg,
         "gimbal_roll_deg": entry.gimbal_roll_deg,
+        **{c: getattr(entry, c) for c in columns if c in CAMERA_COLUMNS},
     }
 
 
@@ -62,21 +71,23 @@ def _cell(value: object) -> str:
 
 
 def _print_table(t: Telemetry) -> None:
+    columns = _columns(t)
     table = Table(title=f"{t.path} ({t.format}, {len(t.entries)} entries, {t.duration_s:.1f} s)")
-    for name in COLUMNS:
-        table.add_column(name, justify="left" if name == "datetime" else "right", no_wrap=True)
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("datetime", "shutter") else "right", no_wrap=True)
     for entry in t.entries:
-        table.add_row(*(_cell(v) for v in _row(entry).values()))
+        table.add_row(*(_cell(v) for v in _row(entry, columns).values()))
     # Wide enough for every column when piped or captured; a terminal keeps its own width.
-    Console(width=None if sys.stdout.isatty() else 220).print(table)
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
 
 
 def _print_csv(t: Telemetry) -> None:
+    columns = _columns(t)
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for entry in t.entries:
-        writer.writerow({k: ("" if v is None else v) for k, v in _row(entry).items()})
+        writer.writerow({k: ("" if v is None else v) for k, v in _row(entry, columns).items()})
     typer.echo(out.getvalue(), nl=False)
 
 
@@ -88,7 +99,9 @@ def telemetry(
 ) -> None:
     """Print the per-frame entries of a drone telemetry file; problems (with line numbers) go to stderr.
 
-    Columns: index, time code (s), date-time, lat, lon, height above take-off and sea level (m), gimbal angles.
+    Columns: index, time code (s), date-time, lat, lon, height above take-off and sea level (m), gimbal angles,
+    and the camera settings the file records (ISO, shutter, f-number, focal length in mm, EV). Damaged entries
+    are left out and reported; a file without a usable entry exits 1 with one error line.
 
     Example:
 
@@ -105,7 +118,9 @@ def telemetry(
         raise typer.Exit(1)
     fmt = OutputFormat(format)
     if fmt is OutputFormat.json:
-        doc = {"path": t.path, "format": t.format, "duration_s": t.duration_s, "entries": [_row(e) for e in t.entries]}
+        columns = _columns(t)
+        entries = [_row(e, columns) for e in t.entries]
+        doc = {"path": t.path, "format": t.format, "duration_s": t.duration_s, "entries": entries}
         typer.echo(json.dumps(doc, indent=1))
     elif fmt is OutputFormat.csv:
         _print_csv(t)

@@ -123,9 +123,9 @@ class PoseTrack:
         lon = np.array([e.lon for e in kept], dtype=float)
         half = smooth_window_s / 2.0
         gimbal = [e.gimbal_yaw_deg is not None for e in kept]
-        yaw = _opt([e.gimbal_yaw_deg if g else e.aircraft_yaw_deg for e, g in zip(kept, gimbal)])
-        pitch = _opt([e.gimbal_pitch_deg if g else None for e, g in zip(kept, gimbal)])
-        roll = _opt([e.gimbal_roll_deg if g else None for e, g in zip(kept, gimbal)])
+        yaw = _opt([e.gimbal_yaw_deg if g else e.aircraft_yaw_deg for e, g in zip(kept, gimbal, strict=True)])
+        pitch = _opt([e.gimbal_pitch_deg if g else None for e, g in zip(kept, gimbal, strict=True)])
+        roll = _opt([e.gimbal_roll_deg if g else None for e, g in zip(kept, gimbal, strict=True)])
         return cls(
             t=t,
             lat=_local_linear(t, lat, half),

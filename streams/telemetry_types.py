@@ -1,19 +1,21 @@
 """Telemetry data types, and the helpers every telemetry parser shares.
 
 `TelemetryEntry` / `Telemetry` / `TelemetryProblem` are what the parsers produce; `ProblemLog` folds runs of
-one problem into one message; `parse_number` reads DJI-style numbers; `fill_end_times` gives time-code-less
-entries an end. This is a leaf module: `streams.srt`, `streams.pose_track` and `streams.telemetry` all import
+one problem into one message; `parse_number` reads DJI-style numbers strictly; `LIMITS` / `out_of_range` bound
+every value; `fill_end_times` gives time-code-less entries an end. This is a leaf module: `streams.srt`, `streams.pose_track` and `streams.telemetry` all import
 from it, so none of them needs another in a circle. Import the public names from `streams.telemetry`.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 __all__ = [
+    "LIMITS",
     "NO_FIX_ZERO",
     "ProblemLog",
     "Telemetry",
@@ -21,7 +23,9 @@ __all__ = [
     "TelemetryProblem",
     "fill_end_times",
     "impossible_coordinates",
+    "out_of_range",
     "parse_number",
+    "show_raw",
 ]
 
 
@@ -68,6 +72,11 @@ class TelemetryEntry:
     def has_position(self) -> bool:
         return self.lat is not None and self.lon is not None
 
+    @property
+    def has_values(self) -> bool:
+        """Whether the entry says anything beyond its time (a position, a height, an angle, a camera setting)."""
+        return any(getattr(self, name) is not None for name in _VALUE_FIELDS)
+
 
 @dataclass
 class TelemetryProblem:
@@ -95,56 +104,131 @@ class Telemetry:
         return max((e.end_s for e in self.entries), default=0.0)
 
 
-def parse_number(text: str | None) -> float | None:
-    """A float from a DJI value: "2.8", "-1/3", "0.0M"; None for "N/A", "", or garbage."""
+# A plain decimal number as DJI writes it: no exponent, no thousands separator, no decimal comma, one point.
+_DECIMAL = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
+# The same with an optional exponent ("1e-05"), which spreadsheet and pandas exports write.
+_SCIENTIFIC = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d{1,3})?")
+
+
+def parse_number(text: str | None, *, exponent: bool = False) -> float | None:
+    """A finite float from a telemetry value, read strictly; None for anything else.
+
+    Accepts "2.8", "+0.7", "-1/3" and a unit suffix ("0.0M", "85.80m", "110.4°"). Rejects "N/A", "", "nan",
+    "inf", "41,424724" (decimal comma), "41.4.2", "1_000" and, unless ``exponent``, "1e308": a damaged value
+    must be reported, never read as its first digits.
+
+    Example:
+        >>> parse_number("41,424724") is None, parse_number("-1/3")
+        (True, -0.3333333333333333)
+    """
     if text is None:
         return None
-    text = text.strip().rstrip("mM°")
-    try:
-        if "/" in text:
-            num, den = text.split("/", 1)
-            return float(num) / float(den)
+    text = text.strip().rstrip("mM°").rstrip()
+    pattern = _SCIENTIFIC if exponent else _DECIMAL
+    if "/" in text:
+        num, den = text.split("/", 1)
+        if not (pattern.fullmatch(num) and pattern.fullmatch(den)):
+            return None
+        try:
+            value = float(num) / float(den)
+        except (ZeroDivisionError, OverflowError):
+            return None
+    elif pattern.fullmatch(text):
         value = float(text)
-    except (ValueError, ZeroDivisionError):
+    else:
         return None
     return value if math.isfinite(value) else None
 
 
+# Plausible bounds of every number an entry holds; a value outside them is damage, not data. Altitudes allow for
+# the Dead Sea and DJI's ellipsoid heights (negative near sea level) below, and far more than any drone flies
+# above. Yaw is written -180..180 by DJI and 0..360 by some other tools. The f-number, focal length and zoom
+# are bounded after the x100 / x10 / x10000 scalings of older firmware are undone.
+LIMITS: dict[str, tuple[float, float]] = {
+    "lat": (-90.0, 90.0),
+    "lon": (-180.0, 180.0),
+    "home_lat": (-90.0, 90.0),
+    "home_lon": (-180.0, 180.0),
+    "rel_alt_m": (-500.0, 10000.0),
+    "abs_alt_m": (-500.0, 10000.0),
+    "gimbal_yaw_deg": (-360.0, 360.0),
+    "gimbal_pitch_deg": (-180.0, 180.0),
+    "gimbal_roll_deg": (-180.0, 180.0),
+    "aircraft_yaw_deg": (-360.0, 360.0),
+    "aircraft_pitch_deg": (-180.0, 180.0),
+    "aircraft_roll_deg": (-180.0, 180.0),
+    "focal_len_mm": (0.0, 2000.0),
+    "dzoom": (0.0, 1000.0),
+    "iso": (0.0, 1_000_000.0),
+    "fnum": (0.0, 100.0),
+    "ev": (-10.0, 10.0),
+    "ct": (0.0, 100_000.0),
+    "satellites": (0.0, 100.0),
+    "time_s": (-604_800.0, 604_800.0),  # a week either side of the clip start
+}
+_INTEGER_FIELDS = frozenset({"iso", "ct", "satellites"})
+_VALUE_FIELDS = (
+    "lat", "lon", "rel_alt_m", "abs_alt_m", "gimbal_yaw_deg", "gimbal_pitch_deg", "gimbal_roll_deg",
+    "aircraft_yaw_deg", "aircraft_pitch_deg", "aircraft_roll_deg", "focal_len_mm", "dzoom", "iso", "shutter",
+    "fnum", "ev", "ct", "satellites", "home_lat", "home_lon",
+)  # fmt: skip
+
+
+def out_of_range(name: str, value: float) -> str | None:
+    """Why ``value`` cannot be the entry field ``name`` (outside `LIMITS`, or a fraction where a count belongs);
+    None when it can."""
+    lo, hi = LIMITS.get(name, (-math.inf, math.inf))
+    if not lo <= value <= hi:
+        return f"{value:.10g} is out of range ({lo:g} to {hi:g})"
+    if name in _INTEGER_FIELDS and value != int(value):
+        return f"{value:.10g} is not a whole number"
+    return None
+
+
+def show_raw(text: str, limit: int = 24) -> str:
+    """A raw value for a one-line message: control characters escaped, long values cut."""
+    text = text.strip()
+    short = text[:limit] + ("..." if len(text) > limit else "")
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in short)
+
+
 class ProblemLog:
     """Collects problems. Consecutive entries with the same problem become one line ("entries 4-19: ..."), so
-    a minute without GPS fix is one message, not three thousand."""
+    a minute without GPS fix is one message, not three thousand. An entry may have several problems; each
+    kind of problem folds on its own."""
 
     def __init__(self) -> None:
         self.items: list[TelemetryProblem] = []
-        # (kind, message, first index, last block number, position in items) of the run being extended
-        self._run: tuple[str, str, int, int, int] | None = None
+        # (kind, message) -> (first index, last entry sequence number, position in items) of runs being extended
+        self._runs: dict[tuple[str, str], tuple[int, int, int]] = {}
 
     def add(self, line: int, message: str) -> None:
         self.items.append(TelemetryProblem(line, message))
-        self._run = None
+        self._runs.clear()
 
     def entry(self, seq: int, index: int, line: int, kind: str, message: str) -> None:
-        run = self._run
-        if run is not None and run[:2] == (kind, message) and run[3] == seq - 1:
-            first, pos = run[2], run[4]
+        key = (kind, message)
+        run = self._runs.get(key)
+        if run is not None and run[1] == seq - 1:
+            first, _, pos = run
             self.items[pos] = TelemetryProblem(self.items[pos].line, f"entries {first}-{index}: {message}")
-            self._run = (kind, message, first, seq, pos)
+            self._runs[key] = (first, seq, pos)
             return
         self.items.append(TelemetryProblem(line, f"entry {index}: {message}"))
-        self._run = (kind, message, index, seq, len(self.items) - 1)
+        self._runs[key] = (index, seq, len(self.items) - 1)
 
 
 NO_FIX_ZERO = "no GPS fix (latitude and longitude are 0); position left empty"
 
 
 def impossible_coordinates(lat: float, lon: float) -> str:
-    return f"impossible coordinates ({lat}, {lon}); position dropped"
+    return f"impossible coordinates ({lat:.10g}, {lon:.10g})"
 
 
 def fill_end_times(entries: list[TelemetryEntry]) -> list[TelemetryEntry]:
     """For files without time codes: each entry lasts until the next one starts (the last: the median step)."""
     starts = [e.start_s for e in entries]
-    steps = [b - a for a, b in zip(starts, starts[1:]) if b > a]
+    steps = [b - a for a, b in zip(starts, starts[1:], strict=False) if b > a]
     step = float(np.median(steps)) if steps else 1.0
     out = []
     for i, e in enumerate(entries):

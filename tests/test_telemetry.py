@@ -42,6 +42,11 @@ def sample(name: str) -> Telemetry:
     return load_telemetry(DJI_SRT / name)
 
 
+def parsed(name: str) -> Telemetry:
+    """A sample parsed without load_telemetry's "no usable entry" check (for the broken samples)."""
+    return parse_srt((DJI_SRT / name).read_text(encoding="utf-8-sig"), name)
+
+
 def wall(text: str) -> float:
     """UNIX time of a naive date-time read as UTC (how the parser stores DJI's zone-less local time)."""
     return datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp()
@@ -224,7 +229,10 @@ def test_golden_table_covers_every_sample_file() -> None:
 @pytest.mark.parametrize("name", sorted(GOLDEN))
 def test_golden_sample(name: str) -> None:
     count, fmt, first, last = GOLDEN[name]
-    t = sample(name)
+    if count == 0:  # nothing usable: an error for load_telemetry, an empty result for the parser
+        with pytest.raises(TelemetryError, match="no usable telemetry entries"):
+            load_telemetry(DJI_SRT / name)
+    t = parsed(name) if count == 0 else sample(name)
     assert len(t.entries) == count
     assert t.format == fmt
     if count:
@@ -296,7 +304,7 @@ def test_broken_incomplete2_reports_both_cut_lines() -> None:
 @needs_samples
 @pytest.mark.parametrize("name", ["juanirache/samples/broken_empty.SRT", "juanirache/samples/broken_empty2.SRT"])
 def test_empty_samples_give_no_entries_and_one_problem(name: str) -> None:
-    t = sample(name)
+    t = parsed(name)
     assert t.entries == [] and len(t.problems) == 1 and t.problems[0].line == 1
     assert t.duration_s == 0.0
 
@@ -370,9 +378,10 @@ def test_impossible_coordinates_are_dropped_with_their_line() -> None:
         "3\n00:00:00,066 --> 00:00:00,100\n[latitude: 59.1] [longitude: 18.2]\n"
     )
     t = parse_srt(text)
-    assert [e.has_position for e in t.entries] == [False, False, True]
+    assert [e.index for e in t.entries] == [3]  # a block with an impossible value is dropped whole
     assert [p.line for p in t.problems] == [3, 7]
-    assert all("impossible" in p.message for p in t.problems)
+    assert t.problems[0].message == "entry 1: impossible coordinates (95.5, 18.2); entry dropped"
+    assert t.problems[1].message == "entry 2: impossible coordinates (59.1, 218.2); entry dropped"
 
 
 def test_bad_and_backwards_time_codes() -> None:
@@ -422,6 +431,187 @@ def test_entry_is_frozen() -> None:
         e.lat = 1.0  # type: ignore[misc]
 
 
+# ---------------------------------------------------------------------------------------------------- damaged values
+# Each case below is one of the damaged files of the field trial: before, the parser read a wrong value without
+# a word. Now the damaged value is reported on its own line and its entry is dropped, the neighbours kept.
+
+
+def bracket_srt(*fields: str) -> str:
+    """One dji-bracket block per item of `fields` (extra bracket text appended to a sane block), 0.5 s apart.
+    Block n starts on line 4n-3; its data line is line 4n-1."""
+    blocks = []
+    for n, extra in enumerate(fields, start=1):
+        start, end = (n - 1) * 0.5, n * 0.5
+        blocks.append(
+            f"{n}\n00:00:{int(start):02d},{int(start % 1 * 1000):03d} --> 00:00:{int(end):02d},{int(end % 1 * 1000):03d}\n"
+            f"[iso: 100] [shutter: 1/640.0] [fnum: 2.8] [ev: 0] {extra or '[latitude: 41.424724] [longitude: 2.162162]'}"
+            " [rel_alt: 30.000 abs_alt: 130.000]\n"
+        )
+    return "\n".join(blocks)
+
+
+@pytest.mark.parametrize(
+    ("damaged", "message"),
+    [
+        ("[latitude: 41,424724] [longitude: 2.162162]", "unreadable latitude '41,424724'"),  # decimal comma
+        ("[latitude: 41.4.2] [longitude: 2.162162]", "unreadable latitude '41.4.2'"),
+        ("[latitude: 1e308] [longitude: 2.162162]", "unreadable latitude '1e308'"),  # was read as 1.0
+        ("[latitude: 41.424724] [longitude: -1e400]", "unreadable longitude '-1e400'"),  # was read as -1.0
+        ("[latitude: 41.424724] [longitude: 2.162162] [gb_yaw: nan gb_pitch: -90.0 gb_roll: 0.0]", "unreadable gb_yaw 'nan'"),
+        ("[latitude: 41.424724] [longitude: 2.162162] [gb_yaw: 10.0 gb_pitch: inf gb_roll: 0.0]", "unreadable gb_pitch 'inf'"),
+        ("[latitude: 41.424724] [longitude: 2.162162] [gb_yaw: 10.0 gb_pitch: -400.0 gb_roll: 0.0]",
+         "gb_pitch -400 is out of range (-180 to 180)"),
+        ("[latitude: 41.424724] [longitude: 2.162162] [latitude: 42.1]",
+         "latitude given twice with different values (41.424724 and 42.1)"),
+        ("[latitude: 41.42 4724] [longitude: 2.162162]", "unreadable latitude '41.42 4724'"),
+        ("[latitude: 41.424724] [longitude: 2.162162] [altitude: 25000.0]", "altitude 25000 is out of range"),
+        ("[latitude: 41.424724] [longitude: 2.162162] [iso: 1,600]", "unreadable iso '1,600'"),
+        ("[latitude: 41.424724] [longitude: 2.162162] [shutter: 1/0]", "unreadable shutter '1/0'"),
+    ],
+)
+def test_damaged_bracket_value_is_reported_and_its_entry_dropped(damaged: str, message: str) -> None:
+    t = parse_srt(bracket_srt("", damaged, ""))
+    assert [e.index for e in t.entries] == [1, 3]
+    assert [e.lat for e in t.entries] == [41.424724, 41.424724]
+    assert len(t.problems) == 1
+    assert t.problems[0].line == 7  # the data line of block 2
+    assert t.problems[0].message.startswith("entry 2: " + message) and t.problems[0].message.endswith("; entry dropped")
+
+
+@pytest.mark.parametrize(
+    ("gps_line", "message"),
+    [
+        ("GPS(2.162162,41,424724,16) BAROMETER:30.0", "unreadable GPS(2.162162,41,424724,16): 4 values, not 3"),
+        ("GPS(2.162162,41.42x,16) BAROMETER:30.0", "unreadable GPS value '41.42x'"),
+        ("GPS(2.162162,41.424724,16) BAROMETER:30,5", "unreadable BAROMETER '30,5'"),
+        ("GPS(2.162162,41.424724,16) BAROMETER:nan", "unreadable BAROMETER 'nan'"),
+        ("GPS(2.162162,41.424724,16) BAROMETER:-900.0", "BAROMETER -900 is out of range (-500 to 10000)"),
+        ("GPS(2.162162,41.424724,16) BAROMETER:30.0\nGPS(2.162162,42.0,16)", "GPS given twice with different values"),
+    ],
+)
+def test_damaged_legacy_value_is_reported_and_its_entry_dropped(gps_line: str, message: str) -> None:
+    # blocks of five lines and a blank: block 2's GPS line is line 10 (a second GPS line: 11)
+    good = "HOME(2.162100,41.424700) 2017.08.05 14:11:5{s}\nGPS(2.162162,41.424724,16) BAROMETER:30.0\nISO:100 Shutter:60 EV: Fnum:2.2\n"
+    bad = good.replace("GPS(2.162162,41.424724,16) BAROMETER:30.0", gps_line)
+    text = "".join(
+        f"{n}\n00:00:0{n},000 --> 00:00:0{n + 1},000\n" + (bad if n == 2 else good).format(s=n) + "\n" for n in (1, 2, 3)
+    )
+    t = parse_srt(text)
+    assert [e.index for e in t.entries] == [1, 3] and t.format == "dji-legacy"
+    assert (t.entries[0].lat, t.entries[0].lon, t.entries[0].rel_alt_m) == (41.424724, 2.162162, 30.0)
+    assert len(t.problems) == 1 and t.problems[0].line == (11 if "twice" in message else 10)
+    assert t.problems[0].message.startswith("entry 2: " + message), t.problems[0].message
+
+
+def test_compact_attitude_nan_and_out_of_range_are_each_reported() -> None:
+    line = ("F/5.6, SS 400, ISO 100, EV 0, GPS (-58.851745, -34.237922, 15), H 85.80m, F.PRY (2.7°, -7.0°, 110.1°), "
+            "G.PRY ({pitch}°, 0.0°, {yaw}°)\n")
+    text = "".join(
+        f"{n}\n00:00:0{n},000 --> 00:00:0{n + 1},000\n" + line.format(pitch=p, yaw=y) + "\n"
+        for n, (p, y) in enumerate([("-24.4", "110.4"), ("-400", "nan"), ("-24.4", "110.5")], start=1)
+    )
+    t = parse_srt(text)
+    assert [e.index for e in t.entries] == [1, 3] and t.entries[1].gimbal_yaw_deg == 110.5
+    assert [p.line for p in t.problems] == [7, 7]
+    assert "G.PRY pitch -400 is out of range" in t.problems[0].message
+    assert "unreadable G.PRY yaw 'nan°'" in t.problems[1].message
+
+
+@pytest.mark.parametrize(
+    "timecode", ["99:99:99,999 --> 99:99:99,999", "00:00:61,000 --> 00:00:62,000", "00:60:00,000 --> 00:60:01,000",
+                 "00:00:60,500 --> 00:00:61,000", "123:00:00,000 --> 123:00:01,000"],
+)
+def test_impossible_time_codes_are_reported_and_dropped(timecode: str) -> None:
+    text = bracket_srt("", "", "").replace("00:00:00,500 --> 00:00:01,000", timecode)
+    t = parse_srt(text)
+    assert [e.index for e in t.entries] == [1, 3]
+    assert [p.line for p in t.problems] == [6]
+    assert "time code" in t.problems[0].message and "entry dropped" in t.problems[0].message
+
+
+def test_matrice_second_60_is_still_a_valid_time_code() -> None:
+    t = parse_srt(bracket_srt("", "").replace("00:00:00,500 --> 00:00:01,000", "00:00:59,000 --> 00:00:60,000"))
+    assert t.problems == [] and t.entries[1].end_s == 60.0
+
+
+def test_parse_number_is_strict() -> None:
+    from streams.telemetry_types import parse_number
+
+    assert [parse_number(x) for x in ("2.8", "+0.7", "-1/3", "0.0M", "85.80m", "110.4°", ".5", "7.")] == [
+        2.8, 0.7, pytest.approx(-1 / 3), 0.0, 85.8, 110.4, 0.5, 7.0]
+    for bad in ("41,424724", "41.4.2", "1e308", "-1e400", "nan", "inf", "-Infinity", "1_000", "", "N/A", "1/0",
+                "0x10", "12 34", "--1"):
+        assert parse_number(bad) is None, bad
+    assert parse_number("1e-05", exponent=True) == 1e-05 and parse_number("nan", exponent=True) is None
+    assert parse_number("-1e400", exponent=True) is None  # -inf is no number
+
+
+def test_every_kind_of_damage_in_a_run_folds_on_its_own() -> None:
+    # Two problems per entry for three entries: two lines, not six.
+    bad = "[latitude: 41,4] [longitude: 2.162162] [gb_yaw: nan gb_pitch: 0.0 gb_roll: 0.0]"
+    t = parse_srt(bracket_srt("", bad, bad, bad, ""))
+    assert [e.index for e in t.entries] == [1, 5]
+    assert [str(p) for p in t.problems] == [
+        "line 7: entries 2-4: unreadable latitude '41,4'; entry dropped",
+        "line 7: entries 2-4: unreadable gb_yaw 'nan'; entry dropped",
+    ]
+
+
+def test_file_of_time_codes_only_is_an_error(tmp_path: Path, cli: typer.Typer) -> None:
+    path = tmp_path / "times.SRT"
+    path.write_text("1\n00:00:00,000 --> 00:00:00,033\n\n2\n00:00:00,033 --> 00:00:00,066\n")
+    with pytest.raises(TelemetryError, match=r"times\.SRT: no usable GPS or camera values: 2 entries hold only"):
+        load_telemetry(path)
+    result = CliRunner().invoke(cli, ["telemetry", str(path)])
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"error: {path}: no usable GPS")
+
+
+def test_file_with_every_entry_damaged_is_one_error_line(tmp_path: Path, cli: typer.Typer) -> None:
+    path = tmp_path / "bad.SRT"
+    path.write_text(bracket_srt("[latitude: 41,4] [longitude: 2.1]", "[latitude: 41.4.2] [longitude: 2.1]"))
+    with pytest.raises(TelemetryError) as info:
+        load_telemetry(path)
+    assert str(info.value) == (f"{path}: no usable telemetry entries (2 problems); first problem: "
+                               "line 3: entry 1: unreadable latitude '41,4'; entry dropped")
+    result = CliRunner().invoke(cli, ["telemetry", str(path), "--format", "json"])
+    assert result.exit_code == 1 and result.stdout == "" and result.stderr == f"error: {info.value}\n"
+
+
+def test_csv_damaged_values_are_reported_and_rows_dropped() -> None:
+    text = (
+        "time_s,lat,lon,alt_m,pitch_deg\n"
+        "0.0,41.424724,2.162162,30,-90\n"   # line 2: fine
+        "0.5,41.424724,2.162162,30,-400\n"  # line 3: pitch out of range
+        "1.0,41.424724,2.162162,30,720\n"   # line 4: pitch out of range
+        "1e308,41.424724,2.162162,30,-90\n"  # line 5: time out of range
+        "1.5,41,424724,2.162162,30,-90\n"  # line 6: decimal comma: one cell too many
+        "2.0,41.424724,2.162162,nan,-90\n"  # line 7: NaN height
+        "2.5,41.424724,2.162162,30\n"  # line 8: cut line: one cell short
+        "3.0,1e-05,2.162162,30,-90\n"  # line 9: fine (an exponent is allowed in CSV)
+    )
+    t = parse_csv(text, "x.csv")
+    assert [e.line for e in t.entries] == [2, 9] and t.entries[1].lat == 1e-05
+    assert [p.line for p in t.problems] == [3, 4, 5, 6, 7, 8]
+    messages = [p.message for p in t.problems]
+    assert "pitch_deg -400 is out of range" in messages[0] and "pitch_deg 720 is out of range" in messages[1]
+    assert "time_s 1e+308 is out of range" in messages[2]
+    assert "6 cells where the header has 5" in messages[3] and "4 cells where the header has 5" in messages[5]
+    assert "unreadable alt_m 'nan'" in messages[4]
+    assert all(m.endswith("; row dropped") for m in messages)
+
+
+@needs_samples
+@pytest.mark.parametrize("name", sorted(n for n, g in GOLDEN.items() if g[0]))
+def test_every_real_value_is_within_its_limits(name: str) -> None:
+    from streams.telemetry_types import LIMITS
+
+    for e in sample(name).entries:
+        for field_name, (lo, hi) in LIMITS.items():
+            value = getattr(e, field_name, None)
+            assert value is None or lo <= value <= hi, (name, e.index, field_name, value)
+
+
 # ---------------------------------------------------------------------------------------------------- CSV
 
 
@@ -452,8 +642,8 @@ def test_csv_minimal_columns_any_order_and_bad_rows() -> None:
         "200,48.85,4\n"
     )
     t = parse_csv(text, "x.csv")
-    assert [e.index for e in t.entries] == [1, 3, 4, 5]
-    assert [e.has_position for e in t.entries] == [True, False, False, False]
+    assert [e.index for e in t.entries] == [1, 3, 4]  # row 5 (longitude 200) is dropped
+    assert [e.has_position for e in t.entries] == [True, False, False]
     assert t.entries[0].rel_alt_m is None
     assert [p.line for p in t.problems] == [4, 5, 7]
     assert "time_s" in t.problems[0].message and "no GPS fix" in t.problems[1].message
@@ -478,8 +668,8 @@ def test_load_missing_unknown_binary_and_empty(tmp_path: Path) -> None:
     with pytest.raises(TelemetryError, match="binary"):
         load_telemetry(tmp_path / "b.srt")
     (tmp_path / "c.Srt").write_text("")
-    t = load_telemetry(tmp_path / "c.Srt")
-    assert t.entries == [] and len(t.problems) == 1 and t.path.endswith("c.Srt")
+    with pytest.raises(TelemetryError, match=r"c\.Srt: no usable telemetry entries; first problem: line 1: empty file"):
+        load_telemetry(tmp_path / "c.Srt")
     (tmp_path / "d.CSV").write_text("time_s,lat,lon\n0,1,2\n")
     assert len(load_telemetry(tmp_path / "d.CSV").entries) == 1
 
@@ -672,7 +862,7 @@ def test_cli_errors_are_one_line(cli: typer.Typer, tmp_path: Path) -> None:
     empty = tmp_path / "empty.SRT"
     empty.write_text("")
     result = CliRunner().invoke(cli, ["telemetry", str(empty)])
-    assert result.exit_code == 1 and result.stderr.startswith(f"error: {empty}: no telemetry entries")
+    assert result.exit_code == 1 and result.stderr.startswith(f"error: {empty}: no usable telemetry entries")
     assert result.stderr.count("\n") == 1
     result = CliRunner().invoke(cli, ["telemetry", str(empty), "--format", "xml"])
     assert result.exit_code == 2
@@ -681,3 +871,55 @@ def test_cli_errors_are_one_line(cli: typer.Typer, tmp_path: Path) -> None:
 def test_cli_help_has_an_example(cli: typer.Typer) -> None:
     result = CliRunner().invoke(cli, ["telemetry", "--help"])
     assert result.exit_code == 0 and "streetwatch telemetry flight.SRT --format csv" in result.stdout
+
+
+CAMERA_SRT = (
+    "1\n00:00:00,000 --> 00:00:00,033\n<font size=\"28\">FrameCnt: 1, DiffTime: 33ms\n2024-05-01 10:00:00.500\n"
+    "[iso: 220] [shutter: 1/8000.0] [fnum: 280] [ev: -0.7] [focal_len: 240] [latitude: 3.41531] "
+    "[longitude: -3.37440] [rel_alt: -2.400 abs_alt: 0.401]</font>\n\n"
+    "2\n00:00:00,033 --> 00:00:00,066\n<font size=\"28\">FrameCnt: 2, DiffTime: 33ms\n2024-05-01 10:00:00.533\n"
+    "[iso: 250] [shutter: 1/640.0] [fnum: 3.5] [ev: 0] [focal_len: 24.00] [latitude: 3.41532] "
+    "[longitude: -3.37441] [rel_alt: -2.300 abs_alt: 0.501]</font>\n"
+)
+CAMERA = {"iso": (220, 250), "shutter": ("1/8000", "1/640"), "fnum": (2.8, 3.5), "focal_len_mm": (24.0, 24.0),
+          "ev": (-0.7, 0.0)}
+
+
+def test_cli_shows_camera_settings_in_every_format(cli: typer.Typer, tmp_path: Path) -> None:
+    path = tmp_path / "cam.SRT"
+    path.write_text(CAMERA_SRT)
+    result = CliRunner().invoke(cli, ["telemetry", str(path), "--format", "csv"])
+    assert result.exit_code == 0 and result.stderr == ""
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert list(rows[0])[-5:] == list(CAMERA)
+    for name, values in CAMERA.items():
+        assert [r[name] for r in rows] == [str(v) for v in values], name
+
+    doc = json.loads(CliRunner().invoke(cli, ["telemetry", str(path), "--format", "json"]).stdout)
+    for name, values in CAMERA.items():
+        assert tuple(e[name] for e in doc["entries"]) == values, name
+
+    table = CliRunner().invoke(cli, ["telemetry", str(path)]).stdout
+    header = next(line for line in table.splitlines() if "index" in line)
+    assert [c.strip() for c in header.strip("┃ ").split("┃")][-5:] == list(CAMERA)
+    row = next(line for line in table.splitlines() if line.strip("│ ").startswith("1 "))
+    assert [c.strip() for c in row.strip("│ ").split("│")][-5:] == ["220", "1/8000", "2.8", "24", "-0.7"]
+
+
+def test_cli_leaves_out_camera_settings_the_file_lacks(cli: typer.Typer, tmp_path: Path) -> None:
+    path = tmp_path / "clip.SRT"
+    path.write_text(NOGPS_SRT)  # no camera settings at all
+    rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(cli, ["telemetry", str(path), "-f", "csv"]).stdout)))
+    assert list(rows[0]) == list(telemetry_columns())
+    doc = json.loads(CliRunner().invoke(cli, ["telemetry", str(path), "--format", "json"]).stdout)
+    assert all("iso" not in e for e in doc["entries"])
+    csv_path = tmp_path / "iso_only.csv"  # the CSV layout has no camera settings: only the fixed columns
+    csv_path.write_text("time_s,lat,lon\n0,1,2\n")
+    rows = list(csv.DictReader(io.StringIO(CliRunner().invoke(cli, ["telemetry", str(csv_path), "-f", "csv"]).stdout)))
+    assert list(rows[0]) == list(telemetry_columns())
+
+
+def telemetry_columns() -> tuple[str, ...]:
+    from commands.telemetry import COLUMNS
+
+    return COLUMNS
