@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text
+from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from cases.tables import Base, utcnow
@@ -50,9 +50,12 @@ class LoginAttempt(Base):
     __tablename__ = "login_attempts"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), index=True)
-    ip: Mapped[str] = mapped_column(String(64), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="", index=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    # refused by a lock without the password being checked: recorded, but not counted towards a lock,
+    # or hammering a locked account would keep it (and its address) locked for ever
+    locked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AuditEvent(Base):

@@ -49,7 +49,8 @@ def serve(
     console.print(f"streetwatch review on http://{shown}:{port}/   database: {redact(url)}")
     if host not in ("127.0.0.1", "localhost", "::1") and not settings.secure_cookies:
         console.print("[yellow]warning:[/] listening beyond this machine without secure_cookies: put it behind "
-                      "HTTPS (a reverse proxy) and set secure_cookies: true")
+                      "HTTPS (a reverse proxy) and set secure_cookies: true, and trusted_proxies to the proxy's "
+                      "address so that log-in limits see each client's own address")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
 
 

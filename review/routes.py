@@ -20,8 +20,8 @@ from review import actions
 from review.queries import STATUSES, Queue, case_page, choices, counts, export_rows, iso, list_cases, neighbours
 from review.users import (Current, LoginLocked, LoginRefused, UserError, add_user, end_session, list_users, log_in,
                           set_disabled)
-from review.web import (COOKIE, LOGIN_CSRF_COOKIE, admin_only, admin_view, checked, clock, current, error_response,
-                        form_of, safe_next, same_origin, wants_json)
+from review.web import (COOKIE, LOGIN_CSRF_COOKIE, admin_only, admin_view, checked, client_ip, clock, current,
+                        error_response, form_of, safe_next, same_origin, wants_json)
 from review.webhook import DeliveryError, WebhookSettings, push_case
 
 router = APIRouter()
@@ -51,10 +51,6 @@ def render(request: Request, name: str, cur: Current | None, status: int = 200, 
 
 def _store(request: Request):
     return request.app.state.store
-
-
-def _ip(request: Request) -> str:
-    return request.client.host if request.client else ""
 
 
 @router.get("/")
@@ -91,7 +87,8 @@ def login(request: Request, username: str = Form(""), password: str = Form(""), 
     error: LoginRefused | LoginLocked | None = None
     with _store(request).sessions.begin() as ses:
         try:  # caught inside the transaction so that the failed attempt is recorded
-            new = log_in(ses, username.strip(), password, _ip(request), max_failures=settings.login_max_failures,
+            new = log_in(ses, username.strip(), password, client_ip(request), max_failures=settings.login_max_failures,
+                         max_address_failures=settings.login_max_failures_per_address,
                          window_s=settings.login_window_s, max_age_s=settings.session_max_s, now=clock(request))
         except (LoginRefused, LoginLocked) as exc:
             error = exc

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.errors import ConfigError
 
@@ -18,7 +19,13 @@ class ReviewSettings(BaseModel):
     session_idle_s: int = Field(1800, ge=60, description="log out after this long without a request")
     session_max_s: int = Field(12 * 3600, ge=300, description="log out this long after logging in, active or not")
     login_max_failures: int = Field(5, ge=1, description="failed log-ins per account within the window before a lock")
+    login_max_failures_per_address: int = Field(
+        100, ge=1, description="failed log-ins from one client address (any accounts) within the window before "
+                               "that address is locked; keep it well above login_max_failures")
     login_window_s: int = Field(900, ge=10, description="the window (and the lock) for failed log-ins")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+                                          "names the client; from anyone else the header is ignored")
     secure_cookies: bool = Field(False, description="mark cookies Secure: set true when served over HTTPS")
     page_size: int = Field(100, ge=5, le=1000, description="cases per list page")
     webhook_url: str | None = Field(None, description="the bureau's case system: confirmed cases are POSTed here")
@@ -29,6 +36,17 @@ class ReviewSettings(BaseModel):
     tile_url: str | None = Field(None, description="optional map tiles, e.g. https://tiles.example.org/{z}/{x}/{y}.png")
     tile_attribution: str = Field("", description="credit line shown under the map when tiles are used")
     title: str = Field("streetwatch review", description="shown in the page header")
+
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return value
 
 
 def load_settings(path: Path | None) -> ReviewSettings:

@@ -120,42 +120,54 @@ class NewSession:
     user_id: int
 
 
-def _failures(ses: Session, column, value: str, since: datetime) -> tuple[int, datetime | None]:
-    last_ok = ses.scalar(select(func.max(LoginAttempt.at)).where(column == value, LoginAttempt.ok.is_(True)))
-    start = max(since, as_utc(last_ok)) if last_ok else since  # type: ignore[type-var]
-    count, oldest = ses.execute(select(func.count(), func.min(LoginAttempt.at)).where(
-        column == value, LoginAttempt.ok.is_(False), LoginAttempt.at > start)).one()
-    return int(count), as_utc(oldest)
+def _lock_ends(ses: Session, scope, since: datetime, limit: int, window_s: int) -> datetime | None:
+    """When the lock on the failed log-ins matching `scope` ends; None when they are fewer than `limit`.
+
+    Tries refused by a lock are not counted, so hammering a locked account does not lengthen its lock:
+    it ends when enough of the failures that caused it have left the window.
+    """
+    failures = select(LoginAttempt.at).where(scope, LoginAttempt.ok.is_(False), LoginAttempt.locked.is_(False),
+                                             LoginAttempt.at > since)
+    count = ses.scalar(select(func.count()).select_from(failures.subquery())) or 0
+    if count < limit:
+        return None
+    oldest_that_matters = ses.scalar(failures.order_by(LoginAttempt.at).offset(count - limit).limit(1))
+    return as_utc(oldest_that_matters) + timedelta(seconds=window_s)  # type: ignore[operator]
 
 
-def log_in(ses: Session, username: str, password: str, ip: str, *, max_failures: int, window_s: int,
-           max_age_s: int, now: datetime | None = None) -> NewSession:
+def log_in(ses: Session, username: str, password: str, ip: str, *, max_failures: int, max_address_failures: int,
+           window_s: int, max_age_s: int, now: datetime | None = None) -> NewSession:
     """Check a password and open a session. Raises LoginLocked (rate limit) or LoginRefused.
 
-    The lock counts failures per account since its last success within `window_s`, and per address
-    (10x as many, so one address cannot try many accounts); while locked, even the right password
-    is refused, so guessing gains nothing.
+    Two limits within `window_s`, counted separately: `max_failures` per account (since its last
+    success), so nobody guesses one account's password; and `max_address_failures` per client address
+    (over all accounts, not reset by a success), so one address cannot try a few passwords on many
+    accounts. Keep the second well above the first: a locked account then leaves the other accounts
+    of its address (an office behind one NAT or proxy) alone. While locked, even the right password is
+    refused, so guessing gains nothing; tries refused by a lock are recorded but do not lengthen it.
     """
     now = now or now_utc()
     since = now - timedelta(seconds=window_s)
-    for column, value, limit in ((LoginAttempt.username, username[:64], max_failures),
-                                 (LoginAttempt.ip, ip[:64], max_failures * 10)):
-        count, oldest = _failures(ses, column, value, since)
-        if count >= limit:
-            wait = int(((oldest or now) + timedelta(seconds=window_s) - now).total_seconds()) + 1
-            ses.add(LoginAttempt(username=username[:64], ip=ip[:64], ok=False, at=now))
-            raise LoginLocked(f"too many failed log-ins; try again in {max(1, wait // 60 + (wait % 60 > 0))} "
-                              "minute(s)", max(1, wait))
+    name, addr = username[:64], ip[:64]
+    last_ok = as_utc(ses.scalar(select(func.max(LoginAttempt.at)).where(LoginAttempt.username == name,
+                                                                          LoginAttempt.ok.is_(True))))
+    scopes = ((LoginAttempt.username == name, max(since, last_ok) if last_ok else since, max_failures),
+              (LoginAttempt.ip == addr, since, max_address_failures))
+    ends = [end for scope, start, limit in scopes if (end := _lock_ends(ses, scope, start, limit, window_s))]
+    if ends:
+        wait = max(1, int((max(ends) - now).total_seconds()) + 1)
+        ses.add(LoginAttempt(username=name, ip=addr, ok=False, locked=True, at=now))
+        raise LoginLocked(f"too many failed log-ins; try again in {wait // 60 + (wait % 60 > 0)} minute(s)", wait)
     user = ses.scalars(select(User).where(User.username == username)).first()
     good = verify_password(password, user.password_hash if user else _DUMMY_HASH)
     if user is None or not good or user.disabled:
-        ses.add(LoginAttempt(username=username[:64], ip=ip[:64], ok=False, at=now))
+        ses.add(LoginAttempt(username=name, ip=addr, ok=False, at=now))
         raise LoginRefused("wrong user name or password, or the account is disabled")
-    ses.add(LoginAttempt(username=username, ip=ip[:64], ok=True, at=now))
+    ses.add(LoginAttempt(username=name, ip=addr, ok=True, at=now))
     user.last_login_at = now
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     ses.add(WebSession(id=token_id(token), user_id=user.id, csrf_token=csrf, created_at=now, last_seen_at=now,
-                       expires_at=now + timedelta(seconds=max_age_s), ip=ip[:64]))
+                       expires_at=now + timedelta(seconds=max_age_s), ip=addr))
     return NewSession(token, csrf, user.id)
 
 

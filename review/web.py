@@ -7,6 +7,8 @@ the errors they raise and how an error is answered (HTML page or JSON).
 from __future__ import annotations
 
 import hmac
+import ipaddress
+from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlparse
 
@@ -44,6 +46,34 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/cases"
     return target
+
+
+def client_ip(request: Request) -> str:
+    """The client's address: the peer's, or, when the peer is one of `settings.trusted_proxies`, the
+    nearest address in X-Forwarded-For that is not a trusted proxy. From anyone else the header is
+    ignored: a client could write any address there and so escape the per-address log-in limit."""
+    peer = request.client.host if request.client else ""
+    trusted = request.app.state.settings.trusted_proxies
+    if not trusted or not _within(peer, trusted):
+        return peer
+    hops = [h.strip() for h in ",".join(request.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
+    for hop in reversed(hops):  # appended by each proxy in turn: the rightmost came from the nearest one
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            break  # not written by a proxy of ours: nothing left of it can be trusted
+        if not _within(hop, trusted):
+            return hop
+        peer = hop
+    return peer
+
+
+def _within(address: str, networks: Sequence[str]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 def clock(request: Request) -> datetime:
