@@ -14,8 +14,6 @@ updates them instead of duplicating them.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import queue
 import threading
@@ -24,10 +22,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
+from batch.gate import ChangeGate
+from batch.keys import content_key, settings_key, sighting_prefix
+from batch.resume import CHECKPOINT_EVERY_S, Owner, checkpoint, reclaim_and_find_resume_point
 from cases.evidence import save_evidence
+from cases.status import RunStatus
 from cases.store import CaseStore, from_unix
 from detector.analysis import AnalysisStep
 from detector.config import Taxonomy, ZoneFile, load_zones
@@ -45,6 +44,13 @@ from streams.video import Sampling
 
 log = logging.getLogger(__name__)
 _END = object()
+
+
+@dataclass(frozen=True)
+class _Committed:
+    """Passed through the writer's queue after a frame's sightings: all before it are in the database."""
+
+    ts: float
 
 
 @dataclass
@@ -67,7 +73,7 @@ class PipelineSettings:
 class FileResult:
     path: Path
     camera_id: str
-    status: str  # done | skipped | failed
+    status: str  # RunStatus (done | failed | interrupted | running) or "skipped"
     run_id: int | None = None
     frames_decoded: int = 0
     frames_analysed: int = 0
@@ -81,40 +87,7 @@ class FileResult:
     notes: dict = field(default_factory=dict)
     frames_gated: int = 0  # analysed frames whose inference was skipped by the change gate
     ground_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None  # drone: (min, max) lat/lon seen
-
-
-def content_key(path: Path, chunk: int = 1 << 20) -> str:
-    """SHA-256 of the size plus the first, middle and last MiB: identifies a recording in milliseconds.
-
-    Hashing every byte of an hour of 1080p (~2 GB) would cost seconds per file; recordings that
-    differ differ in those samples (container headers, timestamps, the last GOPs).
-    """
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with path.open("rb") as f:
-        for offset in sorted({0, max(0, size // 2 - chunk // 2), max(0, size - chunk)}):
-            f.seek(offset)
-            h.update(f.read(chunk))
-    return h.hexdigest()
-
-
-def _file_sha(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
-
-
-def settings_key(settings: PipelineSettings, model_id: str) -> str:
-    """Re-running with other settings is a new run; with the same ones it is a no-op."""
-    analysis = settings.analysis
-    parts = {
-        "model": model_id,
-        "sampling": [settings.sampling.mode, settings.sampling.fps, settings.sampling.every],
-        "analysis": analysis.model_dump(mode="json", exclude={"model", "taxonomy"}),
-        "taxonomy": _file_sha(analysis.taxonomy) if analysis.taxonomy else "default",
-        "zones": _file_sha(settings.zones_path) if settings.zones_path else "",
-        "camera": settings.camera,
-    }
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    progress_s: float | None = None  # footage time of the last analysed frame (all its sightings written)
 
 
 def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.0005) -> None:
@@ -122,27 +95,6 @@ def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.000
     lo, hi = result.ground_bounds or ((lat, lon), (lat, lon))
     result.ground_bounds = ((min(lo[0], lat - margin_deg), min(lo[1], lon - margin_deg)),
                             (max(hi[0], lat + margin_deg), max(hi[1], lon + margin_deg)))
-
-
-class ChangeGate:
-    """Skips inference on frames that did not change since the last analysed one.
-
-    Compares 64x36 grey thumbnails; a mean absolute difference under `threshold` (0..255) counts
-    as unchanged. Fixed cameras on a quiet street see long stretches of identical frames.
-    """
-
-    def __init__(self, threshold: float) -> None:
-        self.threshold = threshold
-        self._ref: np.ndarray | None = None
-        self.last = None
-
-    def unchanged(self, image: np.ndarray) -> bool:
-        thumb = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), (64, 36), interpolation=cv2.INTER_AREA)
-        thumb = thumb.astype(np.int16)
-        if self._ref is not None and self.last is not None and float(np.abs(thumb - self._ref).mean()) < self.threshold:
-            return True
-        self._ref = thumb
-        return False
 
 
 class StageTimer:
@@ -175,7 +127,7 @@ class Pipeline:
                               f"{', '.join(unknown)}; it has {', '.join(self.detector.names.values())}")
         model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
-        self.settings_key = settings_key(settings, model_id)
+        self.settings_key = settings_key(analysis, settings.sampling, settings.zones_path, settings.camera, model_id)
         missing = {c for pt in self.taxonomy.problem_types.values() for c in pt.classes} - set(
             self.detector.names.values())
         if missing:
@@ -204,18 +156,34 @@ class Pipeline:
         return self.settings.camera or item.camera_id
 
     def run_item(self, item: FootageItem, on_progress=None,
-                 hooks_for: Callable[[FootageItem], DroneHooks] | None = None) -> FileResult:
+                 hooks_for: Callable[[FootageItem], DroneHooks] | None = None,
+                 span: tuple[float, float | None] = (0.0, None)) -> FileResult:
+        """Analyse one file (or the footage-time span [start, end) of it: a cluster segment).
+
+        A run of the same content and settings that was interrupted is resumed from its last checkpoint.
+        """
         camera_id = self._camera_for(item)
-        result = FileResult(item.path, camera_id, "running")
+        result = FileResult(item.path, camera_id, RunStatus.RUNNING)
         if not item.path.is_file():
             raise SourceError(f"{item.path}: not a readable file")
         key = content_key(item.path)
-        done = None if self.settings.rerun else self.store.finished_run(key, self.settings_key)
+        span_start, span_end = span
+        run_key = self.settings_key if span == (0.0, None) else f"{self.settings_key}@{span_start:g}-{span_end}"
+        done = None if self.settings.rerun else self.store.finished_run(key, run_key)
         if done is not None:
             result.status, result.run_id = "skipped", done.id
             result.notes["reason"] = f"already processed in run {done.id}"
             return result
-        source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width)
+        start_s = span_start
+        if item.kind == "video" and not self.settings.rerun:
+            start_s = reclaim_and_find_resume_point(self.store, key, run_key, span_start)
+        if start_s > span_start:
+            result.notes["resumed_from_s"] = round(start_s, 3)
+        if span != (0.0, None):
+            result.notes["span_s"] = [span_start, span_end]
+        result.notes["owner"] = Owner.me().as_note()
+        source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width,
+                           start_s=start_s, end_s=span_end)
         hooks = hooks_for(item) if hooks_for else DroneHooks()
         result.notes.update(hooks.notes)
         posed, locator = hooks.posed, None
@@ -226,22 +194,24 @@ class Pipeline:
         self.store.ensure_camera(camera_id, kind=item.kind)
         info = source.info
         run_id = self.store.start_run(
-            source_path=str(item.path), content_sha256=key, settings_key=self.settings_key, camera_id=camera_id,
+            source_path=str(item.path), content_sha256=key, settings_key=run_key, camera_id=camera_id,
             model=self.model_id, footage_start=from_unix(info.start_time) if info and info.start_time else None,
             footage_s=info.duration_s if info else 0.0, notes=result.notes)
         result.run_id = run_id
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
-                            key_prefix=key[:16], locator=locator, still=item.kind == "image")
+                            key_prefix=sighting_prefix(key, self.settings_key, camera_id, start_s), locator=locator,
+                            still=item.kind == "image")
         started = time.perf_counter()
         timer = StageTimer()
         try:
             self._process(source, step, run_id, result, timer, posed, on_progress)
-            result.status = "done"
-            self._recheck(item, camera_id, info, result)
+            result.status = RunStatus.DONE
+            if span == (0.0, None):
+                self._recheck(item, camera_id, info, result)
         except SourceError as exc:
-            result.status, result.error = "failed", str(exc)
+            result.status, result.error = RunStatus.FAILED, str(exc)
         except KeyboardInterrupt:
-            result.status, result.error = "failed", "interrupted"
+            result.status, result.error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C)"
             raise
         finally:
             result.wall_s = time.perf_counter() - started
@@ -254,7 +224,7 @@ class Pipeline:
             self.store.finish_run(
                 run_id, status=result.status, error=result.error, frames_decoded=result.frames_decoded,
                 frames_analysed=result.frames_analysed, sightings=result.sightings,
-                cases_opened=result.cases_opened, wall_s=result.wall_s,
+                cases_opened=result.cases_opened, wall_s=result.wall_s, progress_s=result.progress_s,
                 notes={**result.notes, "stage_s": result.stage_s})
         return result
 
@@ -350,10 +320,21 @@ class Pipeline:
         out: queue.Queue = queue.Queue(maxsize=256)
         errors: list[BaseException] = []
 
+        last_checkpoint = time.monotonic()
+
         def write() -> None:
+            nonlocal last_checkpoint
             while (s := out.get()) is not _END:
                 if errors:
                     continue  # the store failed: drain without writing so the producer never blocks
+                if isinstance(s, _Committed):
+                    if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+                        last_checkpoint = time.monotonic()
+                        try:
+                            checkpoint(self.store, run_id, s.ts)
+                        except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
+                            errors.append(exc)
+                    continue
                 try:
                     t0 = time.perf_counter()
                     evidence = save_evidence(s, self.settings.evidence_dir)
@@ -373,7 +354,7 @@ class Pipeline:
             writer.start()
         gate = ChangeGate(self.settings.gate_threshold) if self.settings.gate_threshold > 0 else None
 
-        def emit(sightings: list[Sighting]) -> None:
+        def emit(sightings: list[Sighting | _Committed]) -> None:
             for s in sightings:
                 out.put(s)
             if not threaded:
@@ -394,10 +375,11 @@ class Pipeline:
                 t1 = time.perf_counter()
                 if frame.pose is not None:
                     _widen(result, frame.pose.lat, frame.pose.lon)
-                emit(step.analyse(frame, dets))
+                emit([*step.analyse(frame, dets), _Committed(frame.ts)])
                 timer.add("inference", t1 - t0)
                 timer.add("analysis", time.perf_counter() - t1)
                 result.frames_analysed += 1
+                result.progress_s = frame.ts
                 if on_progress:
                     on_progress(result, frame.index)
         finally:

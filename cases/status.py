@@ -30,6 +30,7 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"  # stopped mid-file (Ctrl-C, a kill): the next run resumes from its progress_s
 
 
 class CaseFlag(StrEnum):

@@ -66,6 +66,9 @@ class Run(Base):
     wall_s: Mapped[float] = mapped_column(Float, default=0.0)
     error: Mapped[str | None] = mapped_column(Text)
     notes: Mapped[dict[str, Any]] = mapped_column(default=dict)  # timings, assumptions (e.g. nadir), warnings
+    # footage seconds up to which every sighting is committed: a resumed run starts here, not at 0
+    progress_s: Mapped[float | None] = mapped_column(Float)
+    heartbeat_at: Mapped[datetime | None]  # last checkpoint; a run silent for long was abandoned
 
 
 class Case(Base):

@@ -23,10 +23,13 @@ class FootageItem:
     kind: str  # video | image
     camera_id: str  # default place scope: the folder the file sits in
 
-    def open(self, camera_id: str, sampling: Sampling, start_time: float | None, decode_width: int | None):
+    def open(self, camera_id: str, sampling: Sampling, start_time: float | None, decode_width: int | None,
+             start_s: float = 0.0, end_s: float | None = None) -> ImageSource | VideoFileSource:
+        """The file's source; a video may be read in a footage-time range [start_s, end_s)."""
         if self.kind == "image":
             return ImageSource(self.path, camera_id, start_time)
-        return VideoFileSource(self.path, camera_id, sampling, start_time, scale_width=decode_width)
+        return VideoFileSource(self.path, camera_id, sampling, start_time, scale_width=decode_width,
+                               start_s=start_s, end_s=end_s)
 
 
 def _item(path: Path) -> FootageItem:

@@ -146,6 +146,9 @@ class VideoFileSource:
         sampling: which frames to yield.
         start_time: UNIX seconds of the first frame; None = from metadata/name/mtime.
         scale_width: decode-time resize to this width (keeps aspect); None = full size.
+        start_s, end_s: read only footage time [start_s, end_s) (seconds from the file's start): decoding
+            starts at the keyframe at or before start_s, and the sampling grid is the whole file's, so a file
+            read in ranges yields exactly the frames a whole read yields (resumed runs, cluster segments).
 
     Example:
         >>> with VideoFileSource(Path("cam.mp4"), "cam-1", Sampling(fps=0.5)) as src:
@@ -153,8 +156,10 @@ class VideoFileSource:
     """
 
     def __init__(self, path: Path, source_id: str, sampling: Sampling = Sampling(),
-                 start_time: float | None = None, scale_width: int | None = None) -> None:
+                 start_time: float | None = None, scale_width: int | None = None,
+                 start_s: float = 0.0, end_s: float | None = None) -> None:
         self.path = Path(path)
+        self.start_s, self.end_s = max(0.0, start_s), end_s
         self.source_id = source_id
         self.sampling = sampling
         self.info = probe(self.path, start_time)
@@ -201,6 +206,12 @@ class VideoFileSource:
         next_t = 0.0
         first_pts: float | None = None
         n = 0
+        seeking = self.start_s > 0
+        if seeking:
+            # timestamps stay the whole file's: measured from the stream's start, not from where we land
+            first_pts = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+            container.seek(int((first_pts + self.start_s) / stream.time_base), stream=stream, backward=True)
+            next_t = math.ceil(self.start_s / interval - 1e-9) * interval if interval else self.start_s
         try:
             for frame in container.decode(stream):
                 self.frames_decoded += 1
@@ -209,7 +220,11 @@ class VideoFileSource:
                 pts_s = float(frame.pts * stream.time_base)
                 first_pts = pts_s if first_pts is None else first_pts
                 ts = pts_s - first_pts
-                index = int(round(ts * fps)) if mode.startswith("keyframes") else n
+                if self.end_s is not None and ts >= self.end_s - 1e-6:
+                    break
+                if seeking and ts < self.start_s - 1e-6:
+                    continue
+                index = int(round(ts * fps)) if mode.startswith("keyframes") or seeking else n
                 n += 1
                 if mode == "every" and index % max(1, self.sampling.every):
                     continue

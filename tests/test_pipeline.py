@@ -2,11 +2,17 @@
 
 
 import numpy as np
+import socket
+import subprocess
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from sqlalchemy import func, select
 
 from cases import tables as t
 from detector.detections import Detections
+from batch.keys import content_key
+from batch.resume import RESUME_OVERLAP_S, STALE_AFTER_S, Owner, is_abandoned, resume_point
 from batch.runner import Pipeline, PipelineSettings
 from cases.store import CaseStore
 from streams.discover import discover
@@ -115,10 +121,59 @@ def test_interrupted_run_keeps_cases_and_resumes_without_duplicates(tmp_path, cl
         pipe.run(discover([files["cam1"]])[0])
     assert count(store, t.Case) == 1  # confirmed before Ctrl-C: kept
     with store.session() as ses:
-        assert ses.scalars(select(t.Run)).one().status == "failed"
+        assert ses.scalars(select(t.Run)).one().status == "interrupted"
     results = Pipeline(settings(tmp_path), store, detector=BoxModel()).run(discover([files["cam1"]])[0])
     assert results[0].status == "done"
     assert count(store, t.Case) == 1 and count(store, t.Sighting) == 1
+
+
+def test_interrupted_long_file_resumes_near_where_it_stopped(tmp_path):
+    """A 20-minute file stopped at minute 15 continues from there (minus the overlap), not from 0."""
+    clip = write_video(tmp_path / "cam9" / "long.mp4", numbered_frames(1200, (160, 90), label="l"), fps=1)
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    with pytest.raises(KeyboardInterrupt):  # 0.5 fps: frame 450 is at 900 s
+        Pipeline(settings(tmp_path), store, detector=BoxModel(fail_after=450)).run(discover([clip])[0])
+    with store.session() as ses:
+        first = ses.scalars(select(t.Run)).one()
+        assert first.status == "interrupted" and first.progress_s == pytest.approx(898.0)
+    model = BoxModel()
+    (res,) = Pipeline(settings(tmp_path), store, detector=model).run(discover([clip])[0])
+    assert res.status == "done" and res.notes["resumed_from_s"] == pytest.approx(898.0 - RESUME_OVERLAP_S)
+    assert model.calls == (1200 - 838) // 2  # only the rest (from 838 s) was analysed again
+    assert count(store, t.Case) == 1  # the heap seen before and after the stop is one case
+    with store.session() as ses:
+        assert [r.status for r in ses.scalars(select(t.Run).order_by(t.Run.id))] == ["interrupted", "done"]
+
+
+def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(tmp_path, clips):
+    _, files = clips
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    pipe = Pipeline(settings(tmp_path), store, detector=BoxModel())
+    key = content_key(files["cam2"])
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    store.start_run(source_path=str(files["cam2"]), content_sha256=key, settings_key=pipe.settings_key,
+                    camera_id="cam2", notes={"owner": {"host": socket.gethostname(), "pid": dead.pid}},
+                    progress_s=12.0)
+    (res,) = pipe.run(discover([files["cam2"]])[0])
+    assert res.status == "done"
+    with store.session() as ses:
+        old, new = ses.scalars(select(t.Run).order_by(t.Run.id)).all()
+    assert old.status == "interrupted" and "process is gone" in old.error and new.status == "done"
+
+
+def test_abandoned_runs_and_resume_points_pure_logic():
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    me = Owner("host-a", 100)
+    alive = {"host": "host-a", "pid": 7}
+    assert not is_abandoned(alive, None, None, now, me, pid_alive=lambda _pid: True)
+    assert is_abandoned(alive, None, None, now, me, pid_alive=lambda _pid: False)
+    other = {"host": "host-b", "pid": 7}  # another host: judged by its heartbeat
+    assert not is_abandoned(other, now - timedelta(seconds=30), None, now, me)
+    assert is_abandoned(other, now - timedelta(seconds=STALE_AFTER_S + 1), None, now, me)
+    assert resume_point([None, 300.0, 120.0], 0.0) == 300.0 - RESUME_OVERLAP_S
+    assert resume_point([30.0], 0.0) == 0.0  # within the overlap: start at the beginning
+    assert resume_point([500.0], 600.0) == 600.0  # never before the span asked for
 
 
 def test_threaded_pipeline_equals_sequential_reference(tmp_path, clips):
