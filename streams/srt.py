@@ -387,21 +387,23 @@ def _decide_order(blocks: list[_Block], problems: ProblemLog) -> None:
     with_gps = [b for b in blocks if b.gps is not None]
     if not with_gps:
         return
-    lon_first_evidence = lat_first_evidence = 0
+    lon_first_evidence = lat_first_evidence = readable = 0
     for b in with_gps:
         assert b.gps is not None
         a, c = parse_number(b.gps[0]), parse_number(b.gps[1])
         if a is None or c is None:
             continue
+        readable += 1
         if 180 >= abs(a) > 90 >= abs(c):
             lon_first_evidence += 1
         elif 180 >= abs(c) > 90 >= abs(a):
             lat_first_evidence += 1
     votes = Counter(b.lat_first for b in with_gps)
     signature_lat_first = votes[True] > votes[False]
-    if signature_lat_first and lon_first_evidence and not lat_first_evidence:
+    # Evidence must come from most of the file: one damaged block ("GPS(95.1,...)") must not flip every other.
+    if signature_lat_first and 2 * lon_first_evidence > readable and not lat_first_evidence:
         flip_to = False
-    elif not signature_lat_first and lat_first_evidence and not lon_first_evidence:
+    elif not signature_lat_first and 2 * lat_first_evidence > readable and not lon_first_evidence:
         flip_to = True
     else:
         return

@@ -923,3 +923,16 @@ def telemetry_columns() -> tuple[str, ...]:
     from commands.telemetry import COLUMNS
 
     return COLUMNS
+
+
+def test_one_damaged_gps_tuple_does_not_flip_the_order_of_the_whole_file() -> None:
+    # "95.1" first can only be a longitude, but the other blocks are plainly latitude first: the one block is
+    # damage, not evidence about the layout.
+    rows = ["36.6146,-6.1120", "95.1,-6.1121", "36.6148,-6.1122", "36.6149,-6.1123"]
+    text = "".join(
+        f"{n}\n00:00:0{n},000 --> 00:00:0{n + 1},000\nGPS({row},0.0M) BAROMETER:0.3M\n\n" for n, row in enumerate(rows, 1)
+    )
+    t = parse_srt(text)
+    assert [(e.index, e.lat, e.lon) for e in t.entries] == [(1, 36.6146, -6.112), (3, 36.6148, -6.1122),
+                                                             (4, 36.6149, -6.1123)]
+    assert [str(p) for p in t.problems] == ["line 7: entry 2: impossible coordinates (95.1, -6.1121); entry dropped"]
