@@ -30,10 +30,12 @@ from detector.config import (
     Zone,
     ZoneFile,
     check_timezone,
+    check_unique_ids,
     error_message,
     load_zones,
     read_yaml,
 )
+from detector.ids import CAMERA_ID_PATTERN
 from detector.settings import AnalysisSettings, resolve_taxonomy
 from detector.errors import ConfigError, ModelError
 
@@ -82,16 +84,17 @@ class CameraSettings(AnalysisSettings):
     defaults as `streetwatch detect`; the rest is how a live stream is read.
     """
 
-    analysis_fps: float = Field(1.0, gt=0, le=30, description="frames analysed per second (the newest frame)")
-    max_frame_age_s: float = Field(3.0, gt=0, description="frames older than this when the model is free "
-                                                          "are dropped (counted) instead of analysed late")
+    analysis_fps: float = Field(1.0, ge=0.001, le=30, description="frames analysed per second (the newest "
+                                                                  "frame); 0.001 = one every ~17 minutes")
+    max_frame_age_s: float = Field(3.0, gt=0, le=3600, description="frames older than this when the model is "
+                                                                  "free are dropped (counted), not analysed late")
     open_timeout_s: float = Field(5.0, gt=0, le=120)
     read_timeout_s: float = Field(5.0, gt=0, le=120)
     stall_timeout_s: float = Field(10.0, gt=0, le=600, description="reconnect when no frame arrives this long")
     backoff_initial_s: float = Field(0.5, gt=0, le=600)
     backoff_max_s: float = Field(30.0, gt=0, le=3600)
-    watchdog_s: float = Field(60.0, gt=0, description="restart the reader when it shows no progress at all "
-                                                      "(no frame, no reconnect attempt) for this long")
+    watchdog_s: float = Field(60.0, gt=0, le=86_400, description="restart the reader when it shows no progress "
+                                                                 "at all (no frame, no reconnect attempt) this long")
 
     @model_validator(mode="after")
     def _timing(self) -> CameraSettings:
@@ -146,8 +149,9 @@ class CameraZone(Zone):
 class Camera(CameraSettings):
     """One camera: identity and stream, plus any `CameraSettings` key to override the defaults."""
 
-    id: str = Field(pattern=r"^[A-Za-z0-9_.\-]{1,64}$", description="stable id: cases and zones refer to it")
-    name: str = ""
+    id: str = Field(pattern=CAMERA_ID_PATTERN, description="stable id: cases and zones refer to it (1-64 letters, "
+                                                           "digits, _ . -, starting with a letter or digit)")
+    name: str = Field("", max_length=200)
     url: str = Field(description="rtsp(s)://, http(s):// (MJPEG/HLS), file:// or a path (looped, for tests)")
     enabled: bool = True
     location: Location | None = None
@@ -161,6 +165,10 @@ class Camera(CameraSettings):
         url = expand_env(url.strip())
         if not url:
             raise ValueError("url is empty")
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
+            raise ValueError("url holds a control character (a line break?)")
+        if len(url) > 2048:
+            raise ValueError("url is longer than 2048 characters")
         match = _SCHEME.match(url)
         if match and match[1].lower() not in URL_SCHEMES:
             raise ValueError(f"unsupported URL scheme {match[1]!r}; use one of {', '.join(URL_SCHEMES)} "
@@ -190,8 +198,9 @@ class InferenceSettings(StrictModel):
 
 class WriterSettings(StrictModel):
     queue_size: int = Field(1000, ge=1, le=100_000, description="sightings waiting for the database")
-    retry_initial_s: float = Field(1.0, gt=0, description="first wait before retrying an unreachable database")
-    retry_max_s: float = Field(30.0, gt=0)
+    retry_initial_s: float = Field(1.0, gt=0, le=600, description="first wait before retrying an unreachable "
+                                                                  "database")
+    retry_max_s: float = Field(30.0, gt=0, le=3600)
     connect_timeout_s: int = Field(3, ge=1, le=60, description="PostgreSQL connect timeout")
 
 
@@ -208,12 +217,21 @@ class DaemonConfig(StrictModel):
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     writer: WriterSettings = Field(default_factory=WriterSettings)
     defaults: CameraSettings = Field(default_factory=CameraSettings)
-    cameras: list[Camera] = Field(default_factory=list)
+    cameras: list[Camera] = Field(default_factory=list, max_length=10_000)
 
     @field_validator("database")
     @classmethod
     def _database(cls, url: str | None) -> str | None:
         return None if url is None else expand_env(url)
+
+    @field_validator("data_dir", "evidence_dir", "spool_dir")
+    @classmethod
+    def _writable_place(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            resolved = Path(path).expanduser().resolve() if Path(path).is_absolute() else Path(path)
+            if any(str(resolved) == p or str(resolved).startswith(p + "/") for p in ("/proc", "/sys", "/dev")):
+                raise ValueError(f"{path} is a system folder, not a place for data")
+        return path
 
     @field_validator("timezone")
     @classmethod
@@ -232,11 +250,9 @@ class DaemonConfig(StrictModel):
     @field_validator("cameras")
     @classmethod
     def _unique(cls, cameras: list[Camera]) -> list[Camera]:
-        seen: set[str] = set()
+        check_unique_ids([c.id for c in cameras], "camera")
         for cam in cameras:
-            if cam.id in seen:
-                raise ValueError(f"camera id {cam.id!r} is used twice")
-            seen.add(cam.id)
+            check_unique_ids([z.id for z in cam.zones], f"camera {cam.id}: zone")
         return cameras
 
     @property

@@ -118,6 +118,7 @@ class Daemon:
         self._camera_meta: dict[str, dict] = {}
         self._lock = threading.RLock()
         self._reload_lock = threading.Lock()
+        self.last_reload: dict | None = None  # {"ok", "error", "at"} of the latest reload, for /status
         self._reload_requested = threading.Event()
         self._frames: queue.Queue = queue.Queue(maxsize=config.inference.queue_size)
         self._retiring: deque[CameraRuntime] = deque()
@@ -305,16 +306,21 @@ class Daemon:
                 if self._state != "running":
                     raise ConfigError(f"daemon is {self._state}")
                 changes = self._apply(config)
-            except StreetwatchError as exc:
+            except Exception as exc:  # noqa: BLE001 - nothing a config file holds may stop the daemon
+                # StreetwatchError says which file and key already; anything else is named here, in one line
+                line = str(exc).splitlines()[0] if isinstance(exc, StreetwatchError) else (
+                    f"{self.config_path}: {exc.__class__.__name__}: {str(exc)[:200]}")
                 self.metrics.reloads.inc(result="error")
-                log.error("reload rejected, the running configuration stays: %s", exc,
+                self.last_reload = {"ok": False, "error": line, "at": time.time()}
+                log.error("reload rejected, the running configuration stays: %s", line,
                           extra={"event": "reload_failed"})
-                return {"ok": False, "error": str(exc)}
+                return {"ok": False, "error": line}
             fixed = ("database", "data_dir", "evidence_dir", "spool_dir", "http", "inference", "writer",
                      "shutdown_timeout_s")
             needs_restart = [k for k in fixed if getattr(config, k) != getattr(self.config, k)]
             self.config = config.model_copy(update={k: getattr(self.config, k) for k in fixed})
             self.metrics.reloads.inc(result="ok")
+            self.last_reload = {"ok": True, "error": None, "at": time.time()}
             log.info("configuration reloaded: %s", {k: v for k, v in changes.items() if v},
                      extra={"event": "reloaded", **changes, "needs_restart": needs_restart})
             if needs_restart:
@@ -417,6 +423,7 @@ class Daemon:
             "queues": {"frames": self._frames.qsize(), "frames_capacity": self.config.inference.queue_size,
                        "sightings": writer.queue.qsize() if writer else 0},
             "models": [Path(k[0]).name for k in self._models.loaded],
+            "last_reload": self.last_reload,
             "cameras": out,
         }
 

@@ -21,7 +21,8 @@ JPEG_QUALITY = 90
 
 
 def _safe(name: str) -> str:
-    return _UNSAFE.sub("_", name)[:120]
+    """A single path component: never `.`/`..` or a hidden name, whatever the id (defence in depth)."""
+    return _UNSAFE.sub("_", name).lstrip(".")[:120] or "_"
 
 
 def _write_jpeg(path: Path, image: np.ndarray, root: Path) -> dict[str, str]:

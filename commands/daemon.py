@@ -43,7 +43,7 @@ def daemon(
 def config_check(
     file: Annotated[Path, typer.Argument(help="Cameras YAML to check.")],
 ) -> None:
-    """Validate a cameras file: every problem printed as `FILE: key.path: message`; exit 1 if any.
+    """Validate a cameras file: every problem printed as `FILE: key.path: message`; exit 2 if any.
 
     Example: streetwatch config check cameras.yaml
     """
@@ -56,7 +56,7 @@ def config_check(
     except ConfigError as exc:
         for line in str(exc).splitlines():
             err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
+        raise typer.Exit(2) from None
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for cam in cfg.cameras:  # one line per camera (a table would cut the URL short)

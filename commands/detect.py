@@ -58,6 +58,10 @@ def detect(
     if not inputs:
         raise typer.BadParameter("give footage paths, or --sample for the bundled sample clip")
     _start = parse_when(start_time, "--start-time")
+    if camera is not None:
+        from detector.ids import check_camera_id
+
+        check_camera_id(camera, "--camera")
     mode = "all" if all_frames else "keyframes" if keyframes else "every" if every else "auto"
     analysis = parse_settings(AnalysisSettings, {"model": model, "backend": backend, "imgsz": imgsz,
                                                  "taxonomy": taxonomy})

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from detector.errors import ConfigError
 
@@ -24,7 +24,9 @@ ZONE_KINDS: tuple[str, ...] = get_args(ZoneKind)
 
 
 class StrictModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """Every streetwatch config model: unknown keys are errors, and so are NaN and infinity."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class ProblemType(StrictModel):
@@ -35,11 +37,11 @@ class ProblemType(StrictModel):
     code: str = ""
     classes: list[str] = Field(min_length=1, description="model class names that raise this type")
     min_confidence: float = Field(0.35, ge=0, le=1)
-    min_dwell_s: float = Field(0.0, ge=0)
-    min_hits: int = Field(1, ge=1)
+    min_dwell_s: float = Field(0.0, ge=0, le=86_400)
+    min_hits: int = Field(1, ge=1, le=100_000)
     require_zones: list[ZoneKind] = Field(default_factory=list)
     exclude_zones: list[ZoneKind] = Field(default_factory=list)
-    radius_m: float = Field(8.0, gt=0)
+    radius_m: float = Field(8.0, gt=0, le=1000)
     match_iou: float = Field(0.3, gt=0, le=1)
 
 
@@ -47,11 +49,11 @@ class RuleOverride(StrictModel):
     """Changes to one problem type of the taxonomy (only the keys given change)."""
 
     min_confidence: float | None = Field(None, ge=0, le=1)
-    min_dwell_s: float | None = Field(None, ge=0)
-    min_hits: int | None = Field(None, ge=1)
+    min_dwell_s: float | None = Field(None, ge=0, le=86_400)
+    min_hits: int | None = Field(None, ge=1, le=100_000)
     require_zones: list[ZoneKind] | None = None
     exclude_zones: list[ZoneKind] | None = None
-    radius_m: float | None = Field(None, gt=0)
+    radius_m: float | None = Field(None, gt=0, le=1000)
     match_iou: float | None = Field(None, gt=0, le=1)
 
 
@@ -65,24 +67,42 @@ class Taxonomy(StrictModel):
 _WINDOW = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
 
 
+MAX_PIXELS = 16_384  # the widest frame a zone may describe (16K)
+
+
 class Zone(StrictModel):
-    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$")
-    camera: str = Field(description="camera/source id this zone belongs to; shell-style wildcards allowed")
+    id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    camera: str = Field(pattern=r"^[A-Za-z0-9_.*?/-]{1,128}$",
+                        description="camera/source id this zone belongs to; * and ? wildcards allowed")
     kind: ZoneKind
-    polygon: list[tuple[float, float]] = Field(description="[[x, y], ...] in pixels, or 0..1 with units: relative")
+    polygon: list[tuple[float, float]] = Field(max_length=1000,
+                                               description="[[x, y], ...] in pixels, or 0..1 with units: relative")
     units: Literal["pixels", "relative"] = "pixels"
-    active: list[str] = Field(default_factory=list, description="local time windows like '07:00-20:00'; empty = always")
+    active: list[str] = Field(default_factory=list, max_length=24,
+                              description="local time windows like '07:00-20:00'; empty = always")
 
     @field_validator("polygon")
     @classmethod
     def _polygon(cls, pts: list[tuple[float, float]]) -> list[tuple[float, float]]:
         if len(pts) < 3:
             raise ValueError("a polygon needs at least 3 points")
+        for x, y in pts:  # finite, sane numbers before shapely sees them (NaN makes GEOS raise)
+            if not (-MAX_PIXELS <= x <= MAX_PIXELS and -MAX_PIXELS <= y <= MAX_PIXELS):
+                raise ValueError(f"point [{x:g}, {y:g}] is outside any frame (|x|, |y| <= {MAX_PIXELS})")
         from shapely.geometry import Polygon
 
         if not Polygon(pts).is_valid:
             raise ValueError("polygon edges cross each other")
         return pts
+
+    @model_validator(mode="after")
+    def _relative_in_unit_square(self) -> Zone:
+        if self.units == "relative":
+            bad = next(((x, y) for x, y in self.polygon if not (0 <= x <= 1 and 0 <= y <= 1)), None)
+            if bad:
+                raise ValueError(f"units: relative, but point [{bad[0]:g}, {bad[1]:g}] is outside 0..1 "
+                                 "(use units: pixels for pixel coordinates)")
+        return self
 
     @field_validator("active")
     @classmethod
@@ -120,14 +140,29 @@ def check_timezone(name: str) -> str:
     return name
 
 
+def check_unique_ids(ids: list[str], what: str) -> None:
+    """ValueError naming the first id given twice."""
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            raise ValueError(f"{what} id {i!r} is given twice")
+        seen.add(i)
+
+
 class ZoneFile(StrictModel):
     timezone: str = Field("UTC", description="IANA zone for time windows, e.g. Asia/Shanghai")
-    zones: list[Zone] = Field(default_factory=list)
+    zones: list[Zone] = Field(default_factory=list, max_length=10_000)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, name: str) -> str:
         return check_timezone(name)
+
+    @field_validator("zones")
+    @classmethod
+    def _unique(cls, zones: list[Zone]) -> list[Zone]:
+        check_unique_ids([z.id for z in zones], "zone")
+        return zones
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -157,17 +192,70 @@ def format_validation_error(path: Path | str, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
+MAX_CONFIG_BYTES = 1 << 20  # a camera list of thousands fits in far less; more is a wrong file
+MAX_DEPTH = 20  # the deepest real config nests ~6 levels
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key given twice in one mapping is an error (not "last wins")."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first != key_node.start_mark.line + 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of parsed YAML, without recursion (a hostile file cannot blow the stack here)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_DEPTH:
+            break
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
 def read_yaml(path: Path) -> Any:
+    """Parse a YAML config file; any problem is ONE ConfigError line naming the file (and line)."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        data = Path(path).read_bytes()
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: file not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path}: is a folder, not a YAML file") from exc
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {len(data):,} bytes is too big for a config file (limit {MAX_CONFIG_BYTES:,})")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+                          "save the file as UTF-8") from None
+    if "\x00" in text:
+        raise ConfigError(f"{path}: holds NUL bytes: not a text file")
+    try:
+        value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from exc
+        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
+    if _depth(value) > MAX_DEPTH:
+        raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep: not a streetwatch config")
+    return value
 
 
 def load_model(model: type[M], path: Path) -> M:

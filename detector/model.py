@@ -6,6 +6,7 @@ anything that is not a model before Ultralytics gets a chance to try downloading
 
 from __future__ import annotations
 
+import hashlib
 import math
 import shutil
 from pathlib import Path
@@ -57,13 +58,32 @@ def input_shape_for(width: int, height: int, long_side: int = 640, stride: int =
     return long_side, int(math.ceil(long_side * width / height / stride) * stride)
 
 
+def weights_digest(path: Path) -> str:
+    """SHA-256 of a model's bytes (every file of an OpenVINO folder): what the model *is*, whatever its name."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def export_cached(weights: Path, fmt: str, imgsz: tuple[int, int]) -> Path:
-    """Export `weights` (.pt) to ONNX/OpenVINO at `imgsz` once; later calls reuse the file beside it."""
+    """Export `weights` (.pt) to ONNX/OpenVINO at `imgsz` once; later calls reuse the file beside it.
+
+    The cache is keyed on the weights' content: after a promote, a rollback or a `git checkout` of other
+    weights under the same name, the old export is never reused by mistake.
+    """
     weights = Path(weights)
     if model_format(weights) != "pt":
         raise ModelError(f"{weights}: only .pt weights can be exported")
     h, w = imgsz
-    target = weights.with_name(f"{weights.stem}_{h}x{w}" + (".onnx" if fmt == "onnx" else "_openvino_model"))
+    digest = weights_digest(weights)[:12]
+    target = weights.with_name(f"{weights.stem}_{digest}_{h}x{w}" + (".onnx" if fmt == "onnx"
+                                                                         else "_openvino_model"))
     if target.exists():
         return target
     if fmt not in ("onnx", "openvino"):

@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from cases import tables as t
@@ -422,6 +423,26 @@ def test_streetwatch_daemon_real_model_reloads_on_sighup_and_stops_cleanly_on_si
             assert wait_for(lambda: status().get("cameras", {}).get("bus-stop-2", {}).get("frames_analysed", 0) > 0,
                             20, 0.2)
             assert status()["cameras"]["bus-stop-1"]["session"] == session
+
+            # A bad file plus SIGHUP must not stop the daemon: one log line, cameras keep running on the old
+            # config, /status and a metric say why (a GBK file, a NaN polygon and hostile nesting once killed it).
+            good = path.read_bytes()
+            nan_zone = {**data, "cameras": [{**data["cameras"][0], "zones": [
+                {"id": "z", "kind": "no_parking", "polygon": [[0, 0], [float("nan"), 0], [1, 1]]}]}]}
+            bad = [("cameras:\n  - id: 东门\n    url: rtsp://h/s\n").encode("gbk"),
+                   yaml.safe_dump(nan_zone).encode(), ("a: " + "[" * 5000 + "]" * 5000).encode()]
+            for n, content in enumerate(bad, 1):
+                path.write_bytes(content)
+                proc.send_signal(signal.SIGHUP)
+                assert wait_for(lambda n=n: metric(http_get(port, "/metrics")[1], "streetwatch_config_reloads_total",
+                                                   result="error") == n, 15, 0.2), log_path.read_text()[-2000:]
+                assert proc.poll() is None
+                last = status()["last_reload"]
+                assert last["ok"] is False and str(path) in last["error"] and "\n" not in last["error"]
+            analysed = status()["cameras"]["bus-stop-1"]["frames_analysed"]
+            assert wait_for(lambda: status()["cameras"]["bus-stop-1"]["frames_analysed"] > analysed, 15, 0.2)
+            assert status()["cameras"]["bus-stop-1"]["session"] == session  # never restarted
+            path.write_bytes(good)
 
             started = time.monotonic()
             proc.send_signal(signal.SIGTERM)

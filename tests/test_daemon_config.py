@@ -77,9 +77,9 @@ def test_defaults_apply_and_cameras_override_them(tmp_path: Path) -> None:
         ({"cameras": [CAM], "colour": "red"}, pytest.raises(ConfigError), "colour: Extra inputs are not permitted"),
         ({"cameras": [{**CAM, "fps": 2}]}, pytest.raises(ConfigError), "cameras.0[cam-1].fps: Extra inputs"),
         ({"cameras": [{**CAM, "analysis_fps": 0}]}, pytest.raises(ConfigError),
-         "cameras.0[cam-1].analysis_fps: Input should be greater than 0"),
+         "cameras.0[cam-1].analysis_fps: Input should be greater than or equal to 0.001"),
         ({"cameras": [{**CAM, "url": "ftp://cam/x"}]}, pytest.raises(ConfigError), "unsupported URL scheme 'ftp'"),
-        ({"cameras": [CAM, {**CAM, "url": "rtsp://b/x"}]}, pytest.raises(ConfigError), "'cam-1' is used twice"),
+        ({"cameras": [CAM, {**CAM, "url": "rtsp://b/x"}]}, pytest.raises(ConfigError), "camera id 'cam-1' is given twice"),
         ({"cameras": [{**CAM, "id": "bad id!"}]}, pytest.raises(ConfigError), "cameras.0[bad id!].id"),
         ({"cameras": [{"id": "x"}]}, pytest.raises(ConfigError), "cameras.0[x].url: Field required"),
         ({"defaults": {"backend": "tensorrt"}}, pytest.raises(ConfigError), "defaults.backend"),
@@ -144,10 +144,10 @@ def test_config_check_command(tmp_path: Path, example_env: None) -> None:
     bad = write(tmp_path, {"cameras": [{**CAM, "analysis_fsp": 1}, {"id": "cam-2", "url": "rtsp://x/1",
                                                                     "analysis_fps": -1}]})
     result = runner.invoke(app, ["config", "check", str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 2  # every problem, one line each, with its camera
     assert "cameras.0[cam-1].analysis_fsp: Extra inputs are not permitted" in lines[0]
-    assert "cameras.1[cam-2].analysis_fps: Input should be greater than 0" in lines[1]
+    assert "cameras.1[cam-2].analysis_fps: Input should be greater than or equal to 0.001" in lines[1]
     missing = runner.invoke(app, ["config", "check", str(tmp_path / "none.yaml")])
-    assert missing.exit_code == 1 and "file not found" in missing.output
+    assert missing.exit_code == 2 and "file not found" in missing.output
