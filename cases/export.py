@@ -14,6 +14,9 @@ from cases import tables as t
 from cases.status import CaseStatus
 from cases.store import CaseStore, as_utc
 
+# A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) in a camera id
+# sends whoever opens the export to any site); OWASP's "CSV injection" list.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 CASE_FIELDS = ("id", "problem_type", "category", "status", "camera_id", "first_seen", "last_seen", "sighting_count",
                "recurrence_count", "best_confidence", "lat", "lon", "uncertainty_m", "zone_id")
 
@@ -77,12 +80,19 @@ def case_detail(store: CaseStore, case_id: int) -> dict | None:
         return out
 
 
+def inert(value):
+    """`value` as a spreadsheet shows it, never runs it: text that would start a formula gets a leading `'`.
+    Numbers are left alone (a negative longitude is a number, not a formula)."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*CASE_FIELDS, "evidence_annotated"], extrasaction="ignore")
     writer.writeheader()
     for row in rows:
-        writer.writerow({**row, "evidence_annotated": (row["evidence"].get("annotated") or {}).get("path", "")})
+        cells = {**row, "evidence_annotated": (row["evidence"].get("annotated") or {}).get("path", "")}
+        writer.writerow({k: inert(v) for k, v in cells.items()})
     return buf.getvalue()
 
 

@@ -26,8 +26,9 @@ from fastapi.templating import Jinja2Templates
 
 from cases.store import CaseStore
 from detector.errors import StoreError, StreetwatchError
-from review import routes
+from review import accounts, routes
 from review.actions import Conflict, NotFound
+from review.inputs import InvalidInput
 from review.settings import ReviewSettings
 from review.web import COOKIE, AuthRequired, Forbidden, error_page, error_response, wants_html
 
@@ -88,9 +89,10 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
 
     @app.exception_handler(StreetwatchError)
     async def on_refused(request: Request, exc: StreetwatchError) -> Response:
-        """An action that cannot be done: 404 (no such case), 409 (changed by someone else), 503 (database), or 400."""
+        """An action that cannot be done: 404 (no such case), 409 (changed by someone else), 422 (a field out of
+        bounds), 503 (database), or 400."""
         status = (404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict)
-                  else 503 if isinstance(exc, StoreError) else 400)
+                  else 422 if isinstance(exc, InvalidInput) else 503 if isinstance(exc, StoreError) else 400)
         match = re.match(r"^/cases/(\d+)", request.url.path)
         link = (f"/cases/{match.group(1)}", "Reload the case") if match else None
         return error_response(request, status, str(exc), link)
@@ -100,5 +102,6 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
         return error_response(request, 403, str(exc))
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
+    app.include_router(accounts.router)
     app.include_router(routes.router)
     return app

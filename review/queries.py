@@ -15,6 +15,7 @@ from cases.review_tables import WebhookDelivery
 from cases.status import REVIEWABLE, CaseStatus
 from cases.store import as_utc
 from detector.geo import haversine_m
+from review import inputs
 
 STATUSES = REVIEWABLE
 SORTS = {
@@ -56,8 +57,9 @@ class Queue:
 
     @classmethod
     def from_params(cls, params) -> tuple[Queue, list[str]]:
-        """From query/form parameters; unknown sort keys fall back, bad values are reported and dropped."""
-        values = {k: str(params.get(k) or "").strip()[:200] for k in FILTER_KEYS}
+        """From query/form parameters; unknown sort keys fall back, bad values are reported and dropped.
+        A value longer than any real one is refused (InvalidInput), not cut to something else."""
+        values = {k: inputs.text(params, k, limit=inputs.MAX_LINE, one_line=True).strip() for k in FILTER_KEYS}
         q = cls(**{k: v for k, v in values.items() if v})
         errors = []
         if q.sort not in SORTS:

@@ -1,15 +1,13 @@
 """Users, passwords, log-in (rate limited) and sessions. Library functions on a Session; no web code here.
 
-Passwords: scrypt (standard library) with a random salt, `scrypt$n$r$p$salt$hash`. A session is a
+Passwords: scrypt hashes (`review.passwords`), upgraded to the current cost at log-in. A session is a
 random token in a cookie; the database keeps only its SHA-256, a CSRF token and two expiries
 (idle and absolute).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -17,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from detector.errors import StreetwatchError
 from cases.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
 from cases.store import as_utc
+from detector.errors import StreetwatchError
+from review.passwords import cost_n, dummy_hash, hash_password, needs_rehash, verify_password
 
-SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**14, 8, 1
 MIN_PASSWORD = 8
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
 
@@ -40,29 +38,6 @@ class LoginLocked(StreetwatchError):
     def __init__(self, message: str, retry_after_s: int) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
-
-
-def hash_password(password: str) -> str:
-    salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, dklen=32)
-    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
-    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        kind, n, r, p, salt, digest = stored.split("$")
-        if kind != "scrypt":
-            return False
-        want = base64.b64decode(digest)
-        got = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(want))
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got, want)
-
-
-_DUMMY_HASH = hash_password(secrets.token_hex(8))  # unknown users cost the same time as known ones
 
 
 def now_utc() -> datetime:
@@ -159,10 +134,13 @@ def log_in(ses: Session, username: str, password: str, ip: str, *, max_failures:
         ses.add(LoginAttempt(username=name, ip=addr, ok=False, locked=True, at=now))
         raise LoginLocked(f"too many failed log-ins; try again in {wait // 60 + (wait % 60 > 0)} minute(s)", wait)
     user = ses.scalars(select(User).where(User.username == username)).first()
-    good = verify_password(password, user.password_hash if user else _DUMMY_HASH)
+    good = verify_password(password, user.password_hash if user else dummy_hash(cost_n()))
     if user is None or not good or user.disabled:
         ses.add(LoginAttempt(username=name, ip=addr, ok=False, at=now))
         raise LoginRefused("wrong user name or password, or the account is disabled")
+    if needs_rehash(user.password_hash):  # made at an older, lower cost: the password is known only now
+        user.password_hash = hash_password(password)
+        _audit(ses, name, "password_rehashed", name, cost=user.password_hash.split("$")[1])
     ses.add(LoginAttempt(username=name, ip=addr, ok=True, at=now))
     user.last_login_at = now
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)

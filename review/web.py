@@ -1,13 +1,15 @@
 """What every page and action of the review app shares: who is logged in, the CSRF and origin checks,
 the errors they raise and how an error is answered (HTML page or JSON).
 
-`review.routes` builds on these and `review.app` wires them into the FastAPI app; neither is imported here.
+`review.routes` and `review.accounts` build on these and `review.app` wires them into the FastAPI app;
+none of them is imported here.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import urlparse
@@ -16,10 +18,21 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
+from cases.status import CaseStatus
+from cases.store import CaseStore
+from review.queries import iso
 from review.users import Current, SessionExpired, resume_session
 
 COOKIE = "sw_session"
 LOGIN_CSRF_COOKIE = "sw_login_csrf"
+FLASH = {  # keyed by the status an action leads to, or by the action
+    CaseStatus.CONFIRMED: "Case {0} confirmed.", CaseStatus.REJECTED: "Case {0} rejected.",
+    CaseStatus.DISPATCHED: "Case {0} dispatched.", CaseStatus.RESOLVED: "Case {0} marked resolved.",
+    CaseStatus.MERGED: "Case {1} merged into case {0}.",
+    "split": "Sightings moved from case {0} to new case {1}.", "pushed": "Case {0} sent to the bureau's system.",
+    "user": "User {0} saved.", "queue-empty": "Queue cleared: no more cases match these filters.",
+}
+_FLASH_RE = re.compile(r"^([a-z-]+)(?:-(\d+))?(?:-(\d+))?$")
 
 
 class AuthRequired(Exception):
@@ -134,6 +147,24 @@ def admin_view(cur: Current = Depends(current)) -> Current:
     if not cur.is_admin:
         raise Forbidden("only an admin may manage users")
     return cur
+
+
+def store_of(request: Request) -> CaseStore:
+    return request.app.state.store
+
+
+def _flash(request: Request) -> str:
+    match = _FLASH_RE.match(request.query_params.get("flash", ""))
+    if not match or match.group(1) not in FLASH:
+        return ""
+    return FLASH[match.group(1)].format(match.group(2) or "", match.group(3) or "")
+
+
+def render(request: Request, name: str, cur: Current | None, status: int = 200, **ctx) -> Response:
+    """A page from `templates/`, with what every page needs (user, settings, CSRF token, flash message)."""
+    ctx.update(cur=cur, settings=request.app.state.settings, csrf=cur.csrf_token if cur else "", iso=iso,
+               flash=ctx.get("flash", _flash(request)))
+    return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=status)
 
 
 def error_page(request: Request, status: int, message: str, link: tuple[str, str] | None = None) -> HTMLResponse:

@@ -17,15 +17,22 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from detector import tables as t
-from detector.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession
-from detector.store import CaseStore
+from cases import tables as t
+from cases.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession
+from cases.store import CaseStore
 from review import ReviewSettings, actions, create_app
+from review.passwords import COST_ENV
 from review.routes import resolve_evidence
 from tests.reviewkit import PASSWORDS, TAX, add_users, csrf_of, file_sighting, login, login_form_token, seed_queue
 from tests.builders import sighting
 
 pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch):
+    """Hash at 2^10 instead of 2^17 (0.4 s a hash); test_review_security checks the real cost."""
+    monkeypatch.setenv(COST_ENV, "1024")
 
 
 class Clock:

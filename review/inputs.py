@@ -1,0 +1,68 @@
+"""What the review app accepts from a request, and its bounds: every text is capped, every number must
+fit the database's INTEGER. A value outside them is refused with `InvalidInput` (HTTP 422) naming the
+field, never truncated in silence and never handed to the database (where a huge id is an error, 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from detector.errors import StreetwatchError
+from review.actions import NotFound
+
+DB_INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL (SQLite's is wider): no id, version or event id is larger
+MAX_TEXT = 2000  # notes and other free text a person types
+MAX_LINE = 200  # one-line values: filters, reasons, dates, roles
+MAX_USERNAME = 64  # users.username
+MAX_PASSWORD = 1024
+MAX_LIST = 10_000  # repeated fields (the sightings ticked for a split)
+
+
+class InvalidInput(StreetwatchError):
+    """A request field that is too long, malformed or out of range (HTTP 422)."""
+
+
+def text(values: Mapping, name: str, *, limit: int = MAX_TEXT, label: str = "", one_line: bool = False,
+         secret: bool = False) -> str:
+    """The field `name` as text ("" when absent), or InvalidInput when longer than `limit` characters
+    or holding control characters (none at all in a one-line value; tabs and new lines in free text;
+    anything in a `secret`, which is never stored or shown)."""
+    value = values.get(name)
+    if value is None:
+        return ""
+    label = label or name
+    if not isinstance(value, str):
+        raise InvalidInput(f"{label}: expected text, got a file upload")
+    if len(value) > limit:
+        raise InvalidInput(f"{label}: at most {limit} characters (got {len(value)})")
+    allowed = "" if one_line else "\t\n\r"
+    if not secret and any(ord(ch) < 32 and ch not in allowed or ord(ch) == 127 for ch in value):
+        raise InvalidInput(f"{label}: control characters are not allowed")
+    return value
+
+
+def number(value: str, label: str) -> int | None:
+    """A whole number from 0 to DB_INT_MAX written in ASCII digits; None for an empty value."""
+    value = value.strip()
+    if not value:
+        return None
+    if len(value) > 20 or not (value.isascii() and value.isdigit()) or int(value) > DB_INT_MAX:
+        raise InvalidInput(f"{label}: {value[:20]!r} is not a whole number from 0 to {DB_INT_MAX}")
+    return int(value)
+
+
+def row_id(value: str, label: str) -> int:
+    """The number of a row (case, sighting): ASCII digits, '#' allowed in front. One past DB_INT_MAX is
+    returned as is: it names no row, which the caller reports as it reports any missing one (404)."""
+    digits = value.strip().lstrip("#")
+    if len(digits) > MAX_LINE or not (digits.isascii() and digits.isdigit()):
+        raise InvalidInput(f"{label}: {digits[:20]!r} is not a number")
+    return int(digits)
+
+
+def case_id(value: int | str) -> int:
+    """A case number that can exist, for the database; any other is simply no such case (404)."""
+    number_ = value if isinstance(value, int) else row_id(value, "case")
+    if not 1 <= number_ <= DB_INT_MAX:
+        raise NotFound(f"case {str(value).strip().lstrip('#')[:20]}: no such case")
+    return number_
