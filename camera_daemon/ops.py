@@ -10,25 +10,38 @@ The HTTP endpoint serves
     GET  /status       JSON: per-camera state, last frame, reconnects, counters, last error
     POST /-/reload     re-read the config file (same as SIGHUP)
 
+The GETs are open (a Prometheus scrape or a probe carries no secret). Anything that changes state
+needs the token (`http.token` in the config, or STREETWATCH_DAEMON_TOKEN) as `Authorization: Bearer
+<token>`, and is refused without one configured; it is also refused when its Origin header names
+another site (a web page POSTing to the daemon from a browser) or its Host header is not this
+endpoint's address (DNS rebinding).
+
 Every log line and every label value passes `redact_url`, so a stream URL's credentials cannot
 leak through either.
 """
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import json
 import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 from streams.live import redact_url
 
 __all__ = ["Counter", "Gauge", "Histogram", "JsonFormatter", "OpsServer", "Registry", "setup_logging"]
 
+TOKEN_ENV = "STREETWATCH_DAEMON_TOKEN"
+NO_TOKEN = (f"state-changing requests are off: set http.token in the daemon config (or {TOKEN_ENV}) and send it "
+            "as 'Authorization: Bearer <token>'")
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0)
 
 LabelKey = tuple[str, ...]
@@ -247,16 +260,51 @@ def setup_logging(level: str = "INFO", fmt: str = "json") -> None:
 # ---- HTTP --------------------------------------------------------------------------------------------
 
 
+def _hostname(authority: str) -> str:
+    """The host of a Host header or URL authority, without port or IPv6 brackets, lower case."""
+    try:
+        return (urlsplit(f"//{authority}").hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def _is_ip(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def _send(self, code: int, body: str, content_type: str = "application/json") -> None:
+    def _send(self, code: int, body: str, content_type: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
         data = redact_url(body).encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _refusal(self) -> tuple[int, str] | None:
+        """Why this state-changing request may not run, or None when it may."""
+        ops = self.server.ops
+        host = self.headers.get("Host", "")
+        if not ops.host_allowed(host):
+            return 403, f"Host {host[:80]!r} is not this endpoint's address (use localhost or {ops.host})"
+        origin = self.headers.get("Origin")
+        if origin is not None and (origin == "null" or urlsplit(origin).netloc.lower() != host.lower()):
+            return 403, f"cross-origin request refused (Origin {origin[:80]!r})"
+        if not ops.token:
+            return 403, NO_TOKEN
+        scheme, _, given = self.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), ops.token.encode()):
+            return 401, "send the daemon token as 'Authorization: Bearer <token>'"
+        return None
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's naming
         ops = self.server.ops
@@ -275,6 +323,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(500, json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
 
     def do_POST(self) -> None:  # noqa: N802
+        refusal = self._refusal()
+        if refusal is not None:
+            code, message = refusal
+            self._send(code, json.dumps({"ok": False, "error": message}),
+                       headers={"WWW-Authenticate": "Bearer"} if code == 401 else None)
+            return
         path = self.path.split("?", 1)[0]
         if path != "/-/reload":
             self._send(404, json.dumps({"error": f"no such path {path}"}))
@@ -304,12 +358,16 @@ class OpsServer:
         healthy, ready: () -> (ok, detail) for /healthz and /readyz.
         status: () -> JSON-ready dict for /status.
         reload: () -> {"ok": bool, ...} for POST /-/reload.
+        token: the secret a state-changing request must carry (`http.token`); None: STREETWATCH_DAEMON_TOKEN,
+            and without either such requests are refused.
     """
 
     def __init__(self, host: str, port: int, registry: Registry,
                  healthy: Callable[[], tuple[bool, Any]], ready: Callable[[], tuple[bool, Any]],
-                 status: Callable[[], dict], reload: Callable[[], dict]) -> None:
+                 status: Callable[[], dict], reload: Callable[[], dict], token: str | None = None) -> None:
         self.registry, self.healthy, self.ready, self.status, self.reload = registry, healthy, ready, status, reload
+        self.host = host
+        self.token = token or os.environ.get(TOKEN_ENV) or None
         self._httpd = _Server((host, port), _Handler)
         self._httpd.ops = self
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.2,), name="ops-http", daemon=True)
@@ -317,6 +375,14 @@ class OpsServer:
     @property
     def port(self) -> int:
         return int(self._httpd.server_address[1])
+
+    def host_allowed(self, host_header: str) -> bool:
+        """Whether a request's Host names this endpoint: localhost, the bound address, or, when bound to
+        every interface, any IP address (a DNS-rebinding page can only ever send a name)."""
+        name = _hostname(host_header)
+        if name in ("localhost", "127.0.0.1", "::1") or name == self.host.lower().strip("[]"):
+            return True
+        return self.host in ("", "0.0.0.0", "::") and _is_ip(name)
 
     def start(self) -> OpsServer:
         self._thread.start()
