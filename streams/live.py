@@ -4,6 +4,10 @@ A camera that is slower than the model must not build up lag, so the reader hold
 slot: a new frame replaces the one not yet taken, and that counts as a drop. Disconnects,
 timeouts and stalls are retried forever with exponential backoff; nothing escapes the thread.
 
+All timing decisions (backoff, the stall watchdog, pacing a looped file, `max_fps`) read an injected
+monotonic `clock` and wait with an injected `sleep`, so tests can drive them with a fake clock instead of
+real seconds. Only the frames' wall-clock stamps and PyAV's own socket timeouts use real time.
+
 Example:
     >>> with LiveReader("cam1", "rtsp://user:pw@10.0.0.5/stream1") as reader:
     ...     frame = reader.latest()
@@ -16,6 +20,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
@@ -84,6 +89,9 @@ class LiveReader:
         backoff_initial_s: first wait before reconnecting; doubles on each failure.
         backoff_max_s: longest wait between reconnects.
         max_fps: publish at most this many frames per second (others are decoded, not converted).
+        clock: monotonic seconds for every timing decision (backoff, stall watchdog, file pacing, max_fps).
+        sleep: waits that many seconds of `clock`; the reader checks for stop() when it returns. Default: a
+            wait that stop() ends at once. A fake clock's sleep advances the clock (and may call stop()).
     """
 
     def __init__(
@@ -97,6 +105,8 @@ class LiveReader:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_fps: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.camera_id = camera_id
         self.url = url
@@ -106,6 +116,8 @@ class LiveReader:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.max_fps = max_fps
+        self._clock = clock
+        self._sleep = sleep
         self._safe_url = redact_url(url)
         self._is_file = "://" not in url or url.startswith("file://")
         self._lock = threading.Lock()
@@ -116,6 +128,7 @@ class LiveReader:
         self._slot_taken = True
         self._next_index = 0
         self._last_publish = float("-inf")
+        self._file_resume_at = float("-inf")  # clock time the next pass over a looped file starts
 
     # ---- public API -------------------------------------------------------------------
 
@@ -124,9 +137,18 @@ class LiveReader:
         if self._thread is not None:
             raise RuntimeError(f"reader {self.camera_id} was already started")
         self._set_state("connecting")
-        self._thread = threading.Thread(target=self._run, name=f"live-{self.camera_id}", daemon=True)
+        self._thread = threading.Thread(target=self.run, name=f"live-{self.camera_id}", daemon=True)
         self._thread.start()
         return self
+
+    def run(self) -> None:
+        """Read in the calling thread until stop() (what the thread of `start()` runs). Never raises.
+
+        With a fake `clock`/`sleep` whose sleep calls stop(), a test runs the reader to a chosen moment
+        without threads or real waiting.
+        """
+        self._set_state("connecting")
+        self._run()
 
     def stop(self, timeout_s: float = 3.0) -> None:
         """Stop reading and wait up to `timeout_s` for the thread to end.
@@ -164,6 +186,13 @@ class LiveReader:
         self.stop()
 
     # ---- reader thread ----------------------------------------------------------------
+
+    def _wait(self, seconds: float) -> bool:
+        """Wait `seconds` of the reader's clock; True when stop() was called meanwhile."""
+        if self._sleep is None:
+            return self._stop.wait(seconds)
+        self._sleep(seconds)
+        return self._stop.is_set()
 
     def _set_state(self, state: State, error: str | None = None) -> None:
         with self._lock:
@@ -206,7 +235,7 @@ class LiveReader:
                 delay = self.backoff_initial_s  # the connection worked: start the backoff over
             self._set_state("backoff", error)
             logger.warning("camera %s (%s): %s; reconnecting in %.1f s", self.camera_id, self._safe_url, error, delay)
-            self._stop.wait(delay)
+            self._wait(delay)
             delay = min(delay * 2, self.backoff_max_s)
 
     def _open(self) -> av.container.InputContainer:
@@ -244,7 +273,9 @@ class LiveReader:
             if not container.streams.video:
                 raise SourceUnavailable(f"{self._safe_url} has no video stream")
             stream = container.streams.video[0]
-            start = last_frame = time.monotonic()
+            # A looped file's next pass starts one frame after the last frame of the previous pass.
+            start = last_frame = max(self._clock(), self._file_resume_at)
+            frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
             first_pts: float | None = None
             for packet in container.demux(stream):
                 if self._stop.is_set():
@@ -257,11 +288,13 @@ class LiveReader:
                     if self._is_file and frame.time is not None:
                         # Pace a file at its PTS so that it behaves like a camera.
                         first_pts = frame.time if first_pts is None else first_pts
-                        if self._stop.wait(max(0.0, start + frame.time - first_pts - time.monotonic())):
+                        due = start + frame.time - first_pts
+                        if self._wait(max(0.0, due - self._clock())):
                             return
+                        self._file_resume_at = due + frame_s
                     self._publish(frame)
-                    last_frame = time.monotonic()
-                if time.monotonic() - last_frame > self.stall_timeout_s:
+                    last_frame = self._clock()
+                if self._clock() - last_frame > self.stall_timeout_s:
                     raise _Stalled(f"no frame for {self.stall_timeout_s:.1f} s (stalled)")
         except av.error.ExitError:
             # Our interrupt callback fired: no data within the read timeout.
@@ -270,7 +303,7 @@ class LiveReader:
             container.close()
 
     def _publish(self, frame: av.VideoFrame) -> None:
-        now_mono = time.monotonic()
+        now_mono = self._clock()
         index = self._next_index
         self._next_index += 1
         skip = self.max_fps is not None and now_mono - self._last_publish < 1.0 / self.max_fps
