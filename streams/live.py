@@ -39,16 +39,30 @@ State = Literal["connecting", "live", "backoff", "failed", "stopped"]
 
 # scheme://userinfo@ ; repeated so that a raw '@' inside a password is still covered.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s/?#@]*@)+")
+# Credentials some cameras and relays take in the query string instead ("videostream.cgi?usr=admin&pwd=...",
+# "realmonitor?channel=1&user=admin&password=...", "live.m3u8?token=..."): the value is replaced.
+_QUERY_SECRET = re.compile(
+    r"([?&;](?:user(?:name)?|usr|login|pass(?:word|wd)?|pwd|token|access_token|auth|key|api_?key|secret"
+    r"|sig(?:nature)?)=)[^&;#\s'\"]*",
+    re.IGNORECASE,
+)
 
 
 def redact_url(url: str) -> str:
-    """Replace the user:password part of every URL in `url` (a URL or any message) with `***:***`.
+    """Hide the credentials of every stream URL in `url` (a URL or any message): the user:password part
+    becomes `***:***`, and user/password/token query parameters become `***`.
+
+    The one redaction for camera and stream URLs (RTSP, HTTP MJPEG/HLS, files): the live reader, the daemon's
+    logs, `/status` and metrics all pass through it. Database URLs have their own (`cases.store.redact`,
+    which keeps the user name and understands SQLAlchemy URLs).
 
     Example:
         >>> redact_url("rtsp://admin:pw@10.0.0.5:554/s1")
         'rtsp://***:***@10.0.0.5:554/s1'
+        >>> redact_url("http://10.0.0.9/videostream.cgi?usr=admin&pwd=pw&rate=0")
+        'http://10.0.0.9/videostream.cgi?usr=***&pwd=***&rate=0'
     """
-    return _USERINFO.sub(r"\1***:***@", url)
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(r"\1***:***@", url))
 
 
 @dataclass
