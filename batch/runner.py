@@ -27,13 +27,14 @@ from batch.keys import content_key, settings_key, sighting_prefix
 from batch.resume import CHECKPOINT_EVERY_S, Owner, checkpoint, reclaim_and_find_resume_point
 from cases.evidence import save_evidence
 from cases.status import RunStatus
-from cases.store import CaseStore, from_unix
+from cases.store import CaseStore, as_utc, from_unix
 from detector.analysis import AnalysisStep
 from detector.config import Taxonomy, ZoneFile, load_zones
 from detector.errors import ConfigError, SourceError, StoreError, StreetwatchError
 from detector.frames import Frame
 from detector.inference import Detector
 from detector.locate import lens_intrinsics, make_locator
+from detector.model import weights_digest
 from detector.settings import AnalysisSettings, resolve_taxonomy
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
@@ -88,6 +89,7 @@ class FileResult:
     frames_gated: int = 0  # analysed frames whose inference was skipped by the change gate
     ground_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None  # drone: (min, max) lat/lon seen
     progress_s: float | None = None  # footage time of the last analysed frame (all its sightings written)
+    warnings: list[str] = field(default_factory=list)  # reading problems, one line each (file ended early...)
 
 
 def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.0005) -> None:
@@ -134,8 +136,7 @@ class Pipeline:
             log.info("model %s lacks classes %s; problem types using only them stay silent", model_id, sorted(missing))
 
     def _model_digest(self) -> str:
-        path = self.settings.analysis.model_path()
-        return content_key(path)[:12] if path.is_file() else "dir"
+        return weights_digest(self.settings.analysis.model_path())[:12]
 
     def run(self, items: Iterable[FootageItem], on_progress: Callable[[FileResult, int], None] | None = None,
             hooks_for: Callable[[FootageItem], DroneHooks] | None = None) -> list[FileResult]:
@@ -168,11 +169,16 @@ class Pipeline:
             raise SourceError(f"{item.path}: not a readable file")
         key = content_key(item.path)
         span_start, span_end = span
+        hooks = hooks_for(item) if hooks_for else DroneHooks()
         run_key = self.settings_key if span == (0.0, None) else f"{self.settings_key}@{span_start:g}-{span_end}"
+        if hooks.notes.get("telemetry"):  # a sidecar that appeared (or changed) since makes this a new run
+            run_key = f"{run_key}+{content_key(Path(hooks.notes['telemetry']))[:8]}"
         done = None if self.settings.rerun else self.store.finished_run(key, run_key)
         if done is not None:
             result.status, result.run_id = "skipped", done.id
-            result.notes["reason"] = f"already processed in run {done.id}"
+            when = as_utc(done.finished_at or done.started_at)
+            result.notes["reason"] = (f"already done on {when:%Y-%m-%d %H:%M} UTC (run {done.id}) with the same "
+                                      "content and settings; --rerun to force")
             return result
         start_s = span_start
         if item.kind == "video" and not self.settings.rerun:
@@ -184,7 +190,6 @@ class Pipeline:
         result.notes["owner"] = Owner.me().as_note()
         source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width,
                            start_s=start_s, end_s=span_end)
-        hooks = hooks_for(item) if hooks_for else DroneHooks()
         result.notes.update(hooks.notes)
         posed, locator = hooks.posed, None
         if posed is not None:
@@ -205,7 +210,7 @@ class Pipeline:
         timer = StageTimer()
         try:
             self._process(source, step, run_id, result, timer, posed, on_progress)
-            result.status = RunStatus.DONE
+            result.status = RunStatus.PARTIAL if source.warnings else RunStatus.DONE
             if span == (0.0, None):
                 self._recheck(item, camera_id, info, result)
         except SourceError as exc:
@@ -218,6 +223,9 @@ class Pipeline:
             result.frames_decoded = source.frames_decoded
             result.stage_s = {k: round(v, 3) for k, v in timer.seconds.items()}
             result.notes.setdefault("sampling", source.effective_mode)
+            if source.warnings:
+                result.warnings.extend(source.warnings)
+                result.notes.setdefault("warnings", []).extend(source.warnings)
             if info:
                 result.notes["start_time_from"] = info.start_source
                 result.footage_s = info.duration_s

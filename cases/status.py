@@ -30,7 +30,8 @@ class RunStatus(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
-    INTERRUPTED = "interrupted"  # stopped mid-file (Ctrl-C, a kill): the next run resumes from its progress_s
+    INTERRUPTED = "interrupted"
+    PARTIAL = "partial"  # the file ended early or stopped decoding: analysed as far as it goes, said in a warning  # stopped mid-file (Ctrl-C, a kill): the next run resumes from its progress_s
 
 
 class CaseFlag(StrEnum):

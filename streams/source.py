@@ -22,5 +22,6 @@ class Source(Protocol):
     info: VideoInfo | None
     frames_decoded: int
     effective_mode: str
+    warnings: list[str]  # one line each, filled while reading: the file ended early, decoding stopped
 
     def __iter__(self) -> Generator[Frame, None, None]: ...

@@ -50,9 +50,10 @@ class VideoInfo:
     fps: float
     duration_s: float
     codec: str
-    frames: int  # estimated
+    frames: int  # estimated (counted for raw streams)
     start_time: float | None  # UNIX seconds of the first frame, when known
     start_source: str  # where start_time came from
+    timing: str = "timestamps"  # "frame rate" for raw elementary streams (.h264 from DVRs): no timestamps
 
 
 def start_time_from_name(name: str) -> float | None:
@@ -89,12 +90,16 @@ def probe(path: Path, start_time: float | None = None) -> VideoInfo:
     try:
         stream = container.streams.video[0]
         fps = float(stream.average_rate or stream.guessed_rate or 25)
+        timing, frames = "timestamps", None
         if stream.duration is not None and stream.time_base:
             duration = float(stream.duration * stream.time_base)
         elif container.duration:
             duration = container.duration / 1_000_000
         else:
-            duration = 0.0
+            # a raw elementary stream (H.264/H.265 straight off a DVR) has no index and no timestamps:
+            # count its frames (demuxing only, no decoding) and time them by the frame rate
+            frames = sum(1 for packet in container.demux(stream) if packet.size)
+            duration, timing = frames / fps, "frame rate"
         source = "option"
         if start_time is None:
             created = container.metadata.get("creation_time") or stream.metadata.get("creation_time")
@@ -111,7 +116,8 @@ def probe(path: Path, start_time: float | None = None) -> VideoInfo:
             start_time = os.stat(path).st_mtime - duration  # recorders close the file at the end
             source = "file modification time minus duration"
         return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, fps, duration,
-                         stream.codec_context.name, int(round(duration * fps)), start_time, source)
+                         stream.codec_context.name, frames if frames is not None else int(round(duration * fps)),
+                         start_time, source, timing)
     finally:
         container.close()
 
@@ -165,6 +171,8 @@ class VideoFileSource:
         self.info = probe(self.path, start_time)
         self.scale_width = scale_width
         self.frames_decoded = 0
+        self.read_s = 0.0  # footage time of the last frame decoded
+        self.warnings: list[str] = []  # one line each: the file ended early, decoding stopped...
         self.effective_mode = self._choose_mode()
         self._container = None
 
@@ -215,11 +223,15 @@ class VideoFileSource:
         try:
             for frame in container.decode(stream):
                 self.frames_decoded += 1
-                if frame.pts is None:
+                if frame.pts is not None and self.info.timing == "timestamps":
+                    pts_s = float(frame.pts * stream.time_base)
+                elif self.info.timing == "frame rate":
+                    pts_s = (self.frames_decoded - 1) / fps  # no timestamps in the stream: its frame rate times them
+                else:
                     continue
-                pts_s = float(frame.pts * stream.time_base)
                 first_pts = pts_s if first_pts is None else first_pts
                 ts = pts_s - first_pts
+                self.read_s = ts
                 if self.end_s is not None and ts >= self.end_s - 1e-6:
                     break
                 if seeking and ts < self.start_s - 1e-6:
@@ -235,6 +247,22 @@ class VideoFileSource:
                 wall = self.info.start_time + ts if self.info.start_time is not None else None
                 yield Frame(self.source_id, index, ts, self._to_bgr(frame), wall_time=wall)
         except av.FFmpegError as exc:
-            raise SourceError(f"{self.path}: decoding failed after {self.frames_decoded} frames ({exc})") from exc
+            if self.frames_decoded == 0:
+                raise SourceError(f"{self.path}: decoding failed before the first frame ({exc})") from exc
+            self.warnings.append(f"{self.path}: decoding stopped at {self.read_s:.1f} s of "
+                                 f"{self.info.duration_s:.1f} s ({exc.__class__.__name__}); analysed what was read")
+            return
         finally:
             self.close()
+        self._check_complete()
+
+    def _check_complete(self) -> None:
+        """A file that ends before its stated length (a recorder killed mid-write, a copy cut short) is said so."""
+        if self.frames_decoded == 0:
+            raise SourceError(f"{self.path}: no frame could be decoded (damaged or not a video)")
+        end = self.info.duration_s if self.end_s is None else min(self.end_s, self.info.duration_s)
+        margin = max(3.0, 1.5 * self.sampling.interval_s)  # keyframe reads stop at the last keyframe
+        if end - self.read_s > margin:
+            share = 100 * self.read_s / end if end else 0
+            self.warnings.append(f"{self.path}: the file ends early: read {self.read_s:.1f} s of {end:.1f} s "
+                                 f"({share:.0f}%); analysed what was there")

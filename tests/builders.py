@@ -47,6 +47,7 @@ class FakeSource:
         self.frames_decoded = 0
         self.info = None
         self.effective_mode = "fake"
+        self.warnings: list[str] = []
 
     def __iter__(self) -> Iterator[Frame]:
         for i in range(self.n):
