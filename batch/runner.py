@@ -171,8 +171,9 @@ class Pipeline:
         span_start, span_end = span
         hooks = hooks_for(item) if hooks_for else DroneHooks()
         run_key = self.settings_key if span == (0.0, None) else f"{self.settings_key}@{span_start:g}-{span_end}"
-        if hooks.notes.get("telemetry"):  # a sidecar that appeared (or changed) since makes this a new run
-            run_key = f"{run_key}+{content_key(Path(hooks.notes['telemetry']))[:8]}"
+        sidecar = Path(hooks.notes["telemetry"]) if hooks.notes.get("telemetry") else None
+        if sidecar is not None and sidecar.is_file():  # a sidecar that appeared (or changed) makes a new run
+            run_key = f"{run_key}+{content_key(sidecar)[:8]}"
         done = None if self.settings.rerun else self.store.finished_run(key, run_key)
         if done is not None:
             result.status, result.run_id = "skipped", done.id
