@@ -18,27 +18,28 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from batch.explain_frames import ExplainWriter
 from batch.gate import ChangeGate
 from batch.keys import content_key, settings_key, sighting_prefix
+from batch.reader import StageTimer, read_frames
 from batch.resume import CHECKPOINT_EVERY_S, Owner, checkpoint, reclaim_and_find_resume_point
 from cases.evidence import save_evidence
 from cases.status import RunStatus
 from cases.store import CaseStore, as_utc, from_unix
-from detector.analysis import AnalysisStep
+from detector.analysis import AnalysisStep, Explanation
 from detector.config import Taxonomy, ZoneFile, load_zones
 from detector.errors import ConfigError, SourceError, StoreError, StreetwatchError
-from detector.frames import Frame
 from detector.inference import Detector
 from detector.locate import lens_intrinsics, make_locator
 from detector.model import weights_digest
 from detector.settings import AnalysisSettings, resolve_taxonomy
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
-from streams.discover import FootageItem
+from streams.discover import CAMERA_RULE_CLI, FootageItem
 from streams.drone import DroneHooks
 from streams.source import Source
 from streams.video import Sampling
@@ -68,6 +69,7 @@ class PipelineSettings:
     rerun: bool = False  # process files even if this content was already done with these settings
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
     gate_threshold: float = 0.0  # >0: skip inference when the frame barely changed (mean abs diff, 0..255)
+    explain_dir: Path | None = None  # write annotated frames (boxes, zones, why held back) under here
 
 
 @dataclass
@@ -90,6 +92,7 @@ class FileResult:
     ground_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None  # drone: (min, max) lat/lon seen
     progress_s: float | None = None  # footage time of the last analysed frame (all its sightings written)
     warnings: list[str] = field(default_factory=list)  # reading problems, one line each (file ended early...)
+    explanation: Explanation | None = None  # what was seen and why it did (not) become a sighting
 
 
 def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.0005) -> None:
@@ -97,14 +100,6 @@ def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.000
     lo, hi = result.ground_bounds or ((lat, lon), (lat, lon))
     result.ground_bounds = ((min(lo[0], lat - margin_deg), min(lo[1], lon - margin_deg)),
                             (max(hi[0], lat + margin_deg), max(hi[1], lon + margin_deg)))
-
-
-class StageTimer:
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = {}
-
-    def add(self, stage: str, seconds: float) -> None:
-        self.seconds[stage] = self.seconds.get(stage, 0.0) + seconds
 
 
 class Pipeline:
@@ -189,6 +184,7 @@ class Pipeline:
         if span != (0.0, None):
             result.notes["span_s"] = [span_start, span_end]
         result.notes["owner"] = Owner.me().as_note()
+        result.notes["camera_id_rule"] = CAMERA_RULE_CLI if self.settings.camera else item.camera_id_rule
         source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width,
                            start_s=start_s, end_s=span_end)
         result.notes.update(hooks.notes)
@@ -213,7 +209,7 @@ class Pipeline:
             self._process(source, step, run_id, result, timer, posed, on_progress)
             result.status = RunStatus.PARTIAL if source.warnings else RunStatus.DONE
             if span == (0.0, None):
-                self._recheck(item, camera_id, info, result)
+                self._recheck(camera_id, info, result)
         except SourceError as exc:
             result.status, result.error = RunStatus.FAILED, str(exc)
         except KeyboardInterrupt:
@@ -224,9 +220,11 @@ class Pipeline:
             result.frames_decoded = source.frames_decoded
             result.stage_s = {k: round(v, 3) for k, v in timer.seconds.items()}
             result.notes.setdefault("sampling", source.effective_mode)
-            if source.warnings:
-                result.warnings.extend(source.warnings)
-                result.notes.setdefault("warnings", []).extend(source.warnings)
+            result.warnings.extend(source.warnings)
+            if result.warnings:
+                result.notes["warnings"] = [*result.notes.get("warnings", []), *result.warnings]
+            if result.explanation is not None:
+                result.notes["explain"] = result.explanation.as_dict()
             if info:
                 result.notes["start_time_from"] = info.start_source
                 result.footage_s = info.duration_s
@@ -237,7 +235,7 @@ class Pipeline:
                 notes={**result.notes, "stage_s": result.stage_s})
         return result
 
-    def _recheck(self, item: FootageItem, camera_id: str, info, result: FileResult) -> None:
+    def _recheck(self, camera_id: str, info, result: FileResult) -> None:
         """核查 after a complete analysis: dispatched cases of this place past their deadline are decided."""
         if info is None or info.start_time is None:
             return
@@ -251,78 +249,6 @@ class Pipeline:
                                             from_unix(info.start_time + info.duration_s), result.case_ids)
         if decided:
             result.notes["recheck"] = {str(k): v for k, v in decided.items()}
-
-    def _frames(self, source: Source, timer: StageTimer, posed) -> Iterator[tuple[Frame, object]]:
-        """Decode (and letterbox) on a reader thread; yield (frame, model input or None) here. Errors cross the queue and re-raise on this side.
-
-        Only the reader thread touches the decoder (closing a PyAV container from another thread
-        while it decodes crashes the process), so stopping early means: tell it, drain, join.
-        """
-        if not self.settings.threaded:
-            yield from self._frames_inline(source, timer, posed)
-            return
-        frames: queue.Queue = queue.Queue(maxsize=4)
-        stop = threading.Event()
-
-        def put(item) -> bool:
-            while not stop.is_set():
-                try:
-                    frames.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        prepare = getattr(self.detector, "prepare", None)
-
-        def read() -> None:
-            it = iter(source)
-            try:
-                while not stop.is_set():
-                    t0 = time.perf_counter()
-                    frame = next(it, _END)
-                    t1 = time.perf_counter()
-                    timer.add("decode", t1 - t0)
-                    item = _END
-                    if frame is not _END:
-                        if posed is not None:
-                            frame = posed(frame)
-                        ready = None
-                        if prepare is not None:  # letterbox here, off the inference thread
-                            ready = prepare(frame.image)
-                            timer.add("preprocess", time.perf_counter() - t1)
-                        item = (frame, ready)
-                    if not put(item) or item is _END:
-                        return
-            except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread
-                put(exc)
-            finally:
-                it.close()  # runs the source's own cleanup (a generator's finally) on this thread
-
-        reader = threading.Thread(target=read, name="streetwatch-reader", daemon=True)
-        reader.start()
-        try:
-            while True:
-                got = frames.get()
-                if got is _END:
-                    return
-                if isinstance(got, BaseException):
-                    raise got
-                yield got
-        finally:
-            stop.set()
-            reader.join(timeout=30)
-
-    @staticmethod
-    def _frames_inline(source: Source, timer: StageTimer, posed) -> Iterator[tuple[Frame, None]]:
-        it = iter(source)
-        while True:
-            t0 = time.perf_counter()
-            frame = next(it, _END)
-            timer.add("decode", time.perf_counter() - t0)
-            if frame is _END:
-                return
-            yield (posed(frame) if posed is not None else frame), None
 
     def _process(self, source: Source, step: AnalysisStep, run_id: int, result: FileResult, timer: StageTimer,
                  posed, on_progress) -> None:
@@ -362,6 +288,11 @@ class Pipeline:
         if threaded:
             writer.start()
         gate = ChangeGate(self.settings.gate_threshold) if self.settings.gate_threshold > 0 else None
+        explain = None
+        if self.settings.explain_dir is not None:
+            folder = self.settings.explain_dir / f"{result.camera_id}__{result.path.stem}"
+            explain = ExplainWriter(folder, self.zones, result.camera_id)
+        first = True
 
         def emit(sightings: list[Sighting | _Committed]) -> None:
             for s in sightings:
@@ -371,7 +302,8 @@ class Pipeline:
                 write()  # drains what was just queued, on this thread
 
         try:
-            for frame, ready in self._frames(source, timer, posed):
+            prepare = getattr(self.detector, "prepare", None)  # test doubles need not letterbox
+            for frame, ready in read_frames(source, timer, posed, prepare, self.settings.threaded):
                 t0 = time.perf_counter()
                 if gate is not None and gate.unchanged(frame.image):
                     dets = gate.last  # a static scene: the previous boxes still stand, and dwell keeps counting
@@ -384,7 +316,12 @@ class Pipeline:
                 t1 = time.perf_counter()
                 if frame.pose is not None:
                     _widen(result, frame.pose.lat, frame.pose.lon)
+                if first:
+                    first = False
+                    result.warnings.extend(self.zones.outside_frame(result.camera_id, frame.width, frame.height))
                 emit([*step.analyse(frame, dets), _Committed(frame.ts)])
+                if explain is not None:
+                    explain.maybe_write(frame, step.last_tracked, step)
                 timer.add("inference", t1 - t0)
                 timer.add("analysis", time.perf_counter() - t1)
                 result.frames_analysed += 1
@@ -393,6 +330,7 @@ class Pipeline:
                     on_progress(result, frame.index)
         finally:
             emit(step.finish())  # on success, error or Ctrl-C: what was confirmed gets written
+            result.explanation = step.explain()
             if threaded:
                 out.put(_END)
                 writer.join()

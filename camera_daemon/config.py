@@ -189,6 +189,9 @@ class HttpSettings(StrictModel):
     enabled: bool = True
     host: str = Field("127.0.0.1", description="listen address; 0.0.0.0 exposes /metrics to the network")
     port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
+    token: str | None = Field(None, min_length=16, max_length=256,
+                              description="bearer token for POST /-/reload (else $STREETWATCH_DAEMON_TOKEN); "
+                                          "without one, state-changing requests are refused")
 
 
 class InferenceSettings(StrictModel):

@@ -149,7 +149,7 @@ class Daemon:
         if cfg.http.enabled:
             try:
                 self._ops = OpsServer(cfg.http.host, cfg.http.port, self.metrics.registry, self._healthy,
-                                      self._ready, self.status, self.reload).start()
+                                      self._ready, self.status, self.reload, token=cfg.http.token).start()
             except OSError as exc:
                 self._state = "stopped"
                 raise ConfigError(f"http: cannot listen on {cfg.http.host}:{cfg.http.port} ({exc.strerror})") from exc

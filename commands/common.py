@@ -89,7 +89,7 @@ def one_line_errors(func: F) -> F:
             fail(str(exc))
         except KeyboardInterrupt:
             err_console.print("interrupted: work done so far is saved; run the same command again to resume")
-            raise typer.Exit(130)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 

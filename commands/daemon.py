@@ -25,9 +25,9 @@ def daemon(
     Example: streetwatch daemon --config /etc/streetwatch/cameras.yaml --db postgresql+psycopg://sw@db/streetwatch
     """
     quiet_libraries()
+    from camera_daemon.ops import setup_logging
     from camera_daemon.service import serve
     from detector.errors import StreetwatchError
-    from camera_daemon.ops import setup_logging
 
     setup_logging(log_level, log_format)
     try:

@@ -7,11 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, err_console, one_line_errors, open_store, \
-    parse_settings, parse_when, quiet_libraries
+from commands.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    DbUrl,
+    console,
+    err_console,
+    one_line_errors,
+    open_store,
+    parse_settings,
+    parse_when,
+    quiet_libraries,
+)
+from commands.detect_report import print_summary, write_report
 
 
 @one_line_errors
@@ -36,6 +47,12 @@ def detect(
     hfov: Annotated[float | None, typer.Option(help="Horizontal field of view of the drone camera, degrees.")] = None,
     ground_elevation: Annotated[float | None, typer.Option(
         help="Street level above sea level, metres (default: the take-off point's level).")] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Per file: detections by class, tracks, and for "
+                                                            "every track that did not become a sighting, the rule "
+                                                            "that stopped it.")] = False,
+    explain_dir: Annotated[Path | None, typer.Option(help="Write annotated frames (boxes, zones, why held back) "
+                                                          "here.")] = None,
+    report: Annotated[Path | None, typer.Option(help="Write the run's per-file summary as JSON here.")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     db: DbUrl = None,
 ) -> None:
@@ -68,7 +85,7 @@ def detect(
     settings = PipelineSettings(
         analysis=analysis, sampling=Sampling(mode=mode, fps=fps, every=every or 1),
         zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
-        start_time=_start and _start.timestamp(), rerun=rerun)
+        start_time=_start and _start.timestamp(), rerun=rerun, explain_dir=explain_dir)
     from detector.config import load_zones
     from detector.settings import resolve_taxonomy
 
@@ -106,35 +123,26 @@ def detect(
 
             started = time.perf_counter()
 
-            def on_progress(res, index, _started=started):
+            def on_progress(res, _index, _started=started, _seen=cases_seen):
                 rate = res.frames_analysed / max(1e-6, time.perf_counter() - _started)
                 progress.update(frame_task, completed=res.frames_analysed, rate=f"{rate:.1f} frames/s")
-                progress.update(files_task, cases=len(cases_seen | res.case_ids))
+                progress.update(files_task, cases=len(_seen | res.case_ids))
 
             batch = pipeline.run([item], on_progress, hooks_for=hooks_for)
             for res in batch:
                 cases_seen |= res.case_ids
                 if res.status == "failed":
-                    err_console.print(f"[red]failed:[/] {res.error}", highlight=False, soft_wrap=True)
+                    err_console.print(f"[red]failed:[/] {escape(str(res.error))}", highlight=False, soft_wrap=True)
+                for warning in res.warnings:
+                    err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+                if res.status == "skipped":
+                    err_console.print(f"skipped: {escape(str(res.path))}: {escape(res.notes.get('reason', ''))}",
+                                      highlight=False, soft_wrap=True)
             results.extend(batch)
             progress.update(files_task, advance=1, cases=len(cases_seen))
-    _summary(results, data_dir, store.url)
+    print_summary(results, data_dir, store.url, pipeline.model_id, explain)
+    if report is not None:
+        write_report(report, results, pipeline.model_id, problems)
+        console.print(f"report: {report}")
     if problems or any(r.status == "failed" for r in results):
         raise typer.Exit(1)
-
-
-def _summary(results, data_dir: Path, url: str) -> None:
-    from cases.store import redact
-
-    table = Table(title="streetwatch detect")
-    for col in ("file", "camera", "status", "length", "frames", "wall", "speed", "seen", "new"):
-        table.add_column(col, justify="right" if col not in ("file", "camera", "status") else "left",
-                         no_wrap=col == "status", overflow="fold", min_width=7 if col == "status" else None)
-    for r in results:
-        speed = f"{r.footage_s / r.wall_s:.0f}x" if r.wall_s and r.footage_s else "-"
-        table.add_row(r.path.name, r.camera_id, r.status, f"{r.footage_s:.0f} s", str(r.frames_analysed),
-                      f"{r.wall_s:.1f} s", speed, str(r.sightings), str(r.cases_opened))
-    console.print(table)
-    total_cases = len(set().union(*(r.case_ids for r in results))) if results else 0
-    console.print(f"cases touched: {total_cases}   database: {redact(url)}   evidence: {(data_dir / 'evidence').resolve()}")
-    console.print("next: streetwatch cases list" + (f" --data-dir {data_dir}" if data_dir != DEFAULT_DATA_DIR else ""))

@@ -10,6 +10,9 @@ Pure logic: no I/O, no clock, no threads; one instance per source, fed in frame 
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
+
 from detector.config import Taxonomy
 from detector.detections import Detections
 from detector.frames import Frame
@@ -19,7 +22,7 @@ from detector.sightings import Sighting
 from detector.tracking import IouTracker, ground_boxes
 from detector.zones import ZoneIndex
 
-__all__ = ["GROUND_TRACK_IDS", "AnalysisStep"]
+__all__ = ["GROUND_TRACK_IDS", "AnalysisStep", "Explanation"]
 
 GROUND_TRACK_IDS = 1_000_000  # ids of tracks kept in ground metres start here, apart from image-space ones
 
@@ -59,15 +62,25 @@ class AnalysisStep:
                                 still=still, keep_images=keep_images)
         self.locator = locator
         self.origin: tuple[float, float] | None = None  # ground tracking's local origin (first pose)
+        self.names = names
+        # what was seen and what became of it, for `detect --explain`: cheap counters, always kept
+        self.detections: Counter[str] = Counter()
+        self.below_floor: Counter[str] = Counter()
+        self.tracks: dict[int, str] = {}  # track id -> class name
+        self.confirmed: set[str] = set()  # sighting keys
+        self.last_tracked: Detections = Detections.empty()
 
     def apply_floors(self, dets: Detections) -> Detections:
         if not len(dets) or not len(self.floors):
             return dets
         floors = self.floors[dets.class_id.clip(0, len(self.floors) - 1)]
-        return dets[dets.confidence >= floors]
+        keep = dets.confidence >= floors
+        self.below_floor.update(self.names.get(int(c), str(c)) for c in dets.class_id[~keep])
+        return dets[keep]
 
     def analyse(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """The sightings this frame confirms, plus the final ones of tracks it ends."""
+        self.detections.update(self.names.get(int(c), str(c)) for c in dets.class_id)
         dets = self.apply_floors(dets)
         on_ground = None
         if self.locator is not None and frame.pose is not None:
@@ -80,8 +93,62 @@ class AnalysisStep:
         else:
             update = self.tracker.update(dets, frame.ts)
             tracked, closed = update.detections, update.closed + self.ground_tracker.expire(frame.ts)
-        return self.rules.close(closed) + self.rules.update(frame, tracked)
+        for tid, cid in zip(tracked.tracker_id, tracked.class_id):
+            if tid >= 0:
+                self.tracks.setdefault(int(tid), self.names.get(int(cid), str(cid)))
+        out = self.rules.close(closed) + self.rules.update(frame, tracked)
+        self.confirmed.update(s.key for s in out)
+        self.last_tracked = tracked  # for annotated explain frames
+        return out
 
     def finish(self) -> list[Sighting]:
         """End of the source: every open track ends with its final sighting."""
-        return self.rules.finish()
+        out = self.rules.finish()
+        self.confirmed.update(s.key for s in out)
+        return out
+
+    def track_status(self, track_id: int, class_id: int) -> str:
+        return self.rules.status(track_id, class_id) if track_id >= 0 else "no track (weak, starts none)"
+
+    def explain(self) -> Explanation:
+        """What was seen and why what did not become a sighting did not (call after `finish`)."""
+        typed = {name for name in self.names.values() if self.rules.taxonomy.types_for_class(name)}
+        context = Counter(cls for cls in self.tracks.values() if cls not in typed)
+        return Explanation(dict(self.detections), dict(self.below_floor), dict(Counter(self.tracks.values())),
+                           len(self.confirmed),
+                           [(ptype, rule, n, self.rules.stopped_example[(ptype, rule)])
+                            for (ptype, rule), n in sorted(self.rules.stopped.items())],
+                           dict(context))
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One source's analysis in numbers: raw detections and floor drops by class, tracks by class, sightings,
+    and for every (problem type, rule) how many tracks that rule kept from becoming a sighting."""
+
+    detections: dict[str, int]
+    below_floor: dict[str, int]
+    tracks: dict[str, int]
+    sightings: int
+    stopped: list[tuple[str, str, int, str]]  # (problem type, rule, tracks, example detail)
+    context_tracks: dict[str, int]  # tracks of classes no problem type uses (cars without a zone rule...)
+
+    def lines(self) -> list[str]:
+        """Human-readable, one fact per line."""
+        def counts(d: dict[str, int]) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "none"
+
+        out = [f"detections: {sum(self.detections.values())} ({counts(self.detections)})"]
+        if self.below_floor:
+            out.append(f"below the confidence floor: {counts(self.below_floor)}")
+        out.append(f"tracks: {sum(self.tracks.values())} ({counts(self.tracks)}); sightings: {self.sightings}")
+        for ptype, rule, n, detail in self.stopped:
+            out.append(f"not a sighting: {ptype} x{n}: {rule}: {detail}")
+        if self.context_tracks:
+            out.append(f"context only (no problem type uses the class): {counts(self.context_tracks)}")
+        return out
+
+    def as_dict(self) -> dict:
+        return {"detections": self.detections, "below_floor": self.below_floor, "tracks": self.tracks,
+                "sightings": self.sightings, "context_tracks": self.context_tracks,
+                "stopped": [{"problem_type": p, "rule": r, "tracks": n, "example": d} for p, r, n, d in self.stopped]}

@@ -8,6 +8,7 @@ frames. Pure logic: frames in, sightings out, no I/O and no clock.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -77,6 +78,10 @@ class RuleEngine:
         self._types_by_class = {cid: taxonomy.types_for_class(name) for cid, name in class_names.items()}
         self._class_names = class_names
         self._state: dict[tuple[int, str], _Progress] = {}
+        # why a (track, type) never counted, while it is not (yet) in _state: the last rule that stopped it
+        self._held: dict[tuple[int, str], tuple[str, str]] = {}
+        self.stopped: Counter[tuple[str, str]] = Counter()  # (problem type, rule) -> tracks it kept from a case
+        self.stopped_example: dict[tuple[str, str], str] = {}  # (problem type, rule) -> one line of detail
 
     def _zone_ok(self, ptype: str, zone_hits: list[tuple[str, str]]) -> tuple[bool, str | None]:
         spec = self.taxonomy.problem_types[ptype]
@@ -103,9 +108,17 @@ class RuleEngine:
             for ptype in types:
                 spec = self.taxonomy.problem_types[ptype]
                 ok, zone_id = self._zone_ok(ptype, zone_hits)
-                if conf < spec.min_confidence or not ok:
-                    continue
                 key = (track_id, ptype)
+                if conf < spec.min_confidence:
+                    self._held[key] = ("confidence", f"best score {conf:.2f} < min_confidence {spec.min_confidence:g}")
+                    continue
+                if not ok:
+                    rule = "zone excluded" if {k for _, k in zone_hits} & set(spec.exclude_zones) else "zone required"
+                    wanted = ", ".join(spec.exclude_zones if rule == "zone excluded" else spec.require_zones)
+                    where = "inside" if rule == "zone excluded" else "not inside"
+                    self._held[key] = (rule, f"{where} a {wanted} zone (active at that time)")
+                    continue
+                self._held.pop(key, None)
                 prog = self._state.get(key)
                 if prog is None:
                     prog = self._state[key] = _Progress(frame.ts, frame.ts, frame.wall_time, frame.wall_time)
@@ -128,7 +141,8 @@ class RuleEngine:
         return out
 
     def close(self, track_ids: list[int]) -> list[Sighting]:
-        """Tracks that ended: final sightings for the confirmed ones; the rest are forgotten."""
+        """Tracks that ended: final sightings for the confirmed ones; the rest are forgotten (and counted in
+        `stopped` under the rule that held them back)."""
         closing = set(track_ids)
         out = []
         for (track_id, ptype), prog in list(self._state.items()):
@@ -138,11 +152,45 @@ class RuleEngine:
             if prog.confirmed:
                 cls = next((c for c, t in self._types_by_class.items() if ptype in t), -1)
                 out.append(self._sighting(track_id, ptype, prog, cls, final=True))
+            else:
+                self._count_held(ptype, *self._short_of(ptype, prog))
+            self._held.pop((track_id, ptype), None)
+        for (track_id, ptype), (rule, detail) in list(self._held.items()):
+            if track_id in closing:
+                del self._held[(track_id, ptype)]
+                self._count_held(ptype, rule, detail)
         return out
+
+    def status(self, track_id: int, class_id: int) -> str:
+        """Where a track stands, in a few words, for annotated explain frames."""
+        types = self._types_by_class.get(class_id, [])
+        if not types:
+            return "context"
+        notes = []
+        for ptype in types:
+            prog = self._state.get((track_id, ptype))
+            if prog is not None and prog.confirmed:
+                return f"{ptype}: sighting"
+            if prog is not None:
+                notes.append(f"{ptype}: " + self._short_of(ptype, prog)[1])
+            elif (track_id, ptype) in self._held:
+                notes.append(f"{ptype}: {self._held[(track_id, ptype)][1]}")
+        return "; ".join(notes) or "no track"
+
+    def _short_of(self, ptype: str, prog: _Progress) -> tuple[str, str]:
+        spec = self.taxonomy.problem_types[ptype]
+        seen = prog.last_ts - prog.first_ts
+        if seen < spec.min_dwell_s:
+            return "dwell", f"seen {seen:.1f} s, needs min_dwell_s {spec.min_dwell_s:g} s"
+        return "hits", f"seen in {prog.hits} analysed frames, needs min_hits {spec.min_hits}"
+
+    def _count_held(self, ptype: str, rule: str, detail: str) -> None:
+        self.stopped[(ptype, rule)] += 1
+        self.stopped_example.setdefault((ptype, rule), detail)
 
     def finish(self) -> list[Sighting]:
         """End of the source: close every track."""
-        return self.close(sorted({tid for tid, _ in self._state}))
+        return self.close(sorted({tid for tid, _ in self._state} | {tid for tid, _ in self._held}))
 
     def _sighting(self, track_id: int, ptype: str, prog: _Progress, class_id: int, final: bool) -> Sighting:
         lat = lon = unc = None

@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import lap
+import numpy as np
 
 from detector.detections import Detections, box_iou
 

@@ -27,6 +27,24 @@ class ZoneIndex:
     def __len__(self) -> int:
         return len(self._zones)
 
+    def outlines(self, camera_id: str, width: int, height: int) -> list[tuple[Zone, list[tuple[float, float]]]]:
+        """`camera_id`'s zones with their polygons in pixels of a width x height frame."""
+        out = []
+        for zone, _, _ in self._zones:
+            if zone.applies_to(camera_id):
+                scale = (width, height) if zone.units == "relative" else (1, 1)
+                out.append((zone, [(x * scale[0], y * scale[1]) for x, y in zone.polygon]))
+        return out
+
+    def outside_frame(self, camera_id: str, width: int, height: int) -> list[str]:
+        """One warning per pixel zone of `camera_id` that does not overlap a width x height frame at all
+        (drawn for another resolution, or x and y swapped): such a zone can never match anything."""
+        frame = Polygon([(0, 0), (width, 0), (width, height), (0, height)])
+        return [f"zone {zone.id!r} ({zone.kind}) lies outside the {width}x{height} frame of camera {camera_id}; "
+                "it can never match (drawn for another resolution?)"
+                for zone, pts in self.outlines(camera_id, width, height)
+                if zone.units == "pixels" and not Polygon(pts).intersects(frame)]
+
     def _active(self, windows: list, wall_time: float | None) -> bool:
         if not windows:
             return True

@@ -77,7 +77,7 @@ def model_file(folder: Path, name: str) -> Path:
 
 
 def config_dict(tmp_path: Path, cameras: list[dict], **top: Any) -> dict:
-    return {"data_dir": str(tmp_path / "data"), "http": {"port": 0}, "shutdown_timeout_s": 4,
+    return {"data_dir": str(tmp_path / "data"), "http": {"port": 0, "token": TOKEN}, "shutdown_timeout_s": 4,
             "writer": {"retry_initial_s": 0.3, "retry_max_s": 1, "connect_timeout_s": 2},
             "defaults": dict(FAST_CAMERA), "cameras": cameras, **top}
 
@@ -99,8 +99,12 @@ def http_get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def http_post(port: int, path: str) -> tuple[int, dict]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=b"")
+TOKEN = "test-daemon-token-0123456789"  # the configs below set it as http.token
+
+
+def http_post(port: int, path: str, token: str | None = TOKEN) -> tuple[int, dict]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method="POST", data=b"", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:
             return resp.status, json.loads(resp.read())

@@ -290,6 +290,8 @@ def test_reload_changes_only_the_cameras_that_changed(
         # b removed, c edited, d added with another model: applied through the HTTP reload command.
         edited = [cams[0], {**cams[2], "analysis_fps": 2}, {"id": "d", "url": str(clip), "model": vendor}]
         write_config(path, config_dict(tmp_path, edited))
+        assert http_post(daemon.http_port, "/-/reload", token=None)[0] == 401  # no token: nothing changes
+        assert http_post(daemon.http_port, "/-/reload", token="wrong-token-0123456789")[0] == 401
         code, result = http_post(daemon.http_port, "/-/reload")
         assert code == 200 and result["ok"], result
         assert (result["added"], result["removed"], result["changed"], result["unchanged"]) == (

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from detector import tables as t
+from cases import tables as t
 from detector.errors import DatasetError
-from detector.store import CaseStore
+from cases.store import CaseStore
 from review import actions
 from streams.sample import bus_photo
 from tests.conftest import shared_path
@@ -120,7 +120,7 @@ def test_reviews_become_a_source_that_builds_and_trains(reviewed, tmp_path):
     assert images == 5 and sum(s["labels"].get("garbage", 0) for s in built["splits"].values()) == 4
 
     # and `train` accepts it
-    from detector.detector import DEFAULT_MODEL
+    from detector.inference import DEFAULT_MODEL
     from training.train import TrainSettings, init_from_onnx, train
 
     data_yaml = tmp_path / "ds" / "data.yaml"

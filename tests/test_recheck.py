@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from detector import tables as t
-from detector.recheck import FLAG_OVERDUE, FLAG_VERIFIED, Area, after_analysis, on_sighting
-from detector.store import CaseStore, from_unix
+from cases import tables as t
+from cases.recheck import FLAG_OVERDUE, FLAG_VERIFIED, Area, after_analysis, on_sighting
+from cases.store import CaseStore, from_unix
 from review import actions
 from tests.reviewkit import TAX
 from tests.builders import sighting
