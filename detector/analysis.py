@@ -66,6 +66,7 @@ class AnalysisStep:
         # what was seen and what became of it, for `detect --explain`: cheap counters, always kept
         self.detections: Counter[str] = Counter()
         self.below_floor: Counter[str] = Counter()
+        self.untracked: Counter[str] = Counter()  # above the floor, too weak to start a track
         self.tracks: dict[int, str] = {}  # track id -> class name
         self.confirmed: set[str] = set()  # sighting keys
         self.last_tracked: Detections = Detections.empty()
@@ -96,6 +97,8 @@ class AnalysisStep:
         for tid, cid in zip(tracked.tracker_id, tracked.class_id):
             if tid >= 0:
                 self.tracks.setdefault(int(tid), self.names.get(int(cid), str(cid)))
+            else:
+                self.untracked[self.names.get(int(cid), str(cid))] += 1
         out = self.rules.close(closed) + self.rules.update(frame, tracked)
         self.confirmed.update(s.key for s in out)
         self.last_tracked = tracked  # for annotated explain frames
@@ -114,8 +117,8 @@ class AnalysisStep:
         """What was seen and why what did not become a sighting did not (call after `finish`)."""
         typed = {name for name in self.names.values() if self.rules.taxonomy.types_for_class(name)}
         context = Counter(cls for cls in self.tracks.values() if cls not in typed)
-        return Explanation(dict(self.detections), dict(self.below_floor), dict(Counter(self.tracks.values())),
-                           len(self.confirmed),
+        return Explanation(dict(self.detections), dict(self.below_floor), dict(self.untracked),
+                           dict(Counter(self.tracks.values())), len(self.confirmed),
                            [(ptype, rule, n, self.rules.stopped_example[(ptype, rule)])
                             for (ptype, rule), n in sorted(self.rules.stopped.items())],
                            dict(context))
@@ -128,6 +131,7 @@ class Explanation:
 
     detections: dict[str, int]
     below_floor: dict[str, int]
+    untracked: dict[str, int]  # detections too weak to start a track (< track_start_conf) and matching none
     tracks: dict[str, int]
     sightings: int
     stopped: list[tuple[str, str, int, str]]  # (problem type, rule, tracks, example detail)
@@ -141,6 +145,8 @@ class Explanation:
         out = [f"detections: {sum(self.detections.values())} ({counts(self.detections)})"]
         if self.below_floor:
             out.append(f"below the confidence floor: {counts(self.below_floor)}")
+        if self.untracked:
+            out.append(f"too weak to start a track (track_start_conf): {counts(self.untracked)}")
         out.append(f"tracks: {sum(self.tracks.values())} ({counts(self.tracks)}); sightings: {self.sightings}")
         for ptype, rule, n, detail in self.stopped:
             out.append(f"not a sighting: {ptype} x{n}: {rule}: {detail}")
@@ -149,6 +155,7 @@ class Explanation:
         return out
 
     def as_dict(self) -> dict:
-        return {"detections": self.detections, "below_floor": self.below_floor, "tracks": self.tracks,
+        return {"detections": self.detections, "below_floor": self.below_floor, "untracked": self.untracked,
+                "tracks": self.tracks,
                 "sightings": self.sightings, "context_tracks": self.context_tracks,
                 "stopped": [{"problem_type": p, "rule": r, "tracks": n, "example": d} for p, r, n, d in self.stopped]}
