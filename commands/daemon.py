@@ -73,8 +73,10 @@ def bench_daemon(
         "--cameras", "-n", help="Camera counts to try, in order (default 4 8 16 24 32 40 48).")] = None,
     seconds: Annotated[float, typer.Option(help="Measured seconds per step (after warm-up).")] = 20,
     fps: Annotated[float, typer.Option(help="Analysis frames/s per camera.")] = 1.0,
-    model: Annotated[Path | None, typer.Option(
-        help="Model (default: the ../shared yolo11n COCO export, else the bundled one).")] = None,
+    model: Annotated[list[Path] | None, typer.Option(
+        help="Model(s) to measure side by side (default: the bundled model the daemon runs by default).")] = None,
+    backend: Annotated[list[str] | None, typer.Option(
+        help="Backend per --model, in order (auto | onnx | openvino | pytorch; default auto).")] = None,
     workdir: Annotated[Path, typer.Option(help="Clips, database and evidence go here.")] = Path(
         "streetwatch-data/bench-daemon"),
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Try every count even after one fails.")] = False,
@@ -86,6 +88,13 @@ def bench_daemon(
     quiet_libraries()
     from benchmarks.bench_daemon import bench_daemon as run
 
-    text = run(counts=tuple(cameras or (4, 8, 16, 24, 32, 40, 48)), seconds=seconds, fps=fps, model=model,
+    from detector.inference import DEFAULT_MODEL
+
+    models = list(model or [DEFAULT_MODEL])
+    backends = list(backend or [])
+    if len(backends) > len(models):
+        raise typer.BadParameter("give at most one --backend per --model")
+    pairs = tuple((m, backends[i] if i < len(backends) else "auto") for i, m in enumerate(models))
+    text = run(counts=tuple(cameras or (4, 8, 16, 24, 32, 40, 48)), seconds=seconds, fps=fps, models=pairs,
                workdir=workdir, stop_at_first_failure=not keep_going)
     console.print(text, highlight=False, soft_wrap=True)
