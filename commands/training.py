@@ -150,6 +150,27 @@ def evaluate(
         json_out.write_text(json.dumps(result, indent=2))
 
 
+@models_app.command("candidate")
+@one_line_errors
+def models_candidate(
+    run: Annotated[Path, typer.Argument(help="Training run folder (holds weights/last.pt).")],
+    out: Annotated[Path, typer.Option(help="Where the candidate goes (in the repository).")] = Path(
+        "models/streetwatch-v2-candidate"),
+) -> None:
+    """Keep the weights a run reached so far as a small fp16 candidate (plus its legs and progress).
+
+    Example: streetwatch models candidate streetwatch-data/runs/v2-640 --out models/streetwatch-v2-candidate
+    """
+    quiet_libraries()
+    from training.candidate import save_candidate
+
+    path = save_candidate(run, out)
+    progress = json.loads((out / "progress.json").read_text())
+    console.print(f"candidate: {path} ({path.stat().st_size / 1e6:.1f} MB), epoch {progress['epochs_done']} of "
+                  f"{progress['epochs_planned']}; continue with `streetwatch train --resume {run}/weights/last.pt`, "
+                  f"or from the candidate on a fresh machine (see {out / 'progress.json'})")
+
+
 @models_app.command("compare")
 @one_line_errors
 def compare(a: Path, b: Path, data: Path = DEFAULT_DATASET, imgsz: int = 416) -> None:

@@ -154,8 +154,8 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     """Train; returns the run folder (weights/best.pt, weights/last.pt, results.csv)."""
     check_dataset(settings.data)
     model = load_yolo(settings.model)
+    _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")  # first: a stop keeps it
     _attach_progress(model, on_epoch)
-    _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")
     model.train(
         trainer=_trainer_class(),
         data=str(settings.data),
@@ -184,7 +184,7 @@ def resume(last: Path, on_epoch=None) -> Path:
     if not Path(last).is_file():
         raise ModelError(f"{last}: no checkpoint to resume from")
     model = load_yolo(last)
-    _attach_progress(model, on_epoch)
     _attach_leg_log(model, Path(last).resolve().parent.parent, "resume")
+    _attach_progress(model, on_epoch)
     model.train(trainer=_trainer_class(), resume=True)
     return Path(last).resolve().parent.parent

@@ -1,0 +1,102 @@
+"""Long training as a normal workflow: start from a model with other classes, stop, resume exactly, keep a
+candidate in the repository, and the v2 recipe's per-source splits (val for choices, test untouched)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from detector.inference import DEFAULT_MODEL
+from detector.model import load_yolo
+from tests.conftest import shared_path
+from training.candidate import save_candidate
+from training.dataset import build_dataset
+from training.recipe import load_recipe
+from training.train import TrainSettings, resume, start_checkpoint, train
+
+V2_CLASSES = ["garbage", "street_vendor", "person", "bicycle", "car", "motorcycle", "bus", "truck", "umbrella",
+              "overflowing_bin", "garbage_bin"]
+
+
+class StopAfter(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """A few real images of all three garbage/vendor sources, with the v2 recipe's splits."""
+    root = tmp_path_factory.mktemp("legs")
+    recipe = {
+        "name": "mini-v2", "classes": V2_CLASSES,
+        "sources": [
+            {"name": "garbage_montevideo", "path": str(shared_path("data", "garbage_montevideo")),
+             "class_map": {"garbage": "garbage"}, "valid_as": "test", "carve_val": 0.3, "max_images": 16},
+            {"name": "garbage_cn_streets", "path": str(shared_path("data", "garbage_cn_streets")),
+             "class_map": {"garbage": "garbage", "garbage_bin": "garbage_bin", "overflow": "overflowing_bin"},
+             "carve_val": 0.25, "carve_test": 0.25, "max_images": 24},
+        ],
+    }
+    (root / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    manifest = build_dataset(load_recipe(root / "recipe.yaml"), root / "ds")
+    assert manifest["source_images_in_both_splits"] == 0
+    images = manifest["splits"]
+    assert images["test"]["images"]["garbage_montevideo"] == 16  # its own valid split, untouched by choices
+    assert {"garbage_cn_streets"} <= set(images["val"]["images"]) and images["test"]["images"]["garbage_cn_streets"]
+    assert images["train"]["labels"]["overflowing_bin"] > 0
+    for src in ("garbage_montevideo", "garbage_cn_streets"):  # per-source eval files
+        spec = yaml.safe_load((root / "ds" / f"data-{src}.yaml").read_text())
+        assert Path(spec["test"]).read_text().count("\n") == images["test"]["images"][src]
+    return root / "ds" / "data.yaml"
+
+
+def test_start_from_the_bundled_model_keeps_the_classes_it_knew(dataset, tmp_path):
+    start = start_checkpoint(DEFAULT_MODEL, dataset, tmp_path / "start.pt")
+    old, new = load_yolo(DEFAULT_MODEL).model, load_yolo(start).model
+    assert list(new.names.values()) == V2_CLASSES
+    old_rows = {name: i for i, name in old.names.items()}
+    for level in range(3):
+        w_old, w_new = old.model[-1].cv3[level][-1].weight, new.model[-1].cv3[level][-1].weight
+        for row, name in enumerate(V2_CLASSES):
+            if name in old_rows:  # garbage, street_vendor and the context classes start where v1 was
+                assert torch.allclose(w_new[row].float(), w_old[old_rows[name]].float(), atol=1e-3), name
+
+
+def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dataset, tmp_path):
+    start = start_checkpoint(DEFAULT_MODEL, dataset, tmp_path / "start.pt")
+    settings = dict(data=dataset, model=start, epochs=2, imgsz=64, batch=8, workers=0, project=tmp_path / "runs")
+
+    def stop(epoch, _total, _metrics):
+        if epoch == 1:
+            raise StopAfter
+
+    with pytest.raises(StopAfter):
+        train(TrainSettings(**settings, name="legs"), on_epoch=stop)
+    run = tmp_path / "runs" / "legs"
+    assert (run / "weights" / "last.pt").is_file()
+    resume(run / "weights" / "last.pt")
+    straight = train(TrainSettings(**settings, name="straight"))
+    legs = json.loads((run / "legs.json").read_text())
+    assert [(leg["kind"], leg["first_epoch"], leg["last_epoch"]) for leg in legs] == [("start", 1, 1),
+                                                                                      ("resume", 2, 2)]
+    assert all(leg["wall_s"] > 0 for leg in legs)
+    rows = list(csv.DictReader((run / "results.csv").open()))
+    ref = list(csv.DictReader((straight / "results.csv").open()))
+    assert [r["epoch"].strip() for r in rows] == ["1", "2"]
+    for key in ("lr/pg0", "lr/pg1", "lr/pg2"):  # the same schedule as an uninterrupted run
+        assert float(rows[1][key]) == pytest.approx(float(ref[1][key]), rel=1e-6)
+
+    candidate = save_candidate(run, tmp_path / "models" / "v2-candidate")
+    assert candidate.stat().st_size < 8e6  # fp16 weights only: small enough for the repository
+    progress = json.loads((candidate.parent / "progress.json").read_text())
+    assert progress["epochs_done"] == 2 and progress["epochs_planned"] == 2 and progress["imgsz"] == 64
+    assert json.loads((candidate.parent / "legs.json").read_text()) == legs
+    assert list(load_yolo(candidate).names.values()) == V2_CLASSES
+    # on a fresh machine, without last.pt: a new leg from the candidate's weights
+    again = train(TrainSettings(data=dataset, model=candidate, epochs=1, imgsz=64, batch=8, workers=0,
+                                project=tmp_path / "runs", name="from-candidate"))
+    assert (again / "weights" / "last.pt").is_file()

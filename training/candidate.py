@@ -1,0 +1,62 @@
+"""Keep a training run's progress in the repository: a small fp16 candidate beside the bundled model.
+
+A CPU run takes many sessions, and the next session may get a fresh machine where `last.pt` (weights
++ EMA + optimizer state, ~36 MB) is gone. `save_candidate` writes what lets training always go on:
+
+    models/<name>/candidate.pt   the EMA weights reached so far, fp16 (~6 MB), loadable by YOLO()
+    models/<name>/legs.json      every leg of the run: where it ran, epochs, wall time
+    models/<name>/progress.json  epochs done of how many, the run's settings, last validation figures
+
+With `last.pt` at hand, `streetwatch train --resume .../last.pt` continues exactly (schedule,
+optimizer state, epoch count). Without it, `streetwatch train --model models/<name>/candidate.pt
+--epochs <remaining>` continues from the weights with a fresh optimizer and a new schedule over the
+remaining epochs (the warm-up restarts: a small, known cost, said in the card).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from detector.errors import ModelError
+
+__all__ = ["save_candidate"]
+
+
+def _results(run: Path) -> list[dict]:
+    path = run / "results.csv"
+    return list(csv.DictReader(path.open())) if path.is_file() else []
+
+
+def save_candidate(run: Path, out: Path) -> Path:
+    """Write the run's latest weights as `out/candidate.pt` (fp16, no optimizer) plus its legs and progress."""
+    import torch
+
+    run = Path(run)
+    last = run / "weights" / "last.pt"
+    if not last.is_file():
+        raise ModelError(f"{last}: the run has not finished an epoch yet (no last.pt)")
+    ckpt = torch.load(str(last), map_location="cpu", weights_only=False)
+    model = ckpt.get("ema") or ckpt.get("model")
+    if model is None:
+        raise ModelError(f"{last}: no weights in the checkpoint")
+    args = yaml.safe_load((run / "args.yaml").read_text()) if (run / "args.yaml").is_file() else {}
+    rows = _results(run)
+    epoch = len(rows)  # last.pt says -1 once a run is finished (Ultralytics strips it): count epochs instead
+    out.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.half(), "ema": None, "optimizer": None, "epoch": -1, "train_args": args,
+                "date": ckpt.get("date"), "version": ckpt.get("version"),
+                "candidate_of": {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs")}},
+               out / "candidate.pt")
+    legs = json.loads((run / "legs.json").read_text()) if (run / "legs.json").is_file() else []
+    (out / "legs.json").write_text(json.dumps(legs, indent=2))
+    progress = {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
+                "imgsz": args.get("imgsz"), "batch": args.get("batch"), "data": args.get("data"),
+                "optimizer": args.get("optimizer"), "lr0": args.get("lr0"), "lrf": args.get("lrf"),
+                "train_wall_s": round(sum(leg.get("wall_s", 0) for leg in legs), 1),
+                "last_validation": {k: v for k, v in rows[-1].items() if k.startswith("metrics/")} if rows else {}}
+    (out / "progress.json").write_text(json.dumps(progress, indent=2))
+    return out / "candidate.pt"
