@@ -293,9 +293,12 @@ class Pipeline:
             folder = self.settings.explain_dir / f"{result.camera_id}__{result.path.stem}"
             explain = ExplainWriter(folder, self.zones, result.camera_id)
         first = True
+        where = str(result.path.absolute())
 
         def emit(sightings: list[Sighting | _Committed]) -> None:
             for s in sightings:
+                if isinstance(s, Sighting):  # where to find it again: this file, seconds from its start (PTS)
+                    s.source, s.source_offset_s = where, s.first_ts
                 out.put(s)
             if not threaded:
                 out.put(_END)

@@ -158,7 +158,8 @@ class CameraRuntime:
         self.plan = plan
         self.id = cam.id
         self.cam = cam
-        self.session = f"{cam.id}:{int(time.time())}:{instance}"
+        self.started = time.time()  # the session's start: live sightings say how far into it they were seen
+        self.session = f"{cam.id}:{int(self.started)}:{instance}"
         self.period = 1.0 / cam.analysis_fps
         locator = GroundCalibration.from_config(cam.calibration).locator() if cam.calibration else None
         self.step = AnalysisStep(cam, plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
@@ -203,6 +204,13 @@ class CameraRuntime:
     def analyse(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """The camera's analysis step: the sightings the frame confirms or closes. Inference thread only."""
         return self.step.analyse(frame, dets)
+
+    def stamp(self, s: Sighting) -> Sighting:
+        """Where to find `s` again: the stream (its URL redacted, else the camera id) and seconds into this session
+        (a live frame's `ts` is wall-clock time)."""
+        s.source = redact_url(self.cam.url) if self.cam.url else self.id
+        s.source_offset_s = max(0.0, s.first_ts - self.started)
+        return s
 
     def describe(self, metrics: DaemonMetrics, now: float) -> dict:
         """The camera's entry in `/status`, JSON-ready (URL redacted)."""

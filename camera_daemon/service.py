@@ -375,6 +375,7 @@ class Daemon:
             self._emit(rt, s)
 
     def _emit(self, rt: CameraRuntime, s: Sighting) -> None:
+        rt.stamp(s)
         if not s.final:
             self.metrics.sightings.inc(camera=rt.id, problem_type=s.problem_type)
         log.info("sighting %s: %s (%.2f)%s", s.key, s.problem_type, s.confidence, " final" if s.final else "",

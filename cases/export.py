@@ -7,18 +7,25 @@ import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from cases import tables as t
 from cases.status import CaseStatus
 from cases.store import CaseStore, as_utc
+from detector.config import load_taxonomy
 
 # A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) in a camera id
 # sends whoever opens the export to any site); OWASP's "CSV injection" list.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-CASE_FIELDS = ("id", "problem_type", "category", "status", "camera_id", "first_seen", "last_seen", "sighting_count",
-               "recurrence_count", "best_confidence", "lat", "lon", "uncertainty_m", "zone_id")
+NAME_FIELDS = ("code", "name_zh", "name_en", "category_zh")  # the taxonomy's, as filed with the case
+# where the case's evidence frame came from: the file (or stream), seconds into it, the frame's index
+PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index")
+CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", "status", "camera_id",
+               "first_seen", "last_seen", "sighting_count", "recurrence_count", "best_confidence", "lat", "lon",
+               "uncertainty_m", "zone_id", *PROVENANCE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -46,8 +53,24 @@ def _where(query, f: CaseFilter):
     return query
 
 
+@lru_cache(maxsize=1)
+def _bundled_names() -> dict[str, dict[str, str]]:
+    return {name: {k: getattr(pt, k) for k in (*NAME_FIELDS, "category")}
+            for name, pt in load_taxonomy().problem_types.items()}
+
+
+def names_of(c: t.Case) -> dict[str, str]:
+    """The case's bureau code and names; a case filed before they were stored takes the bundled taxonomy's."""
+    stored = {k: getattr(c, k) or "" for k in NAME_FIELDS}
+    if any(stored.values()):
+        return stored
+    known = _bundled_names().get(c.problem_type)
+    return {k: known[k] for k in NAME_FIELDS} if known and known["category"] == c.category else stored
+
+
 def case_dict(c: t.Case) -> dict:
-    out = {k: getattr(c, k) for k in CASE_FIELDS}
+    out = {k: getattr(c, k) for k in CASE_FIELDS if k not in PROVENANCE_FIELDS}
+    out.update(names_of(c))
     for key in ("first_seen", "last_seen"):
         out[key] = as_utc(out[key]).isoformat()  # type: ignore[union-attr]
     out["box_norm"] = (c.box_norm or {}).get("xyxy")
@@ -55,12 +78,42 @@ def case_dict(c: t.Case) -> dict:
     return out
 
 
+def provenance(s: t.Sighting) -> dict:
+    """Where one sighting can be found again: file or stream, seconds into it (start, end), evidence frame."""
+    end = None if s.source_offset_s is None else round(s.source_offset_s + (s.last_ts - s.first_ts), 3)
+    return {"sighting_id": s.id, "source": s.source, "source_offset_s": s.source_offset_s, "source_end_s": end,
+            "frame_index": s.frame_index}
+
+
+def evidence_sighting(case: t.Case | dict, sightings: list[t.Sighting]) -> t.Sighting | None:
+    """The sighting whose frame is the case's evidence (same raw file), else its most confident one."""
+    raw = ((case["evidence"] if isinstance(case, dict) else case.evidence) or {}).get("raw") or {}
+    same = [s for s in sightings if raw and ((s.evidence or {}).get("raw") or {}).get("path") == raw.get("path")]
+    return (same or sorted(sightings, key=lambda s: (-s.confidence, s.id)) or [None])[0]
+
+
+def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
+    """Add to each case row its evidence sighting's source, offset and frame index, and every sighting's."""
+    by_case: dict[int, list[t.Sighting]] = {}
+    ids = [row["id"] for row in rows]
+    for chunk in range(0, len(ids), 500):  # bounded IN lists
+        for s in ses.scalars(select(t.Sighting).where(t.Sighting.case_id.in_(ids[chunk:chunk + 500]))
+                             .order_by(t.Sighting.first_seen, t.Sighting.id)):
+            by_case.setdefault(s.case_id, []).append(s)
+    for row in rows:
+        sightings = by_case.get(row["id"], [])
+        best = evidence_sighting(row, sightings)
+        row.update({k: getattr(best, k) if best else None for k in PROVENANCE_FIELDS})
+        row["sources"] = [provenance(s) for s in sightings]
+    return rows
+
+
 def query_cases(store: CaseStore, f: CaseFilter = CaseFilter(), limit: int | None = None) -> list[dict]:
     with store.session() as ses:
         query = _where(select(t.Case), f).order_by(t.Case.last_seen.desc(), t.Case.id.desc())
         if limit:
             query = query.limit(limit)
-        return [case_dict(c) for c in ses.scalars(query)]
+        return with_provenance(ses, [case_dict(c) for c in ses.scalars(query)])
 
 
 def case_detail(store: CaseStore, case_id: int) -> dict | None:
@@ -69,11 +122,15 @@ def case_detail(store: CaseStore, case_id: int) -> dict | None:
         if case is None:
             return None
         out = case_dict(case)
-        sightings = ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id).order_by(t.Sighting.first_seen))
+        sightings = list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id)
+                                     .order_by(t.Sighting.first_seen, t.Sighting.id)))
+        best = evidence_sighting(case, sightings)
+        out.update({k: getattr(best, k) if best else None for k in PROVENANCE_FIELDS})
         out["sightings"] = [{
             "id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": as_utc(s.first_seen).isoformat(),
             "last_seen": as_utc(s.last_seen).isoformat(), "hits": s.hits, "confidence": round(s.confidence, 3),
-            "lat": s.lat, "lon": s.lon, "evidence": s.evidence, "run_id": s.run_id} for s in sightings]
+            "lat": s.lat, "lon": s.lon, "evidence": s.evidence, "run_id": s.run_id,
+            **{k: v for k, v in provenance(s).items() if k != "sighting_id"}} for s in sightings]
         events = ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == case_id).order_by(t.CaseEvent.id))
         out["history"] = [{"at": as_utc(e.at).isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
                           for e in events]
@@ -106,7 +163,7 @@ def to_geojson(rows: list[dict], gcj02: bool = False) -> dict:
         if row["lat"] is None or row["lon"] is None:
             continue
         lat, lon = convert(row["lat"], row["lon"]) if convert else (row["lat"], row["lon"])
-        props = {k: v for k, v in row.items() if k not in ("lat", "lon", "evidence", "box_norm")}
+        props = {k: v for k, v in row.items() if k not in ("lat", "lon", "evidence", "box_norm", "sources")}
         props["evidence_annotated"] = (row["evidence"].get("annotated") or {}).get("path")
         features.append({"type": "Feature", "id": row["id"],
                          "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},
@@ -122,3 +179,53 @@ def render(store: CaseStore, f: CaseFilter, fmt: str, gcj02: bool = False) -> st
     if fmt == "geojson":
         return json.dumps(to_geojson(rows, gcj02), ensure_ascii=False, indent=1) + "\n"
     return json.dumps(rows, ensure_ascii=False, indent=1, default=str) + "\n"
+
+
+def clock_offset(seconds: float | None) -> str:
+    """Seconds into a file as a player shows them: 0:12.0, 1:02:03.5."""
+    if seconds is None:
+        return "?"
+    minutes, sec = divmod(max(0.0, seconds), 60)
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}:{minutes:02d}:{sec:04.1f}" if hours else f"{minutes}:{sec:04.1f}"
+
+
+def where_seen(p: dict) -> str:
+    """`/footage/cam1.mp4 at 0:12.0-0:42.0 (frame 120)`: a sighting's provenance, one line."""
+    if not p.get("source"):
+        return f"source not recorded (filed before provenance was kept) (frame {p.get('frame_index')})"
+    span = clock_offset(p.get("source_offset_s"))
+    if p.get("source_end_s") is not None and p["source_end_s"] != p.get("source_offset_s"):
+        span += f"-{clock_offset(p['source_end_s'])}"
+    return f"{p['source']} at {span} (frame {p.get('frame_index')})"
+
+
+def case_text(d: dict) -> str:
+    """`case_detail` as plain text for a terminal: fields, where the evidence came from, sightings, history."""
+    names = " · ".join(x for x in (d.get("name_zh"), d.get("name_en")) if x)
+    lines = [f"Case {d['id']}  {d['problem_type']}" + (f" [{d['code']}]" if d.get("code") else "")
+             + (f"  {names}" if names else "")]
+    place = "not known on the ground"
+    if d.get("lat") is not None:
+        place = f"{d['lat']:.6f}, {d['lon']:.6f}" + (f" (±{d['uncertainty_m']:.0f} m)" if d.get("uncertainty_m") else "")
+    fields = [
+        ("category", d["category"] + (f" ({d['category_zh']})" if d.get("category_zh") else "")),
+        ("status", d["status"]), ("camera", d.get("camera_id") or ""),
+        ("first seen", d["first_seen"]), ("last seen", d["last_seen"]),
+        ("sightings", f"{d['sighting_count']} (came back {d['recurrence_count']} time(s) after resolved)"),
+        ("confidence", f"{d['best_confidence']:.2f}"),
+        ("place", place + (f"; zone {d['zone_id']}" if d.get("zone_id") else "")),
+        ("evidence from", where_seen({**d, "source_end_s": None}) if d.get("frame_index") is not None else "none"),
+    ]
+    fields += [(f"evidence {k}", f"{v.get('path')} sha256 {v.get('sha256')}") for k, v in (d.get("evidence") or {}).items()]
+    width = max(len(k) for k, _ in fields)
+    lines += [f"  {k.ljust(width)}  {v}" for k, v in fields]
+    lines += ["", f"Sightings ({len(d.get('sightings', []))})"]
+    for s in d.get("sightings", []):
+        lines.append(f"  #{s['id']}  {s['camera_id']}  {s['class']}  {s['first_seen']} -> {s['last_seen']}  "
+                     f"hits {s['hits']}  conf {s['confidence']:.2f}" + (f"  run {s['run_id']}" if s.get("run_id") else ""))
+        lines.append(f"      {where_seen(s)}")
+    lines += ["", "History"]
+    lines += [f"  {e['at']}  {e['actor']}  {e['action']}  {json.dumps(e['detail'], ensure_ascii=False)}"
+              for e in d.get("history", [])]
+    return "\n".join(lines) + "\n"

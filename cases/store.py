@@ -159,7 +159,8 @@ class CaseStore:
                                     detail={"from": CaseStatus.RESOLVED, "sighting_key": s.key}))
             return case, False, reopened
         seen = from_unix(s.first_seen)
-        case = t.Case(problem_type=s.problem_type, category=spec.category, camera_id=s.camera_id, status=CaseStatus.NEW,
+        case = t.Case(problem_type=s.problem_type, category=spec.category, code=spec.code, name_zh=spec.name_zh,
+                      name_en=spec.name_en, category_zh=spec.category_zh, camera_id=s.camera_id, status=CaseStatus.NEW,
                       first_seen=seen, last_seen=from_unix(s.last_seen), sighting_count=0,
                       box_norm={"xyxy": list(s.box_norm)}, lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m,
                       zone_id=s.zone_id, best_confidence=-1.0, evidence={})
@@ -174,7 +175,8 @@ class CaseStore:
                           problem_type=s.problem_type, class_name=s.class_name, first_seen=from_unix(s.first_seen),
                           last_seen=from_unix(s.last_seen), first_ts=s.first_ts, last_ts=s.last_ts, hits=s.hits,
                           confidence=s.confidence, box_norm={"xyxy": list(s.box_norm)}, frame_index=s.frame_index,
-                          lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, evidence=evidence)
+                          lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, evidence=evidence,
+                          source=s.source, source_offset_s=s.source_offset_s)
 
     def _update_existing(self, ses: Session, row: t.Sighting, s: Sighting, evidence: dict) -> Recorded:
         case = ses.get(t.Case, row.case_id)
@@ -184,6 +186,8 @@ class CaseStore:
             row.evidence = evidence
             if _same_files(case.evidence, evidence):
                 case.evidence = evidence
+        if s.source is not None:
+            row.source, row.source_offset_s = s.source, s.source_offset_s
         if s.confidence >= row.confidence:
             row.confidence, row.box_norm, row.frame_index = s.confidence, {"xyxy": list(s.box_norm)}, s.frame_index
         if s.lat is not None:

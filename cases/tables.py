@@ -78,6 +78,11 @@ class Case(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     problem_type: Mapped[str] = mapped_column(String(64))
     category: Mapped[str] = mapped_column(String(64), default="")
+    # the taxonomy's bureau code and names when the case was filed: they travel with it (exports, webhook)
+    code: Mapped[str] = mapped_column(String(32), default="", server_default="")
+    name_zh: Mapped[str] = mapped_column(String(128), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(256), default="", server_default="")
+    category_zh: Mapped[str] = mapped_column(String(64), default="", server_default="")
     camera_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)
     first_seen: Mapped[datetime]
@@ -119,6 +124,8 @@ class Sighting(Base):
     confidence: Mapped[float] = mapped_column(Float)
     box_norm: Mapped[dict[str, Any]]
     frame_index: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str | None] = mapped_column(Text)  # footage file, or redacted stream URL / camera id
+    source_offset_s: Mapped[float | None] = mapped_column(Float)  # seconds into it (file start, camera session)
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     uncertainty_m: Mapped[float | None] = mapped_column(Float)

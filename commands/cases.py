@@ -53,19 +53,29 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
 
 @app.command("show")
 @one_line_errors
-def show_case(case_id: int, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
-    """Show one case: its fields, evidence files, sightings and history.
+def show_case(
+    case_id: int,
+    format_: Annotated[str, typer.Option("--format", help="text (readable) | json")] = "text",
+    data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+) -> None:
+    """Show one case: its code and names, where its evidence came from (file, seconds into it, frame),
+    evidence files, sightings and history.
 
-    Example: streetwatch cases show 12
+    Example: streetwatch cases show 12 --format json
     """
-    from cases.export import case_detail
+    from cases.export import case_detail, case_text
 
+    if format_ not in ("text", "json"):
+        raise typer.BadParameter(f"--format {format_!r}: choose text or json")
     detail = case_detail(open_store(data_dir, db), case_id)
     if detail is None:
         fail(f"case {case_id}: no such case", 1)
-    import json
+    if format_ == "json":
+        import json
 
-    console.print_json(json.dumps(detail, ensure_ascii=False, default=str))
+        sys.stdout.write(json.dumps(detail, ensure_ascii=False, indent=1, default=str) + "\n")
+    else:
+        sys.stdout.write(case_text(detail))  # not rich: a path or camera id may hold [markup]
 
 
 @app.command("export")

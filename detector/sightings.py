@@ -36,6 +36,10 @@ class Sighting:
     lon: float | None = None
     uncertainty_m: float | None = None
     final: bool = False
+    # where to find it again: the footage file (batch) or the redacted stream URL / camera id (live), and
+    # seconds from the start of that file (or of the camera's session) to `first_ts`; set by the runner
+    source: str | None = None
+    source_offset_s: float | None = None
     image: np.ndarray | None = field(default=None, repr=False)  # evidence frame (BGR), not stored in the DB
 
     @property

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import tables as t
-from cases.export import case_dict
+from cases.export import case_dict, with_provenance
 from cases.review_tables import WebhookDelivery
 from cases.status import REVIEWABLE, CaseStatus
 from cases.store import as_utc
@@ -185,7 +185,7 @@ def choices(ses: Session) -> dict[str, list[str]]:
 
 def export_rows(ses: Session, q: Queue) -> list[dict]:
     """Rows for `cases.export.to_csv` / `to_geojson`, in the list's order, merged cases left out."""
-    return [case_dict(c) for c in list_cases(ses, q)[0]]
+    return with_provenance(ses, [case_dict(c) for c in list_cases(ses, q)[0]])
 
 
 def iso(dt: datetime | None) -> str:
