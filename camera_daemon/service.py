@@ -71,6 +71,7 @@ from detector.errors import ConfigError, StreetwatchError
 from camera_daemon.ops import OpsServer
 from detector.sightings import Sighting
 from cases.spool import Spool
+from cases.store import sqlite_url
 from streams.live import redact_url
 
 __all__ = [
@@ -107,7 +108,7 @@ class Daemon:
         self.config_path = config_path
         self.instance = secrets.token_hex(3)
         self.actor = f"daemon:{socket.gethostname()}:{os.getpid()}:{self.instance}"
-        url = db_url or config.database or f"sqlite:///{Path(config.data_dir).resolve() / 'streetwatch.db'}"
+        url = db_url or config.database or sqlite_url(config.data_dir)
         self.db_url = with_connect_timeout(url, config.writer.connect_timeout_s)
         self.metrics = DaemonMetrics()
         self.latencies: deque[float] = deque(maxlen=20_000)

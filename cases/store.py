@@ -31,6 +31,11 @@ _MIGRATE_LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
+
+def sqlite_url(data_dir: Path) -> str:
+    """The default database: SQLite in the data folder (the one home of this default)."""
+    return f"sqlite:///{Path(data_dir).resolve() / 'streetwatch.db'}"
+
 def redact(url: str) -> str:
     try:
         return make_url(url).render_as_string(hide_password=True)

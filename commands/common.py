@@ -64,7 +64,9 @@ def db_url(data_dir: Path, db: str | None) -> str:
     if db:
         return db
     data_dir.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{data_dir.resolve() / 'streetwatch.db'}"
+    from cases.store import sqlite_url
+
+    return sqlite_url(data_dir)
 
 
 def open_store(data_dir: Path, db: str | None):
