@@ -1,11 +1,11 @@
-"""The camera daemon: live streams through the batch job's detector, tracker, rules, dedup and store.
+"""The camera daemon: live streams through the batch job's analysis step, dedup and store.
 
     LiveReader ×N            one thread per camera, newest frame only, reconnect with backoff
         │  scheduler thread: each camera's newest frame when due (analysis_fps); put_nowait
         ▼
     frames queue             bounded: full = dropped and counted, never a growing lag
         │  inference thread: batches; one model instance per distinct model setting, shared by
-        │  cameras; per camera: thresholds → IouTracker → RuleEngine (state owned by this thread)
+        │  cameras; per camera: its AnalysisStep (floors → tracker → rules), owned by this thread
         ▼
     sightings queue          bounded: blocks (a sighting is never dropped)
         │  writer thread: evidence files → CaseStore.record_sighting (dedup under a per-type lock,
@@ -24,9 +24,9 @@ every sighting, close the database. SIGHUP (or POST /-/reload) re-reads the conf
 restarts only the cameras whose settings changed.
 
 This module is the orchestration (start, stop, reload, run, status) and the two worker threads'
-loops. The parts they run live beside it: `daemon_cameras` (camera plans, per-camera runtime,
-shared models, scheduling and batching), `daemon_writer` (the writer thread, database and spool),
-`daemon_metrics` (the metric set). Their public names are re-exported here.
+loops. The parts they run live beside it: `cameras` (camera plans, per-camera runtime, shared
+models, scheduling and batching), `writer` (the writer thread, database and spool), `metrics`
+(the metric set), `ops` (the HTTP endpoint).
 
 Example:
     >>> daemon = Daemon(load_daemon_config(Path("cameras.yaml")), config_path=Path("cameras.yaml"))
@@ -49,12 +49,10 @@ from pathlib import Path
 from typing import Any
 
 from camera_daemon.cameras import (
-    DETECTOR_FLOOR,
     END,
     CameraPlan,
     CameraRuntime,
     DetectorFactory,
-    DetectorLike,
     ModelPool,
     account_readers,
     default_detector_factory,
@@ -66,27 +64,15 @@ from camera_daemon.cameras import (
 )
 from camera_daemon.config import DaemonConfig, load_daemon_config
 from camera_daemon.metrics import DaemonMetrics
-from camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
-from detector.errors import ConfigError, StreetwatchError
 from camera_daemon.ops import OpsServer
-from detector.sightings import Sighting
+from camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
 from cases.spool import Spool
 from cases.store import sqlite_url
+from detector.errors import ConfigError, StreetwatchError
+from detector.sightings import Sighting
 from streams.live import redact_url
 
-__all__ = [
-    "DETECTOR_FLOOR",
-    "CameraPlan",
-    "CameraRuntime",
-    "Daemon",
-    "DaemonMetrics",
-    "DetectorFactory",
-    "DetectorLike",
-    "SightingWriter",
-    "open_store",
-    "plan_camera",
-    "serve",
-]
+__all__ = ["Daemon", "open_store", "serve"]
 
 log = logging.getLogger("streetwatch.daemon")
 
