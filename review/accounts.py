@@ -10,10 +10,35 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
 from review import inputs
-from review.users import (Current, LoginLocked, LoginRefused, UserError, add_user, end_session, list_users, log_in,
-                          set_disabled)
-from review.web import (COOKIE, LOGIN_CSRF_COOKIE, admin_only, admin_view, checked, client_ip, clock, error_response,
-                        form_of, render, safe_next, same_origin, store_of, wants_json)
+from review.i18n import LANG_COOKIE, LANGUAGES, Msg
+from review.users import (
+    Current,
+    LoginLocked,
+    LoginRefused,
+    UserError,
+    add_user,
+    end_session,
+    list_users,
+    log_in,
+    set_disabled,
+)
+from review.web import (
+    COOKIE,
+    LOGIN_CSRF_COOKIE,
+    admin_only,
+    admin_view,
+    checked,
+    client_ip,
+    clock,
+    error_response,
+    form_of,
+    message_of,
+    render,
+    safe_next,
+    same_origin,
+    store_of,
+    wants_json,
+)
 
 router = APIRouter()
 
@@ -40,8 +65,9 @@ def login(request: Request, form: FormData = Depends(form_of)) -> Response:
     csrf_token = inputs.text(form, "csrf_token", limit=inputs.MAX_LINE, one_line=True)
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
     if not cookie or not hmac.compare_digest(cookie.encode(), csrf_token.encode()) or not same_origin(request):
-        return error_response(request, 403, "the log-in form is out of date or did not come from this site "
-                                            "(CSRF check failed): reload the page and try again", ("/login", "Log in"))
+        return error_response(request, 403, Msg("the log-in form is out of date or did not come from this site "
+                                                "(CSRF check failed): reload the page and try again"),
+                              ("/login", Msg("Log in")))
     username = inputs.text(form, "username", limit=inputs.MAX_USERNAME, label="user name", one_line=True).strip()
     password = inputs.text(form, "password", limit=inputs.MAX_PASSWORD, secret=True)
     next_ = inputs.text(form, "next", limit=inputs.MAX_TEXT, one_line=True) or "/cases"
@@ -60,12 +86,24 @@ def login(request: Request, form: FormData = Depends(form_of)) -> Response:
         if wants_json(request):
             return JSONResponse({"detail": str(error)}, status_code=status,
                                 headers={"Retry-After": str(retry)} if retry else None)
-        return _login_form(request, next_, status, error=str(error), retry_after=retry)
+        return _login_form(request, next_, status, error=message_of(error), retry_after=retry)
     response: Response = (JSONResponse({"csrf_token": new.csrf_token}) if wants_json(request)
                           else RedirectResponse(safe_next(next_), status_code=303))
     response.set_cookie(COOKIE, new.token, httponly=True, samesite="lax", path="/", max_age=settings.session_max_s,
                         secure=settings.secure_cookies)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.get("/lang/{code}")
+def choose_language(request: Request, code: str, next: str = "/cases") -> Response:  # noqa: A002
+    """Show the pages in `code` from now on (a cookie, so it works before logging in too)."""
+    if code not in LANGUAGES:
+        return error_response(request, 404, Msg("no language %(code)r (choose %(known)s)", code=code[:20],
+                                                known=", ".join(LANGUAGES)))
+    response = RedirectResponse(safe_next(next[:inputs.MAX_TEXT]), status_code=303)
+    response.set_cookie(LANG_COOKIE, code, max_age=365 * 86_400, httponly=True, samesite="lax", path="/",
+                        secure=request.app.state.settings.secure_cookies)
     return response
 
 

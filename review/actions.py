@@ -32,6 +32,7 @@ from cases.locks import lock_problem_types
 from cases.status import REJECT_REASONS, CaseStatus
 from cases.tables import as_utc
 from detector.errors import StreetwatchError
+from review.i18n import Msg
 
 # action -> (statuses it may start from, status it leads to)
 _S = CaseStatus
@@ -65,7 +66,8 @@ def _last_change(ses: Session, case_id: int) -> str:
     if last is None:
         return ""
     what = (last.detail or {}).get("to") or last.action
-    return f" (last change: {what} by {last.actor} at {as_utc(last.at):%Y-%m-%d %H:%M:%S} UTC)"  # type: ignore[str-format]
+    return Msg(" (last change: %(what)s by %(actor)s at %(at)s UTC)", what=what, actor=last.actor,
+               at=f"{as_utc(last.at):%Y-%m-%d %H:%M:%S}")  # type: ignore[str-format]
 
 
 def _only_new_sightings(ses: Session, case_id: int, seen_event: int | None) -> bool:
@@ -86,15 +88,17 @@ def load_case(ses: Session, case_id: int, version: int | None = None, seen_event
     """
     probe = ses.get(t.Case, case_id)
     if probe is None:
-        raise NotFound(f"case {case_id}: no such case")
+        raise NotFound(Msg("case %(id)s: no such case", id=case_id))
     lock_problem_types(ses, [probe.problem_type])  # the lock dedup of a new sighting holds
     case = ses.get(t.Case, case_id, populate_existing=True)  # re-read after waiting for the lock
     assert case is not None
     if version is not None and case.version != version and not _only_new_sightings(ses, case_id, seen_event):
-        raise Conflict(f"case {case_id} was changed by someone else after you opened it{_last_change(ses, case_id)}; "
-                       f"it is now {case.status}. Reload it: nothing was saved.")
+        raise Conflict(Msg("case %(id)s was changed by someone else after you opened it%(last)s; it is now %(status)s. "
+                           "Reload it: nothing was saved.", id=case_id, last=_last_change(ses, case_id),
+                           status=Msg(case.status)))
     if case.status == CaseStatus.MERGED:
-        raise ActionError(f"case {case_id} was merged into case {case.merged_into}; act on that case")
+        raise ActionError(Msg("case %(id)s was merged into case %(into)s; act on that case", id=case_id,
+                              into=case.merged_into))
     return case
 
 
@@ -103,8 +107,8 @@ def _flush(ses: Session, case_ids: Sequence[int]) -> None:
         ses.flush()
     except StaleDataError as exc:  # the row's version moved between our read and our UPDATE
         names = " and ".join(str(i) for i in case_ids)
-        raise Conflict(f"case {names} was changed by someone else at the same moment; reload it: nothing was saved."
-                       ) from exc
+        raise Conflict(Msg("case %(ids)s was changed by someone else at the same moment; reload it: nothing was "
+                           "saved.", ids=names)) from exc
 
 
 def _event(ses: Session, case: t.Case, actor: str, action: str, **detail) -> None:
@@ -123,18 +127,20 @@ def set_status(ses: Session, case_id: int, action: str, actor: str, version: int
         'rejected'
     """
     if action not in TRANSITIONS:
-        raise ActionError(f"unknown action {action!r}; choose one of {', '.join(TRANSITIONS)}")
+        raise ActionError(Msg("unknown action %(action)r; choose one of %(known)s", action=action,
+                              known=", ".join(TRANSITIONS)))
     sources, target = TRANSITIONS[action]
     if action == "reject" and reason not in REJECT_REASONS:
-        raise ActionError(f"reject needs a reason: one of {', '.join(REJECT_REASONS)}")
+        raise ActionError(Msg("reject needs a reason: one of %(known)s", known=", ".join(REJECT_REASONS)))
     if action == "dispatch":
         if due_at is None:
-            raise ActionError("dispatch needs a deadline (due_at)")
+            raise ActionError(Msg("dispatch needs a deadline (due_at)"))
         due_at = due_at if due_at.tzinfo else due_at.replace(tzinfo=timezone.utc)
     case = load_case(ses, case_id, version, seen_event)
     if case.status not in sources:
-        raise ActionError(f"case {case_id} is {case.status}; it cannot be {target} "
-                          f"(allowed from {', '.join(sorted(sources))})")
+        raise ActionError(Msg("case %(id)s is %(status)s; it cannot be %(target)s (allowed from %(sources)s)",
+                              id=case_id, status=Msg(case.status), target=Msg(target),
+                              sources=", ".join(sorted(sources))))
     before = case.status
     case.status = target
     case.flag = None  # a human decision supersedes the last automatic re-check
@@ -166,7 +172,7 @@ def resolve(ses: Session, case_id: int, actor: str, version: int | None = None, 
 def recompute(case: t.Case, sightings: Sequence[t.Sighting]) -> None:
     """Set a case's span, count, best evidence and position from its sightings (after a merge or split)."""
     if not sightings:
-        raise ActionError(f"case {case.id} would be left without sightings")
+        raise ActionError(Msg("case %(id)s would be left without sightings", id=case.id))
     case.sighting_count = len(sightings)
     case.first_seen = min(as_utc(s.first_seen) for s in sightings)  # type: ignore[type-var]
     case.last_seen = max(as_utc(s.last_seen) for s in sightings)  # type: ignore[type-var]
@@ -208,15 +214,16 @@ def merge(ses: Session, keep_id: int, other_id: int, actor: str, version: int | 
         5
     """
     if keep_id == other_id:
-        raise ActionError(f"case {keep_id} cannot be merged with itself")
+        raise ActionError(Msg("case %(id)s cannot be merged with itself", id=keep_id))
     other_probe = ses.get(t.Case, other_id)
     if other_probe is None:
-        raise NotFound(f"case {other_id}: no such case")
+        raise NotFound(Msg("case %(id)s: no such case", id=other_id))
     keep = load_case(ses, keep_id, version, seen_event)
     other = load_case(ses, other_id, other_version)
     if keep.problem_type != other.problem_type:
-        raise ActionError(f"case {keep_id} is {keep.problem_type} and case {other_id} is {other.problem_type}: "
-                          "only cases of the same problem type can be merged")
+        raise ActionError(Msg("case %(a)s is %(type_a)s and case %(b)s is %(type_b)s: only cases of the same problem "
+                              "type can be merged", a=keep_id, type_a=keep.problem_type, b=other_id,
+                              type_b=other.problem_type))
     moved = _sightings(ses, other_id)
     for s in moved:
         s.case_id = keep.id
@@ -244,18 +251,20 @@ def split(ses: Session, case_id: int, sighting_ids: Iterable[int], actor: str, v
     """
     chosen = sorted(set(int(i) for i in sighting_ids))
     if not chosen:
-        raise ActionError("split needs at least one sighting to move to a new case")
+        raise ActionError(Msg("split needs at least one sighting to move to a new case"))
     case = load_case(ses, case_id, version, seen_event)
     rows = _sightings(ses, case_id)
     by_id = {s.id: s for s in rows}
     foreign = [i for i in chosen if i not in by_id]
     if foreign:
-        raise NotFound(f"case {case_id} has no sighting(s) {', '.join(map(str, foreign))}")
+        raise NotFound(Msg("case %(id)s has no sighting(s) %(ids)s", id=case_id, ids=", ".join(map(str, foreign))))
     if len(chosen) == len(rows):
-        raise ActionError(f"case {case_id}: leave at least one sighting in it (moving all of them changes nothing)")
+        raise ActionError(Msg("case %(id)s: leave at least one sighting in it (moving all of them changes nothing)",
+                              id=case_id))
     moving = [by_id[i] for i in chosen]
     first = moving[0]
-    new = t.Case(problem_type=case.problem_type, category=case.category, camera_id=first.camera_id, status=CaseStatus.NEW,
+    new = t.Case(problem_type=case.problem_type, category=case.category, code=case.code, name_zh=case.name_zh,
+                 name_en=case.name_en, category_zh=case.category_zh, camera_id=first.camera_id, status=CaseStatus.NEW,
                  first_seen=first.first_seen, last_seen=first.last_seen, sighting_count=0, box_norm=first.box_norm,
                  evidence={}, best_confidence=0.0, created_at=_now(), updated_at=_now())
     ses.add(new)

@@ -23,14 +23,17 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
 
+from cases.export import clock_offset
 from cases.store import CaseStore
 from detector.errors import StoreError, StreetwatchError
 from review import accounts, routes
 from review.actions import Conflict, NotFound
+from review.i18n import LANGUAGES, Msg, catalogue
 from review.inputs import InvalidInput
 from review.settings import ReviewSettings
-from review.web import COOKIE, AuthRequired, Forbidden, error_page, error_response, wants_html
+from review.web import COOKIE, AuthRequired, Forbidden, error_page, error_response, message_of, wants_html
 
 HERE = Path(__file__).resolve().parent
 
@@ -42,6 +45,16 @@ def _csp(settings: ReviewSettings) -> str:
         img += f" {tiles.scheme}://{tiles.netloc}"
     return (f"default-src 'self'; img-src {img}; script-src 'self'; style-src 'self'; object-src 'none'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+@pass_context
+def _gettext(ctx, message: str) -> str:
+    return ctx["i18n"].gettext(message)
+
+
+@pass_context
+def _ngettext(ctx, singular: str, plural: str, n: int) -> str:
+    return ctx["i18n"].ngettext(singular, plural, n)
 
 
 def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None = None,
@@ -59,7 +72,14 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
     app.state.settings = settings
     app.state.clock = now or (lambda: datetime.now(timezone.utc))
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
-    app.state.templates.env.globals["quote"] = quote
+    env = app.state.templates.env
+    env.globals["quote"] = quote
+    env.globals["clock"] = clock_offset
+    # `_()` and `{% trans %}` in a template: the catalogue of the page's language (its context's `i18n`)
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(gettext=_gettext, ngettext=_ngettext, newstyle=True)  # type: ignore[attr-defined]
+    for lang in LANGUAGES:  # compile every catalogue now: a broken .po stops the start, not a page
+        catalogue(lang)
     csp = _csp(settings)
 
     @app.middleware("http")
@@ -80,7 +100,7 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
             response: Response = RedirectResponse(
                 f"/login?next={quote(target)}" + ("&expired=1" if exc.expired else ""), status_code=303)
         elif wants_html(request):
-            response = error_page(request, 401, str(exc), link=("/login", "Log in"))
+            response = error_page(request, 401, message_of(exc), link=("/login", Msg("Log in")))
         else:
             response = JSONResponse({"detail": str(exc)}, status_code=401)
         if exc.expired:
@@ -94,12 +114,12 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
         status = (404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict)
                   else 422 if isinstance(exc, InvalidInput) else 503 if isinstance(exc, StoreError) else 400)
         match = re.match(r"^/cases/(\d+)", request.url.path)
-        link = (f"/cases/{match.group(1)}", "Reload the case") if match else None
-        return error_response(request, status, str(exc), link)
+        link = (f"/cases/{match.group(1)}", Msg("Reload the case")) if match else None
+        return error_response(request, status, message_of(exc), link)
 
     @app.exception_handler(Forbidden)
     async def on_forbidden(request: Request, exc: Forbidden) -> Response:
-        return error_response(request, 403, str(exc))
+        return error_response(request, 403, message_of(exc))
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(accounts.router)

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 from detector.errors import StreetwatchError
 from review.actions import NotFound
+from review.i18n import Msg
 
 DB_INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL (SQLite's is wider): no id, version or event id is larger
 MAX_TEXT = 2000  # notes and other free text a person types
@@ -32,12 +33,13 @@ def text(values: Mapping, name: str, *, limit: int = MAX_TEXT, label: str = "", 
         return ""
     label = label or name
     if not isinstance(value, str):
-        raise InvalidInput(f"{label}: expected text, got a file upload")
+        raise InvalidInput(Msg("%(field)s: expected text, got a file upload", field=label))
     if len(value) > limit:
-        raise InvalidInput(f"{label}: at most {limit} characters (got {len(value)})")
+        raise InvalidInput(Msg("%(field)s: at most %(limit)s characters (got %(n)s)", field=label, limit=limit,
+                               n=len(value)))
     allowed = "" if one_line else "\t\n\r"
     if not secret and any(ord(ch) < 32 and ch not in allowed or ord(ch) == 127 for ch in value):
-        raise InvalidInput(f"{label}: control characters are not allowed")
+        raise InvalidInput(Msg("%(field)s: control characters are not allowed", field=label))
     return value
 
 
@@ -47,7 +49,8 @@ def number(value: str, label: str) -> int | None:
     if not value:
         return None
     if len(value) > 20 or not (value.isascii() and value.isdigit()) or int(value) > DB_INT_MAX:
-        raise InvalidInput(f"{label}: {value[:20]!r} is not a whole number from 0 to {DB_INT_MAX}")
+        raise InvalidInput(Msg("%(field)s: %(value)r is not a whole number from 0 to %(max)s", field=label,
+                               value=value[:20], max=DB_INT_MAX))
     return int(value)
 
 
@@ -56,7 +59,7 @@ def row_id(value: str, label: str) -> int:
     returned as is: it names no row, which the caller reports as it reports any missing one (404)."""
     digits = value.strip().lstrip("#")
     if len(digits) > MAX_LINE or not (digits.isascii() and digits.isdigit()):
-        raise InvalidInput(f"{label}: {digits[:20]!r} is not a number")
+        raise InvalidInput(Msg("%(field)s: %(value)r is not a number", field=label, value=digits[:20]))
     return int(digits)
 
 
@@ -64,5 +67,5 @@ def case_id(value: int | str) -> int:
     """A case number that can exist, for the database; any other is simply no such case (404)."""
     number_ = value if isinstance(value, int) else row_id(value, "case")
     if not 1 <= number_ <= DB_INT_MAX:
-        raise NotFound(f"case {str(value).strip().lstrip('#')[:20]}: no such case")
+        raise NotFound(Msg("case %(id)s: no such case", id=str(value).strip().lstrip("#")[:20]))
     return number_

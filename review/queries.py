@@ -5,17 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import tables as t
-from cases.export import case_dict, with_provenance
+from cases.export import case_dict, evidence_sighting, names_of, provenance, with_provenance
 from cases.review_tables import WebhookDelivery
 from cases.status import REVIEWABLE, CaseStatus
 from cases.store import as_utc
 from detector.geo import haversine_m
 from review import inputs
+from review.i18n import Msg
 
 STATUSES = REVIEWABLE
 SORTS = {
@@ -30,14 +32,16 @@ class FilterError(ValueError):
     """A filter value that cannot be understood (shown to the analyst, the filter is then ignored)."""
 
 
-def _when(text: str, name: str) -> datetime | None:
+def _when(text: str, name: str, tz: str = "UTC") -> datetime | None:
+    """A filter's date or time; without a zone it is the bureau's (`tz`), as the pages show times."""
     if not text:
         return None
     try:
         dt = datetime.fromisoformat(text.strip())
     except ValueError as exc:
-        raise FilterError(f"{name}: {text!r} is not a date or time (use 2026-11-28 or 2026-11-28T08:00)") from exc
-    return dt.astimezone(timezone.utc) if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+        raise FilterError(Msg("%(field)s: %(value)r is not a date or time (use 2026-11-28 or 2026-11-28T08:00)",
+                              field=name, value=text)) from exc
+    return (dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))).astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -54,13 +58,14 @@ class Queue:
     flag: str = ""  # overdue | verified_handled
     sort: str = "last_seen"
     dir: str = "desc"
+    tz: str = "UTC"  # the zone of since/until without one (the bureau's); not a filter, never in a URL
 
     @classmethod
-    def from_params(cls, params) -> tuple[Queue, list[str]]:
+    def from_params(cls, params, tz: str = "UTC") -> tuple[Queue, list[str]]:
         """From query/form parameters; unknown sort keys fall back, bad values are reported and dropped.
         A value longer than any real one is refused (InvalidInput), not cut to something else."""
         values = {k: inputs.text(params, k, limit=inputs.MAX_LINE, one_line=True).strip() for k in FILTER_KEYS}
-        q = cls(**{k: v for k, v in values.items() if v})
+        q = cls(**{k: v for k, v in values.items() if v}, tz=tz)
         errors = []
         if q.sort not in SORTS:
             q = replace(q, sort="last_seen")
@@ -68,14 +73,14 @@ class Queue:
             q = replace(q, dir="desc")
         for name in ("since", "until"):
             try:
-                _when(getattr(q, name), name)
+                _when(getattr(q, name), name, q.tz)
             except FilterError as exc:
-                errors.append(str(exc))
+                errors.append(exc.args[0])  # a Msg: shown in the page's language
                 q = replace(q, **{name: ""})
         try:
             q.near_point()
         except FilterError as exc:
-            errors.append(str(exc))
+            errors.append(exc.args[0])
             q = replace(q, near="")
         return q, errors
 
@@ -87,7 +92,7 @@ class Queue:
         except ValueError:
             parts = []
         if len(parts) not in (2, 3) or not (-90 <= parts[0] <= 90 and -180 <= parts[1] <= 180):
-            raise FilterError(f"near: {self.near!r} must be 'lat,lon' or 'lat,lon,radius_m'")
+            raise FilterError(Msg("near: %(value)r must be 'lat,lon' or 'lat,lon,radius_m'", value=self.near))
         return parts[0], parts[1], parts[2] if len(parts) == 3 else 200.0
 
     def params(self, **changes) -> dict[str, str]:
@@ -108,9 +113,9 @@ def _filtered(q: Queue, *, skip: tuple[str, ...] = ()):
     if q.camera:
         query = query.where(t.Case.camera_id == q.camera)
     if q.since:
-        query = query.where(t.Case.last_seen >= _when(q.since, "since"))
+        query = query.where(t.Case.last_seen >= _when(q.since, "since", q.tz))
     if q.until:
-        query = query.where(t.Case.first_seen <= _when(q.until, "until"))
+        query = query.where(t.Case.first_seen <= _when(q.until, "until", q.tz))
     if q.zone:
         query = query.where(t.Case.zone_id == q.zone)
     if q.flag:
@@ -183,6 +188,17 @@ def choices(ses: Session) -> dict[str, list[str]]:
             "zones": distinct(t.Case.zone_id)}
 
 
+def type_names(ses: Session) -> dict[str, dict[str, str]]:
+    """problem type -> its bureau code and names (as the cases were filed), for lists and the count grid."""
+    out: dict[str, dict[str, str]] = {}
+    cols = (t.Case.problem_type, t.Case.category, t.Case.code, t.Case.name_zh, t.Case.name_en, t.Case.category_zh)
+    for row in ses.execute(select(*cols).distinct()):
+        names = names_of(row)  # type: ignore[arg-type] - a row has the same attributes as a case
+        if any(names.values()) or row.problem_type not in out:
+            out[row.problem_type] = names
+    return out
+
+
 def export_rows(ses: Session, q: Queue) -> list[dict]:
     """Rows for `cases.export.to_csv` / `to_geojson`, in the list's order, merged cases left out."""
     return with_provenance(ses, [case_dict(c) for c in list_cases(ses, q)[0]])
@@ -203,5 +219,7 @@ def case_page(ses: Session, case_id: int) -> dict | None:
     deliveries = list(ses.scalars(select(WebhookDelivery).where(WebhookDelivery.case_id == case_id)
                                   .order_by(WebhookDelivery.id)))
     merged_from = [e.detail.get("from_case") for e in events if e.action == "merged" and e.detail.get("from_case")]
+    best = evidence_sighting(case, sightings)
     return {"case": case, "sightings": sightings, "events": events, "deliveries": deliveries,
-            "merged_from": merged_from}
+            "merged_from": merged_from, "names": names_of(case), "sources": {s.id: provenance(s) for s in sightings},
+            "evidence_from": provenance(best) if best else None}

@@ -9,6 +9,7 @@ import re
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
@@ -17,7 +18,19 @@ from starlette.datastructures import FormData
 from cases.export import case_dict, to_csv, to_geojson
 from cases.status import REJECT_REASONS, CaseStatus
 from review import actions, inputs
-from review.queries import STATUSES, Queue, case_page, choices, counts, export_rows, iso, list_cases, neighbours
+from review.i18n import Msg
+from review.queries import (
+    STATUSES,
+    Queue,
+    case_page,
+    choices,
+    counts,
+    export_rows,
+    iso,
+    list_cases,
+    neighbours,
+    type_names,
+)
 from review.users import Current
 from review.web import checked, current, error_response, form_of, render, store_of, wants_json
 from review.webhook import DeliveryError, WebhookSettings, push_case
@@ -25,6 +38,10 @@ from review.webhook import DeliveryError, WebhookSettings, push_case
 router = APIRouter()
 EVIDENCE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_PAGE = 1_000_000  # far past any list; bounds the SQL OFFSET
+def _tz(request: Request) -> str:
+    return request.app.state.settings.timezone
+
+
 @router.get("/")
 def root() -> Response:
     return RedirectResponse("/cases", status_code=303)
@@ -33,24 +50,26 @@ def root() -> Response:
 # cases --------------------------------------------------------------------------------------------
 @router.get("/cases")
 def cases_page(request: Request, page: int = 1, cur: Current = Depends(current)) -> Response:
-    q, errors = Queue.from_params(request.query_params)
+    q, errors = Queue.from_params(request.query_params, _tz(request))
     size = request.app.state.settings.page_size
     if page > MAX_PAGE:
-        raise inputs.InvalidInput(f"page: at most {MAX_PAGE}")
+        raise inputs.InvalidInput(Msg("page: at most %(n)s", n=MAX_PAGE))
     page = max(1, page)
     with store_of(request).session() as ses:
         rows, total = list_cases(ses, q, limit=size, offset=(page - 1) * size)
         return render(request, "cases.html", cur, rows=rows, total=total, grid=counts(ses, q), q=q, errors=errors,
-                      opts=choices(ses), statuses=STATUSES, page=page, pages=max(1, -(-total // size)))
+                      opts=choices(ses), statuses=STATUSES, page=page, pages=max(1, -(-total // size)),
+                      names=type_names(ses))
 
 
 @router.get("/cases/{case_id}")
 def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -> Response:
-    q, _ = Queue.from_params(request.query_params)
+    q, _ = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
         data = case_page(ses, case_id) if 1 <= case_id <= inputs.DB_INT_MAX else None
         if data is None:
-            return error_response(request, 404, f"case {case_id}: no such case", ("/cases", "All cases"))
+            return error_response(request, 404, Msg("case %(id)s: no such case", id=case_id),
+                                  ("/cases", Msg("All cases")))
         prev_id, next_id, position, length = neighbours(ses, q, case_id)
         return render(request, "case.html", cur, **data, q=q, prev_id=prev_id, next_id=next_id, position=position,
                       length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS,
@@ -65,8 +84,8 @@ def _seen(form: FormData) -> int | None:
 def _version(form: FormData, name: str = "version", required: bool = True) -> int | None:
     version = inputs.number(inputs.text(form, name, limit=inputs.MAX_LINE, one_line=True), name)
     if version is None and required:
-        raise actions.ActionError("version is required: send the case version you saw, so that nobody's change "
-                                  "is overwritten")
+        raise actions.ActionError(Msg("version is required: send the case version you saw, so that nobody's change "
+                                      "is overwritten"))
     return version
 
 
@@ -82,10 +101,10 @@ def _done(request: Request, q: Queue, go_to: int | None, flash: str, payload: di
 def merge_route(request: Request, case_id: int, cur: Current = Depends(checked),
                 form: FormData = Depends(form_of)) -> Response:
     case_id = inputs.case_id(case_id)
-    q, _ = Queue.from_params(form)
+    q, _ = Queue.from_params(form, _tz(request))
     text = inputs.text(form, "other", limit=inputs.MAX_LINE, label="other case", one_line=True).strip()
     if not text.lstrip("#"):
-        raise actions.ActionError("merge needs the number of the other case (the one that is the same problem)")
+        raise actions.ActionError(Msg("merge needs the number of the other case (the one that is the same problem)"))
     other = inputs.case_id(text)
     version, other_version = _version(form), _version(form, "other_version", required=False)
     with store_of(request).sessions.begin() as ses:
@@ -98,10 +117,10 @@ def merge_route(request: Request, case_id: int, cur: Current = Depends(checked),
 def split_route(request: Request, case_id: int, cur: Current = Depends(checked),
                 form: FormData = Depends(form_of)) -> Response:
     case_id = inputs.case_id(case_id)
-    q, _ = Queue.from_params(form)
+    q, _ = Queue.from_params(form, _tz(request))
     ticked = form.getlist("sighting")
     if len(ticked) > inputs.MAX_LIST:
-        raise inputs.InvalidInput(f"sighting: at most {inputs.MAX_LIST} at once")
+        raise inputs.InvalidInput(Msg("sighting: at most %(n)s at once", n=inputs.MAX_LIST))
     # an id past the database's integers names no sighting of this case: actions.split says so (404)
     ids = [inputs.row_id(v if isinstance(v, str) else "?", "sighting") for v in ticked]
     version = _version(form)
@@ -116,15 +135,16 @@ def push_route(request: Request, case_id: int, cur: Current = Depends(checked)) 
     case_id = inputs.case_id(case_id)
     s = request.app.state.settings
     if not s.webhook_url:
-        raise DeliveryError("no webhook URL is configured (webhook_url in the review settings)")
+        raise DeliveryError(Msg("no webhook URL is configured (webhook_url in the review settings)"))
     result = push_case(store_of(request).sessions, case_id, WebhookSettings(
         s.webhook_url, s.webhook_secret, s.webhook_attempts, s.webhook_backoff_s, timeout_s=s.webhook_timeout_s),
         actor=cur.username)
     if not result.ok:
-        return error_response(request, 502, f"the bureau's system did not take case {case_id} after "
-                                            f"{result.attempts} attempt(s): {result.error}. Every attempt is recorded "
-                                            "on the case page.", (f"/cases/{case_id}", f"Case {case_id}"))
-    q, _ = Queue.from_params(request.query_params)
+        return error_response(request, 502, Msg("the bureau's system did not take case %(id)s after %(n)s attempt(s): "
+                                                "%(error)s. Every attempt is recorded on the case page.", id=case_id,
+                                                n=result.attempts, error=result.error),
+                              (f"/cases/{case_id}", Msg("Case %(id)s", id=case_id)))
+    q, _ = Queue.from_params(request.query_params, _tz(request))
     return _done(request, q, case_id, f"pushed-{case_id}",
                  {"ok": True, "attempts": result.attempts, "status_code": result.status_code})
 
@@ -133,13 +153,14 @@ def push_route(request: Request, case_id: int, cur: Current = Depends(checked)) 
 def status_route(request: Request, case_id: int, action: str, cur: Current = Depends(checked),
                  form: FormData = Depends(form_of)) -> Response:
     if action not in actions.TRANSITIONS:
-        return error_response(request, 404, f"no action {action[:40]!r}")
+        return error_response(request, 404, Msg("no action %(action)r", action=action[:40]))
     case_id = inputs.case_id(case_id)
-    q, _ = Queue.from_params(form)
+    q, _ = Queue.from_params(form, _tz(request))
     version = _version(form)
     reason = inputs.text(form, "reason", limit=inputs.MAX_LINE, one_line=True) or None
     if reason is not None and reason not in REJECT_REASONS:
-        raise inputs.InvalidInput(f"reason: {reason[:40]!r} is not one of {', '.join(REJECT_REASONS)}")
+        raise inputs.InvalidInput(Msg("reason: %(value)r is not one of %(known)s", value=reason[:40],
+                                      known=", ".join(REJECT_REASONS)))
     note = inputs.text(form, "note", limit=inputs.MAX_TEXT)
     due_at = None
     if action == "dispatch":
@@ -147,7 +168,10 @@ def status_route(request: Request, case_id: int, action: str, cur: Current = Dep
         try:
             due_at = datetime.fromisoformat(text) if text else None
         except ValueError:
-            raise actions.ActionError(f"deadline {text!r} is not a date and time (2026-12-01T17:00)") from None
+            raise actions.ActionError(Msg("deadline %(value)r is not a date and time (2026-12-01T17:00)",
+                                          value=text)) from None
+        if due_at is not None and due_at.tzinfo is None:  # typed in the bureau's time, as the page shows times
+            due_at = due_at.replace(tzinfo=ZoneInfo(_tz(request)))
     with store_of(request).sessions.begin() as ses:
         _, next_id, _, _ = neighbours(ses, q, case_id)
         case = actions.set_status(ses, case_id, action, cur.username, version, reason=reason, note=note,
@@ -174,15 +198,15 @@ def resolve_evidence(root: Path, rel: str) -> Path | None:
 def evidence(request: Request, rel: str, cur: Current = Depends(current)) -> Response:
     path = resolve_evidence(request.app.state.evidence_dir, rel)
     if path is None:
-        return error_response(request, 404, "no such evidence file")
+        return error_response(request, 404, Msg("no such evidence file"))
     return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
 
 
 @router.get("/export.{fmt}")
 def export(request: Request, fmt: str, cur: Current = Depends(current)) -> Response:
     if fmt not in ("csv", "geojson"):
-        return error_response(request, 404, f"no export format {fmt!r} (csv or geojson)")
-    q, _ = Queue.from_params(request.query_params)
+        return error_response(request, 404, Msg("no export format %(fmt)r (csv or geojson)", fmt=fmt))
+    q, _ = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
         rows = export_rows(ses, q)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
@@ -195,9 +219,10 @@ def export(request: Request, fmt: str, cur: Current = Depends(current)) -> Respo
 
 @router.get("/map")
 def map_page(request: Request, cur: Current = Depends(current)) -> Response:
-    q, errors = Queue.from_params(request.query_params)
+    q, errors = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
-        return render(request, "map.html", cur, q=q, errors=errors, opts=choices(ses), statuses=STATUSES)
+        return render(request, "map.html", cur, q=q, errors=errors, opts=choices(ses), statuses=STATUSES,
+                      names=type_names(ses))
 
 
 # JSON API -----------------------------------------------------------------------------------------
@@ -213,7 +238,7 @@ def _api_case(c) -> dict:
 
 @router.get("/api/cases")
 def api_cases(request: Request, cur: Current = Depends(current)) -> dict:
-    q, errors = Queue.from_params(request.query_params)
+    q, errors = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
         rows, total = list_cases(ses, q)
         return {"total": total, "errors": errors, "counts": counts(ses, q), "cases": [_api_case(c) for c in rows]}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.errors import ConfigError
+from review.i18n import system_zone, valid_zone
 
 
 class ReviewSettings(BaseModel):
@@ -36,7 +38,18 @@ class ReviewSettings(BaseModel):
     tile_url: str | None = Field(None, description="optional map tiles, e.g. https://tiles.example.org/{z}/{x}/{y}.png")
     tile_attribution: str = Field("", description="credit line shown under the map when tiles are used")
     title: str = Field("streetwatch review", description="shown in the page header")
+    language: Literal["en", "zh"] = Field("en", description="the pages' language until a user picks one "
+                                                            "(the choice is kept in a cookie)")
+    timezone: str = Field(default_factory=system_zone, description="the bureau's time zone (IANA name, e.g. "
+                                                                   "Asia/Shanghai) for times on the pages; "
+                                                                   "default: the host's. Exports stay in UTC")
 
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if not valid_zone(value):
+            raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Shanghai, UTC)")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

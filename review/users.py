@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from cases.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
 from cases.store import as_utc
 from detector.errors import StreetwatchError
+from review.i18n import Msg
 from review.passwords import cost_n, dummy_hash, hash_password, needs_rehash, verify_password
 
 MIN_PASSWORD = 8
@@ -51,13 +52,13 @@ def _audit(ses: Session, actor: str, action: str, target: str, **detail) -> None
 def add_user(ses: Session, username: str, password: str, role: str = "analyst", actor: str = "cli") -> User:
     """Create a user. Example: `add_user(ses, "alice", "correct horse battery", "admin", actor="bob")`."""
     if not username or len(username) > 64 or not set(username) <= _USERNAME_CHARS:
-        raise UserError(f"user name {username!r}: use 1-64 letters, digits, '.', '_', '-' or '@'")
+        raise UserError(Msg("user name %(name)r: use 1-64 letters, digits, '.', '_', '-' or '@'", name=username))
     if role not in ROLES:
-        raise UserError(f"role {role!r}: choose {' or '.join(ROLES)}")
+        raise UserError(Msg("role %(role)r: choose %(roles)s", role=role, roles=" or ".join(ROLES)))
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"password too short: use at least {MIN_PASSWORD} characters")
+        raise UserError(Msg("password too short: use at least %(n)s characters", n=MIN_PASSWORD))
     if ses.scalars(select(User).where(User.username == username)).first() is not None:
-        raise UserError(f"user {username!r} already exists")
+        raise UserError(Msg("user %(name)r already exists", name=username))
     user = User(username=username, password_hash=hash_password(password), role=role, created_by=actor,
                 created_at=now_utc())
     ses.add(user)
@@ -69,7 +70,7 @@ def add_user(ses: Session, username: str, password: str, role: str = "analyst", 
 def get_user(ses: Session, username: str) -> User:
     user = ses.scalars(select(User).where(User.username == username)).first()
     if user is None:
-        raise UserError(f"user {username!r}: no such user")
+        raise UserError(Msg("user %(name)r: no such user", name=username))
     return user
 
 
@@ -132,12 +133,13 @@ def log_in(ses: Session, username: str, password: str, ip: str, *, max_failures:
     if ends:
         wait = max(1, int((max(ends) - now).total_seconds()) + 1)
         ses.add(LoginAttempt(username=name, ip=addr, ok=False, locked=True, at=now))
-        raise LoginLocked(f"too many failed log-ins; try again in {wait // 60 + (wait % 60 > 0)} minute(s)", wait)
+        raise LoginLocked(Msg("too many failed log-ins; try again in %(n)s minute(s)", n=wait // 60 + (wait % 60 > 0)),
+                          wait)
     user = ses.scalars(select(User).where(User.username == username)).first()
     good = verify_password(password, user.password_hash if user else dummy_hash(cost_n()))
     if user is None or not good or user.disabled:
         ses.add(LoginAttempt(username=name, ip=addr, ok=False, at=now))
-        raise LoginRefused("wrong user name or password, or the account is disabled")
+        raise LoginRefused(Msg("wrong user name or password, or the account is disabled"))
     if needs_rehash(user.password_hash):  # made at an older, lower cost: the password is known only now
         user.password_hash = hash_password(password)
         _audit(ses, name, "password_rehashed", name, cost=user.password_hash.split("$")[1])
@@ -182,7 +184,7 @@ def resume_session(ses: Session, token: str, *, idle_s: int, now: datetime | Non
     idle_end = as_utc(row.last_seen_at) + timedelta(seconds=idle_s)  # type: ignore[operator]
     if user is None or user.disabled or now >= as_utc(row.expires_at) or now >= idle_end:  # type: ignore[operator]
         ses.delete(row)
-        raise SessionExpired("your session expired; log in again")
+        raise SessionExpired(Msg("your session expired; log in again"))
     if (now - as_utc(row.last_seen_at)).total_seconds() > 30:  # type: ignore[operator]
         row.last_seen_at = now  # sliding idle expiry, written at most twice a minute
     return Current(row.id, user.id, user.username, user.role, row.csrf_token)

@@ -20,24 +20,25 @@ from starlette.datastructures import FormData
 
 from cases.status import CaseStatus
 from cases.store import CaseStore
-from review.queries import iso
+from review.i18n import LANG_COOKIE, LANGUAGES, N_, I18n, Msg
 from review.users import Current, SessionExpired, resume_session
 
 COOKIE = "sw_session"
 LOGIN_CSRF_COOKIE = "sw_login_csrf"
-FLASH = {  # keyed by the status an action leads to, or by the action
-    CaseStatus.CONFIRMED: "Case {0} confirmed.", CaseStatus.REJECTED: "Case {0} rejected.",
-    CaseStatus.DISPATCHED: "Case {0} dispatched.", CaseStatus.RESOLVED: "Case {0} marked resolved.",
-    CaseStatus.MERGED: "Case {1} merged into case {0}.",
-    "split": "Sightings moved from case {0} to new case {1}.", "pushed": "Case {0} sent to the bureau's system.",
-    "user": "User {0} saved.", "queue-empty": "Queue cleared: no more cases match these filters.",
+FLASH = {  # keyed by the status an action leads to, or by the action; %(a)s and %(b)s are the numbers in the URL
+    CaseStatus.CONFIRMED: N_("Case %(a)s confirmed."), CaseStatus.REJECTED: N_("Case %(a)s rejected."),
+    CaseStatus.DISPATCHED: N_("Case %(a)s dispatched."), CaseStatus.RESOLVED: N_("Case %(a)s marked resolved."),
+    CaseStatus.MERGED: N_("Case %(b)s merged into case %(a)s."),
+    "split": N_("Sightings moved from case %(a)s to new case %(b)s."),
+    "pushed": N_("Case %(a)s sent to the bureau's system."),
+    "user": N_("User %(a)s saved."), "queue-empty": N_("Queue cleared: no more cases match these filters."),
 }
 _FLASH_RE = re.compile(r"^([a-z-]+)(?:-(\d+))?(?:-(\d+))?$")
 
 
 class AuthRequired(Exception):
     def __init__(self, expired: bool) -> None:
-        super().__init__("session expired; log in again" if expired else "log in first")
+        super().__init__(Msg("session expired; log in again") if expired else Msg("log in first"))
         self.expired = expired
 
 
@@ -120,13 +121,13 @@ def same_origin(request: Request) -> bool:
 async def checked(request: Request, cur: Current = Depends(current)) -> Current:
     """`current`, plus the CSRF check every state-changing request must pass."""
     if not same_origin(request):
-        raise Forbidden("this request came from another site (Origin check failed)")
+        raise Forbidden(Msg("this request came from another site (Origin check failed)"))
     token = request.headers.get("x-csrf-token", "")
     if not token and "form" in request.headers.get("content-type", ""):
         token = str((await request.form()).get("csrf_token") or "")
     if not token or not hmac.compare_digest(token.encode(), cur.csrf_token.encode()):
-        raise Forbidden("the form is missing its security token or it does not match your session "
-                        "(CSRF check failed): reload the page and try again")
+        raise Forbidden(Msg("the form is missing its security token or it does not match your session "
+                            "(CSRF check failed): reload the page and try again"))
     return cur
 
 
@@ -139,13 +140,13 @@ async def form_of(request: Request) -> FormData:
 
 def admin_only(cur: Current = Depends(checked)) -> Current:
     if not cur.is_admin:
-        raise Forbidden("only an admin may manage users")
+        raise Forbidden(Msg("only an admin may manage users"))
     return cur
 
 
 def admin_view(cur: Current = Depends(current)) -> Current:
     if not cur.is_admin:
-        raise Forbidden("only an admin may manage users")
+        raise Forbidden(Msg("only an admin may manage users"))
     return cur
 
 
@@ -153,24 +154,47 @@ def store_of(request: Request) -> CaseStore:
     return request.app.state.store
 
 
-def _flash(request: Request) -> str:
+def i18n_of(request: Request) -> I18n:
+    """The language the user picked (a cookie), else the app's default; the bureau's time zone."""
+    settings = request.app.state.settings
+    lang = request.cookies.get(LANG_COOKIE, "")
+    return I18n(lang if lang in LANGUAGES else settings.language, settings.timezone)
+
+
+def _flash(request: Request, i18n: I18n) -> str:
     match = _FLASH_RE.match(request.query_params.get("flash", ""))
     if not match or match.group(1) not in FLASH:
         return ""
-    return FLASH[match.group(1)].format(match.group(2) or "", match.group(3) or "")
+    return i18n.gettext(FLASH[match.group(1)]) % {"a": match.group(2) or "", "b": match.group(3) or ""}
+
+
+def _page(request: Request) -> str:
+    """This page's path and query, for the language links to come back to."""
+    return request.url.path + (f"?{request.url.query}" if request.url.query else "")
 
 
 def render(request: Request, name: str, cur: Current | None, status: int = 200, **ctx) -> Response:
-    """A page from `templates/`, with what every page needs (user, settings, CSRF token, flash message)."""
-    ctx.update(cur=cur, settings=request.app.state.settings, csrf=cur.csrf_token if cur else "", iso=iso,
-               flash=ctx.get("flash", _flash(request)))
+    """A page from `templates/`, with what every page needs (user, settings, CSRF token, flash message,
+    language and clock: `_()` in a template reads `i18n`)."""
+    i18n = ctx.get("i18n") or i18n_of(request)
+    ctx.update(cur=cur, settings=request.app.state.settings, csrf=cur.csrf_token if cur else "", i18n=i18n,
+               when=i18n.when, flash=ctx.get("flash", _flash(request, i18n)), here=_page(request))
     return request.app.state.templates.TemplateResponse(request, name, ctx, status_code=status)
 
 
+def message_of(exc: BaseException) -> str:
+    """The exception's message, still a `Msg` when it was raised with one (str(exc) would lose that)."""
+    return exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+
+
 def error_page(request: Request, status: int, message: str, link: tuple[str, str] | None = None) -> HTMLResponse:
+    """`message` (and the link's label) in the user's language when they are `Msg`s."""
+    i18n = i18n_of(request)
+    link = (link[0], i18n.msg(link[1])) if link else None
     return request.app.state.templates.TemplateResponse(
-        request, "error.html", {"status": status, "message": message, "link": link, "cur": None,
-                                "settings": request.app.state.settings}, status_code=status)
+        request, "error.html", {"status": status, "message": i18n.msg(message), "link": link, "cur": None,
+                                "settings": request.app.state.settings, "i18n": i18n, "when": i18n.when,
+                                "here": _page(request)}, status_code=status)
 
 
 def error_response(request: Request, status: int, message: str, link: tuple[str, str] | None = None) -> Response:

@@ -24,10 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from cases import tables as t
+from cases.export import evidence_sighting, names_of, provenance
 from cases.review_tables import WebhookDelivery
 from cases.status import CaseStatus
 from cases.store import as_utc
 from detector.errors import StreetwatchError
+from review.i18n import Msg
 
 PUSHABLE = (CaseStatus.CONFIRMED, CaseStatus.DISPATCHED)
 SCHEMA = "streetwatch.case/1"
@@ -63,10 +65,12 @@ def case_payload(ses: Session, case: t.Case) -> dict:
                             .order_by(t.CaseEvent.id.desc())).all()
     verdict = next((e for e in confirmed if (e.detail or {}).get("to") == CaseStatus.CONFIRMED), None)
     iso = lambda dt: as_utc(dt).isoformat() if dt else None  # noqa: E731
+    best = evidence_sighting(case, list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case.id))))
     return {
         "schema": SCHEMA,
         "case_id": case.id,
         "problem_type": case.problem_type,
+        **names_of(case),  # the bureau's code and the Chinese/English names, as the taxonomy had them when filed
         "category": case.category,
         "status": case.status,
         "camera_id": case.camera_id,
@@ -83,6 +87,7 @@ def case_payload(ses: Session, case: t.Case) -> dict:
         "confirmed_by": verdict.actor if verdict else None,
         "confirmed_at": iso(verdict.at) if verdict else None,
         "evidence": {k: {"path": v.get("path"), "sha256": v.get("sha256")} for k, v in (case.evidence or {}).items()},
+        "evidence_source": provenance(best) if best else None,  # the footage file (or stream) and seconds into it
         "version": case.version,
     }
 
@@ -103,13 +108,14 @@ def push_case(sessions: sessionmaker, case_id: int, settings: WebhookSettings, a
         True
     """
     if not settings.url:
-        raise DeliveryError("no webhook URL is configured (set webhook_url in the review settings)")
+        raise DeliveryError(Msg("no webhook URL is configured (set webhook_url in the review settings)"))
     with sessions.begin() as ses:
         case = ses.get(t.Case, case_id)
         if case is None:
-            raise DeliveryError(f"case {case_id}: no such case")
+            raise DeliveryError(Msg("case %(id)s: no such case", id=case_id))
         if case.status not in PUSHABLE:
-            raise DeliveryError(f"case {case_id} is {case.status}; only {' or '.join(PUSHABLE)} cases are pushed")
+            raise DeliveryError(Msg("case %(id)s is %(status)s; only %(pushable)s cases are pushed", id=case_id,
+                                    status=Msg(case.status), pushable=" or ".join(PUSHABLE)))
         payload = case_payload(ses, case)
     body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "streetwatch-webhook/1",

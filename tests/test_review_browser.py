@@ -44,6 +44,15 @@ def free_port() -> int:
 
 @pytest.fixture
 def server(tmp_path):
+    yield from _serve(tmp_path, ReviewSettings())
+
+
+@pytest.fixture
+def server_shanghai(tmp_path):
+    yield from _serve(tmp_path, ReviewSettings(timezone="Asia/Shanghai"))
+
+
+def _serve(tmp_path, settings):
     import uvicorn
 
     url, evidence = f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "evidence"
@@ -51,7 +60,7 @@ def server(tmp_path):
     ids = [file_sighting(store, evidence, f"p{i}", xyxy=(40 + 60 * i, 80, 100 + 60 * i, 150), lat=lat, lon=lon,
                          unc=3.0, first_seen=1_800_000_000.0 + 60 * i).case_id for i, (lat, lon) in enumerate(PLACES)]
     add_users(store)
-    app = create_app(url, evidence, ReviewSettings())
+    app = create_app(url, evidence, settings)
     port = free_port()
     srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=srv.run, daemon=True)
@@ -179,6 +188,52 @@ def test_an_analyst_clears_a_queue_with_the_keyboard_and_merges_two_cases(server
         browser.save_screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "map.png"))
         browser.get(f"{base}/cases")
         browser.save_screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "list.png"))
+    blocked = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
+               or e["level"] == "SEVERE"]
+    assert blocked == []
+
+
+def test_an_analyst_switches_to_chinese_sees_the_code_and_hovers_for_utc(server_shanghai, browser):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, _, ids = server_shanghai
+    browser.get(f"{base}/cases")
+    wait_for(browser, lambda dr: dr.find_element(By.ID, "username"), "the log-in form")
+    browser.find_element(By.ID, "lang-zh").click()  # before logging in: the log-in page itself turns Chinese
+    wait_for(browser, lambda dr: dr.find_element(By.TAG_NAME, "h1").text == "登录", "the Chinese log-in page")
+    assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "zh-CN"
+    browser.find_element(By.ID, "username").click()
+    keys(browser, "alice", Keys.TAB, PASSWORDS["alice"], Keys.ENTER)
+    wait_for(browser, lambda dr: dr.find_element(By.ID, "case-list"), "the list")
+    first_row = browser.find_element(By.ID, f"row-{ids[0]}").text
+    assert "0101" in first_row and "暴露垃圾" in first_row and "新案件" in first_row
+    assert "全部案件" in browser.find_element(By.TAG_NAME, "nav").text
+
+    browser.get(f"{base}/cases/{ids[0]}?sort=last_seen&dir=asc")
+    on_case(browser, ids[0])
+    assert browser.find_element(By.ID, "case-code").text == "0101"
+    assert browser.find_element(By.ID, "case-type").text == "暴露垃圾"
+    assert browser.find_element(By.CSS_SELECTOR, "#form-confirm button").text.startswith("确认")
+    when = browser.find_element(By.CSS_SELECTOR, "#first-seen time")
+    ActionChains(browser).move_to_element(when).perform()  # the hover text is the title: UTC
+    assert when.get_attribute("title") == "2027-01-15 08:00:00 UTC" and when.text == "2027-01-15 16:00:00"
+    assert "Asia/Shanghai (UTC+08:00)" in browser.find_element(By.ID, "zone-note").text
+
+    keys(browser, "x")  # the keyboard hints come from the catalogue too (app.js has no text of its own)
+    wait_for(browser, lambda dr: "驳回：按原因编号" in dr.find_element(By.ID, "flash").text, "the Chinese hint")
+    keys(browser, Keys.ESCAPE, "c")
+    on_case(browser, ids[1])
+    assert browser.find_element(By.ID, "flash").text == f"案件 {ids[0]} 已确认。"
+    if os.environ.get("STREETWATCH_SCREENSHOTS"):
+        Path(os.environ["STREETWATCH_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "case-zh.png"))
+
+    browser.find_element(By.ID, "lang-en").click()  # and back: the same page in English
+    wait_for(browser, lambda dr: dr.find_element(By.CSS_SELECTOR, "#form-confirm button").text.startswith("Confirm"),
+             "the English page")
+    assert browser.find_element(By.ID, "case-code").text == "0101"
     blocked = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
                or e["level"] == "SEVERE"]
     assert blocked == []

@@ -3,6 +3,11 @@
   "use strict";
   var $ = function (id) { return document.getElementById(id); };
   var help = $("help"), list = $("case-list"), head = $("case"), busy = false, mode = null;
+  /* the page's language: its messages come from the server's catalogue (body data-i18n), never from here */
+  var MSG = JSON.parse(document.body.dataset.i18n || "{}");
+  function msg(key, values) {
+    return (MSG[key] || key).replace(/%\((\w+)\)s/g, function (_m, name) { return values && name in values ? values[name] : ""; });
+  }
 
   function typing(el) {
     if (!el || !el.tagName) return false;
@@ -20,7 +25,7 @@
     var form = $(id);
     if (!form || busy) return;
     var button = form.querySelector("button[type=submit]"), fieldset = form.querySelector("fieldset");
-    if ((button && button.disabled) || (fieldset && fieldset.disabled)) { note("Not possible for a case in this status."); return; }
+    if ((button && button.disabled) || (fieldset && fieldset.disabled)) { note(msg("not_possible")); return; }
     busy = true;
     if (form.requestSubmit) form.requestSubmit(); else form.submit();
   }
@@ -81,9 +86,9 @@
     else if (k === "r") submit("form-resolve");
     else if (k === "x") {
       var fs = document.querySelector("#form-reject fieldset");
-      if (!fs || fs.disabled) { note("Not possible for a case in this status."); return; }
+      if (!fs || fs.disabled) { note(msg("not_possible")); return; }
       mode = "reject"; $("form-reject").classList.add("armed"); $("form-reject").scrollIntoView({ block: "nearest" });
-      note("Reject: press the reason's number (1-" + document.querySelectorAll("#form-reject input[data-key]").length + "), Esc to cancel.");
+      note(msg("reject_keys", { n: document.querySelectorAll("#form-reject input[data-key]").length }));
     }
     else if (k === "d") { field = $("due-at"); if (field && !field.disabled) { field.focus(); } }
     else if (k === "m") { field = $("merge-other"); if (field) { field.focus(); } }

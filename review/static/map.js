@@ -3,6 +3,11 @@
   "use strict";
   var box = document.getElementById("map"), svg = document.getElementById("map-svg"), NS = "http://www.w3.org/2000/svg";
   if (!box || !svg) return;
+  var MSG = JSON.parse(document.body.dataset.i18n || "{}"), LANG = document.body.dataset.lang || "en";
+  function msg(key, values) {
+    return (MSG[key] || key).replace(/%\((\w+)\)s/g, function (_m, name) { return values && name in values ? values[name] : ""; });
+  }
+  function typeName(p) { return (p.code ? p.code + " " : "") + ((LANG === "zh" ? p.name_zh : p.name_en) || p.name_en || p.problem_type); }
   var PALETTE = ["#d7301f", "#2b8cbe", "#31a354", "#756bb1", "#e6550d", "#636363", "#c51b8a", "#8c6d31"];
   function el(name, attrs, parent) {
     var node = document.createElementNS(NS, name);
@@ -24,13 +29,13 @@
   fetch(box.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/geo+json" } })
     .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
     .then(draw)
-    .catch(function (err) { document.getElementById("map-note").textContent = "Cannot load cases: " + err.message; });
+    .catch(function (err) { document.getElementById("map-note").textContent = msg("cannot_load", { error: err.message }); });
 
   function draw(gj) {
     var feats = (gj.features || []).filter(function (f) { return f.geometry && f.geometry.type === "Point"; });
     var W = box.clientWidth || 800, H = box.clientHeight || 520;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-    if (!feats.length) { el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", "class": "empty" }).textContent = "No cases with a known position match these filters."; return; }
+    if (!feats.length) { el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", "class": "empty" }).textContent = msg("no_points"); return; }
     var pts = feats.map(function (f) { return merc(f.geometry.coordinates[0], f.geometry.coordinates[1]); });
     var xs = pts.map(function (p) { return p[0]; }), ys = pts.map(function (p) { return p[1]; });
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs), y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
@@ -64,12 +69,12 @@
       if (!(t in colours)) {
         colours[t] = PALETTE[Object.keys(colours).length % PALETTE.length];
         var li = document.createElement("li"), sw = document.createElement("span");
-        sw.className = "swatch"; sw.dataset.colour = colours[t]; li.appendChild(sw); li.appendChild(document.createTextNode(" " + t));
+        sw.className = "swatch"; sw.dataset.colour = colours[t]; li.appendChild(sw); li.appendChild(document.createTextNode(" " + typeName(f.properties)));
         legend.appendChild(li);
       }
       var p = px(pts[i]), link = el("a", { href: "/cases/" + f.id + (box.dataset.queue ? "?" + box.dataset.queue : ""), "class": "case-point" });
       el("circle", { cx: p[0], cy: p[1], r: 7, fill: colours[t], "class": "st-" + f.properties.status }, link);
-      el("title", {}, link).textContent = "#" + f.id + " " + t + " (" + f.properties.status + "), " + f.properties.sighting_count + " sighting(s)";
+      el("title", {}, link).textContent = msg("point", { id: f.id, type: typeName(f.properties), status: MSG["status_" + f.properties.status] || f.properties.status, n: f.properties.sighting_count });
     });
     legend.querySelectorAll(".swatch").forEach(function (sw) {
       var dot = document.createElementNS(NS, "svg"); dot.setAttribute("width", 12); dot.setAttribute("height", 12);
