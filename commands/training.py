@@ -10,10 +10,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from commands.common import console, err_console, one_line_errors, quiet_libraries
+from commands.common import DEFAULT_DATA_DIR, DataDir, console, err_console, one_line_errors, quiet_libraries
 
 dataset_app = typer.Typer(help="Build training datasets from recipes.", no_args_is_help=True)
-models_app = typer.Typer(help="Compare, promote and export models.", no_args_is_help=True)
+models_app = typer.Typer(help="Compare, promote, roll back and export models.", no_args_is_help=True)
 DEFAULT_DATASET = Path("streetwatch-data/datasets/streetwatch-default/data.yaml")
 
 
@@ -99,10 +99,10 @@ def train(
             start = model
             if init_from:
                 start = init_from_onnx(init_from, data, project / name / "init.pt", imgsz)
-            if start is None:
-                from detector.inference import DEFAULT_MODEL
+            if start is None:  # fine-tune what is in use: the current promoted model, else the bundled one
+                from detector.model_registry import current_model
 
-                start = DEFAULT_MODEL
+                start = current_model()
             start = start_checkpoint(start, data, project / name / "start.pt")
             settings = TrainSettings(data=data, model=start, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                                      fraction=fraction, project=project, name=name)
@@ -191,25 +191,73 @@ def compare(a: Path, b: Path, data: Path = DEFAULT_DATASET, imgsz: int = 416) ->
 @models_app.command("promote")
 @one_line_errors
 def promote(
-    run: Annotated[Path, typer.Argument(help="A run folder or a .pt file.")],
-    data: Path = DEFAULT_DATASET,
+    run: Annotated[Path, typer.Argument(help="A run folder (its weights/last.pt is taken) or a .pt file.")],
+    data: Annotated[Path, typer.Option(help="The fixed evaluation set (data.yaml).")] = DEFAULT_DATASET,
     imgsz: int = 416,
+    name: Annotated[str | None, typer.Option(help="Name in the model's folder (default: the run's).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Promote even if worse (recorded).")] = False,
-    reason: str = "",
+    reason: Annotated[str, typer.Option(help="Why: written to the history and the model card.")] = "",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
 ) -> None:
-    """Make a trained model the default, only if it is not worse on the fixed evaluation set.
+    """Make a trained model the default, only if no class gets worse than with the current one.
 
-    Example: streetwatch models promote streetwatch-data/runs/streetwatch
+    The weights, their metrics and a model card go to DATA_DIR/models/NNNN-NAME/ (the source tree is not
+    touched); detect, daemon and train then use it when no --model is given. Every decision is a line of
+    DATA_DIR/models/history.jsonl.
+
+    Example: streetwatch models promote streetwatch-data/runs/streetwatch --reason "reviews of November"
     """
     quiet_libraries()
     from training.evaluate import promote as run_promote
 
-    decision = run_promote(run, data, imgsz, force, reason)
+    decision = run_promote(run, data, data_dir, imgsz, force, reason, name)
     if decision["promoted"]:
-        console.print(f"promoted {decision['candidate']}" + (" (forced)" if force and not decision["not_worse"] else ""))
+        console.print(f"promoted {decision['candidate']} as {decision['id']}" + (" (forced)" if decision["forced"]
+                      else "") + f"; it replaces {decision['previous']}", highlight=False, soft_wrap=True)
+        console.print(f"weights: {decision['path']}\nmodel card: {Path(decision['path']).parent / 'MODEL_CARD.md'}",
+                      highlight=False, soft_wrap=True)
     else:
-        err_console.print("not promoted: " + "; ".join(decision["regressions"]) + " (use --force to override)")
+        err_console.print("not promoted: " + "; ".join(decision["regressions"]) + " (use --force to override)",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+@models_app.command("rollback")
+@one_line_errors
+def rollback(
+    reason: Annotated[str, typer.Option(help="Why: written to the history.")] = "",
+    data_dir: DataDir = DEFAULT_DATA_DIR,
+) -> None:
+    """Go back to the model in use before the last promotion (the bundled one after the first).
+
+    Example: streetwatch models rollback --reason "misses parked vans at night"
+    """
+    from detector.model_registry import current_model
+    from training.evaluate import rollback as run_rollback
+
+    entry = run_rollback(data_dir, reason)
+    console.print(f"rolled back {entry['from']} -> {entry['to']}; now in use: {current_model(data_dir)}",
+                  highlight=False, soft_wrap=True)
+
+
+@models_app.command("current")
+def current(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
+    """The model detect, daemon and train use when no --model is given, and the promotion history.
+
+    Example: streetwatch models current
+    """
+    from detector.model_registry import BUNDLED_MODEL, current_entry, current_model, read_history
+
+    entry = current_entry(data_dir)
+    for h in read_history(data_dir):
+        what = {"promote": f"promoted {h.get('id')} (replacing {h.get('previous')})",
+                "refused": f"refused {h.get('candidate')}: {'; '.join(h.get('regressions') or [])}",
+                "rollback": f"rolled back {h.get('from')} -> {h.get('to')}"}.get(h.get("event"), str(h.get("event")))
+        console.print(f"{h.get('at')}  {h.get('by', '')}  {what}" + (f"  ({h['reason']})" if h.get("reason") else ""),
+                      highlight=False, soft_wrap=True, markup=False)
+    path = current_model(data_dir)
+    label = entry["id"] if entry and path != BUNDLED_MODEL else "bundled"
+    console.print(f"in use: {label}  {path}", highlight=False, soft_wrap=True, markup=False)
 
 
 @models_app.command("export")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -20,15 +20,16 @@ import numpy as np
 from detector.detections import Detections
 from detector.errors import ModelError
 from detector.model import export_cached, input_shape_for, model_format
-from detector.offline import PROJECT_ROOT, prepare_offline
+from detector.model_registry import BUNDLED_MODEL, current_model
+from detector.offline import prepare_offline
 
 log = logging.getLogger(__name__)
-DEFAULT_MODEL = PROJECT_ROOT / "models" / "streetwatch-default" / "streetwatch-default.pt"
+DEFAULT_MODEL = BUNDLED_MODEL  # the bundled weights; what runs when none are named is `current_model()`
 
 
 @dataclass(frozen=True)
 class DetectorSettings:
-    model: Path = DEFAULT_MODEL
+    model: Path = field(default_factory=current_model)  # the current promoted model, else the bundled one
     backend: str = "auto"  # auto (= onnx for .pt weights) | pytorch | onnx | openvino
     imgsz: int = 640  # long side of the model input
     min_confidence: float = 0.2  # NMS floor for every class; per-class floors are the AnalysisStep's

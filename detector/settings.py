@@ -15,7 +15,8 @@ from pydantic import Field, field_validator
 
 from detector.config import ProblemType, RuleOverride, StrictModel, Taxonomy, load_taxonomy
 from detector.errors import ConfigError
-from detector.inference import DEFAULT_MODEL, DetectorSettings
+from detector.inference import DetectorSettings
+from detector.model_registry import current_model
 
 __all__ = ["AnalysisSettings", "class_floors", "resolve_taxonomy"]
 
@@ -23,8 +24,9 @@ __all__ = ["AnalysisSettings", "class_floors", "resolve_taxonomy"]
 class AnalysisSettings(StrictModel):
     """Model, confidence floors, tracking and rules: everything between a decoded frame and a sighting."""
 
-    model: Path | None = Field(None, description="Ultralytics weights (.pt/.onnx/OpenVINO folder); "
-                                                 "default: the bundled model")
+    model: Path | None = Field(None, description="Ultralytics weights (.pt/.onnx/OpenVINO folder); default: the "
+                                                 "current promoted model (streetwatch models promote), else the "
+                                                 "bundled one")
     backend: Literal["auto", "pytorch", "onnx", "openvino"] = Field(
         "auto", description="inference runtime; auto = ONNX Runtime for .pt weights")
     imgsz: int = Field(640, ge=64, le=4096, description="long side of the model input, pixels")
@@ -50,7 +52,7 @@ class AnalysisSettings(StrictModel):
         return floors
 
     def model_path(self) -> Path:
-        return Path(self.model) if self.model else DEFAULT_MODEL
+        return Path(self.model) if self.model else current_model()
 
     def detector_settings(self, floor: float | None = None) -> DetectorSettings:
         """The model wrapper's settings; `floor` lowers its NMS threshold for a model shared by sources

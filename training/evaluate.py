@@ -1,19 +1,36 @@
-"""Evaluate a model on a dataset (per-class precision, recall, mAP50, mAP50-95, speed) and compare two."""
+"""Evaluate a model on a dataset (per-class precision, recall, mAP50, mAP50-95, speed), compare two, and
+promote or roll back the model streetwatch uses by default.
+
+Promoted models live in the data folder (`detector.model_registry` describes the layout), never in the
+source tree: `models/streetwatch-default` stays the bundled fallback, untouched.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import getpass
+import hashlib
 import json
+import os
+import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.errors import DatasetError, ModelError
+from detector.errors import ModelError
 from detector.model import load_yolo
-from detector.offline import PROJECT_ROOT
+from detector.model_registry import (
+    BUNDLED,
+    HISTORY,
+    current_entry,
+    current_model,
+    models_dir,
+    promoted_stack,
+    read_history,
+)
 from training.train import check_dataset
-
-DEFAULT_MODEL_DIR = PROJECT_ROOT / "models" / "streetwatch-default"
-PROMOTIONS_LOG = PROJECT_ROOT / "models" / "promotions.jsonl"
 
 
 def evaluate(model_path: Path, data: Path, imgsz: int = 416, batch: int = 16, split: str = "val") -> dict:
@@ -60,8 +77,7 @@ def not_worse(candidate: dict, current: dict, tolerance: float = 0.005) -> tuple
     return not reasons, reasons
 
 
-def promote(candidate: Path, data: Path, imgsz: int = 416, force: bool = False, reason: str = "") -> dict:
-    """Make `candidate` (.pt) the bundled default if it is not worse on `data`; every decision is logged."""
+def _candidate_weights(candidate: Path) -> Path:
     candidate = Path(candidate)
     if candidate.is_dir():
         # last.pt, not best.pt: Ultralytics picks "best" by a fitness over all classes, which the
@@ -69,28 +85,124 @@ def promote(candidate: Path, data: Path, imgsz: int = 416, force: bool = False, 
         candidate = candidate / "weights" / "last.pt"
     if not candidate.is_file():
         raise ModelError(f"{candidate}: no such weights file")
-    target = DEFAULT_MODEL_DIR / "streetwatch-default.pt"
+    return candidate
+
+
+def _slug(candidate: Path, name: str | None) -> str:
+    """A short name for the model's folder: --name, else the run folder's (weights/last.pt) or the file's stem."""
+    if not name:
+        name = candidate.parents[1].name if candidate.parent.name == "weights" else candidate.stem
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-")[:48] or "model"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[Path]:
+    """The models folder, held against another promote or rollback (numbers and the log stay in order)."""
+    folder = models_dir(data_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield folder
+
+
+def _log(folder: Path, entry: dict) -> None:
+    with (folder / HISTORY).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        log.flush()
+        os.fsync(log.fileno())
+
+
+def _next_id(folder: Path, slug: str) -> str:
+    numbers = [int(p.name[:4]) for p in folder.iterdir() if p.is_dir() and re.match(r"^\d{4}-", p.name)]
+    return f"{max(numbers, default=0) + 1:04d}-{slug}"
+
+
+def _card(entry: dict, cand: dict, cur: dict | None, run_card: Path | None) -> str:
+    """The promoted model's card: identity, provenance, the decision, and per-class numbers beside the old ones."""
+    lines = [f"# Model card: {entry['id']}", "",
+             f"- Weights: `{entry['weights']}` (SHA-256 `{entry['sha256']}`)",
+             f"- Promoted: {entry['at']} by {entry['by']}" + (" (forced past regressions)" if entry["forced"] else ""),
+             f"- From: `{entry['candidate']}`",
+             f"- Replaces: {entry['previous']}" + (f" (`{entry['previous_weights']}`)" if entry.get("previous_weights")
+                                                  else ""),
+             f"- Evaluated on: `{entry['data']}` ({cand.get('split', 'val')} split, imgsz {cand.get('imgsz')})",
+             f"- Reason: {entry['reason'] or '(none given)'}", ""]
+    if entry["regressions"]:
+        lines += ["Regressions accepted by --force: " + "; ".join(entry["regressions"]), ""]
+    lines += ["| class | P | R | mAP50 | mAP50-95 | mAP50-95 before |", "|---|---|---|---|---|---|"]
+    for name in ["all", *cand["classes"]]:
+        m = cand["all"] if name == "all" else cand["classes"][name]
+        was = (cur or {}).get("all") if name == "all" else (cur or {}).get("classes", {}).get(name)
+        before = f"{was['mAP50-95']:.3f}" if was else "-"
+        lines.append(f"| {name} | {m['precision']:.3f} | {m['recall']:.3f} | {m['mAP50']:.3f} | {m['mAP50-95']:.3f} "
+                     f"| {before} |")
+    lines += ["", "`streetwatch models rollback` returns to the model this one replaced; `history.jsonl` in this "
+                  "folder's parent keeps every decision."]
+    if run_card is not None and run_card.is_file():  # what the training run wrote about itself
+        lines += ["", "## From the training run", "", run_card.read_text(encoding="utf-8").strip()]
+    return "\n".join(lines) + "\n"
+
+
+def promote(candidate: Path, data: Path, data_dir: Path, imgsz: int = 416, force: bool = False, reason: str = "",
+            name: str | None = None) -> dict:
+    """Make `candidate` the default model if it is not worse than the current one on `data` (any class).
+
+    The weights are copied to DATA_DIR/models/NNNN-NAME/ with metrics.json and MODEL_CARD.md; every decision
+    (refusals too) is a line of DATA_DIR/models/history.jsonl.
+
+    Example:
+        >>> promote(Path("streetwatch-data/runs/x"), Path("ds/data.yaml"), Path("streetwatch-data"))["promoted"]
+        True
+    """
+    candidate = _candidate_weights(candidate)
+    data_dir = Path(data_dir)
+    current, was = current_model(data_dir), current_entry(data_dir)
     cand_metrics = evaluate(candidate, data, imgsz)
-    decision = {"candidate": str(candidate), "data": str(data), "at": datetime.now(timezone.utc).isoformat(),
-                "candidate_metrics": cand_metrics, "forced": force, "reason": reason}
-    if target.exists():
-        cur_metrics = evaluate(target, data, imgsz)
-        ok, why = not_worse(cand_metrics, cur_metrics)
-        decision.update(current_metrics=cur_metrics, not_worse=ok, regressions=why)
-    else:
-        ok = True
-        decision.update(not_worse=True, regressions=[])
-    decision["promoted"] = ok or force
-    if decision["promoted"]:
-        DEFAULT_MODEL_DIR.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            shutil.copy2(target, target.with_name(f"previous-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}.pt"))
-        shutil.copy2(candidate, target)
-        for stale in DEFAULT_MODEL_DIR.glob("streetwatch-default_*"):  # cached exports of the old weights
-            shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
-        (DEFAULT_MODEL_DIR / "metrics.json").write_text(json.dumps(cand_metrics, indent=2))
-    PROMOTIONS_LOG.parent.mkdir(parents=True, exist_ok=True)
-    with PROMOTIONS_LOG.open("a") as log:
-        log.write(json.dumps({k: v for k, v in decision.items() if not k.endswith("_metrics")}) + "\n")
+    cur_metrics = evaluate(current, data, imgsz) if current.is_file() else None
+    ok, why = not_worse(cand_metrics, cur_metrics) if cur_metrics else (True, [])
+    decision = {"candidate": str(candidate.resolve()), "data": str(data), "at": datetime.now(timezone.utc).isoformat(
+                    timespec="seconds"), "by": getpass.getuser(), "forced": force and not ok, "reason": reason,
+                "not_worse": ok, "regressions": why, "previous": was["id"] if was else BUNDLED,
+                "previous_weights": str(current), "promoted": ok or force}
+    with _locked(data_dir) as folder:
+        if not decision["promoted"]:
+            _log(folder, {"event": "refused", **decision})
+            return decision
+        model_id = _next_id(folder, _slug(candidate, name))
+        target = folder / model_id
+        target.mkdir()
+        weights = target / f"{model_id}.pt"
+        shutil.copy2(candidate, weights.with_suffix(".part"))
+        weights.with_suffix(".part").rename(weights)  # never a half-copied current model
+        decision.update(id=model_id, weights=f"{model_id}/{weights.name}", sha256=_sha256(weights))
+        (target / "metrics.json").write_text(json.dumps(cand_metrics, indent=2))
+        run_card = candidate.parents[1] / "MODEL_CARD.draft.md" if candidate.parent.name == "weights" else None
+        (target / "MODEL_CARD.md").write_text(_card(decision, cand_metrics, cur_metrics, run_card), encoding="utf-8")
+        _log(folder, {"event": "promote", **decision})
+    decision["path"] = str(weights)
     return decision
 
+
+def rollback(data_dir: Path, reason: str = "") -> dict:
+    """Return to the model in use before the current promotion (the bundled one after the first).
+
+    The rolled-back model's folder stays (its card and metrics are the record); promoting it again is allowed.
+    """
+    with _locked(Path(data_dir)) as folder:
+        stack = promoted_stack(read_history(data_dir))
+        if not stack:
+            raise ModelError(f"nothing to roll back: no promoted model in {folder} is in use (the bundled one is)")
+        back_to = stack[-2] if len(stack) > 1 else None
+        entry = {"event": "rollback", "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                 "by": getpass.getuser(), "from": stack[-1]["id"], "to": back_to["id"] if back_to else BUNDLED,
+                 "reason": reason}
+        _log(folder, entry)
+    return entry
