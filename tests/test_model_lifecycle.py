@@ -158,3 +158,41 @@ def test_detect_and_the_daemon_use_the_promoted_model_when_none_is_named(tmp_pat
     checked = cli("config", "check", str(cameras))
     assert checked.exit_code == 0, checked.output
     assert "model 0001-same.pt" in checked.output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_real_promotion_evaluates_both_models_and_writes_their_numbers(tmp_path, monkeypatch):
+    """The real Ultralytics validation, on 16 images of ../shared: a copy of the bundled weights is exactly as good
+    as the bundled model, so it is promoted, and its card carries the measured numbers."""
+    import yaml
+
+    import training.evaluate as ev
+    from detector.model import load_yolo
+    from tests.conftest import shared_path
+    from training.dataset import build_dataset
+    from training.recipe import load_recipe
+
+    monkeypatch.undo()  # the autouse scripted evaluation off: this one measures
+    assert ev.evaluate.__module__ == "training.evaluate"
+    recipe = {"name": "tiny", "classes": list(load_yolo(BUNDLED_MODEL).names.values()), "sources": [
+        {"name": "garbage", "path": str(shared_path("data", "garbage_montevideo")),
+         "class_map": {"garbage": "garbage"}, "licence": "CC BY 4.0", "max_images": 8},
+        {"name": "vendors", "path": str(shared_path("data", "vendors_bogota_aerial")),
+         "class_map": {"street_vendor": "street_vendor"}, "licence": "CC BY 4.0", "max_images": 8}]}
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    build_dataset(load_recipe(tmp_path / "recipe.yaml"), tmp_path / "ds")
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(BUNDLED_MODEL.read_bytes())
+    data_dir = tmp_path / "data"
+    done = cli("models", "promote", str(copy), "--data", str(tmp_path / "ds" / "data.yaml"), "--imgsz", "320",
+               "--data-dir", str(data_dir))
+    assert done.exit_code == 0, done.output
+    folder = data_dir / "models" / "0001-copy"
+    measured = json.loads((folder / "metrics.json").read_text())
+    assert measured["classes"]["street_vendor"]["instances"] > 0
+    vendor = measured["classes"]["street_vendor"]["mAP50-95"]
+    card = (folder / "MODEL_CARD.md").read_text()
+    row = next(line for line in card.splitlines() if line.startswith("| street_vendor | "))
+    assert row.endswith(f"| {vendor:.3f} | {vendor:.3f} |")  # the same weights: the same numbers before and after
+    assert current_model(data_dir) == folder / "0001-copy.pt"
