@@ -254,8 +254,9 @@ def api_case(request: Request, case_id: int, cur: Current = Depends(current)) ->
             **_api_case(data["case"]),
             "last_event": data["events"][-1].id if data["events"] else None,  # send back as `seen` with an action
             "sightings": [{"id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": iso(s.first_seen),
-                           "last_seen": iso(s.last_seen), "confidence": s.confidence, "evidence": s.evidence}
-                          for s in data["sightings"]],
+                           "last_seen": iso(s.last_seen), "confidence": s.confidence, "evidence": s.evidence,
+                           **data["sources"][s.id]} for s in data["sightings"]],
+            "evidence_from": data["evidence_from"],
             "history": [{"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
                         for e in data["events"]],
             "deliveries": [{"attempt": d.attempt, "at": iso(d.at), "status_code": d.status_code, "ok": d.ok,

@@ -140,3 +140,23 @@ def test_the_daemon_files_live_sightings_with_their_stream_and_session_offset(tm
         daemon.stop()
     for row in rows():
         assert row.source == str(clip) and 0.0 <= row.source_offset_s < 60 and row.frame_index >= 0
+
+
+def test_the_case_page_says_which_file_and_when_in_it(filed, clip, tmp_path, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from review import ReviewSettings, create_app
+    from review.passwords import COST_ENV
+    from tests.reviewkit import add_users, login
+
+    monkeypatch.setenv(COST_ENV, "1024")
+    store, url, case_id = filed
+    add_users(store)
+    client = TestClient(create_app(url, tmp_path / "evidence", ReviewSettings()))
+    assert login(client, "alice").status_code == 303
+    page = client.get(f"/cases/{case_id}").text
+    evidence_from = re.search(r'id="evidence-from">(.*?)</td>', page, re.S).group(1)
+    assert str(clip.absolute()) in evidence_from and "at 0:10.0" in evidence_from and "frame 100" in evidence_from
+    assert re.search(r'id="where-\d+">.*at 0:10\.0&ndash;0:\d\d\.\d, frame 100', page)
+    api = client.get(f"/api/cases/{case_id}").json()
+    assert api["evidence_from"]["source"] == str(clip.absolute()) and api["sightings"][0]["source_offset_s"] == 10.0

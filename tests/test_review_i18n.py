@@ -142,6 +142,7 @@ def test_the_webhook_and_json_api_carry_the_code_and_names(tmp_path):
     client, store, case_id = make_app(tmp_path)
     api = client.get(f"/api/cases/{case_id}").json()
     assert (api["code"], api["name_zh"], api["category_zh"]) == ("0101", "暴露垃圾", "市容环境")
+    assert api["sightings"][0]["frame_index"] == 0 and "source_offset_s" in api["sightings"][0]
     r = client.post(f"/cases/{case_id}/confirm", data={"version": str(api["version"])},
                     headers={"X-CSRF-Token": csrf_of(client), "Accept": "application/json"})
     assert r.status_code == 200
