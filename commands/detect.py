@@ -53,6 +53,9 @@ def detect(
     explain_dir: Annotated[Path | None, typer.Option(help="Write annotated frames (boxes, zones, why held back) "
                                                           "here.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the run's per-file summary as JSON here.")] = None,
+    ray: Annotated[str | None, typer.Option("--ray", help="Run the batch on the Ray cluster at this address: auto, "
+                                            "HOST:PORT or ray://HOST:PORT (needs --db PostgreSQL and a shared "
+                                            "--data-dir; docs/cluster.md).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     db: DbUrl = None,
 ) -> None:
@@ -61,6 +64,14 @@ def detect(
     Example: streetwatch detect footage/cam01/ --zones zones.yaml --fps 0.5
     """
     quiet_libraries()
+    if ray is not None:  # Ray missing, or a database only one host sees: one line, before anything runs
+        from batch.cluster import ClusterError, require_cluster
+        from commands.common import fail
+
+        try:
+            require_cluster(db)
+        except ClusterError as exc:
+            fail(escape(str(exc)))  # the hint holds '[cluster]', which rich would take for markup
     from batch.runner import Pipeline, PipelineSettings
     from detector.settings import AnalysisSettings
     from streams.discover import discover
@@ -96,6 +107,20 @@ def detect(
     if telemetry and len(items) != 1:
         raise typer.BadParameter("--telemetry names the sidecar of ONE video; put flight.SRT beside flight.MP4 instead")
     store = open_store(data_dir, db)
+    if ray is not None:  # the same batch on a Ray cluster (batch.cluster), reported as a local run reports it
+        from batch.cluster import run_on_cluster
+        from streams.drone import DroneSettings
+
+        outcome = run_on_cluster(ray, items, settings, store, DroneSettings(
+            telemetry=telemetry, camera_model=drone_camera, hfov_deg=hfov, ground_elev_m=ground_elevation),
+            console=err_console)
+        print_summary(outcome.results, data_dir, store.url, outcome.model_id, explain)
+        if report is not None:
+            write_report(report, outcome.results, outcome.model_id, problems)
+            console.print(f"report: {report}")
+        if problems or any(r.status == "failed" for r in outcome.results):
+            raise typer.Exit(1)
+        return
     pipeline = Pipeline(settings, store)
     from streams.drone import DroneSettings, drone_hooks
 

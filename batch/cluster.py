@@ -1,0 +1,456 @@
+"""`streetwatch detect --ray ADDRESS`: the same batch on a Ray cluster, filing the same cases.
+
+The driver (this module) plans work units (`batch.cluster_plan`: whole files, long files cut into keyframe-
+aligned segments), starts one actor per CPU slot of the cluster (`batch.cluster_worker`: each holds ONE
+pipeline, so one model), and hands each idle actor the next unit. Every actor writes its sightings to the
+one database (PostgreSQL: the store's per-problem-type advisory lock makes concurrent writers from all nodes
+file one case per problem per place) and its evidence to the evidence folder, which must be one shared
+folder at the same path on every node (checked before any work starts).
+
+Faults: an actor whose process or node dies fails its unit with a Ray actor error; the driver hands the unit
+to the next idle actor (up to `MAX_ATTEMPTS` times) and pings the dead actor, which Ray restarts
+(`max_restarts=-1`) wherever a slot is free; a unit written twice updates its own sightings (stable keys) or
+resumes from its checkpoint. Ray's own `max_task_retries` is NOT used: it would wait for that same actor to
+come back, which never happens while its node is gone and the other slots are busy. A killed driver loses
+nothing: the runs table records every finished span, and the next run skips them.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from batch.cluster_plan import SEGMENT_S, FilePlan, Unit, lead_in_s, merge_results, owned_done, plan_file
+from batch.cluster_worker import SegmentWorker
+from batch.keys import content_key
+from batch.runner import FileResult, PipelineSettings
+from cases.status import RunStatus
+from cases.store import CaseStore, as_utc, from_unix
+from detector.errors import ConfigError, StoreError, StreetwatchError
+from detector.settings import resolve_taxonomy
+from streams.discover import FootageItem
+from streams.drone import DroneSettings
+
+__all__ = ["ClusterError", "ClusterOptions", "ClusterOutcome", "require_cluster", "run_on_cluster", "whole_run_key"]
+
+log = logging.getLogger(__name__)
+INSTALL_HINT = "pip install -e '.[cluster]'"
+MAX_ATTEMPTS = 3  # a unit whose worker died this many times is reported failed (it may be what kills them)
+
+
+class ClusterError(ConfigError):
+    """The cluster cannot run the batch (not reachable, no slots, evidence folder not shared...)."""
+
+
+@dataclass
+class ClusterOutcome:
+    results: list[FileResult]  # one per file, in the order given
+    model_id: str  # as the workers' pipelines name it (weights file and digest)
+    workers: int  # actors that started
+
+
+@dataclass
+class ClusterOptions:
+    segment_s: float = SEGMENT_S  # footage per unit when a long file is cut
+    lead_in_s: float | None = None  # None: the longest dwell of the taxonomy + two sampling steps
+    detector_factory: str | None = None  # 'module:callable' building the detector in each actor (tests)
+    cpus_per_actor: float = 1.0
+    max_actors: int | None = None
+    startup_timeout_s: float = 300.0  # actors (model loaded, database reached) must say hello by then
+    stall_timeout_s: float = 300.0  # give up when no actor has been alive for this long
+    env_vars: dict[str, str] = field(default_factory=lambda: {"YOLO_VERBOSE": "False"})
+
+
+def require_cluster(db: str | None) -> None:
+    """Fail early, in one line, when `--ray` cannot work: Ray missing, or a database only one host sees."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise ClusterError(f"--ray needs Ray, which is not installed here: {INSTALL_HINT}")
+    if not db or db.split(":", 1)[0].split("+", 1)[0] == "sqlite":
+        raise ClusterError("--ray needs a database every node reaches: give --db postgresql+psycopg://USER@HOST/DB "
+                           "(SQLite is a file on one machine)")
+
+
+def _check_reachable(address: str) -> None:
+    if address == "auto":
+        return
+    parts = urlsplit(address if "://" in address else f"//{address}")
+    if not parts.hostname or not parts.port:
+        raise ClusterError(f"--ray {address}: use auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
+    except OSError as exc:
+        raise ClusterError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
+
+
+def connect(address: str, env_vars: dict[str, str]):
+    import ray
+
+    _check_reachable(address)
+    try:
+        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
+                 runtime_env={"env_vars": env_vars} if env_vars else None)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterError(f"--ray {address}: {str(exc).splitlines()[0]}") from None
+    return ray
+
+
+def _absolute(settings: PipelineSettings, items: list[FootageItem],
+              drone: DroneSettings) -> tuple[PipelineSettings, list[FootageItem], DroneSettings]:
+    """Paths as every node must see them (a worker's working folder is not the driver's)."""
+    def absolute(p: Path | None) -> Path | None:
+        return None if p is None else Path(p).resolve()
+
+    # the weights named, else the current promoted model, else the bundled one: resolved HERE, as a local run of
+    # this command would resolve it, not on each node (whose working folder and data folder differ)
+    analysis = settings.analysis.model_copy(update={"model": absolute(settings.analysis.model_path()),
+                                                    "taxonomy": absolute(settings.analysis.taxonomy)})
+    settings = replace(settings, analysis=analysis, zones_path=absolute(settings.zones_path),
+                       evidence_dir=absolute(settings.evidence_dir), explain_dir=absolute(settings.explain_dir))
+    items = [replace(i, path=i.path.resolve()) for i in items]
+    return settings, items, replace(drone, telemetry=absolute(drone.telemetry))
+
+
+def whole_run_key(item: FootageItem, settings_key: str, drone: DroneSettings) -> str:
+    """The run key a local run of the whole file records (`Pipeline.run_item`: a telemetry sidecar is in it)."""
+    from streams.telemetry import find_sidecar
+
+    sidecar = (drone.telemetry or find_sidecar(item.path)) if item.kind == "video" else None
+    if sidecar is not None and Path(sidecar).is_file():
+        return f"{settings_key}+{content_key(Path(sidecar))[:8]}"
+    return settings_key
+
+
+@dataclass
+class _Actor:
+    handle: object
+    number: int
+    up: bool = False  # answered hello since its (re)start
+    ping: object | None = None  # an outstanding hello
+    pinged_at: float = 0.0
+    failures: int = 0
+    polling: object | None = None  # an outstanding progress call
+
+
+class _Run:
+    """The driver's bookkeeping: queue, in-flight units, results, progress."""
+
+    def __init__(self, ray, plans: list[FilePlan], store: CaseStore, actors: list[_Actor], hello: dict,
+                 drone: DroneSettings, console, options: ClusterOptions) -> None:
+        self.ray, self.plans, self.store, self.actors, self.hello = ray, plans, store, actors, hello
+        self.drone = drone
+        self.console, self.options = console, options
+        self.queue: deque[Unit] = deque(u for p in plans for u in p.units)
+        self.attempts: dict[tuple[int, int], int] = {}
+        self.inflight: dict[object, tuple[_Actor, Unit]] = {}
+        self.results: dict[int, dict[int, FileResult]] = {i: {} for i in range(len(plans))}
+        self.merged: dict[int, FileResult] = {}
+        self.first_dispatch: dict[int, float] = {}
+        self.live: dict[tuple[int, int], tuple[float | None, frozenset[int]]] = {}
+        self.cases: set[int] = set()
+        self.done_s = 0.0
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        busy = {a.number for a, _ in self.inflight.values()}
+        for actor in self.actors:
+            if not self.queue:
+                return
+            if actor.up and actor.number not in busy:
+                unit = self.queue.popleft()
+                self.first_dispatch.setdefault(unit.file_index, time.perf_counter())
+                self.inflight[actor.handle.run_unit.remote(unit)] = (actor, unit)
+
+    def _ping(self, actor: _Actor) -> None:
+        actor.up, actor.ping, actor.pinged_at = False, actor.handle.hello.remote(), time.monotonic()
+
+    def _on_unit(self, ref) -> None:
+        ray = self.ray
+        actor, unit = self.inflight.pop(ref)
+        self.live.pop((unit.file_index, unit.index), None)
+        key = (unit.file_index, unit.index)
+        try:
+            result = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, StoreError):
+                raise StoreError(str(cause)) from None
+            if isinstance(cause, StreetwatchError):
+                result = FileResult(unit.item.path, unit.item.camera_id, RunStatus.FAILED, error=str(cause))
+            else:  # not streetwatch's own error (a database hiccup, a bug): try again, then report it
+                self.attempts[key] = self.attempts.get(key, 0) + 1
+                if self.attempts[key] < MAX_ATTEMPTS:
+                    self.queue.append(unit)
+                    return
+                result = FileResult(unit.item.path, unit.item.camera_id, RunStatus.FAILED,
+                                    error=f"{unit.item.path}: worker error: {type(cause).__name__ if cause else 'error'}"
+                                          f": {str(cause or exc).splitlines()[0]}")
+        except (ray.exceptions.RayActorError, ray.exceptions.WorkerCrashedError,
+                ray.exceptions.ObjectLostError) as exc:
+            self.attempts[key] = self.attempts.get(key, 0) + 1
+            self._ping(actor)  # Ray restarts it wherever a slot is free; it takes work again once it answers
+            if self.attempts[key] < MAX_ATTEMPTS:
+                log.info("unit %s of %s lost with its worker (%s); handed to another", unit.index, unit.item.path,
+                         type(exc).__name__)
+                self.queue.appendleft(unit)
+                return
+            result = FileResult(unit.item.path, unit.item.camera_id, RunStatus.FAILED,
+                                error=f"{unit.item.path}: its worker died {MAX_ATTEMPTS} times on footage "
+                                      f"{unit.span[0]:g}-{unit.span[1] or 'end'} s")
+        self._finish_unit(unit, result)
+
+    def _finish_unit(self, unit: Unit, result: FileResult) -> None:
+        file_results = self.results[unit.file_index]
+        file_results[unit.index] = result
+        self.cases |= result.case_ids
+        plan = self.plans[unit.file_index]
+        self.done_s += owned_done(unit, unit.owned[1]) if result.status != RunStatus.FAILED else 0.0
+        if len(file_results) == len(plan.units):
+            ordered = [file_results[i] for i in range(len(plan.units))]
+            wall = time.perf_counter() - self.first_dispatch.get(unit.file_index, time.perf_counter())
+            merged = merge_results(plan, ordered, wall)
+            if len(plan.units) > 1 and merged.status == RunStatus.DONE:
+                self._close_file(plan, merged)
+            self.merged[unit.file_index] = merged
+            self._say(merged)
+
+    def _say(self, r: FileResult) -> None:
+        """The lines a local run prints for a file, in its words."""
+        from rich.markup import escape
+
+        say = self.console.print
+        for warning in dict.fromkeys([*r.notes.get("warnings", []), *r.warnings]):
+            say(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+        if r.notes.get("assumption"):
+            say(f"[yellow]note:[/] {escape(r.path.name)}: {escape(r.notes['assumption'])}", highlight=False)
+        if r.status == RunStatus.FAILED:
+            say(f"[red]failed:[/] {escape(str(r.error))}", highlight=False, soft_wrap=True)
+        if r.status == "skipped":
+            say(f"skipped: {escape(str(r.path))}: {escape(r.notes.get('reason', ''))}", highlight=False,
+                soft_wrap=True)
+
+    def _close_file(self, plan: FilePlan, merged: FileResult) -> None:
+        """A cut file is complete: re-check its place once (as a local run does) and record the whole-file run,
+        so that any later run of the same footage and settings, local or on a cluster, skips it."""
+        info = plan.info
+        if info is not None and info.start_time is not None:
+            from cases.recheck import Area
+
+            place = merged.camera_id
+            if merged.ground_bounds is not None:
+                (lat0, lon0), (lat1, lon1) = merged.ground_bounds
+                place = Area(lat0, lon0, lat1, lon1)
+            decided = self.store.after_analysis(place, from_unix(info.start_time),
+                                                from_unix(info.start_time + info.duration_s), merged.case_ids)
+            if decided:
+                merged.notes["recheck"] = {str(k): v for k, v in decided.items()}
+        run_id = self.store.start_run(
+            source_path=str(plan.item.path), content_sha256=content_key(plan.item.path),
+            settings_key=whole_run_key(plan.item, self.hello["settings_key"], self.drone),
+            camera_id=merged.camera_id, model=self.hello.get("model", ""),
+            footage_start=from_unix(info.start_time) if info and info.start_time else None,
+            footage_s=merged.footage_s, notes=merged.notes)
+        self.store.finish_run(run_id, status=RunStatus.DONE, frames_decoded=merged.frames_decoded,
+                              frames_analysed=merged.frames_analysed, sightings=merged.sightings,
+                              cases_opened=merged.cases_opened, wall_s=merged.wall_s, progress_s=merged.footage_s,
+                              notes={**merged.notes, "cluster": True, "stage_s": merged.stage_s})
+        merged.run_id = run_id
+
+    def _on_ping(self, actor: _Actor) -> None:
+        ray, ref = self.ray, actor.ping
+        actor.ping = None
+        try:
+            ray.get(ref)
+            actor.up, actor.failures = True, 0
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", exc)
+            raise ClusterError(f"a restarted worker cannot start: {str(cause).splitlines()[0]}") from None
+        except ray.exceptions.RayError:
+            actor.failures += 1  # still restarting (or its node is gone): ask again a little later
+            actor.pinged_at = time.monotonic()
+
+    # -- progress ---------------------------------------------------------------------------------
+    def _poll_progress(self) -> None:
+        ray = self.ray
+        for actor, _unit in list(self.inflight.values()):
+            if actor.polling is None:
+                actor.polling = actor.handle.progress.remote()
+        polls = {a.polling: a for a in self.actors if a.polling is not None}
+        ready, _ = ray.wait(list(polls), num_returns=len(polls), timeout=0)
+        for ref in ready:
+            polls[ref].polling = None
+            try:
+                got = ray.get(ref)
+            except ray.exceptions.RayError:
+                continue
+            if got is not None:
+                file_index, index, progress_s, case_ids = got
+                self.live[(file_index, index)] = (progress_s, case_ids)
+
+    def snapshot(self) -> tuple[float, int, int]:
+        """(footage seconds done, files done, cases touched)."""
+        footage, cases = self.done_s, set(self.cases)
+        for (file_index, index), (progress_s, case_ids) in self.live.items():
+            footage += owned_done(self.plans[file_index].units[index], progress_s)
+            cases |= case_ids
+        return footage, len(self.merged), len(cases)
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, on_tick) -> None:
+        ray = self.ray
+        last_poll, last_alive = 0.0, time.monotonic()
+        while self.queue or self.inflight:
+            self._dispatch()
+            now = time.monotonic()
+            for actor in self.actors:
+                if actor.ping is None and not actor.up and now - actor.pinged_at > 2.0:
+                    self._ping(actor)
+            pings = {a.ping: a for a in self.actors if a.ping is not None}
+            waiting = list(self.inflight) + list(pings)
+            if any(a.up for a in self.actors) or self.inflight:
+                last_alive = now
+            elif now - last_alive > self.options.stall_timeout_s:
+                raise ClusterError(f"no worker has been alive for {self.options.stall_timeout_s:.0f} s; "
+                                   f"{len(self.queue)} units not done (finished work is saved: run again)")
+            ready, _ = ray.wait(waiting, num_returns=1, timeout=0.5) if waiting else ([], [])
+            if not waiting:
+                time.sleep(0.5)
+            for ref in ready:
+                if ref in self.inflight:
+                    self._on_unit(ref)
+                else:
+                    self._on_ping(pings[ref])
+            if time.monotonic() - last_poll >= 1.0:
+                last_poll = time.monotonic()
+                self._poll_progress()
+            on_tick(*self.snapshot())
+
+
+def _start_actors(ray, settings: PipelineSettings, db_url: str, drone: DroneSettings, n_units: int,
+                  options: ClusterOptions) -> tuple[list[_Actor], dict]:
+    cpus = float(ray.cluster_resources().get("CPU", 0))
+    slots = int(cpus // options.cpus_per_actor)
+    if slots < 1:
+        raise ClusterError(f"the cluster has {cpus:g} CPUs: not one slot of {options.cpus_per_actor:g}")
+    n = min(slots, n_units, options.max_actors or slots)
+    remote = ray.remote(num_cpus=options.cpus_per_actor, max_restarts=-1, max_task_retries=0, max_concurrency=2,
+                        scheduling_strategy="SPREAD")(SegmentWorker)
+    actors = [_Actor(remote.remote(settings, db_url, drone, options.detector_factory), i) for i in range(n)]
+    refs = {a.handle.hello.remote(): a for a in actors}
+    ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=options.startup_timeout_s)
+    hello: dict = {}
+    for ref in ready:
+        try:
+            got = ray.get(ref)
+        except ray.exceptions.RayTaskError as exc:
+            cause = getattr(exc, "cause", exc)
+            raise ClusterError(f"a worker cannot start: {str(cause).splitlines()[0]}") from None
+        refs[ref].up = True
+        if hello and got["settings_key"] != hello["settings_key"]:
+            raise ClusterError(f"node {got['host']} has other settings or another model than node {hello['host']} "
+                               "(settings key differs): install the same model file on every node")
+        hello = hello or got
+    for ref in late:  # not up in time (no free slot, slow start): left out of this run
+        ray.kill(refs[ref].handle)
+    actors = [a for a in actors if a.up]
+    if not actors:
+        raise ClusterError(f"no worker started within {options.startup_timeout_s:.0f} s")
+    _check_shared_evidence(ray, actors, settings.evidence_dir)
+    return actors, hello
+
+
+def _check_shared_evidence(ray, actors: list[_Actor], evidence_dir: Path) -> None:
+    """Every actor writes a file into the evidence folder; every actor must then see all of them."""
+    token = uuid.uuid4().hex[:12]
+    names = [f"{token}-{a.number}" for a in actors]
+    try:
+        ray.get([a.handle.touch.remote(n) for a, n in zip(actors, names)])
+        missing = ray.get([a.handle.missing.remote(names) for a in actors])
+    except ray.exceptions.RayTaskError as exc:
+        raise ClusterError(str(getattr(exc, "cause", exc)).splitlines()[0]) from None
+    finally:
+        ray.wait([a.handle.untouch.remote(n) for a, n in zip(actors, names)], num_returns=len(actors), timeout=30)
+    if any(missing):
+        raise ClusterError(f"evidence folder {evidence_dir} is not one shared folder: nodes do not see each other's "
+                           "files there; mount a shared folder at the same path on every node (--data-dir)")
+
+
+def _ensure_cameras(store: CaseStore, settings: PipelineSettings, units) -> None:
+    """Register every camera that more than one unit will write to, before they start together: each unit
+    would otherwise insert it at the same moment and all but one would fail on the duplicate key."""
+    count: dict[tuple[str, str], int] = {}
+    for u in units:
+        key = (settings.camera or u.item.camera_id, u.item.kind)
+        count[key] = count.get(key, 0) + 1
+    for (camera_id, kind), n in count.items():
+        if n > 1:
+            store.ensure_camera(camera_id, kind=kind)
+
+
+def run_on_cluster(address: str, items: list[FootageItem], settings: PipelineSettings, store: CaseStore,
+                   drone: DroneSettings = DroneSettings(), console=None,
+                   options: ClusterOptions | None = None) -> ClusterOutcome:
+    """Run the batch on the Ray cluster at `address`; one result per file, in the order of `items`.
+
+    Example:
+        >>> outcome = run_on_cluster("10.0.0.5:6379", items, settings, CaseStore("postgresql+psycopg://..."))
+        >>> [r.status for r in outcome.results]
+        ['done', 'done']
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    options = options or ClusterOptions()
+    console = console or Console(stderr=True)
+    require_cluster(store.url)
+    settings, items, drone = _absolute(settings, items, drone)
+    lead = options.lead_in_s if options.lead_in_s is not None else lead_in_s(resolve_taxonomy(settings.analysis),
+                                                                              settings.sampling)
+    plans = [plan_file(i, item, options.segment_s, lead, settings.start_time) for i, item in enumerate(items)]
+    ray = connect(address, options.env_vars)
+    try:
+        actors, hello = _start_actors(ray, settings, store.url, drone, sum(len(p.units) for p in plans), options)
+        run = _Run(ray, plans, store, actors, hello, drone, console, options)
+        skipped_s = 0.0
+        for i, plan in enumerate(plans):  # whole files done before (locally or on a cluster): not sent at all
+            done = None if settings.rerun or not plan.item.path.is_file() else store.finished_run(
+                content_key(plan.item.path), whole_run_key(plan.item, hello["settings_key"], drone))
+            if done is not None:
+                when = as_utc(done.finished_at or done.started_at)
+                run.merged[i] = FileResult(plan.item.path, settings.camera or plan.item.camera_id, "skipped",
+                                           run_id=done.id, notes={"reason": (
+                                               f"already done on {when:%Y-%m-%d %H:%M} UTC (run {done.id}) with the "
+                                               "same content and settings; --rerun to force")})
+                run.queue = deque(u for u in run.queue if u.file_index != i)
+                run.done_s += plan.footage_s
+                skipped_s += plan.footage_s
+                run._say(run.merged[i])
+        _ensure_cameras(store, settings, run.queue)
+        total = sum(p.footage_s for p in plans)
+        started = time.perf_counter()
+        with Progress(TextColumn("cluster ({task.fields[workers]} workers)"), BarColumn(),
+                      TextColumn("{task.completed:.0f}/{task.total:.0f} s of footage"),
+                      TextColumn("{task.fields[rate]}"), TextColumn("files: {task.fields[files]}"),
+                      TextColumn("cases: {task.fields[cases]}"), TimeElapsedColumn(), console=console,
+                      transient=False) as progress:
+            task = progress.add_task("footage", total=max(total, 1e-9), workers=len(actors), rate="",
+                                     files=f"0/{len(plans)}", cases=0)
+
+            def on_tick(footage_s: float, files: int, cases: int) -> None:
+                rate = (footage_s - skipped_s) / max(1e-6, time.perf_counter() - started)
+                progress.update(task, completed=min(footage_s, total), rate=f"{rate:.0f}x realtime",
+                                files=f"{files}/{len(plans)}", cases=cases,
+                                workers=sum(a.up for a in run.actors))
+
+            run.run(on_tick)
+            on_tick(*run.snapshot())
+        return ClusterOutcome([run.merged[i] for i in range(len(plans))], hello["model"], len(actors))
+    finally:
+        ray.shutdown()  # ends this job's actors; runs they left `running` are reclaimed by the next run
