@@ -70,8 +70,9 @@ class Detector:
         'bus'
     """
 
-    def __init__(self, settings: DetectorSettings = DetectorSettings()) -> None:
+    def __init__(self, settings: DetectorSettings | None = None) -> None:
         prepare_offline()
+        settings = settings or DetectorSettings()  # made per call: the current model may change after import
         self.settings = settings
         self.path = Path(settings.model)
         self.format = model_format(self.path)
