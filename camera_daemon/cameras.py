@@ -40,6 +40,7 @@ from detector.errors import StreetwatchError
 from detector.frames import Frame
 from detector.ground_calibration import GroundCalibration
 from detector.inference import DetectorSettings
+from detector.model_registry import current_model
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
 from streams.live import LiveReader, redact_url
@@ -142,6 +143,8 @@ class CameraPlan:
 
 
 def plan_camera(cfg: DaemonConfig, cam: Camera) -> CameraPlan:
+    if cam.model is None:  # the current promoted model of THIS daemon's data folder, else the bundled one
+        cam = cam.model_copy(update={"model": current_model(cfg.data_dir)})
     taxonomy = camera_taxonomy(cam)
     zones = camera_zones(cfg, cam)
     blob = json.dumps({"camera": cam.model_dump(mode="json"), "taxonomy": taxonomy.model_dump(mode="json"),

@@ -91,7 +91,11 @@ def detect(
 
         check_camera_id(camera, "--camera")
     mode = "all" if all_frames else "keyframes" if keyframes else "every" if every else "auto"
-    analysis = parse_settings(AnalysisSettings, {"model": model, "backend": backend, "imgsz": imgsz,
+    from detector.model_registry import current_model
+
+    # no --model: the current promoted model of THIS data folder, else the bundled one
+    analysis = parse_settings(AnalysisSettings, {"model": model or current_model(data_dir), "backend": backend,
+                                                 "imgsz": imgsz,
                                                  "taxonomy": taxonomy})
     settings = PipelineSettings(
         analysis=analysis, sampling=Sampling(mode=mode, fps=fps, every=every or 1),
