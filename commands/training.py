@@ -134,16 +134,20 @@ def evaluate(
     model: Annotated[Path, typer.Argument(help="Weights (.pt, .onnx, OpenVINO folder).")],
     data: Annotated[Path, typer.Argument(help="Dataset data.yaml.")] = DEFAULT_DATASET,
     imgsz: int = 416,
+    split: Annotated[str, typer.Option(help="val (checkpoint choices) or test (the untouched split, for the "
+                                            "figures you report).")] = "val",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here.")] = None,
 ) -> None:
-    """Per-class precision, recall, mAP50, mAP50-95 and speed on a dataset's validation split.
+    """Per-class precision, recall, mAP50, mAP50-95 and speed on a dataset's validation (or test) split.
 
-    Example: streetwatch eval models/streetwatch-default/streetwatch-default.pt
+    Example: streetwatch eval models/streetwatch-default/streetwatch-default.pt --imgsz 640
     """
     quiet_libraries()
     from training.evaluate import evaluate as run_eval
 
-    result = run_eval(model, data, imgsz)
+    if split not in ("val", "test"):
+        raise typer.BadParameter(f"--split {split!r}: use val or test")
+    result = run_eval(model, data, imgsz, split=split)
     console.print(_metrics_table([result]))
     console.print(f"speed (ms/image): {result['speed_ms_per_image']}")
     if json_out:

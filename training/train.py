@@ -68,9 +68,10 @@ def check_dataset(data: Path) -> None:
     for split in ("train", "val"):
         if split not in spec:
             raise DatasetError(f"{data}: no '{split}' entry")
-        folder = root / spec[split]
-        if not folder.is_dir() or not any(folder.iterdir()):
-            raise DatasetError(f"{data}: {split} folder {folder} is missing or empty")
+        entry = root / spec[split]  # an image folder, or a .txt list of images (per-source evaluation files)
+        empty = not entry.read_text().strip() if entry.is_file() else not (entry.is_dir() and any(entry.iterdir()))
+        if empty:
+            raise DatasetError(f"{data}: {split} {entry} is missing or empty")
 
 
 def _attach_progress(model, on_epoch) -> None:
