@@ -36,6 +36,8 @@ from detector.errors import ConfigError, SourceError, StoreError, StreetwatchErr
 from detector.inference import Detector
 from detector.locate import lens_intrinsics, make_locator
 from detector.model import weights_digest
+from detector.scene_photo import photo_locator, photo_place_id
+from detector.scene_segment import SceneSegmenter
 from detector.settings import AnalysisSettings, resolve_taxonomy
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
@@ -70,6 +72,7 @@ class PipelineSettings:
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
     gate_threshold: float = 0.0  # >0: skip inference when the frame barely changed (mean abs diff, 0..255)
     explain_dir: Path | None = None  # write annotated frames (boxes, zones, why held back) under here
+    scene_check: bool = True  # place = scene (PTZ preset), not camera id alone; False: benchmarks' "before"
 
 
 @dataclass
@@ -200,13 +203,22 @@ class Pipeline:
             model=self.model_id, footage_start=from_unix(info.start_time) if info and info.start_time else None,
             footage_s=info.duration_s if info else 0.0, notes=result.notes)
         result.run_id = run_id
+        still, scenes, place_id = item.kind == "image", None, None
+        if still:  # photo mode: each photo its own place, or on the ground where its EXIF GPS says
+            place_id, locator = photo_place_id(camera_id, key), locator or photo_locator
+        elif self.settings.scene_check and posed is None:  # the camera's scenes so far: ids hold across runs
+            scenes = SceneSegmenter(self.store.scene_book(camera_id))
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
                             key_prefix=sighting_prefix(key, self.settings_key, camera_id, start_s), locator=locator,
-                            still=item.kind == "image")
+                            still=still, scenes=scenes, place_id=place_id, scene_check=self.settings.scene_check)
         started = time.perf_counter()
         timer = StageTimer()
         try:
             self._process(source, step, run_id, result, timer, posed, on_progress)
+            if scenes is not None:  # scenes no sighting named keep their ids too
+                self.store.register_scenes(camera_id, scenes.settled_new())
+                result.notes["scenes"] = {"seen": scenes.visited(),
+                                          "cuts": scenes.cuts, "identifications": scenes.identifications}
             result.status = RunStatus.PARTIAL if source.warnings else RunStatus.DONE
             if span == (0.0, None):
                 self._recheck(camera_id, info, result)
@@ -228,6 +240,8 @@ class Pipeline:
             if info:
                 result.notes["start_time_from"] = info.start_source
                 result.footage_s = info.duration_s
+            elif getattr(source, "start_source", ""):  # a photo: EXIF, file name or file time
+                result.notes["start_time_from"] = source.start_source
             self.store.finish_run(
                 run_id, status=result.status, error=result.error, frames_decoded=result.frames_decoded,
                 frames_analysed=result.frames_analysed, sightings=result.sightings,

@@ -3,9 +3,13 @@
 One problem per place is one case. Two ways to know a place:
 - on the ground (drones, calibrated cameras): same problem type within `radius_m` (widened to
   the combined position uncertainty when that is larger);
-- in the image of one fixed camera (no ground model): same type, same camera, best boxes
-  overlapping at least `match_iou` (in 0..1 image coordinates, so a camera re-encoded at another
-  resolution still matches).
+- in the image of one fixed camera (no ground model): same type, same camera, same SCENE, best boxes
+  overlapping at least `match_iou`. A camera id is not a place: a PTZ camera cruising presets or a camera
+  re-aimed films several places under one id, so a sighting carries the scene it was seen in
+  (`cam07/preset-3`, `detector.scene_segment`) and its box aligned onto that scene's reference view (a
+  preset revisited is never pixel-exact); boxes are compared there, in 0..1 coordinates (so a camera
+  re-encoded at another resolution still matches). A photograph is its own scene. An unknown scene (a case
+  filed before scenes existed, a source without the check) is compared by box alone, as before.
 
 Open cases win over closed ones; a rejected case still absorbs its sightings, so a false
 positive an analyst rejected does not come back as a new case every day.
@@ -38,6 +42,7 @@ class CaseView:
     lon: float | None
     uncertainty_m: float | None
     status: str
+    scene_id: str | None = None  # None: not known (filed before scenes); box_norm is then in image coordinates
 
 
 def iou_norm(a: Sequence[float], b: Sequence[float]) -> float:
@@ -46,6 +51,16 @@ def iou_norm(a: Sequence[float], b: Sequence[float]) -> float:
     inter = iw * ih
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union if union > 0 else 0.0
+
+
+def place_box(s: Sighting) -> tuple[float, float, float, float]:
+    """The box dedup compares: in the scene's reference view when the scene is known, else in the image."""
+    box = s.scene_box if s.scene_box is not None else s.box_norm
+    return (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+
+
+def same_scene(a: str | None, b: str | None) -> bool:
+    return a is None or b is None or a == b
 
 
 def ground_threshold_m(spec: ProblemType, unc_a: float | None, unc_b: float | None) -> float:
@@ -64,14 +79,16 @@ def match_case(sighting: Sighting, cases: Sequence[CaseView], spec: ProblemType)
             if dist > ground_threshold_m(spec, sighting.uncertainty_m, case.uncertainty_m):
                 continue
             closeness = -dist
-        elif case.camera_id == sighting.camera_id and case.box_norm is not None:
-            overlap = iou_norm(sighting.box_norm, case.box_norm)
+        elif (case.camera_id == sighting.camera_id and case.box_norm is not None
+              and same_scene(sighting.scene_id, case.scene_id)):
+            overlap = iou_norm(place_box(sighting), case.box_norm)
             if overlap < spec.match_iou:
                 continue
             closeness = overlap
         else:
             continue
-        rank = (-STATUS_RANK.get(case.status, 3), closeness)
+        known = sighting.scene_id is not None and case.scene_id == sighting.scene_id
+        rank = (-STATUS_RANK.get(case.status, 3), known, closeness)
         if best is None or rank > best[0]:
             best = (rank, case)
     return None if best is None else best[1]

@@ -46,7 +46,7 @@ def annotate(image: np.ndarray, s: Sighting) -> np.ndarray:
     scale = max(0.5, out.shape[1] / 1600)
     label = f"{s.problem_type} {s.confidence:.2f}"
     cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255), thick)
-    footer = [s.camera_id]
+    footer = [s.scene_id or s.camera_id]  # the place: `cam07/preset-3` (a PTZ preset) says more than `cam07`
     if s.last_seen is not None:
         footer.append(datetime.fromtimestamp(s.last_seen, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
     if s.lat is not None:

@@ -25,7 +25,7 @@ NAME_FIELDS = ("code", "name_zh", "name_en", "category_zh")  # the taxonomy's, a
 PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index")
 CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", "status", "camera_id",
                "first_seen", "last_seen", "sighting_count", "recurrence_count", "best_confidence", "lat", "lon",
-               "uncertainty_m", "zone_id", *PROVENANCE_FIELDS)
+               "uncertainty_m", "zone_id", "scene_id", *PROVENANCE_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -129,7 +129,7 @@ def case_detail(store: CaseStore, case_id: int) -> dict | None:
         out["sightings"] = [{
             "id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": as_utc(s.first_seen).isoformat(),
             "last_seen": as_utc(s.last_seen).isoformat(), "hits": s.hits, "confidence": round(s.confidence, 3),
-            "lat": s.lat, "lon": s.lon, "evidence": s.evidence, "run_id": s.run_id,
+            "lat": s.lat, "lon": s.lon, "evidence": s.evidence, "run_id": s.run_id, "scene_id": s.scene_id,
             **{k: v for k, v in provenance(s).items() if k != "sighting_id"}} for s in sightings]
         events = ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == case_id).order_by(t.CaseEvent.id))
         out["history"] = [{"at": as_utc(e.at).isoformat(), "actor": e.actor, "action": e.action, "detail": e.detail}
@@ -210,7 +210,8 @@ def case_text(d: dict) -> str:
         place = f"{d['lat']:.6f}, {d['lon']:.6f}" + (f" (±{d['uncertainty_m']:.0f} m)" if d.get("uncertainty_m") else "")
     fields = [
         ("category", d["category"] + (f" ({d['category_zh']})" if d.get("category_zh") else "")),
-        ("status", d["status"]), ("camera", d.get("camera_id") or ""),
+        ("status", d["status"]),
+        ("camera", (d.get("camera_id") or "") + (f", scene {d['scene_id']}" if d.get("scene_id") else "")),
         ("first seen", d["first_seen"]), ("last seen", d["last_seen"]),
         ("sightings", f"{d['sighting_count']} (came back {d['recurrence_count']} time(s) after resolved)"),
         ("confidence", f"{d['best_confidence']:.2f}"),
@@ -222,8 +223,8 @@ def case_text(d: dict) -> str:
     lines += [f"  {k.ljust(width)}  {v}" for k, v in fields]
     lines += ["", f"Sightings ({len(d.get('sightings', []))})"]
     for s in d.get("sightings", []):
-        lines.append(f"  #{s['id']}  {s['camera_id']}  {s['class']}  {s['first_seen']} -> {s['last_seen']}  "
-                     f"hits {s['hits']}  conf {s['confidence']:.2f}" + (f"  run {s['run_id']}" if s.get("run_id") else ""))
+        lines.append(f"  #{s['id']}  {s.get('scene_id') or s['camera_id']}  {s['class']}  {s['first_seen']} -> "
+                     f"{s['last_seen']}  hits {s['hits']}  conf {s['confidence']:.2f}" + (f"  run {s['run_id']}" if s.get("run_id") else ""))
         lines.append(f"      {where_seen(s)}")
     lines += ["", "History"]
     lines += [f"  {e['at']}  {e['actor']}  {e['action']}  {json.dumps(e['detail'], ensure_ascii=False)}"

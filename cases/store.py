@@ -9,7 +9,7 @@ case, not two.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -18,13 +18,14 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cases import locks, recheck
+from cases import locks, recheck, scenes
 from cases import tables as t
-from cases.dedup import CaseView, match_case
+from cases.dedup import CaseView, match_case, place_box
 from cases.status import CaseStatus, RunStatus
 from cases.tables import as_utc, from_unix  # callers of the store take both from here
 from detector.config import Taxonomy
 from detector.errors import StoreError
+from detector.scene import Scene, SceneBook, map_box_norm
 from detector.sightings import Sighting
 
 _MIGRATE_LOCK = threading.Lock()
@@ -126,6 +127,7 @@ class CaseStore:
         try:
             with self.sessions.begin() as ses:
                 locks.lock_problem_types(ses, [s.problem_type])
+                s = self._placed(ses, s)
                 row = ses.scalars(select(t.Sighting).where(t.Sighting.key == s.key)).first()
                 if row is not None:
                     return self._update_existing(ses, row, s, evidence)
@@ -142,6 +144,28 @@ class CaseStore:
         except OperationalError as exc:
             raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
 
+    @staticmethod
+    def _placed(ses: Session, s: Sighting) -> Sighting:
+        """`s` with its scene as stored: a scene the analysis met first is registered (or found: another
+        worker may have registered the same place under another number) and its box mapped onto it."""
+        if s.scene_view is None or s.scene_id is None:
+            return s
+        scene_id, to_ref, ref_size, view_size = scenes.register_text(ses, s.camera_id, s.scene_id, s.scene_view)
+        box = map_box_norm(place_box(s), to_ref, view_size, ref_size)
+        return replace(s, scene_id=scene_id, scene_box=box, scene_view=None)
+
+    def scene_book(self, camera_id: str) -> SceneBook:
+        """The camera's stored scenes, for the analysis of its next footage."""
+        with self.session() as ses:
+            return scenes.load_book(ses, camera_id)
+
+    def register_scenes(self, camera_id: str, new: list[Scene]) -> None:
+        """Store scenes that footage showed for the first time (no sighting named them), so that their ids
+        hold next time; scenes already stored are left alone."""
+        with self.sessions.begin() as ses:
+            for scene in new:
+                scenes.register(ses, camera_id, scene.scene_id, scene.reference)
+
     def _find_or_open_case(self, ses: Session, s: Sighting, spec, actor: str) -> tuple[t.Case, bool, bool]:
         query = select(t.Case).where(t.Case.problem_type == s.problem_type)
         if s.lat is not None:
@@ -152,7 +176,7 @@ class CaseStore:
             query = query.where(t.Case.camera_id == s.camera_id)
         candidates = ses.scalars(query).all()
         views = [CaseView(c.id, c.problem_type, c.camera_id, tuple(c.box_norm["xyxy"]) if c.box_norm else None,
-                          c.lat, c.lon, c.uncertainty_m, c.status) for c in candidates]
+                          c.lat, c.lon, c.uncertainty_m, c.status, c.scene_id) for c in candidates]
         match = match_case(s, views, spec)
         if match is not None:
             case = next(c for c in candidates if c.id == match.id)
@@ -167,8 +191,8 @@ class CaseStore:
         case = t.Case(problem_type=s.problem_type, category=spec.category, code=spec.code, name_zh=spec.name_zh,
                       name_en=spec.name_en, category_zh=spec.category_zh, camera_id=s.camera_id, status=CaseStatus.NEW,
                       first_seen=seen, last_seen=from_unix(s.last_seen), sighting_count=0,
-                      box_norm={"xyxy": list(s.box_norm)}, lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m,
-                      zone_id=s.zone_id, best_confidence=-1.0, evidence={})
+                      box_norm={"xyxy": list(place_box(s))}, scene_id=s.scene_id, lat=s.lat, lon=s.lon,
+                      uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, best_confidence=-1.0, evidence={})
         ses.add(case)
         ses.flush()
         ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="created", detail={"sighting_key": s.key}))
@@ -181,7 +205,8 @@ class CaseStore:
                           last_seen=from_unix(s.last_seen), first_ts=s.first_ts, last_ts=s.last_ts, hits=s.hits,
                           confidence=s.confidence, box_norm={"xyxy": list(s.box_norm)}, frame_index=s.frame_index,
                           lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, evidence=evidence,
-                          source=s.source, source_offset_s=s.source_offset_s)
+                          source=s.source, source_offset_s=s.source_offset_s, scene_id=s.scene_id,
+                          scene_box=None if s.scene_box is None else {"xyxy": list(s.scene_box)})
 
     def _update_existing(self, ses: Session, row: t.Sighting, s: Sighting, evidence: dict) -> Recorded:
         case = ses.get(t.Case, row.case_id)
@@ -195,6 +220,8 @@ class CaseStore:
             row.source, row.source_offset_s = s.source, s.source_offset_s
         if s.confidence >= row.confidence:
             row.confidence, row.box_norm, row.frame_index = s.confidence, {"xyxy": list(s.box_norm)}, s.frame_index
+            if s.scene_box is not None:
+                row.scene_id, row.scene_box = s.scene_id, {"xyxy": list(s.scene_box)}
         if s.lat is not None:
             row.lat, row.lon, row.uncertainty_m = s.lat, s.lon, s.uncertainty_m
         self._absorb(case, s, evidence)
@@ -211,7 +238,10 @@ class CaseStore:
         if s.confidence > case.best_confidence and (evidence or not case.evidence):
             case.best_confidence = s.confidence
             case.evidence = evidence or case.evidence
-            case.box_norm = {"xyxy": list(s.box_norm)}
+            case.box_norm = {"xyxy": list(place_box(s))}
+        if case.scene_id is None and s.scene_id is not None and case.lat is None:
+            # a case filed before scenes were known takes the scene of the first sighting that matched it
+            case.scene_id, case.box_norm = s.scene_id, {"xyxy": list(place_box(s))}
         if s.lat is not None and case.lat is not None and s.uncertainty_m and case.uncertainty_m:
             # inverse-variance blend: more sightings, better position
             wa, wb = 1 / case.uncertainty_m**2, 1 / s.uncertainty_m**2

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from cases.status import CaseStatus, RunStatus
@@ -90,7 +90,9 @@ class Case(Base):
     sighting_count: Mapped[int] = mapped_column(Integer, default=0)
     recurrence_count: Mapped[int] = mapped_column(Integer, default=0)  # times it came back after "resolved"
     best_confidence: Mapped[float] = mapped_column(Float, default=0.0)
-    box_norm: Mapped[dict[str, Any] | None]  # {"xyxy": [x0, y0, x1, y1]} in 0..1 of the camera image
+    # {"xyxy": [x0, y0, x1, y1]} in 0..1 of the camera image; with a scene, of the scene's reference view
+    box_norm: Mapped[dict[str, Any] | None]
+    scene_id: Mapped[str | None] = mapped_column(String(160))  # `cam07/preset-3` or a photo's own place
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     uncertainty_m: Mapped[float | None] = mapped_column(Float)
@@ -132,7 +134,28 @@ class Sighting(Base):
     zone_id: Mapped[str | None] = mapped_column(String(128))
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scene_id: Mapped[str | None] = mapped_column(String(160))
+    scene_box: Mapped[dict[str, Any] | None]  # {"xyxy": ...} in 0..1 of the scene's reference view
     case: Mapped[Case] = relationship(back_populates="sightings_rel")
+
+
+class SceneRef(Base):
+    """One reference view of a camera's scene (a PTZ preset; a fixed camera's one view; the view after it was
+    re-aimed), learnt from footage. The rows sharing (camera_id, number) are one scene: the first is its
+    reference, the others (the same place seen by another worker, at night...) map onto it by `to_ref`."""
+
+    __tablename__ = "scene_refs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    camera_id: Mapped[str] = mapped_column(String(128))
+    number: Mapped[int] = mapped_column(Integer)
+    scene_id: Mapped[str] = mapped_column(String(160))  # `<camera_id>/preset-<number>`
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    to_ref: Mapped[dict[str, Any]]  # {"h": 3x3} this view's pixels -> the scene reference's pixels
+    digest: Mapped[str] = mapped_column(String(64))  # SHA-256 of `data`: a view already stored is found by it
+    data: Mapped[bytes] = mapped_column(LargeBinary)  # detector.scene.SceneView.encode(): thumbnail + ORB features
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    __table_args__ = (Index("ix_scene_refs_camera", "camera_id", "number"), Index("ix_scene_refs_digest", "digest"))
 
 
 class CaseEvent(Base):

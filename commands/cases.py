@@ -1,4 +1,4 @@
-"""`streetwatch cases list|show|export`: read the cases a run filed."""
+"""`streetwatch cases list|show|export|re-check-places`: read the cases a run filed; re-check their places."""
 
 from __future__ import annotations
 
@@ -102,3 +102,29 @@ def export_cases(
         console.print(f"wrote {out}")
     else:
         sys.stdout.write(text)
+
+
+@app.command("re-check-places")
+@one_line_errors
+def recheck_places(
+    camera: CameraOpt = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would move; change nothing.")] = False,
+    evidence_dir: Annotated[Path | None, typer.Option(help="Evidence root (default: DATA_DIR/evidence).")] = None,
+    taxonomy: Annotated[Path | None, typer.Option(help="Problem-type taxonomy YAML (its match_iou).")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+) -> None:
+    """Split the cases that "same camera + overlapping boxes" merged across places (a PTZ camera's presets, a
+    re-aimed camera), by the scene each sighting's stored evidence frame shows; cases of one place take its
+    scene. Run once after upgrading to scene-aware dedup.
+
+    Example: streetwatch cases re-check-places --dry-run
+    """
+    from cases.places import recheck_store
+    from detector.config import load_taxonomy
+
+    report = recheck_store(open_store(data_dir, db), load_taxonomy(taxonomy), evidence_dir or data_dir / "evidence",
+                           camera, dry_run)
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    if dry_run:
+        console.print("dry run: nothing was changed")

@@ -10,6 +10,7 @@ Pure logic: no I/O, no clock, no threads; one instance per source, fed in frame 
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 
@@ -17,6 +18,8 @@ from detector.config import Taxonomy
 from detector.detections import Detections
 from detector.frames import Frame
 from detector.rules import Locator, RuleEngine
+from detector.scene import SceneBook
+from detector.scene_segment import SceneSegmenter, SceneState
 from detector.settings import AnalysisSettings, class_floors
 from detector.sightings import Sighting
 from detector.tracking import IouTracker, ground_boxes
@@ -40,6 +43,10 @@ class AnalysisStep:
         locator: pixel -> ground for sources that know where they are (drones, calibrated cameras).
         still: the source is one photograph: dwell and hit counts cannot apply.
         keep_images: keep each track's best frame for evidence (benchmarks turn it off).
+        scenes: which scene (PTZ preset) each frame shows; default: a segmenter that knows no scene yet
+            (the batch runner hands in the camera's scenes from the case store, so ids survive re-runs).
+        place_id: a photograph's own place (its sightings' scene id), instead of scenes.
+        scene_check: False turns scenes off (benchmarks measure what they cost).
 
     Example:
         >>> step = AnalysisStep(AnalysisSettings(), load_taxonomy(), ZoneIndex(ZoneFile()), names, "cam1", "k")
@@ -49,7 +56,8 @@ class AnalysisStep:
 
     def __init__(self, settings: AnalysisSettings, taxonomy: Taxonomy, zones: ZoneIndex, names: dict[int, str],
                  camera_id: str, key_prefix: str, locator: Locator | None = None, still: bool = False,
-                 keep_images: bool = True) -> None:
+                 keep_images: bool = True, scenes: SceneSegmenter | None = None, place_id: str | None = None,
+                 scene_check: bool = True) -> None:
         self.settings = settings
         self.floors, self.unknown_classes = class_floors(settings, names)
         track = dict(max_age_s=settings.track_max_age_s, match_iou=settings.track_match_iou,
@@ -61,6 +69,12 @@ class AnalysisStep:
         self.rules = RuleEngine(taxonomy, zones, names, camera_id, key_prefix=key_prefix, locator=locator,
                                 still=still, keep_images=keep_images)
         self.locator = locator
+        # A place is a scene, not only a camera id: a PTZ camera cruising presets, or a camera re-aimed, films
+        # other places under one id. Posed frames (drones) are placed on the ground instead.
+        if scenes is None and scene_check and not still:
+            scenes = SceneSegmenter(SceneBook(camera_id))
+        self.scenes = scenes if scene_check else None
+        self.place_id = place_id
         self.origin: tuple[float, float] | None = None  # ground tracking's local origin (first pose)
         self.names = names
         # what was seen and what became of it, for `detect --explain`: cheap counters, always kept
@@ -83,10 +97,15 @@ class AnalysisStep:
         """The sightings this frame confirms, plus the final ones of tracks it ends."""
         self.detections.update(self.names.get(int(c), str(c)) for c in dets.class_id)
         dets = self.apply_floors(dets)
-        on_ground = None
+        on_ground, ended, scene = None, [], None
         if self.locator is not None and frame.pose is not None:
             self.origin = self.origin or (frame.pose.lat, frame.pose.lon)
             on_ground = ground_boxes(frame, dets, self.locator, self.origin)
+        elif self.scenes is not None:
+            before = self.scenes.state
+            scene = self.scenes.observe(frame.image)
+            if scene.cut:  # another place now: a track never spans two, so every track ends here
+                ended = self._place(self.rules.close(self.tracker.expire(math.inf)), before)
         if on_ground is not None:
             ground = self.ground_tracker.update(on_ground, frame.ts)
             tracked = dets.with_tracker_ids(ground.detections.tracker_id)
@@ -99,16 +118,27 @@ class AnalysisStep:
                 self.tracks.setdefault(int(tid), self.names.get(int(cid), str(cid)))
             else:
                 self.untracked[self.names.get(int(cid), str(cid))] += 1
-        out = self.rules.close(closed) + self.rules.update(frame, tracked)
+        out = ended + self._place(self.rules.close(closed) + self.rules.update(frame, tracked), scene)
         self.confirmed.update(s.key for s in out)
         self.last_tracked = tracked  # for annotated explain frames
         return out
 
     def finish(self) -> list[Sighting]:
         """End of the source: every open track ends with its final sighting."""
-        out = self.rules.finish()
+        out = self._place(self.rules.finish(), self.scenes.state if self.scenes else None)
         self.confirmed.update(s.key for s in out)
         return out
+
+    def _place(self, sightings: list[Sighting], scene: SceneState | None) -> list[Sighting]:
+        """Name each sighting's place: the scene its track was seen in (tracks never span a cut), its box
+        aligned onto that scene's reference view; or the photograph's own place."""
+        for s in sightings:
+            if scene is not None and self.scenes is not None:
+                s.scene_id, s.scene_box = scene.scene_id, scene.box(s.box_norm)
+                s.scene_view = self.scenes.pin(scene.scene)
+            elif self.place_id is not None:
+                s.scene_id, s.scene_box = self.place_id, s.box_norm
+        return sightings
 
     def track_status(self, track_id: int, class_id: int) -> str:
         return self.rules.status(track_id, class_id) if track_id >= 0 else "no track (weak, starts none)"

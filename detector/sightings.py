@@ -40,6 +40,12 @@ class Sighting:
     # seconds from the start of that file (or of the camera's session) to `first_ts`; set by the runner
     source: str | None = None
     source_offset_s: float | None = None
+    # the place in the picture: a fixed camera's scene (`cam07/preset-3`, see detector.scene_segment) or a
+    # photo's own place, and the best box in 0..1 of that scene's reference view (views aligned), which dedup
+    # compares; `scene_view` carries the reference view (text) of a scene the store does not know yet
+    scene_id: str | None = None
+    scene_box: tuple[float, float, float, float] | None = None
+    scene_view: str | None = field(default=None, repr=False)
     image: np.ndarray | None = field(default=None, repr=False)  # evidence frame (BGR), not stored in the DB
 
     @property

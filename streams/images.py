@@ -1,16 +1,34 @@
-"""A still photograph as a one-frame source (exported stills, drone photos)."""
+"""A still photograph as a one-frame source: exported stills, drone photos, citizens' and inspectors' phone photos.
+
+A photo is not a fixed camera's view: it is its own place, unless it says where it was taken (EXIF GPS),
+which then places its sightings on the ground like a drone's. When it was taken comes from, in order:
+the --start-time option, EXIF DateTimeOriginal (with OffsetTimeOriginal when the camera wrote one, else
+read as UTC like file-name dates), a date and time in the file name (`IMG_20261130_083000.jpg`), epoch
+milliseconds in the file name (`IMG_1733032800123.jpg`, as many phone apps name them), a date alone in the
+file name (`IMG-20261130-WA0001.jpg`, midnight UTC), the file's modification time. `start_source` says which.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import cv2
 
 from detector.errors import SourceError
-from detector.frames import Frame
+from detector.frames import CameraPose, Frame
 from streams.video import start_time_from_name
+
+PHONE_GPS_ERROR_M = 8.0  # horizontal error of a phone fix in a street when the photo does not say
+_EPOCH_MS = re.compile(r"(?<!\d)(1\d{12})(?!\d)")  # 13 digits: 2001-09-09 .. 2033-05-18 in milliseconds
+_DATE_ONLY = re.compile(r"(?<!\d)(20\d{2})[-_]?(\d{2})[-_]?(\d{2})(?!\d)")
+# EXIF tags (CIPA DC-008): the Exif and GPS sub-IFDs, and the fields read from them
+_EXIF_IFD, _GPS_IFD = 0x8769, 0x8825
+_DATETIME_ORIGINAL, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
+_GPS_LAT_REF, _GPS_LAT, _GPS_LON_REF, _GPS_LON, _GPS_H_ERROR = 1, 2, 3, 4, 31
 
 
 def truncation(data: bytes) -> str | None:
@@ -24,8 +42,76 @@ def truncation(data: bytes) -> str | None:
     return None
 
 
+def read_exif(path: Path) -> tuple[float | None, CameraPose | None]:
+    """(UNIX time from DateTimeOriginal, GPS position) of a photo, each None when absent or unreadable."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            exif = img.getexif()
+            return _exif_time(exif.get_ifd(_EXIF_IFD)), _exif_gps(exif.get_ifd(_GPS_IFD))
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return None, None  # no EXIF, or EXIF too damaged to trust: the other clues still apply
+
+
+def _exif_time(ifd: dict) -> float | None:
+    raw = ifd.get(_DATETIME_ORIGINAL)
+    if not isinstance(raw, str):
+        return None
+    try:
+        when = datetime.strptime(raw.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:
+        return None  # "0000:00:00 00:00:00" from cameras whose clock was never set
+    tz = timezone.utc
+    offset = ifd.get(_OFFSET_TIME_ORIGINAL)
+    m = re.fullmatch(r"([+-])(\d{2}):(\d{2})", str(offset).strip("\x00 ")) if offset else None
+    if m:
+        sign = 1 if m.group(1) == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(m.group(2)), minutes=int(m.group(3))))
+    return when.replace(tzinfo=tz).timestamp()
+
+
+def _degrees(value, ref) -> float | None:
+    try:
+        d, m, s = (float(v) for v in value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None
+    deg = d + m / 60 + s / 3600
+    return -deg if str(ref).strip("\x00 ").upper() in ("S", "W") else deg
+
+
+def _exif_gps(ifd: dict) -> CameraPose | None:
+    lat = _degrees(ifd.get(_GPS_LAT), ifd.get(_GPS_LAT_REF))
+    lon = _degrees(ifd.get(_GPS_LON), ifd.get(_GPS_LON_REF))
+    if lat is None or lon is None or not (-90 <= lat <= 90 and -180 <= lon <= 180) or (lat == 0 and lon == 0):
+        return None  # (0, 0): a phone that wrote the tags without a fix
+    try:
+        error = float(ifd[_GPS_H_ERROR]) if _GPS_H_ERROR in ifd else PHONE_GPS_ERROR_M
+    except (TypeError, ValueError, ZeroDivisionError):
+        error = PHONE_GPS_ERROR_M
+    return CameraPose(lat=lat, lon=lon, gps_error_m=max(1.0, error))
+
+
+def time_from_name(name: str) -> tuple[float | None, str]:
+    """A photo's time from its file name, and which kind of clue gave it."""
+    when = start_time_from_name(name)
+    if when is not None:
+        return when, "file name"
+    m = _EPOCH_MS.search(name)
+    if m:
+        return int(m.group(1)) / 1000, "file name (epoch milliseconds)"
+    m = _DATE_ONLY.search(name)
+    if m:
+        try:
+            return datetime(*(int(g) for g in m.groups()), tzinfo=timezone.utc).timestamp(), "file name (date only)"
+        except ValueError:
+            pass
+    return None, ""
+
+
 class ImageSource:
-    """One image file -> one Frame. Wall time from a date in the file name, else its modification time."""
+    """One image file -> one Frame, with its time (`start_source` says from where) and its EXIF GPS as the
+    frame's pose (a position only: no attitude is known)."""
 
     kind = "image"
 
@@ -33,6 +119,7 @@ class ImageSource:
         self.path = Path(path)
         self.source_id = source_id
         self.start_time = start_time
+        self.start_source = "option" if start_time is not None else ""
         self.frames_decoded = 0
         self.info = None  # a photograph has no duration or frame rate
         self.effective_mode = "image"
@@ -48,5 +135,12 @@ class ImageSource:
         if cut:
             self.warnings.append(f"{self.path}: {cut}; analysed what was there")
         self.frames_decoded = 1
-        wall = self.start_time or start_time_from_name(self.path.name) or os.stat(self.path).st_mtime
-        yield Frame(self.source_id, 0, 0.0, image, wall_time=wall)
+        taken, gps = read_exif(self.path)
+        wall = self.start_time
+        if wall is None and taken is not None:
+            wall, self.start_source = taken, "exif DateTimeOriginal"
+        if wall is None:
+            wall, self.start_source = time_from_name(self.path.name)
+        if wall is None:
+            wall, self.start_source = os.stat(self.path).st_mtime, "file modification time"
+        yield Frame(self.source_id, 0, 0.0, image, wall_time=wall, pose=gps)

@@ -241,7 +241,10 @@ def test_recheck_after_the_deadline_through_the_pipeline(tmp_path, clips):
     with store.sessions.begin() as ses:
         case = ses.scalars(select(t.Case)).one()
         case.status, case.due_at = "dispatched", case.last_seen + timedelta(hours=1)
-    later = write_video(tmp_path / "cam1" / "cam1_20261102_080000.mp4", numbered_frames(300, (320, 180), "d2"), fps=10)
+    # the same fixed camera's view the next day (310 frames: other bytes, so not "already done"); a view that
+    # differs (other captions) would be another scene, whose heap is another case (tests/test_scenes_real.py)
+    later = write_video(tmp_path / "cam1" / "cam1_20261102_080000.mp4", numbered_frames(310, (320, 180), "cam1"),
+                        fps=10)
     still_there = Pipeline(settings(tmp_path), store, detector=BoxModel()).run(discover([later])[0])[0]
     assert still_there.status == "done"
     with store.session() as ses:
