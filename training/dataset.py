@@ -223,7 +223,10 @@ def _write_per_source_lists(items: list[Item], recipe: Recipe, out: Path) -> Non
         for item in items:
             if item.source == src.name:
                 name = f"{item.source}__{item.image.name}"
-                splits.setdefault(item.split, []).append(str((out / "images" / item.split / name).resolve()))
+                # the link inside the dataset, NOT its target: Ultralytics finds labels by swapping /images/
+                # for /labels/ in this path, and the target's labels carry the source's own class ids
+                link = out.resolve() / "images" / item.split / name
+                splits.setdefault(item.split, []).append(str(link))
         entries = {}
         for split, paths in sorted(splits.items()):
             listing = out / f"{src.name}-{split}.txt"
