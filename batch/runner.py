@@ -216,8 +216,8 @@ class Pipeline:
         try:
             self._process(source, step, run_id, result, timer, posed, on_progress)
             if scenes is not None:  # scenes no sighting named keep their ids too
-                self.store.register_scenes(camera_id, scenes.settled_new())
-                result.notes["scenes"] = {"seen": scenes.visited(),
+                stored = self.store.register_scenes(camera_id, scenes.settled_new())
+                result.notes["scenes"] = {"seen": [stored.get(i, i) for i in scenes.visited()],
                                           "cuts": scenes.cuts, "identifications": scenes.identifications}
             result.status = RunStatus.PARTIAL if source.warnings else RunStatus.DONE
             if span == (0.0, None):
@@ -285,6 +285,10 @@ class Pipeline:
                             errors.append(exc)
                     continue
                 try:
+                    if s.scene_view is not None:  # a scene new to the store: its stored id, before the footer shows it
+                        t0 = time.perf_counter()
+                        s = self.store.place(s)
+                        timer.add("database", time.perf_counter() - t0)
                     t0 = time.perf_counter()
                     evidence = save_evidence(s, self.settings.evidence_dir)
                     timer.add("evidence", time.perf_counter() - t0)

@@ -120,3 +120,78 @@ def concat_clip(source: Path, copies: int, out: Path) -> Path:
                 dst.mux(packet)
     tmp.rename(out)
     return out
+
+
+# ---- a PTZ camera cruising presets, filmed from real street photos ------------------------------------------
+
+
+def street_photos(shared: Path, n: int) -> list[Path]:
+    """`n` real street photos of distinct places with a large labelled heap (garbage_montevideo, valid split)."""
+    root = shared / "data" / "garbage_montevideo" / "valid"
+    picks = []
+    for label in sorted((root / "labels").glob("*.txt")):
+        rows = [list(map(float, line.split()[1:])) for line in label.read_text().splitlines() if line.strip()]
+        image = root / "images" / f"{label.stem}.jpg"
+        if rows and image.exists():
+            picks.append((-max(w * h for _, _, w, h in rows), image))
+    return [p for _, p in sorted(picks)[:n]]
+
+
+def preset_view(photo: np.ndarray, size: tuple[int, int], dx: float = 0.0, dy: float = 0.0,
+                gain: float = 1.0) -> np.ndarray:
+    """A photo as the full frame of a camera at a preset: `dx`, `dy` px of drift (a PTZ camera never returns
+    exactly), `gain` for the light of the hour. 6 % margin, so drift shows no border."""
+    w, h = size
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), 0.0, 1.06)
+    m[:, 2] += (dx, dy)
+    view = cv2.warpAffine(cv2.resize(photo, size, interpolation=cv2.INTER_AREA), m, size,
+                          borderMode=cv2.BORDER_REFLECT)
+    return view if gain == 1.0 else cv2.convertScaleAbs(view, alpha=gain)
+
+
+# drift (px at 1080p) and light of each cruise round: the first round is the reference, later ones are not exact
+ROUNDS = [(0, 0, 1.0), (5, -3, 0.8), (-4, 4, 1.15), (3, 5, 0.7), (-6, -2, 1.0), (2, -5, 0.9)]
+
+
+def render_cruise(photos: list[np.ndarray], size: tuple[int, int], fps: int, seconds_each: float, total_s: float,
+                  transit_s: float = 1.0):
+    """Frames of a PTZ camera cruising `photos` as presets: each held `seconds_each` (its first `transit_s` the
+    camera still turning, a pan from the previous preset), round after round, a passer-by crossing."""
+    w, h = size
+    scale = w / 1920
+    views: dict[tuple[int, int], np.ndarray] = {}
+    for i in range(int(round(total_s * fps))):
+        t = i / fps
+        visit = int(t // seconds_each)
+        k, rnd = visit % len(photos), (visit // len(photos)) % len(ROUNDS)
+        if (k, rnd) not in views:
+            if len(views) > 2 * len(photos):
+                views.clear()
+            dx, dy, gain = ROUNDS[rnd]
+            views[(k, rnd)] = preset_view(photos[k], size, dx * scale, dy * scale, gain)
+        frame = views[(k, rnd)].copy()
+        into = t - visit * seconds_each
+        if visit and into < transit_s:  # still turning: the previous preset slides out, this one in
+            prev = views.get(((visit - 1) % len(photos), ((visit - 1) // len(photos)) % len(ROUNDS)))
+            if prev is not None:
+                cut = int(w * (1 - into / transit_s))
+                frame = np.concatenate([prev[:, w - cut:], frame[:, : w - cut]], axis=1) if cut else frame
+        px = int((t * w / 20) % w)  # a passer-by crossing every 20 s
+        cv2.rectangle(frame, (px, int(h * 0.62)), (min(w, px + w // 40), int(h * 0.9)), (30, 60, 200), -1)
+        yield frame
+
+
+def build_cruise_clip(folder: Path, shared: Path, minutes: float = 10, resolution: str = "1080p", presets: int = 4,
+                      seconds_each: float = 12, fps: int = 25, codec: str = "libx264") -> tuple[Path, list[Path]]:
+    """A PTZ camera's cruise over `presets` real street photos, `seconds_each` per preset (H.264, keyframe every
+    2 s, as `build_clip`); returns the clip and the photos, in preset order."""
+    size = SIZES[resolution]
+    tag = "h265" if codec == "libx265" else "h264"
+    path = Path(folder) / f"cruise_{resolution}_{tag}_{presets}x{seconds_each:g}s_{minutes:g}min.mp4"
+    photos = street_photos(shared, presets)
+    if not path.exists():
+        tmp = path.with_suffix(".partial.mp4")
+        frames = render_cruise([cv2.imread(str(p)) for p in photos], size, fps, seconds_each, minutes * 60)
+        write_video(tmp, frames, fps=fps, codec=codec, gop_s=2.0, crf=30, preset="ultrafast")
+        tmp.rename(path)
+    return path, photos

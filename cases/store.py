@@ -154,17 +154,24 @@ class CaseStore:
         box = map_box_norm(place_box(s), to_ref, view_size, ref_size)
         return replace(s, scene_id=scene_id, scene_box=box, scene_view=None)
 
+    def place(self, s: Sighting) -> Sighting:
+        """`s` with its scene as stored (registered if new): call before writing its evidence, whose footer
+        names the scene, when another worker may have numbered the place first."""
+        with self.sessions.begin() as ses:
+            return self._placed(ses, s)
+
     def scene_book(self, camera_id: str) -> SceneBook:
         """The camera's stored scenes, for the analysis of its next footage."""
         with self.session() as ses:
             return scenes.load_book(ses, camera_id)
 
-    def register_scenes(self, camera_id: str, new: list[Scene]) -> None:
-        """Store scenes that footage showed for the first time (no sighting named them), so that their ids
-        hold next time; scenes already stored are left alone."""
+    def register_scenes(self, camera_id: str, new: list[Scene]) -> dict[str, str]:
+        """Store scenes that footage showed for the first time, so that their ids hold next time (those a
+        sighting named are stored already and found again). Returns {id in the analysis: stored id}: they
+        differ where another worker stored the same place first."""
         with self.sessions.begin() as ses:
-            for scene in new:
-                scenes.register(ses, camera_id, scene.scene_id, scene.reference)
+            return {scene.scene_id: scenes.register(ses, camera_id, scene.scene_id, scene.reference)[0]
+                    for scene in new}
 
     def _find_or_open_case(self, ses: Session, s: Sighting, spec, actor: str) -> tuple[t.Case, bool, bool]:
         query = select(t.Case).where(t.Case.problem_type == s.problem_type)

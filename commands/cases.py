@@ -45,7 +45,8 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
     for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place"):
         table.add_column(col, no_wrap=col in ("id", "type", "status"), overflow="fold")
     for c in rows:
-        place = f"{c['lat']:.6f},{c['lon']:.6f}" if c["lat"] is not None else (c["zone_id"] or "")
+        place = f"{c['lat']:.6f},{c['lon']:.6f}" if c["lat"] is not None else " ".join(
+            filter(None, (c.get("scene_id"), c["zone_id"])))  # the scene: which PTZ preset / view of the camera
         table.add_row(str(c["id"]), c["problem_type"], c["status"], c["camera_id"] or "", c["first_seen"][:19],
                       c["last_seen"][:19], str(c["sighting_count"]), f"{c['best_confidence']:.2f}", place)
     console.print(table)

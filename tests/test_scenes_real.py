@@ -155,3 +155,23 @@ def test_recheck_places_command(tmp_path, photos, footage):
     assert done.exit_code == 0 and "show another scene" in done.output
     shown = runner.invoke(app, ["cases", "show", "1", *data])
     assert shown.exit_code == 0 and "scene cam07/preset-1" in shown.output
+
+
+def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_path, photos, footage, monkeypatch):
+    """Cluster workers analysing parts of one camera's footage at once (and the daemon) know only the scenes
+    stored when they started: a place another worker stored meanwhile is renamed to its stored id before its
+    evidence footer names it, and its sightings join that place's cases."""
+    import batch.runner as runner
+    from detector.scene import SceneBook
+
+    root, clips = footage
+    pipe, store = pipeline(tmp_path, photos)
+    pipe.run(discover([clips["cruise"]])[0])  # stores preset-1..4
+    monkeypatch.setattr(store, "scene_book", lambda camera_id: SceneBook(camera_id))  # started before that
+    footers, save = [], runner.save_evidence
+    monkeypatch.setattr(runner, "save_evidence", lambda s, folder: (footers.append(s.scene_id), save(s, folder))[1])
+    later = clip(root / "cam07" / "cam07_20261204_080000.mp4", [(photos[2], 0, 0, 1.0), (photos[0], -5, 3, 1.2)])
+    (res,) = pipe.run(discover([later])[0])  # this worker calls them preset-1 and preset-2
+    assert res.cases_opened == 0 and set(footers) == {"cam07/preset-3", "cam07/preset-1"}
+    assert res.notes["scenes"]["seen"] == ["cam07/preset-3", "cam07/preset-1"]
+    assert [n for *_, n in cases_of(store)] == [3, 2, 3, 2]
