@@ -1,8 +1,9 @@
 """`streetwatch detect --ray ADDRESS`: the same batch on a Ray cluster, filing the same cases.
 
 The driver (this module) plans work units (`batch.cluster_plan`: whole files, long files cut into keyframe-
-aligned segments), starts one actor per CPU slot of the cluster (`batch.cluster_worker`: each holds ONE
-pipeline, so one model), and hands each idle actor the next unit. Every actor writes its sightings to the
+aligned segments), starts one actor per CPU slot of the cluster (`batch.cluster_start`; each actor is a
+`batch.cluster_worker.SegmentWorker` holding ONE pipeline, so one model), and hands each idle actor the next
+unit. Every actor writes its sightings to the
 one database (PostgreSQL: the store's per-problem-type advisory lock makes concurrent writers from all nodes
 file one case per problem per place) and its evidence to the evidence folder, which must be one shared
 folder at the same path on every node (checked before any work starts).
@@ -18,21 +19,19 @@ nothing: the runs table records every finished span, and the next run skips them
 from __future__ import annotations
 
 import logging
-import socket
 import time
-import uuid
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from batch.cluster_plan import SEGMENT_S, FilePlan, Unit, lead_in_s, merge_results, owned_done, plan_file
-from batch.cluster_worker import SegmentWorker
+from batch.cluster_plan import FilePlan, Unit, add_lead_in, lead_in_s, merge_results, owned_done, plan_file
+from batch.cluster_start import ActorSlot, ClusterError, ClusterOptions, connect, require_cluster, start_actors
 from batch.keys import content_key
 from batch.runner import FileResult, PipelineSettings
 from cases.status import RunStatus
 from cases.store import CaseStore, as_utc, from_unix
-from detector.errors import ConfigError, StoreError, StreetwatchError
+from detector.config import load_zones
+from detector.errors import StoreError, StreetwatchError
 from detector.settings import resolve_taxonomy
 from streams.discover import FootageItem
 from streams.drone import DroneSettings
@@ -40,12 +39,7 @@ from streams.drone import DroneSettings
 __all__ = ["ClusterError", "ClusterOptions", "ClusterOutcome", "require_cluster", "run_on_cluster", "whole_run_key"]
 
 log = logging.getLogger(__name__)
-INSTALL_HINT = "pip install -e '.[cluster]'"
 MAX_ATTEMPTS = 3  # a unit whose worker died this many times is reported failed (it may be what kills them)
-
-
-class ClusterError(ConfigError):
-    """The cluster cannot run the batch (not reachable, no slots, evidence folder not shared...)."""
 
 
 @dataclass
@@ -53,53 +47,6 @@ class ClusterOutcome:
     results: list[FileResult]  # one per file, in the order given
     model_id: str  # as the workers' pipelines name it (weights file and digest)
     workers: int  # actors that started
-
-
-@dataclass
-class ClusterOptions:
-    segment_s: float = SEGMENT_S  # footage per unit when a long file is cut
-    lead_in_s: float | None = None  # None: the longest dwell of the taxonomy + two sampling steps
-    detector_factory: str | None = None  # 'module:callable' building the detector in each actor (tests)
-    cpus_per_actor: float = 1.0
-    max_actors: int | None = None
-    startup_timeout_s: float = 300.0  # actors (model loaded, database reached) must say hello by then
-    stall_timeout_s: float = 300.0  # give up when no actor has been alive for this long
-    env_vars: dict[str, str] = field(default_factory=lambda: {"YOLO_VERBOSE": "False"})
-
-
-def require_cluster(db: str | None) -> None:
-    """Fail early, in one line, when `--ray` cannot work: Ray missing, or a database only one host sees."""
-    import importlib.util
-
-    if importlib.util.find_spec("ray") is None:
-        raise ClusterError(f"--ray needs Ray, which is not installed here: {INSTALL_HINT}")
-    if not db or db.split(":", 1)[0].split("+", 1)[0] == "sqlite":
-        raise ClusterError("--ray needs a database every node reaches: give --db postgresql+psycopg://USER@HOST/DB "
-                           "(SQLite is a file on one machine)")
-
-
-def _check_reachable(address: str) -> None:
-    if address == "auto":
-        return
-    parts = urlsplit(address if "://" in address else f"//{address}")
-    if not parts.hostname or not parts.port:
-        raise ClusterError(f"--ray {address}: use auto, HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((parts.hostname, parts.port), timeout=5).close()
-    except OSError as exc:
-        raise ClusterError(f"--ray {address}: no Ray cluster answers there ({exc.strerror or exc})") from None
-
-
-def connect(address: str, env_vars: dict[str, str]):
-    import ray
-
-    _check_reachable(address)
-    try:
-        ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False,
-                 runtime_env={"env_vars": env_vars} if env_vars else None)
-    except (ConnectionError, RuntimeError, ValueError) as exc:
-        raise ClusterError(f"--ray {address}: {str(exc).splitlines()[0]}") from None
-    return ray
 
 
 def _absolute(settings: PipelineSettings, items: list[FootageItem],
@@ -128,28 +75,17 @@ def whole_run_key(item: FootageItem, settings_key: str, drone: DroneSettings) ->
     return settings_key
 
 
-@dataclass
-class _Actor:
-    handle: object
-    number: int
-    up: bool = False  # answered hello since its (re)start
-    ping: object | None = None  # an outstanding hello
-    pinged_at: float = 0.0
-    failures: int = 0
-    polling: object | None = None  # an outstanding progress call
-
-
 class _Run:
     """The driver's bookkeeping: queue, in-flight units, results, progress."""
 
-    def __init__(self, ray, plans: list[FilePlan], store: CaseStore, actors: list[_Actor], hello: dict,
+    def __init__(self, ray, plans: list[FilePlan], store: CaseStore, actors: list[ActorSlot], hello: dict,
                  drone: DroneSettings, console, options: ClusterOptions) -> None:
         self.ray, self.plans, self.store, self.actors, self.hello = ray, plans, store, actors, hello
         self.drone = drone
         self.console, self.options = console, options
         self.queue: deque[Unit] = deque(u for p in plans for u in p.units)
         self.attempts: dict[tuple[int, int], int] = {}
-        self.inflight: dict[object, tuple[_Actor, Unit]] = {}
+        self.inflight: dict[object, tuple[ActorSlot, Unit]] = {}
         self.results: dict[int, dict[int, FileResult]] = {i: {} for i in range(len(plans))}
         self.merged: dict[int, FileResult] = {}
         self.first_dispatch: dict[int, float] = {}
@@ -168,7 +104,7 @@ class _Run:
                 self.first_dispatch.setdefault(unit.file_index, time.perf_counter())
                 self.inflight[actor.handle.run_unit.remote(unit)] = (actor, unit)
 
-    def _ping(self, actor: _Actor) -> None:
+    def _ping(self, actor: ActorSlot) -> None:
         actor.up, actor.ping, actor.pinged_at = False, actor.handle.hello.remote(), time.monotonic()
 
     def _on_unit(self, ref) -> None:
@@ -263,7 +199,7 @@ class _Run:
                               notes={**merged.notes, "cluster": True, "stage_s": merged.stage_s})
         merged.run_id = run_id
 
-    def _on_ping(self, actor: _Actor) -> None:
+    def _on_ping(self, actor: ActorSlot) -> None:
         ray, ref = self.ray, actor.ping
         actor.ping = None
         try:
@@ -333,55 +269,6 @@ class _Run:
             on_tick(*self.snapshot())
 
 
-def _start_actors(ray, settings: PipelineSettings, db_url: str, drone: DroneSettings, n_units: int,
-                  options: ClusterOptions) -> tuple[list[_Actor], dict]:
-    cpus = float(ray.cluster_resources().get("CPU", 0))
-    slots = int(cpus // options.cpus_per_actor)
-    if slots < 1:
-        raise ClusterError(f"the cluster has {cpus:g} CPUs: not one slot of {options.cpus_per_actor:g}")
-    n = min(slots, n_units, options.max_actors or slots)
-    remote = ray.remote(num_cpus=options.cpus_per_actor, max_restarts=-1, max_task_retries=0, max_concurrency=2,
-                        scheduling_strategy="SPREAD")(SegmentWorker)
-    actors = [_Actor(remote.remote(settings, db_url, drone, options.detector_factory), i) for i in range(n)]
-    refs = {a.handle.hello.remote(): a for a in actors}
-    ready, late = ray.wait(list(refs), num_returns=len(refs), timeout=options.startup_timeout_s)
-    hello: dict = {}
-    for ref in ready:
-        try:
-            got = ray.get(ref)
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", exc)
-            raise ClusterError(f"a worker cannot start: {str(cause).splitlines()[0]}") from None
-        refs[ref].up = True
-        if hello and got["settings_key"] != hello["settings_key"]:
-            raise ClusterError(f"node {got['host']} has other settings or another model than node {hello['host']} "
-                               "(settings key differs): install the same model file on every node")
-        hello = hello or got
-    for ref in late:  # not up in time (no free slot, slow start): left out of this run
-        ray.kill(refs[ref].handle)
-    actors = [a for a in actors if a.up]
-    if not actors:
-        raise ClusterError(f"no worker started within {options.startup_timeout_s:.0f} s")
-    _check_shared_evidence(ray, actors, settings.evidence_dir)
-    return actors, hello
-
-
-def _check_shared_evidence(ray, actors: list[_Actor], evidence_dir: Path) -> None:
-    """Every actor writes a file into the evidence folder; every actor must then see all of them."""
-    token = uuid.uuid4().hex[:12]
-    names = [f"{token}-{a.number}" for a in actors]
-    try:
-        ray.get([a.handle.touch.remote(n) for a, n in zip(actors, names)])
-        missing = ray.get([a.handle.missing.remote(names) for a in actors])
-    except ray.exceptions.RayTaskError as exc:
-        raise ClusterError(str(getattr(exc, "cause", exc)).splitlines()[0]) from None
-    finally:
-        ray.wait([a.handle.untouch.remote(n) for a, n in zip(actors, names)], num_returns=len(actors), timeout=30)
-    if any(missing):
-        raise ClusterError(f"evidence folder {evidence_dir} is not one shared folder: nodes do not see each other's "
-                           "files there; mount a shared folder at the same path on every node (--data-dir)")
-
-
 def _ensure_cameras(store: CaseStore, settings: PipelineSettings, units) -> None:
     """Register every camera that more than one unit will write to, before they start together: each unit
     would otherwise insert it at the same moment and all but one would fail on the duplicate key."""
@@ -411,12 +298,15 @@ def run_on_cluster(address: str, items: list[FootageItem], settings: PipelineSet
     console = console or Console(stderr=True)
     require_cluster(store.url)
     settings, items, drone = _absolute(settings, items, drone)
-    lead = options.lead_in_s if options.lead_in_s is not None else lead_in_s(resolve_taxonomy(settings.analysis),
-                                                                              settings.sampling)
-    plans = [plan_file(i, item, options.segment_s, lead, settings.start_time) for i, item in enumerate(items)]
+    plans = [plan_file(i, item, options.segment_s, settings.start_time) for i, item in enumerate(items)]
     ray = connect(address, options.env_vars)
     try:
-        actors, hello = _start_actors(ray, settings, store.url, drone, sum(len(p.units) for p in plans), options)
+        actors, hello = start_actors(ray, settings, store.url, drone, sum(len(p.units) for p in plans), options)
+        lead = options.lead_in_s
+        if lead is None:  # the rules that can fire with this model and these zones
+            kinds = {z.kind for z in load_zones(settings.zones_path).zones}
+            lead = lead_in_s(resolve_taxonomy(settings.analysis), settings.sampling, set(hello["classes"]), kinds)
+        plans = [add_lead_in(p, lead) for p in plans]
         run = _Run(ray, plans, store, actors, hello, drone, console, options)
         skipped_s = 0.0
         for i, plan in enumerate(plans):  # whole files done before (locally or on a cluster): not sent at all

@@ -14,7 +14,7 @@ count may (one sighting per segment that confirms the object).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from batch.runner import FileResult
@@ -25,7 +25,7 @@ from detector.errors import SourceError
 from streams.discover import FootageItem
 from streams.video import Sampling, VideoInfo, probe
 
-__all__ = ["FilePlan", "Unit", "keyframes_at_or_before", "lead_in_s", "merge_explanations", "merge_results",
+__all__ = ["FilePlan", "Unit", "add_lead_in", "keyframes_at_or_before", "lead_in_s", "merge_explanations", "merge_results",
            "owned_done", "plan_file"]
 
 SEGMENT_S = 300.0  # 5 minutes of footage per unit: ~1 min of work for one CPU at the default sampling
@@ -57,9 +57,20 @@ class FilePlan:
         return self.info.duration_s if self.info else 0.0
 
 
-def lead_in_s(taxonomy: Taxonomy, sampling: Sampling) -> float:
-    """Footage a segment reads before its cut: the longest dwell a rule needs, plus two sampling steps."""
-    dwell = max((pt.min_dwell_s for pt in taxonomy.problem_types.values()), default=0.0)
+def lead_in_s(taxonomy: Taxonomy, sampling: Sampling, classes: set[str] | None = None,
+              zone_kinds: set[str] | None = None) -> float:
+    """Footage a segment reads before its cut: the longest dwell a rule needs, plus two sampling steps.
+
+    Only rules that can fire count: a problem type whose classes the model lacks, or that requires a kind of
+    zone the zones file does not have, never makes a sighting (the default taxonomy's 120 s stall rule needs
+    no-vending zones). `None` = unknown: assume it can fire.
+    """
+    def can_fire(pt) -> bool:
+        has_class = classes is None or bool(set(pt.classes) & classes)
+        has_zone = zone_kinds is None or not pt.require_zones or bool(set(pt.require_zones) & zone_kinds)
+        return has_class and has_zone
+
+    dwell = max((pt.min_dwell_s for pt in taxonomy.problem_types.values() if can_fire(pt)), default=0.0)
     step = sampling.interval_s if sampling.mode in ("auto", "fps") and sampling.interval_s else 1.0
     return float(dwell) + 2 * step
 
@@ -87,9 +98,8 @@ def keyframes_at_or_before(path: Path, targets: list[float]) -> list[float]:
     return out
 
 
-def plan_file(file_index: int, item: FootageItem, segment_s: float, lead_s: float,
-              start_time: float | None = None) -> FilePlan:
-    """The units of one file (see the module docstring)."""
+def plan_file(file_index: int, item: FootageItem, segment_s: float, start_time: float | None = None) -> FilePlan:
+    """The units of one file, cut at keyframes (see the module docstring); lead-ins come with `add_lead_in`."""
     whole = FilePlan(item, None, [Unit(file_index, 0, item, (0.0, None), (0.0, 0.0))])
     if item.kind != "video":
         return whole
@@ -104,17 +114,25 @@ def plan_file(file_index: int, item: FootageItem, segment_s: float, lead_s: floa
     if pieces == 1:
         return whole
     cuts = keyframes_at_or_before(item.path, [duration * k / pieces for k in range(1, pieces)])
-    cuts = sorted(set(c for c in cuts if 0 < c < duration))
-    if not cuts:
+    bounds = [0.0, *sorted(set(c for c in cuts if 0 < c < duration))]
+    if len(bounds) == 1:
         return whole
-    starts = keyframes_at_or_before(item.path, [max(0.0, c - lead_s) for c in cuts])
-    bounds = [0.0, *cuts]
     units = []
     for k, cut in enumerate(bounds):
         end = bounds[k + 1] if k + 1 < len(bounds) else None
-        read_from = 0.0 if k == 0 else min(cut, max(0.0, starts[k - 1]))
-        units.append(Unit(file_index, k, item, (read_from, end), (cut, end if end is not None else duration)))
+        units.append(Unit(file_index, k, item, (cut, end), (cut, end if end is not None else duration)))
     return FilePlan(item, info, units)
+
+
+def add_lead_in(plan: FilePlan, lead_s: float) -> FilePlan:
+    """Each segment after the first also reads from the keyframe at or before `lead_s` ahead of its cut."""
+    cut = [u for u in plan.units if u.index > 0]
+    if not cut or lead_s <= 0:
+        return plan
+    starts = keyframes_at_or_before(plan.item.path, [max(0.0, u.owned[0] - lead_s) for u in cut])
+    units = [plan.units[0]] + [replace(u, span=(min(u.owned[0], max(0.0, start)), u.span[1]))
+                               for u, start in zip(cut, starts)]
+    return FilePlan(plan.item, plan.info, units)
 
 
 def merge_explanations(parts: list[Explanation]) -> Explanation | None:

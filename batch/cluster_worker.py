@@ -60,7 +60,7 @@ class SegmentWorker:
         """Build the pipeline; say where this actor runs and which settings key its runs carry."""
         pipeline = self._ready()
         return {"host": socket.gethostname(), "pid": os.getpid(), "settings_key": pipeline.settings_key,
-                "model": pipeline.model_id}
+                "model": pipeline.model_id, "classes": sorted(pipeline.detector.names.values())}
 
     # the shared evidence folder check: every actor writes a file, then every actor must see all of them
     def _check_dir(self) -> Path:

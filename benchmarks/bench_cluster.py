@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 __all__ = ["LocalCluster", "bench_cluster"]
@@ -47,6 +47,7 @@ class LocalCluster:
                  log_dir: Path | None = None) -> None:
         self.ray_bin = str(Path(sys.executable).with_name("ray"))
         self.port = _free_port()
+        self.client_port = _free_port()  # Ray Client (ray://) on the head
         self.cpus_per_node = cpus_per_node
         self.temp = Path(tempfile.mkdtemp(prefix="swray", dir="/tmp"))  # unix socket paths must stay short
         self.log_dir = Path(log_dir) if log_dir else self.temp
@@ -68,7 +69,7 @@ class LocalCluster:
     def start(self) -> None:
         cmd = [self.ray_bin, "start", "--head", "--node-ip-address=127.0.0.1", f"--port={self.port}",
                f"--num-cpus={self.cpus_per_node}", "--include-dashboard=false", "--disable-usage-stats",
-               f"--ray-client-server-port={_free_port()}", f"--temp-dir={self.temp}"]
+               f"--ray-client-server-port={self.client_port}", f"--temp-dir={self.temp}"]
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
             raise RuntimeError(f"ray start --head failed: {done.stderr.strip().splitlines()[-1:]}")
@@ -147,6 +148,8 @@ class Row:
     wall_s: float
     frames: int
     cases: int
+    sightings: int = 0
+    stage_s: dict[str, float] = field(default_factory=dict)  # summed over the file's runs (all workers)
 
     @property
     def rate(self) -> float:
@@ -178,6 +181,50 @@ def _case_keys(store) -> set[tuple]:
     with store.session() as ses:
         return {(c.problem_type, c.camera_id, as_utc(c.first_seen).isoformat(), as_utc(c.last_seen).isoformat())
                 for c in ses.scalars(select(t.Case))}
+
+
+def measure_db_writes(url: str, writers: tuple[int, ...] = (1, 2, 4), per_writer: int = 150) -> list[tuple]:
+    """Sightings per second that `CaseStore.record_sighting` files into PostgreSQL, from 1, 2, 4 writers at once
+    (each its own engine, as each actor has; all of one problem type, so all take the same dedup lock).
+    Each writer files into 20 cameras: the first sighting of a camera opens a case, the rest join it."""
+    import threading
+
+    from cases.store import CaseStore
+    from detector.config import load_taxonomy
+    from detector.sightings import Sighting
+
+    taxonomy = load_taxonomy()
+    CaseStore(url)  # migrated once
+    out = []
+    for n in writers:
+        stores = [CaseStore(url, migrate_schema=False) for _ in range(n)]
+        for i, store in enumerate(stores):
+            for cam in range(20):
+                store.ensure_camera(f"db-{n}-{i}-{cam}")
+        ms: list[float] = []
+
+        def write(i: int, store: CaseStore, n: int = n, ms: list[float] = ms) -> None:
+            for k in range(per_writer):
+                s = Sighting(key=f"db-{n}-{i}-{k}", problem_type="exposed_garbage", class_name="garbage",
+                             camera_id=f"db-{n}-{i}-{k % 20}", source_id="bench", first_ts=float(k),
+                             last_ts=k + 30.0, hits=5, confidence=0.5 + (k % 40) / 100, xyxy=(100, 100, 300, 300),
+                             frame_size=(1280, 720), frame_index=k, first_seen=1.8e9 + k, last_seen=1.8e9 + k + 30)
+                t0 = time.perf_counter()
+                store.record_sighting(s, taxonomy, {}, None)
+                ms.append(1000 * (time.perf_counter() - t0))
+
+        threads = [threading.Thread(target=write, args=(i, st)) for i, st in enumerate(stores)]
+        started = time.perf_counter()
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        wall = time.perf_counter() - started
+        ms.sort()
+        out.append((n, n * per_writer / wall, ms[len(ms) // 2], ms[int(len(ms) * 0.95)]))
+        for store in stores:
+            store.engine.dispose()
+    return out
 
 
 def bench_cluster(shared: Path, workdir: Path, model: Path, minutes: float, admin_url: str,
@@ -212,8 +259,13 @@ def bench_cluster(shared: Path, workdir: Path, model: Path, minutes: float, admi
         pipeline = Pipeline(settings("local"), store)
         [result] = pipeline.run([item])
         rows.append(Row("local (one process, no Ray)", 0, result.footage_s, time.perf_counter() - started,
-                        result.frames_analysed, len(result.case_ids)))
+                        result.frames_analysed, len(result.case_ids), result.sightings, result.stage_s))
         keys["local"] = _case_keys(store)
+    finally:
+        drop()
+    url, drop = _fresh_db(admin_url)
+    try:
+        db_rates = measure_db_writes(url)
     finally:
         drop()
     for n in nodes:
@@ -225,14 +277,16 @@ def bench_cluster(shared: Path, workdir: Path, model: Path, minutes: float, admi
                 [result] = run_on_cluster(cluster.address, [item], settings(f"{n}"), store, console=quiet,
                                           options=ClusterOptions(segment_s=segment_s)).results
                 rows.append(Row(f"Ray, {n} node{'s' if n > 1 else ''} x 1 CPU slot", n, result.footage_s,
-                                time.perf_counter() - started, result.frames_analysed, len(result.case_ids)))
+                                time.perf_counter() - started, result.frames_analysed, len(result.case_ids),
+                                result.sightings, result.stage_s))
                 keys[f"{n}"] = _case_keys(store)
             finally:
                 drop()
-    return _table(rows, keys, minutes, segment_s, os.cpu_count() or 0)
+    return _table(rows, keys, minutes, segment_s, os.cpu_count() or 0, db_rates)
 
 
-def _table(rows: list[Row], keys: dict[str, set], minutes: float, segment_s: float, cores: int) -> str:
+def _table(rows: list[Row], keys: dict[str, set], minutes: float, segment_s: float, cores: int,
+           db_rates: list[tuple]) -> str:
     local = rows[0]
     one = next((r for r in rows if r.nodes == 1), None)
     lines = [f"bench cluster: {minutes:g} min of 720p H.264 (keyframe every 2 s), fps 0.5, bundled model, "
@@ -245,6 +299,18 @@ def _table(rows: list[Row], keys: dict[str, set], minutes: float, segment_s: flo
         eff = f"{r.rate / (one.rate * r.nodes):.0%}" if one and r.nodes and one.rate else "-"
         lines.append(f"{r.name:<32} {r.wall_s:>8.1f} {r.rate:>17.1f} {r.frames:>7} {r.cases:>6} {vs_local:>9} "
                      f"{eff:>11}")
+    lines += ["", f"{'where the time went (s, all workers)':<38} {'decode':>7} {'infer':>7} {'analysis':>9} "
+                  f"{'evidence':>9} {'database':>9} {'sightings':>10} {'db ms/sighting':>15}"]
+    for r in rows:
+        st = r.stage_s
+        per = f"{1000 * st.get('database', 0) / r.sightings:.1f}" if r.sightings else "-"
+        lines.append(f"{r.name:<38} {st.get('decode', 0):>7.1f} {st.get('inference', 0):>7.1f} "
+                     f"{st.get('analysis', 0):>9.1f} {st.get('evidence', 0):>9.1f} {st.get('database', 0):>9.1f} "
+                     f"{r.sightings:>10} {per:>15}")
+    lines += ["", "database writes (record_sighting into PostgreSQL, one problem type, so one dedup lock):"]
+    for n, rate, p50, p95 in db_rates:
+        lines.append(f"  {n} writer{'s' if n > 1 else ' '} at once: {rate:7.0f} sightings/s   "
+                     f"median {p50:5.1f} ms   p95 {p95:5.1f} ms")
     same = all(k == keys["local"] for k in keys.values())
     lines += ["", "same cases (type, camera, first/last seen) in every run: " + ("yes" if same else "NO"),
               "vs local: throughput relative to the plain local run (cluster start, actor and model start-up, "

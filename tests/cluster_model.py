@@ -1,12 +1,14 @@
-"""Cluster tests' footage and model: clips of real images held at six places, and a model that reads them.
+"""Cluster tests' footage and model: a real street photo as a fixed camera's view, real images put down at six
+places on it (each in a magenta frame), and a model that reads them.
 
-Every frame carries its index as a 20-block barcode along the bottom, so the scripted model (shipped to
-Ray workers by import path, `tests.cluster_model:make_model`) gives each frame a different, reproducible
+Every frame carries its index as a 20-block barcode in the bottom-left corner, so the scripted model (shipped
+to Ray workers by import path, `tests.cluster_model:make_model`) gives each frame a different, reproducible
 confidence: the best frame of an object, and so a case's evidence, is the same frame whichever process
-decoded it. The model sees an object wherever a slot differs from the grey street.
+decoded it. The model sees an object in every slot whose frame is magenta. The background is a real photo
+so that scene identification (ORB on the view) knows every segment of the clip for the same place.
 
 Also a driver entry point for a subprocess that can be killed: `python -m tests.cluster_model ADDRESS DB
-EVIDENCE FILE...`.
+EVIDENCE TAXONOMY SEGMENT_S FILE...`.
 """
 
 from __future__ import annotations
@@ -23,11 +25,11 @@ from detector.detections import Detections
 from streams.writer import write_video
 from tests.builders import NAMES
 
-SIZE = (640, 400)
-GREY = 96
-SIDE = 160
-SLOTS = [(x, y) for y in (20, 200) for x in (40, 240, 440)]  # top row: garbage, bottom row: street vendors
-BITS, BAND_Y = 20, 368
+SIZE = (960, 540)
+SIDE, FRAME = 150, 6  # an object's square, and its magenta frame
+SLOTS = [(x, y) for y in (40, 300) for x in (60, 405, 750)]  # top row: garbage, bottom row: street vendors
+MAGENTA = (255, 0, 255)
+BITS, BIT = 20, 16  # the barcode: 20 blocks of 16 px along the bottom-left corner
 TAXONOMY = """\
 problem_types:
   exposed_garbage:
@@ -56,25 +58,30 @@ class Scene:
 
 
 def _barcode(canvas: np.ndarray, index: int) -> None:
-    w = SIZE[0] // BITS
+    y = SIZE[1] - BIT
     for bit in range(BITS):
-        canvas[BAND_Y:, bit * w:(bit + 1) * w] = 255 if (index >> bit) & 1 else 0
+        canvas[y:, bit * BIT:(bit + 1) * BIT] = 255 if (index >> bit) & 1 else 0
 
 
 def read_barcode(image: np.ndarray) -> int:
-    w = image.shape[1] // BITS
-    band = image[BAND_Y + 8:image.shape[0] - 8]
-    return sum(1 << bit for bit in range(BITS) if band[:, bit * w + 8:(bit + 1) * w - 8].mean() > 128)
+    band = image[image.shape[0] - BIT + 4:image.shape[0] - 4]
+    return sum(1 << bit for bit in range(BITS) if band[:, bit * BIT + 4:(bit + 1) * BIT - 4].mean() > 128)
 
 
-def make_clip(path: Path, seconds: float, scenes: list[Scene], fps: int = 5) -> Path:
-    """An H.264 clip (keyframe every 2 s) of the grey street with each scene's real image at its slot."""
-    images = {s.image: cv2.resize(cv2.imread(str(s.image)), (SIDE, SIDE)) for s in scenes}
+def make_clip(path: Path, seconds: float, scenes: list[Scene], background: Path, fps: int = 5) -> Path:
+    """An H.264 clip (keyframe every 2 s) of `background` with each scene's real image at its slot."""
+    base = cv2.resize(cv2.imread(str(background)), SIZE, interpolation=cv2.INTER_AREA)
+    images = {}
+    for s in scenes:
+        framed = np.empty((SIDE, SIDE, 3), np.uint8)
+        framed[:] = MAGENTA
+        framed[FRAME:-FRAME, FRAME:-FRAME] = cv2.resize(cv2.imread(str(s.image)), (SIDE - 2 * FRAME,) * 2)
+        images[s.image] = framed
 
     def frames():
         for i in range(int(seconds * fps)):
             t = i / fps
-            canvas = np.full((SIZE[1], SIZE[0], 3), GREY, np.uint8)
+            canvas = base.copy()
             for s in scenes:
                 if s.start_s <= t < s.end_s:
                     x, y = SLOTS[s.slot]
@@ -85,8 +92,13 @@ def make_clip(path: Path, seconds: float, scenes: list[Scene], fps: int = 5) -> 
     return write_video(path, frames(), fps=fps, gop_s=2.0, crf=18, preset="ultrafast")
 
 
+def _framed(image: np.ndarray, x: int, y: int) -> bool:
+    top = image[y + 1:y + FRAME - 1, x + FRAME:x + SIDE - FRAME].reshape(-1, 3).mean(axis=0)
+    return bool(top[0] > 180 and top[1] < 90 and top[2] > 180)
+
+
 class SlotModel:
-    """A Detector stand-in: an object in every slot that is not grey; confidence from the frame's barcode."""
+    """A Detector stand-in: an object in every slot framed in magenta; confidence from the frame's barcode."""
 
     def __init__(self, delay_s: float = 0.0) -> None:
         self.names = dict(NAMES)
@@ -100,7 +112,7 @@ class SlotModel:
             index = read_barcode(image)
             boxes, classes = [], []
             for k, (x, y) in enumerate(SLOTS):
-                if np.abs(image[y + 10:y + SIDE - 10, x + 10:x + SIDE - 10].astype(np.int16) - GREY).mean() > 20:
+                if _framed(image, x, y):
                     boxes.append((x, y, x + SIDE, y + SIDE))
                     classes.append(0 if k < 3 else 1)
             conf = 0.5 + 0.45 * ((index * 0.6180339887) % 1.0)  # a different score for every frame
