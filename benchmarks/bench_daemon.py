@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from camera_daemon.service import Daemon
 from camera_daemon.config import parse_daemon_config
+from camera_daemon.service import Daemon
 from detector.inference import DEFAULT_MODEL
 from detector.offline import PROJECT_ROOT
 from streams.writer import write_video

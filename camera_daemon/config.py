@@ -35,9 +35,9 @@ from detector.config import (
     load_zones,
     read_yaml,
 )
+from detector.errors import ConfigError, ModelError
 from detector.ids import CAMERA_ID_PATTERN
 from detector.settings import AnalysisSettings, resolve_taxonomy
-from detector.errors import ConfigError, ModelError
 
 __all__ = [
     "Calibration",

@@ -16,12 +16,12 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.config import ProblemType, Taxonomy
 from camera_daemon.metrics import DaemonMetrics
-from detector.errors import ConfigError, StoreError
 from cases.evidence import save_evidence
-from detector.sightings import Sighting
 from cases.spool import Spool, SpoolRecord
+from detector.config import ProblemType, Taxonomy
+from detector.errors import ConfigError, StoreError
+from detector.sightings import Sighting
 
 __all__ = ["SightingWriter", "open_store", "with_connect_timeout"]
 

@@ -212,7 +212,7 @@ class Spool:
                     segments.append((_Segment(path, handle), False))
             if self._current is not None:
                 segments.append((self._current, True))
-            for i, (seg, own) in enumerate(segments):
+            for seg, own in segments:
                 if error is None and (stop is None or not stop.is_set()):
                     w, r, error = self._replay_segment(seg, write, stop)
                     written, rejected = written + w, rejected + r

@@ -87,7 +87,6 @@ def bench_daemon(
     """
     quiet_libraries()
     from benchmarks.bench_daemon import bench_daemon as run
-
     from detector.inference import DEFAULT_MODEL
 
     models = list(model or [DEFAULT_MODEL])

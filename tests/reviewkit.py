@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.config import load_taxonomy
 from cases.evidence import save_evidence
 from cases.store import CaseStore
+from detector.config import load_taxonomy
 from review.users import add_user
 from tests.builders import sighting
 

@@ -24,10 +24,10 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from cases import tables as t
 from camera_daemon.service import Daemon, open_store
-from detector.offline import PROJECT_ROOT
+from cases import tables as t
 from cases.store import CaseStore
+from detector.offline import PROJECT_ROOT
 from tests.conftest import shared_path
 from tests.daemon_helpers import (
     GARBAGE,

@@ -9,15 +9,14 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cli import app
 from camera_daemon.config import (
     camera_taxonomy,
     camera_zones,
     check_daemon_config,
     load_daemon_config,
-
     parse_daemon_config,
 )
+from cli import app
 from detector.errors import ConfigError
 from detector.offline import PROJECT_ROOT
 

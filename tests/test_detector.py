@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from detector.detections import box_iou
-from detector.inference import DEFAULT_MODEL, Detector, DetectorSettings
 from detector.errors import ModelError
+from detector.inference import DEFAULT_MODEL, Detector, DetectorSettings
 from detector.model import input_shape_for
 from streams.sample import bus_photo
 from tests.conftest import shared_path

@@ -3,12 +3,12 @@
 import pytest
 from sqlalchemy import select
 
-from cases import tables as t
-from detector.geo import haversine_m
-from detector.inference import DEFAULT_MODEL, DetectorSettings
-from detector.settings import AnalysisSettings
 from batch.runner import Pipeline, PipelineSettings
+from cases import tables as t
 from cases.store import CaseStore
+from detector.geo import haversine_m
+from detector.inference import DEFAULT_MODEL
+from detector.settings import AnalysisSettings
 from streams.discover import discover
 from streams.drone import DroneSettings, drone_hooks
 from streams.video import Sampling

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from batch.runner import Pipeline, PipelineSettings
 from cases import tables as t
 from cases.export import CaseFilter, render
-from batch.runner import Pipeline, PipelineSettings
 from cases.store import CaseStore
-from streams.discover import discover
 from detector.locate import ground_point
+from streams.discover import discover
 from streams.drone import DroneSettings, drone_hooks
 from streams.video import Sampling
 from streams.writer import write_video

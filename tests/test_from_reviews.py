@@ -13,8 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from cases import tables as t
-from detector.errors import DatasetError
 from cases.store import CaseStore
+from detector.errors import DatasetError
 from review import actions
 from streams.sample import bus_photo
 from tests.conftest import shared_path

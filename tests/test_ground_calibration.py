@@ -9,14 +9,14 @@ import pytest
 from sqlalchemy import select
 
 from cases import tables as t
+from cases.store import CaseStore
 from detector.config import load_taxonomy
 from detector.errors import ConfigError
 from detector.geo import haversine_m, offset_latlon
 from detector.ground_calibration import GroundCalibration
 from detector.rules import RuleEngine
-from cases.store import CaseStore
 from detector.tracking import IouTracker
-from detector.zones import ZoneIndex, ZoneFile
+from detector.zones import ZoneFile, ZoneIndex
 from tests.builders import NAMES, dets, frame
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own

@@ -1,20 +1,20 @@
 """The batch pipeline on real video files with a scripted model: cases, bad input, re-runs, interruption."""
 
 
-import numpy as np
 import socket
 import subprocess
 from datetime import datetime, timedelta, timezone
 
+import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from cases import tables as t
-from detector.detections import Detections
 from batch.keys import content_key
 from batch.resume import RESUME_OVERLAP_S, STALE_AFTER_S, Owner, is_abandoned, resume_point
 from batch.runner import Pipeline, PipelineSettings
+from cases import tables as t
 from cases.store import CaseStore
+from detector.detections import Detections
 from streams.discover import discover
 from streams.video import Sampling
 from streams.writer import write_video

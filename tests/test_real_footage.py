@@ -13,11 +13,11 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
+from batch.runner import Pipeline, PipelineSettings
 from cases import tables as t
+from cases.store import CaseStore
 from detector.inference import DEFAULT_MODEL, DetectorSettings
 from detector.settings import AnalysisSettings
-from batch.runner import Pipeline, PipelineSettings
-from cases.store import CaseStore
 from streams.discover import discover
 from tests.conftest import shared_path
 from tests.videos import on_canvas, scene_clip

@@ -9,8 +9,8 @@ from cases import tables as t
 from cases.recheck import FLAG_OVERDUE, FLAG_VERIFIED, Area, after_analysis, on_sighting
 from cases.store import CaseStore, from_unix
 from review import actions
-from tests.reviewkit import TAX
 from tests.builders import sighting
+from tests.reviewkit import TAX
 
 pytestmark = pytest.mark.timeout(60)
 T0 = 1_800_000_000.0  # first sighting of every case (2027-01-15 08:00 UTC)

@@ -23,8 +23,8 @@ from cases.store import CaseStore
 from review import ReviewSettings, actions, create_app
 from review.passwords import COST_ENV
 from review.routes import resolve_evidence
-from tests.reviewkit import PASSWORDS, TAX, add_users, csrf_of, file_sighting, login, login_form_token, seed_queue
 from tests.builders import sighting
+from tests.reviewkit import PASSWORDS, TAX, add_users, csrf_of, file_sighting, login, login_form_token, seed_queue
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from cases import tables as t
-from detector.config import load_taxonomy
 from camera_daemon.service import Daemon, open_store
-from detector.errors import StoreError
+from cases import tables as t
 from cases.spool import REJECTED, Spool, SpoolRecord
+from detector.config import load_taxonomy
+from detector.errors import StoreError
 from tests.builders import sighting
 from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file
-from tests.servers.fixtures import wait_for
-from tests.servers.fixtures import free_port, write_test_clip
+from tests.servers.fixtures import free_port, wait_for, write_test_clip
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
 

@@ -160,7 +160,7 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     if not picked:
         raise DatasetError("no reviewed cases with evidence to export: confirm or reject some cases first")
     names = list(classes or [])
-    for _, kind, _, _, _, frames in picked:
+    for *_, frames in picked:
         for f in frames:
             if f.class_name not in names:
                 names.append(f.class_name)
