@@ -170,3 +170,16 @@ def test_dedup_compares_boxes_only_within_one_scene():
     assert match_case(s, [case(3, None), case(2, "cam07/preset-2")], spec).id == 2  # a known scene wins
     s.scene_box = (0.5, 0.5, 0.6, 0.6)  # aligned, the box is elsewhere in the scene
     assert match_case(s, [case(2, "cam07/preset-2")], spec) is None
+
+
+def test_the_evidence_footer_names_the_scene(monkeypatch):
+    import cases.evidence as evidence
+
+    texts: list[str] = []
+    monkeypatch.setattr(evidence.cv2, "putText", lambda _img, text, *_a, **_k: texts.append(text))
+    s = sighting("k", camera_id="cam07")
+    evidence.annotate(s.image, s)
+    s.scene_id = "cam07/preset-3"
+    evidence.annotate(s.image, s)
+    footers = [t for t in texts if "UTC" in t]
+    assert footers[0].startswith("cam07  ") and footers[1].startswith("cam07/preset-3  ")

@@ -155,6 +155,28 @@ def test_recheck_places_command(tmp_path, photos, footage):
     assert done.exit_code == 0 and "show another scene" in done.output
     shown = runner.invoke(app, ["cases", "show", "1", *data])
     assert shown.exit_code == 0 and "scene cam07/preset-1" in shown.output
+    exported = runner.invoke(app, ["cases", "export", "--format", "csv", *data])
+    assert exported.exit_code == 0 and all(f"cam07/preset-{k}" in exported.output for k in (1, 2, 3, 4))
+
+
+def test_the_review_pages_name_the_scene(tmp_path, photos, footage, monkeypatch):
+    from fastapi.testclient import TestClient
+
+    from review import ReviewSettings, create_app
+    from review.passwords import COST_ENV
+    from tests.reviewkit import add_users, login
+
+    monkeypatch.setenv(COST_ENV, "1024")  # cheap password hashes (test_review_security checks the real cost)
+    _, clips = footage
+    pipe, store = pipeline(tmp_path, photos)
+    pipe.run(discover([clips["cruise"]])[0])
+    add_users(store)
+    client = TestClient(create_app(store.url, tmp_path / "data" / "evidence", ReviewSettings()),
+                        base_url="http://testserver")
+    assert login(client, "alice").status_code == 303
+    listed = client.get("/cases").text
+    assert all(f"cam07/preset-{k}" in listed for k in (1, 2, 3, 4))
+    assert "cam07/preset-2" in client.get("/cases/2").text
 
 
 def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_path, photos, footage, monkeypatch):
