@@ -41,6 +41,7 @@ from detector.frames import Frame
 from detector.ground_calibration import GroundCalibration
 from detector.inference import DetectorSettings
 from detector.model_registry import current_model
+from detector.scene_segment import SceneSegmenter
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
 from streams.live import LiveReader, redact_url
@@ -156,7 +157,8 @@ class CameraRuntime:
     """One running camera: its reader, and its analysis step (floors, tracker, rules), which only the
     inference thread touches."""
 
-    def __init__(self, plan: CameraPlan, names: dict[int, str], instance: str) -> None:
+    def __init__(self, plan: CameraPlan, names: dict[int, str], instance: str,
+                 scenes: SceneSegmenter | None = None) -> None:
         cam = plan.camera
         self.plan = plan
         self.id = cam.id
@@ -166,7 +168,7 @@ class CameraRuntime:
         self.period = 1.0 / cam.analysis_fps
         locator = GroundCalibration.from_config(cam.calibration).locator() if cam.calibration else None
         self.step = AnalysisStep(cam, plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
-                                 locator=locator)
+                                 locator=locator, scenes=scenes)
         self.unknown_classes = self.step.unknown_classes
         self.reader = self._new_reader()
         self.next_due = 0.0

@@ -69,6 +69,7 @@ from camera_daemon.writer import SightingWriter, open_store, with_connect_timeou
 from cases.spool import Spool
 from cases.store import sqlite_url
 from detector.errors import ConfigError, StreetwatchError
+from detector.scene_segment import SceneSegmenter
 from detector.sightings import Sighting
 from streams.live import redact_url
 
@@ -105,6 +106,7 @@ class Daemon:
         self._camera_meta: dict[str, dict] = {}
         self._lock = threading.RLock()
         self._reload_lock = threading.Lock()
+        self._scene_store = None  # opened on the first camera launch, to read stored scenes
         self.last_reload: dict | None = None  # {"ok", "error", "at"} of the latest reload, for /status
         self._reload_requested = threading.Event()
         self._frames: queue.Queue = queue.Queue(maxsize=config.inference.queue_size)
@@ -233,7 +235,7 @@ class Daemon:
                 self._failed[cam.id] = f"model: {exc}"
             log.error("camera %s cannot run: model: %s", cam.id, exc, extra={"camera": cam.id, "event": "failed"})
             return
-        rt = CameraRuntime(plan, detector.names, self.instance)
+        rt = CameraRuntime(plan, detector.names, self.instance, scenes=self._scenes_of(cam.id))
         if rt.unknown_classes:
             log.warning("camera %s: class_confidence names classes the model lacks: %s", cam.id, rt.unknown_classes,
                         extra={"camera": cam.id, "event": "config_warning"})
@@ -247,6 +249,18 @@ class Daemon:
             self._failed.pop(cam.id, None)
         log.info("camera %s started (%s, %.2g frames/s)", cam.id, redact_url(cam.url), cam.analysis_fps,
                  extra={"camera": cam.id, "event": "camera_started", "session": rt.session})
+
+    def _scenes_of(self, camera_id: str) -> SceneSegmenter | None:
+        """The camera's stored scenes (PTZ presets), so a restarted daemon keeps their ids; None (the step
+        learns them afresh, and the store maps them onto the stored ones) while the database is down."""
+        try:
+            if self._scene_store is None:
+                self._scene_store = open_store(self.db_url)
+            return SceneSegmenter(self._scene_store.scene_book(camera_id))
+        except StreetwatchError as exc:
+            log.warning("camera %s: stored scenes not loaded (%s); scene ids are settled when sightings are "
+                        "written", camera_id, exc, extra={"camera": camera_id, "event": "scenes_unavailable"})
+            return None
 
     def _retire(self, rt: CameraRuntime) -> None:
         rt.retired = True

@@ -197,3 +197,21 @@ def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_p
     assert res.cases_opened == 0 and set(footers) == {"cam07/preset-3", "cam07/preset-1"}
     assert res.notes["scenes"]["seen"] == ["cam07/preset-3", "cam07/preset-1"]
     assert [n for *_, n in cases_of(store)] == [3, 2, 3, 2]
+
+
+def test_a_restarted_daemon_knows_the_cameras_stored_scenes(tmp_path, photos, footage):
+    """Live cameras keep their preset ids across restarts: the daemon loads the camera's stored scenes."""
+    from camera_daemon.service import Daemon
+    from tests.daemon_helpers import make_config
+
+    _, clips = footage
+    pipe, store = pipeline(tmp_path, photos, camera="cam07")
+    pipe.run(discover([clips["cruise"]])[0])
+    stored = sorted(s.scene_id for s in store.scene_book("cam07").scenes)
+    assert stored == [f"cam07/preset-{k}" for k in (1, 2, 3, 4)]
+    cfg = make_config(tmp_path, [{"id": "cam07", "url": str(clips["day2"])}])
+    daemon = Daemon(cfg, db_url=store.url)
+    segmenter = daemon._scenes_of("cam07")  # what _launch hands the camera's analysis step
+    assert sorted(s.scene_id for s in segmenter.book.scenes) == stored
+    unreachable = Daemon(cfg, db_url=f"sqlite:///{tmp_path / 'no' / 'such' / 'dir' / 'x.db'}")
+    assert unreachable._scenes_of("cam07") is None  # database down: learnt afresh, settled when written
