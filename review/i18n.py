@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup
 
-from cases.status import REJECT_REASONS
+from cases.status import REJECT_REASONS, CaseFlag, CaseStatus
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = {"en": "English", "zh": "中文"}  # each named in itself: whoever cannot read the page finds theirs
@@ -31,12 +31,13 @@ def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention: marks a msgid
     return msgid
 
 
-STATUS_LABELS = {"new": N_("new"), "confirmed": N_("confirmed"), "dispatched": N_("dispatched"),
-                 "rejected": N_("rejected"), "resolved": N_("resolved"), "merged": N_("merged"),
-                 "overdue": N_("overdue"), "verified_handled": N_("verified_handled")}
-ACTION_LABELS = {"created": N_("created"), "sighting": N_("sighting"), "reopened": N_("reopened"),
-                 "status": N_("status"), "merged": N_("merged"), "split": N_("split"), "recheck": N_("re-check"),
-                 "pushed": N_("sent to the bureau")}
+STATUS_LABELS = {CaseStatus.NEW: N_("new"), CaseStatus.CONFIRMED: N_("confirmed"),
+                 CaseStatus.DISPATCHED: N_("dispatched"), CaseStatus.REJECTED: N_("rejected"),
+                 CaseStatus.RESOLVED: N_("resolved"), CaseStatus.MERGED: N_("merged"),
+                 CaseFlag.OVERDUE: N_("overdue"), CaseFlag.VERIFIED_HANDLED: N_("verified_handled")}
+# event actions (not statuses, though "merged" is spelt like one)
+ACTION_LABELS = dict(created=N_("created"), sighting=N_("sighting"), reopened=N_("reopened"), status=N_("status"),
+                     merged=N_("merged"), split=N_("split"), recheck=N_("re-check"), pushed=N_("sent to the bureau"))
 ROLE_LABELS = {"analyst": N_("analyst"), "admin": N_("admin")}
 REASON_LABELS = {  # cases.status.REJECT_REASONS, marked here so that the catalogue has them
     "not_the_object": N_("Not what the detector says (false detection)"),

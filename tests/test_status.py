@@ -28,7 +28,11 @@ def _is_status(node: ast.AST) -> bool:
 
 
 def _words(node: ast.AST) -> list[str]:
-    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in WORDS]
+    """Status words among the constants of `node`; a translation msgid (`N_("new")`) is a label, not a status."""
+    labels = {id(arg) for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+              and n.func.id in ("N_", "_") for arg in n.args}
+    return [n.value for n in ast.walk(node) if isinstance(n, ast.Constant) and n.value in WORDS
+            and id(n) not in labels]
 
 
 def bare_status_words(path: Path) -> list[str]:
