@@ -299,6 +299,8 @@ def run_on_cluster(address: str, items: list[FootageItem], settings: PipelineSet
     require_cluster(store.url)
     settings, items, drone = _absolute(settings, items, drone)
     plans = [plan_file(i, item, options.segment_s, settings.start_time) for i, item in enumerate(items)]
+    if not plans:  # nothing usable was given (discover said why): no cluster needed
+        return ClusterOutcome([], "", 0)
     ray = connect(address, options.env_vars)
     try:
         actors, hello = start_actors(ray, settings, store.url, drone, sum(len(p.units) for p in plans), options)

@@ -84,8 +84,8 @@ class LocalCluster:
                                  "--disable-usage-stats"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.workers.append(proc)
-        if wait:
-            self.wait_nodes(self.alive_nodes() + 1)
+        if wait:  # the head plus every worker node whose process lives (a killed one may not be marked dead yet)
+            self.wait_nodes(1 + sum(w.poll() is None for w in self.workers))
         return proc
 
     @staticmethod
@@ -109,15 +109,6 @@ class LocalCluster:
             except ProcessLookupError:
                 pass
         proc.wait(timeout=30)
-
-    def alive_nodes(self) -> int:
-        import ray
-
-        ray.init(address=self.address, logging_level=logging.ERROR, log_to_driver=False)
-        try:
-            return sum(1 for n in ray.nodes() if n["Alive"])
-        finally:
-            ray.shutdown()
 
     def wait_nodes(self, n: int, timeout_s: float = 120.0) -> None:
         import ray
