@@ -11,6 +11,10 @@ Why it is built this way (see ENVIRONMENT.md, "Live streams in tests"):
 - `set_shared(False)`: with a shared media every new client's PLAY would rewind everyone.
 - `--freeze-after S`: each client's video stops S seconds after it starts while its TCP
   connection stays open (buffers are dropped at `pay0`), as with a hung camera.
+- PLAY waits for the first segment after the initial flushing seek: the flush clears the stream's
+  segment, and a PLAY handled in that window makes `gst_rtsp_media_get_rates` hit `g_assert (FALSE)`
+  ("complete stream without rate"), which aborts the whole server (seen on loaded hosts). Until the
+  segment is back, PLAY gets 503 and the client simply retries.
 """
 
 from __future__ import annotations
@@ -32,9 +36,12 @@ _Status = GstRtspServer.RTSPMediaStatus
 GONE = (_Status.UNPREPARING, _Status.UNPREPARED, _Status.ERROR)
 
 
-def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.SeekFlags) -> bool:
+def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.SeekFlags,
+                state: dict | None = None) -> bool:
     if media.get_status() in GONE:
         return False  # the client left meanwhile; nothing to loop
+    if state is not None and flags & Gst.SeekFlags.FLUSH:
+        state["ready"] = False  # from here until the next segment, the stream has no rate: PLAY must wait
     if not pay.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1):
         print("rtsp_server: segment seek failed", file=sys.stderr, flush=True)
     return False  # GLib.idle_add: run once
@@ -46,6 +53,7 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
     def __init__(self, clip: Path, freeze_after_s: float | None) -> None:
         super().__init__()
         self.freeze_after_s = freeze_after_s
+        self.playable: dict[str, dict] = {}  # media pipeline name -> {"flushed", "ready"} (see the module doc)
         self.set_launch(
             f'( filesrc location="{clip}" ! qtdemux ! h264parse '
             "! rtph264pay name=pay0 pt=96 config-interval=1 )"
@@ -56,10 +64,12 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_media_configure(self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
         pay = media.get_element().get_by_name("pay0")
+        state = self.playable[media.get_element().get_name()] = {"ready": False}
         # The first segment seek has to be flushing and made once the pipeline prerolled;
         # later ones (on segment-done) must not flush, or running time restarts.
-        media.connect("prepared", lambda m: GLib.idle_add(_seek_start, m, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS))
-        pay.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event, (media, pay))
+        media.connect("prepared", lambda m: GLib.idle_add(_seek_start, m, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS,
+                                                          state))
+        pay.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event, (media, pay, state))
         if self.freeze_after_s is not None:
             state = {"first": None}
             pay.get_static_pad("src").add_probe(
@@ -68,10 +78,22 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
 
     @staticmethod
     def _on_event(_pad: Gst.Pad, info: Gst.PadProbeInfo, target: tuple) -> Gst.PadProbeReturn:
-        if info.get_event().type == Gst.EventType.SEGMENT_DONE:
+        media, pay, state = target
+        kind = info.get_event().type
+        if kind == Gst.EventType.FLUSH_START:
+            state["ready"] = False  # the segment is gone until the next one arrives
+        elif kind == Gst.EventType.SEGMENT:
+            state["ready"] = True
+        elif kind == Gst.EventType.SEGMENT_DONE:
             # Seeking from the streaming thread could deadlock; do it from the main loop.
-            GLib.idle_add(_seek_start, *target, SEGMENT_FLAGS)
+            GLib.idle_add(_seek_start, media, pay, SEGMENT_FLAGS)
         return Gst.PadProbeReturn.OK
+
+    def play_ready(self, media: GstRtspServer.RTSPMedia | None) -> bool:
+        if media is None:
+            return True
+        state = self.playable.get(media.get_element().get_name())
+        return state is None or state["ready"]
 
     def _freeze_probe(self, _pad: Gst.Pad, _info: Gst.PadProbeInfo, state: dict) -> Gst.PadProbeReturn:
         now = time.monotonic()
@@ -96,10 +118,18 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(str(args.port))
     mounts = server.get_mount_points()
+    factories = []
     for mount, clip in zip(args.mount, args.file):
         if not clip.is_file():
             parser.error(f"no such clip: {clip}")
-        mounts.add_factory(mount if mount.startswith("/") else "/" + mount, LoopingFactory(clip.resolve(), args.freeze_after))
+        factories.append(LoopingFactory(clip.resolve(), args.freeze_after))
+        mounts.add_factory(mount if mount.startswith("/") else "/" + mount, factories[-1])
+
+    def pre_play(_client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext) -> GstRtsp.RTSPStatusCode:
+        ready = all(f.play_ready(ctx.media) for f in factories)
+        return GstRtsp.RTSPStatusCode.OK if ready else GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
+
+    server.connect("client-connected", lambda _s, client: client.connect("pre-play-request", pre_play))
     if server.attach(None) == 0:
         print(f"cannot listen on port {args.port}", file=sys.stderr, flush=True)
         sys.exit(1)
