@@ -21,7 +21,8 @@ from batch.runner import PipelineSettings
 from detector.errors import ConfigError
 from streams.drone import DroneSettings
 
-__all__ = ["INSTALL_HINT", "ActorSlot", "ClusterError", "ClusterOptions", "connect", "require_cluster", "start_actors"]
+__all__ = ["INSTALL_HINT", "ActorSlot", "ClusterError", "ClusterOptions", "check_shared_evidence", "connect",
+           "require_cluster", "start_actors"]
 
 INSTALL_HINT = "pip install -e '.[cluster]'"
 log = logging.getLogger(__name__)
@@ -127,11 +128,11 @@ def start_actors(ray, settings: PipelineSettings, db_url: str, drone: DroneSetti
     actors = [a for a in actors if a.up]
     if not actors:
         raise ClusterError(f"no worker started within {options.startup_timeout_s:.0f} s")
-    _check_shared_evidence(ray, actors, settings.evidence_dir)
+    check_shared_evidence(ray, actors, settings.evidence_dir)
     return actors, hello
 
 
-def _check_shared_evidence(ray, actors: list[ActorSlot], evidence_dir: Path) -> None:
+def check_shared_evidence(ray, actors: list[ActorSlot], evidence_dir: Path) -> None:
     """Every actor writes a file into the evidence folder; every actor must then see all of them."""
     token = uuid.uuid4().hex[:12]
     names = [f"{token}-{a.number}" for a in actors]

@@ -350,3 +350,59 @@ def test_ray_client_address_works_too(cluster, footage, reference, pg_url, tmp_p
                              options=ClusterOptions(detector_factory="tests.cluster_model:make_model"))
     assert [r.status for r in outcome.results] == ["done"]
     assert_same_cases(reference, pg_url, tmp_path / "evidence", cameras=("camB",))
+
+
+# -- pieces, without a cluster ------------------------------------------------------------------------------
+class _Now:
+    """Just enough of the `ray` module to call actors' methods in this process, for `check_shared_evidence`."""
+
+    class exceptions:  # noqa: N801 - mirrors ray.exceptions
+        class RayTaskError(Exception):
+            pass
+
+    class Handle:
+        def __init__(self, worker) -> None:
+            self.worker = worker
+
+        def __getattr__(self, name):
+            method = getattr(self.worker, name)
+            return type("Remote", (), {"remote": staticmethod(lambda *a: method(*a))})
+
+    @staticmethod
+    def get(refs):
+        return refs
+
+    @staticmethod
+    def wait(refs, **_options):
+        return refs, []
+
+
+def test_an_evidence_folder_that_is_not_shared_is_refused(tmp_path):
+    """Two nodes whose --data-dir are two local disks: each writes its file, neither sees the other's."""
+    from batch.cluster_start import ActorSlot, ClusterError, check_shared_evidence
+    from batch.cluster_worker import SegmentWorker
+    from streams.drone import DroneSettings
+
+    def node(folder: Path) -> ActorSlot:
+        worker = SegmentWorker(PipelineSettings(evidence_dir=folder), "postgresql://unused", DroneSettings())
+        return ActorSlot(_Now.Handle(worker), number=len(str(folder)) % 7)
+
+    shared = tmp_path / "shared" / "evidence"
+    check_shared_evidence(_Now, [node(shared), ActorSlot(node(shared).handle, 99)], shared)  # one folder: fine
+    assert not (shared / ".cluster-check").exists()  # and nothing is left behind
+    with pytest.raises(ClusterError, match="is not one shared folder"):
+        check_shared_evidence(_Now, [node(tmp_path / "a"), ActorSlot(node(tmp_path / "b").handle, 99)],
+                              tmp_path / "a")
+
+
+def test_lead_in_is_the_longest_dwell_of_the_rules_that_can_fire():
+    from batch.cluster_plan import lead_in_s
+    from detector.config import load_taxonomy
+
+    taxonomy, sampling = load_taxonomy(), Sampling(mode="auto", fps=0.5)
+    every_class = {c for pt in taxonomy.problem_types.values() for c in pt.classes}
+    assert lead_in_s(taxonomy, sampling) == 124.0  # unknown model and zones: the stall rule's 120 s + 2 x 2 s
+    assert lead_in_s(taxonomy, sampling, every_class, set()) == 14.0  # no zones: garbage's 10 s dwell
+    assert lead_in_s(taxonomy, sampling, every_class, {"no_parking"}) == 64.0  # illegal parking: 60 s
+    assert lead_in_s(taxonomy, sampling, every_class, {"no_vending"}) == 124.0
+    assert lead_in_s(taxonomy, sampling, {"person"}, {"no_vending"}) == 4.0  # a model that raises nothing
