@@ -14,7 +14,10 @@ Why it is built this way (see ENVIRONMENT.md, "Live streams in tests"):
 - PLAY waits for the first segment after the initial flushing seek: the flush clears the stream's
   segment, and a PLAY handled in that window makes `gst_rtsp_media_get_rates` hit `g_assert (FALSE)`
   ("complete stream without rate"), which aborts the whole server (seen on loaded hosts). Until the
-  segment is back, PLAY gets 503 and the client simply retries.
+  segment is back, PLAY gets 503 and the client simply retries. That narrows the window but does not close
+  it (the initial seek runs on the main loop, PLAY on a client thread), so the server also runs under a
+  small supervisor: when GStreamer aborts, the server is started again on the same port and clients
+  reconnect as they would to a camera that rebooted. Killing the supervisor kills the server with it.
 """
 
 from __future__ import annotations
@@ -104,12 +107,43 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
         return Gst.PadProbeReturn.OK
 
 
+def supervise(argv: list[str]) -> None:
+    """Run the server in a child process and start it again when GStreamer aborts it (see the module doc)."""
+    import ctypes
+    import signal
+    import subprocess
+
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+
+    def die_with_parent() -> None:
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: a killed supervisor takes the server with it
+
+    announced = False
+    while True:
+        child = subprocess.Popen([sys.executable, __file__, *argv, "--child"], stdout=subprocess.PIPE, text=True,
+                                 preexec_fn=die_with_parent)
+        assert child.stdout is not None
+        for line in child.stdout:
+            if line.strip() == "READY" and not announced:
+                print("READY", flush=True)
+                announced = True
+        code = child.wait()
+        if code >= 0:  # a normal exit (cannot listen, bad arguments): pass it on
+            sys.exit(code)
+        print(f"rtsp_server: GStreamer's server died ({signal.Signals(-code).name}); starting it again",
+              file=sys.stderr, flush=True)
+
+
 def main() -> None:
+    if "--child" not in sys.argv:
+        supervise(sys.argv[1:])
+        return
     parser = argparse.ArgumentParser(description="Loop H.264 mp4 clips over RTSP (TCP).")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--mount", action="append", required=True, help="e.g. /cam1; one per --file")
     parser.add_argument("--file", action="append", required=True, type=Path, help="H.264 mp4 to loop")
     parser.add_argument("--freeze-after", type=float, default=None, help="stop sending video after S s")
+    parser.add_argument("--child", action="store_true", help="run the server itself (the supervisor passes it)")
     args = parser.parse_args()
     if len(args.mount) != len(args.file):
         parser.error("give one --file per --mount")
@@ -130,7 +164,11 @@ def main() -> None:
         return GstRtsp.RTSPStatusCode.OK if ready else GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
 
     server.connect("client-connected", lambda _s, client: client.connect("pre-play-request", pre_play))
-    if server.attach(None) == 0:
+    for _ in range(30):  # a server started again may find the port still held for a moment
+        if server.attach(None) != 0:
+            break
+        time.sleep(0.1)
+    else:
         print(f"cannot listen on port {args.port}", file=sys.stderr, flush=True)
         sys.exit(1)
     print("READY", flush=True)
