@@ -369,7 +369,7 @@ def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
 def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     """Checks that need files or arithmetic: (errors, warnings), each naming the camera."""
     from detector.ground_calibration import GroundCalibration
-    from detector.model import model_format
+    from detector.model import class_names, model_format
 
     errors: list[str] = []
     warnings: list[str] = []
@@ -405,6 +405,11 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
                 warnings.append(f"{where}: the bundled model is missing ({exc}); set defaults.model")
             else:
                 errors.append(f"{where}.model: {exc}")
+        else:
+            known = class_names(model) if cam.class_confidence else None
+            for name in sorted(set(cam.class_confidence) - set(known or cam.class_confidence)):
+                errors.append(f"{where}.class_confidence.{name}: the model {model.name} has no class {name!r} "
+                              f"(it has: {', '.join(known or [])})")
         if not cam.enabled:
             warnings.append(f"{where}: disabled")
     return errors, warnings

@@ -48,6 +48,33 @@ def load_yolo(path: Path, task: str = "detect"):
     return model
 
 
+def class_names(path: Path) -> list[str] | None:
+    """A model's class names without building it (for config checks), or None when they cannot be read."""
+    import ast
+
+    path = Path(path)
+    try:
+        if path.is_dir():  # OpenVINO export: metadata.yaml beside the .xml
+            import yaml
+
+            names = (yaml.safe_load((path / "metadata.yaml").read_text()) or {}).get("names")
+        elif path.suffix == ".onnx":
+            import onnx
+
+            meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+            names = ast.literal_eval(meta["names"]) if "names" in meta else None
+        else:
+            import torch
+
+            ckpt = torch.load(str(path), map_location="cpu", weights_only=False)
+            names = getattr(ckpt.get("ema") or ckpt.get("model"), "names", None)
+    except Exception:  # noqa: BLE001 - any unreadable model: the check is skipped, the load says why later
+        return None
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names)]
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
 def input_shape_for(width: int, height: int, long_side: int = 640, stride: int = 32) -> tuple[int, int]:
     """(h, w) model input for a frame: long side `long_side`, short side rounded up to the stride.
 

@@ -65,6 +65,7 @@ CASES: dict[str, dict[str, str | bytes]] = {
         "port_out_of_range": "http: {port: 70000}\n" + CAM,
         "bad_timezone": "timezone: Mars/Olympus\n" + CAM,
         "class_floor_2": cam("    class_confidence: {garbage: 2}\n"),
+        "class_unknown_unicorn": cam("    class_confidence: {unicorn: 0.5}\n"),
         "unknown_rule_type": cam("    rules:\n      unicorn_sighting: {min_hits: 2}\n"),
         "yaml_syntax": "cameras: [\n",
     },
