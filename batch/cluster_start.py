@@ -48,11 +48,11 @@ def require_cluster(db: str | None) -> None:
     """Fail early, in one line, when `--ray` cannot work: Ray missing, or a database only one host sees."""
     import importlib.util
 
-    if importlib.util.find_spec("ray") is None:
-        raise ClusterError(f"--ray needs Ray, which is not installed here: {INSTALL_HINT}")
     if not db or db.split(":", 1)[0].split("+", 1)[0] == "sqlite":
         raise ClusterError("--ray needs a database every node reaches: give --db postgresql+psycopg://USER@HOST/DB "
                            "(SQLite is a file on one machine)")
+    if importlib.util.find_spec("ray") is None:
+        raise ClusterError(f"--ray needs Ray, which is not installed here: {INSTALL_HINT}")
 
 
 def _check_reachable(address: str) -> None:
