@@ -1,0 +1,60 @@
+"""A run's results belong to that run: the export cache follows the weights' content, and the same file run
+under another camera id files its own case instead of rewriting the first run's."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from sqlalchemy import select
+
+from batch.runner import Pipeline, PipelineSettings
+from cases import tables as t
+from cases.store import CaseStore
+from detector.inference import DEFAULT_MODEL
+from detector.model import export_cached, weights_digest
+from streams.discover import discover
+from streams.video import Sampling
+from tests.builders import FakeModel, dets
+from tests.servers.fixtures import write_test_clip
+
+
+@pytest.mark.slow
+def test_export_cache_follows_the_weights_content_not_their_name(tmp_path):
+    weights = tmp_path / "model.pt"
+    shutil.copy(DEFAULT_MODEL, weights)
+    first = export_cached(weights, "onnx", (384, 640))
+    # other weights under the same name (a promote, a rollback, a git checkout): nudge one bias
+    ckpt = torch.load(str(weights), map_location="cpu", weights_only=False)
+    head = ckpt["model"].model[-1].cv3[0][-1]
+    with torch.no_grad():
+        head.bias += 1.0
+    torch.save(ckpt, weights)
+    second = export_cached(weights, "onnx", (384, 640))
+    assert first != second and first.exists() and second.exists()  # never the stale export
+    assert weights_digest(weights)[:12] in second.name
+    assert export_cached(weights, "onnx", (384, 640)) == second  # and still cached for the same content
+
+
+def test_the_same_file_under_another_camera_does_not_rewrite_the_first_runs_case(tmp_path):
+    clip = write_test_clip(tmp_path / "clip.mp4", seconds=30, fps=5, size=(320, 180))
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    heap = dets([(40, 40, 120, 120)], [0.9], [0])
+
+    def run(camera: str, start: float):
+        settings = PipelineSettings(evidence_dir=tmp_path / "ev", sampling=Sampling(mode="fps", fps=1),
+                                    camera=camera, start_time=start)
+        return Pipeline(settings, store, detector=FakeModel(default=heap)).run(discover([clip])[0])[0]
+
+    first = run("kerbside-cam", 1_800_000_000.0)
+    second = run("market-cam", 1_800_100_000.0)
+    assert first.status == second.status == "done"
+    with store.session() as ses:
+        cases = {c.camera_id: c for c in ses.scalars(select(t.Case))}
+        sightings = ses.scalars(select(t.Sighting)).all()
+    assert sorted(cases) == ["kerbside-cam", "market-cam"]  # two places, two cases
+    assert len({s.key for s in sightings}) == len(sightings) == 2  # no key shared between the runs
+    kerb = cases["kerbside-cam"]
+    assert kerb.first_seen.timestamp() == pytest.approx(1_800_000_000.0, abs=1)  # untouched by the second run
+    assert kerb.sighting_count == 1
