@@ -72,6 +72,8 @@ class PipelineSettings:
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
     gate_threshold: float = 0.0  # >0: skip inference when the frame barely changed (mean abs diff, 0..255)
     explain_dir: Path | None = None  # write annotated frames (boxes, zones, why held back) under here
+    location: tuple[float, float] | None = None  # where the camera(s) of this run stand (lat, lon)
+    camera_locations: dict[str, tuple[float, float]] = field(default_factory=dict)  # by camera id (cameras.yaml)
     scene_check: bool = True  # place = scene (PTZ preset), not camera id alone; False: benchmarks' "before"
 
 
@@ -196,7 +198,8 @@ class Pipeline:
             lens = lens_intrinsics(hooks.camera_model, hooks.focal_len_mm, hooks.hfov_deg)
             result.notes["hfov_deg"] = round(lens.hfov_deg, 2)
             locator = make_locator(lens, hooks.ground_elev_m)
-        self.store.ensure_camera(camera_id, kind=item.kind)
+        self.store.ensure_camera(camera_id, kind=item.kind,
+                                 location=self.settings.camera_locations.get(camera_id, self.settings.location))
         info = source.info
         run_id = self.store.start_run(
             source_path=str(item.path), content_sha256=key, settings_key=run_key, camera_id=camera_id,

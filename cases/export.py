@@ -100,11 +100,14 @@ def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
         for s in ses.scalars(select(t.Sighting).where(t.Sighting.case_id.in_(ids[chunk:chunk + 500]))
                              .order_by(t.Sighting.first_seen, t.Sighting.id)):
             by_case.setdefault(s.case_id, []).append(s)
+    cameras = {c.id: c for c in ses.scalars(select(t.Camera).where(t.Camera.id.in_({r["camera_id"] for r in rows})))}
     for row in rows:
         sightings = by_case.get(row["id"], [])
         best = evidence_sighting(row, sightings)
         row.update({k: getattr(best, k) if best else None for k in PROVENANCE_FIELDS})
         row["sources"] = [provenance(s) for s in sightings]
+        cam = cameras.get(row["camera_id"])
+        row["camera_lat"], row["camera_lon"] = (cam.lat, cam.lon) if cam is not None else (None, None)
     return rows
 
 
@@ -154,16 +157,21 @@ def to_csv(rows: list[dict]) -> str:
 
 
 def to_geojson(rows: list[dict], gcj02: bool = False) -> dict:
-    """RFC 7946 FeatureCollection of the cases that have a ground position; coordinates are [lon, lat]."""
+    """RFC 7946 FeatureCollection of the cases that have a ground position, or whose camera has one (then the
+    property `position` is "camera": the problem is in that camera's view, not at that point); [lon, lat]."""
     convert = None
     if gcj02:
         from detector.geo import wgs84_to_gcj02 as convert
     features = []
     for row in rows:
-        if row["lat"] is None or row["lon"] is None:
+        where, lat, lon = "case", row["lat"], row["lon"]
+        if lat is None or lon is None:  # a fixed camera's case: drawn at its camera, when the camera's place is known
+            where, lat, lon = "camera", row.get("camera_lat"), row.get("camera_lon")
+        if lat is None or lon is None:
             continue
-        lat, lon = convert(row["lat"], row["lon"]) if convert else (row["lat"], row["lon"])
+        lat, lon = convert(lat, lon) if convert else (lat, lon)
         props = {k: v for k, v in row.items() if k not in ("lat", "lon", "evidence", "box_norm", "sources")}
+        props["position"] = where
         props["evidence_annotated"] = (row["evidence"].get("annotated") or {}).get("path")
         features.append({"type": "Feature", "id": row["id"],
                          "geometry": {"type": "Point", "coordinates": [round(lon, 7), round(lat, 7)]},

@@ -114,10 +114,17 @@ class CaseStore:
     def session(self) -> Session:
         return self.sessions()
 
-    def ensure_camera(self, camera_id: str, kind: str = "file", name: str = "") -> None:
+    def ensure_camera(self, camera_id: str, kind: str = "file", name: str = "",
+                      location: tuple[float, float] | None = None) -> None:
+        """The camera's row; a location given (detect --location / --cameras) is stored or updated, so its
+        fixed-camera cases can be drawn on a map at the camera."""
         with self.sessions.begin() as ses:
-            if ses.get(t.Camera, camera_id) is None:
-                ses.add(t.Camera(id=camera_id, kind=kind, name=name or camera_id))
+            row = ses.get(t.Camera, camera_id)
+            if row is None:
+                row = t.Camera(id=camera_id, kind=kind, name=name or camera_id)
+                ses.add(row)
+            if location is not None:
+                row.lat, row.lon = location
 
     def record_sighting(
         self, s: Sighting, taxonomy: Taxonomy, evidence: dict, run_id: int | None, actor: str = "streetwatch"

@@ -53,6 +53,9 @@ def detect(
     explain_dir: Annotated[Path | None, typer.Option(help="Write annotated frames (boxes, zones, why held back) "
                                                           "here.")] = None,
     report: Annotated[Path | None, typer.Option(help="Write the run's per-file summary as JSON here.")] = None,
+    location: Annotated[str | None, typer.Option(help="Where the camera stands, 'LAT,LON' (WGS84): its cases "
+                                                      "appear on the map.")] = None,
+    cameras: Annotated[Path | None, typer.Option(help="A cameras.yaml (the daemon's): locations by camera id.")] = None,
     ray: Annotated[str | None, typer.Option("--ray", help="Run the batch on the Ray cluster at this address: auto, "
                                             "HOST:PORT or ray://HOST:PORT (needs --db PostgreSQL and a shared "
                                             "--data-dir; docs/cluster.md).")] = None,
@@ -100,7 +103,8 @@ def detect(
     settings = PipelineSettings(
         analysis=analysis, sampling=Sampling(mode=mode, fps=fps, every=every or 1),
         zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
-        start_time=_start and _start.timestamp(), rerun=rerun, explain_dir=explain_dir)
+        start_time=_start and _start.timestamp(), rerun=rerun, explain_dir=explain_dir,
+        location=parse_location(location), camera_locations=camera_locations(cameras))
     from detector.config import load_zones
     from detector.settings import resolve_taxonomy
 
@@ -175,3 +179,27 @@ def detect(
         console.print(f"report: {report}")
     if problems or any(r.status == "failed" for r in results):
         raise typer.Exit(1)
+
+
+def parse_location(text: str | None) -> tuple[float, float] | None:
+    """`--location LAT,LON` as numbers in range, or a one-line usage error."""
+    if not text:
+        return None
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--location {text!r}: use LAT,LON in degrees, e.g. 31.2304,121.4737") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise typer.BadParameter(f"--location {text!r}: latitude must lie in -90..90 and longitude in -180..180")
+    return lat, lon
+
+
+def camera_locations(path: Path | None) -> dict[str, tuple[float, float]]:
+    """Camera id -> (lat, lon) from a daemon cameras.yaml (validated in full, like `config check`)."""
+    if path is None:
+        return {}
+    from camera_daemon.config import check_daemon_config
+
+    cfg, _warnings = check_daemon_config(path)
+    return {c.id: (c.location.lat, c.location.lon) for c in cfg.cameras if c.location is not None}
+

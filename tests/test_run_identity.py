@@ -58,3 +58,30 @@ def test_the_same_file_under_another_camera_does_not_rewrite_the_first_runs_case
     kerb = cases["kerbside-cam"]
     assert kerb.first_seen.timestamp() == pytest.approx(1_800_000_000.0, abs=1)  # untouched by the second run
     assert kerb.sighting_count == 1
+
+
+def test_a_located_fixed_camera_puts_its_cases_on_the_map(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from cases.export import CaseFilter, render
+    from cli import app
+
+    (tmp_path / "gate").mkdir()
+    clip = write_test_clip(tmp_path / "gate" / "clip.mp4", seconds=30, fps=5, size=(320, 180))
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    cameras = tmp_path / "cameras.yaml"
+    cameras.write_text("cameras:\n  - id: gate\n    url: rtsp://127.0.0.1:1/x\n"
+                       "    location: {lat: 31.2304, lon: 121.4737}\n")
+    from commands.detect import camera_locations
+
+    settings = PipelineSettings(evidence_dir=tmp_path / "ev", sampling=Sampling(mode="fps", fps=1),
+                                camera_locations=camera_locations(cameras))
+    heap = dets([(40, 40, 120, 120)], [0.9], [0])
+    assert Pipeline(settings, store, detector=FakeModel(default=heap)).run(discover([clip])[0])[0].status == "done"
+    (feature,) = json.loads(render(store, CaseFilter(), "geojson"))["features"]
+    assert feature["geometry"]["coordinates"] == [121.4737, 31.2304]
+    assert feature["properties"]["position"] == "camera" and feature["properties"]["camera_id"] == "gate"
+    bad = CliRunner().invoke(app, ["detect", str(clip), "--location", "31.2,999", "--data-dir", str(tmp_path / "d")])
+    assert bad.exit_code == 2 and "--location '31.2,999'" in bad.output
