@@ -85,3 +85,28 @@ def test_a_located_fixed_camera_puts_its_cases_on_the_map(tmp_path):
     assert feature["properties"]["position"] == "camera" and feature["properties"]["camera_id"] == "gate"
     bad = CliRunner().invoke(app, ["detect", str(clip), "--location", "31.2,999", "--data-dir", str(tmp_path / "d")])
     assert bad.exit_code == 2 and "--location '31.2,999'" in bad.output
+
+
+def test_a_sidecar_that_appeared_makes_a_new_run_and_an_off_frame_zone_warns(tmp_path):
+    from streams.drone import DroneSettings, drone_hooks
+
+    (tmp_path / "cam3").mkdir()
+    clip = write_test_clip(tmp_path / "cam3" / "flight.mp4", seconds=10, fps=5, size=(320, 180))
+    zones = tmp_path / "zones.yaml"
+    zones.write_text("zones:\n  - {id: far, camera: cam3, kind: no_parking, "
+                     "polygon: [[1000, 900], [1900, 900], [1900, 1070]]}\n")
+    store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    settings = PipelineSettings(evidence_dir=tmp_path / "ev", sampling=Sampling(mode="fps", fps=1), zones_path=zones)
+    pipe = Pipeline(settings, store, detector=FakeModel())
+
+    def run():
+        return pipe.run(discover([clip])[0], hooks_for=lambda item: drone_hooks(item, DroneSettings()))[0]
+
+    first = run()
+    assert first.status == "done"
+    assert first.warnings == ["zone 'far' (no_parking) lies outside the 320x180 frame of camera cam3; it can never "
+                              "match (drawn for another resolution?)"]
+    assert run().status == "skipped"  # same content, same settings
+    (tmp_path / "cam3" / "flight.SRT").write_text("1\n00:00:00,000 --> 00:00:00,033\n[latitude: 31.23] [longitude")
+    third = run()
+    assert third.status == "done" and third.notes["telemetry"].endswith("flight.SRT")  # the sidecar is a change
