@@ -24,6 +24,8 @@ from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rich.markup import escape
+
 from batch.cluster_plan import FilePlan, Unit, add_lead_in, lead_in_s, merge_results, owned_done, plan_file
 from batch.cluster_start import ActorSlot, ClusterError, ClusterOptions, connect, require_cluster, start_actors
 from batch.keys import content_key
@@ -155,12 +157,10 @@ class _Run:
             if len(plan.units) > 1 and merged.status == RunStatus.DONE:
                 self._close_file(plan, merged)
             self.merged[unit.file_index] = merged
-            self._say(merged)
+            self.report_file(merged)
 
-    def _say(self, r: FileResult) -> None:
+    def report_file(self, r: FileResult) -> None:
         """The lines a local run prints for a file, in its words."""
-        from rich.markup import escape
-
         say = self.console.print
         for warning in dict.fromkeys([*r.notes.get("warnings", []), *r.warnings]):
             say(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
@@ -205,9 +205,12 @@ class _Run:
         try:
             ray.get(ref)
             actor.up, actor.failures = True, 0
-        except ray.exceptions.RayTaskError as exc:
-            cause = getattr(exc, "cause", exc)
-            raise ClusterError(f"a restarted worker cannot start: {str(cause).splitlines()[0]}") from None
+        except ray.exceptions.RayTaskError as exc:  # restarted on a node that cannot load the model or reach the
+            cause = getattr(exc, "cause", exc)       # database: leave it out; the others go on
+            actor.gone = True
+            ray.kill(actor.handle)
+            self.console.print(f"[yellow]warning:[/] a restarted worker cannot start and is left out: "
+                               f"{escape(str(cause).splitlines()[0])}", highlight=False, soft_wrap=True)
         except ray.exceptions.RayError:
             actor.failures += 1  # still restarting (or its node is gone): ask again a little later
             actor.pinged_at = time.monotonic()
@@ -246,7 +249,7 @@ class _Run:
             self._dispatch()
             now = time.monotonic()
             for actor in self.actors:
-                if actor.ping is None and not actor.up and now - actor.pinged_at > 2.0:
+                if actor.ping is None and not actor.up and not actor.gone and now - actor.pinged_at > 2.0:
                     self._ping(actor)
             pings = {a.ping: a for a in self.actors if a.ping is not None}
             waiting = list(self.inflight) + list(pings)
@@ -323,7 +326,7 @@ def run_on_cluster(address: str, items: list[FootageItem], settings: PipelineSet
                 run.queue = deque(u for u in run.queue if u.file_index != i)
                 run.done_s += plan.footage_s
                 skipped_s += plan.footage_s
-                run._say(run.merged[i])
+                run.report_file(run.merged[i])
         _ensure_cameras(store, settings, run.queue)
         total = sum(p.footage_s for p in plans)
         started = time.perf_counter()

@@ -96,6 +96,7 @@ class ActorSlot:
     ping: object | None = None  # an outstanding hello
     pinged_at: float = 0.0
     failures: int = 0
+    gone: bool = False  # left out of the run (restarted somewhere it cannot start)
     polling: object | None = None  # an outstanding progress call
 
 
