@@ -281,7 +281,8 @@ def _ensure_cameras(store: CaseStore, settings: PipelineSettings, units) -> None
         count[key] = count.get(key, 0) + 1
     for (camera_id, kind), n in count.items():
         if n > 1:
-            store.ensure_camera(camera_id, kind=kind)
+            store.ensure_camera(camera_id, kind=kind,
+                                location=settings.camera_locations.get(camera_id, settings.location))
 
 
 def run_on_cluster(address: str, items: list[FootageItem], settings: PipelineSettings, store: CaseStore,
