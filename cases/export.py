@@ -25,7 +25,7 @@ NAME_FIELDS = ("code", "name_zh", "name_en", "category_zh")  # the taxonomy's, a
 PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index")
 CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", "status", "camera_id",
                "first_seen", "last_seen", "sighting_count", "recurrence_count", "best_confidence", "lat", "lon",
-               "uncertainty_m", "zone_id", "scene_id", *PROVENANCE_FIELDS)
+               "uncertainty_m", "zone_id", "scene_id", *PROVENANCE_FIELDS, "model")
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def names_of(c: t.Case) -> dict[str, str]:
 
 
 def case_dict(c: t.Case) -> dict:
-    out = {k: getattr(c, k) for k in CASE_FIELDS if k not in PROVENANCE_FIELDS}
+    out = {k: getattr(c, k) for k in CASE_FIELDS if k not in (*PROVENANCE_FIELDS, "model")}
     out.update(names_of(c))
     for key in ("first_seen", "last_seen"):
         out[key] = as_utc(out[key]).isoformat()  # type: ignore[union-attr]
@@ -101,10 +101,14 @@ def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
                              .order_by(t.Sighting.first_seen, t.Sighting.id)):
             by_case.setdefault(s.case_id, []).append(s)
     cameras = {c.id: c for c in ses.scalars(select(t.Camera).where(t.Camera.id.in_({r["camera_id"] for r in rows})))}
+    run_ids = {s.run_id for found in by_case.values() for s in found if s.run_id is not None}
+    models = {rid: model for rid, model in ses.execute(select(t.Run.id, t.Run.model).where(t.Run.id.in_(run_ids)))}
     for row in rows:
         sightings = by_case.get(row["id"], [])
         best = evidence_sighting(row, sightings)
         row.update({k: getattr(best, k) if best else None for k in PROVENANCE_FIELDS})
+        # which model (name:sha256 prefix) found the evidence: a stale or swapped model shows in the export
+        row["model"] = models.get(best.run_id) if best is not None and best.run_id is not None else None
         row["sources"] = [provenance(s) for s in sightings]
         cam = cameras.get(row["camera_id"])
         row["camera_lat"], row["camera_lon"] = (cam.lat, cam.lon) if cam is not None else (None, None)

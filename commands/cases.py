@@ -15,9 +15,11 @@ from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one
 app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
 
 
-def _filters(type_, status, camera, since, until):
+def _filters(type_, status, camera, since, until, store=None):
     from cases.export import CaseFilter
 
+    if type_ is not None:
+        check_type(type_, store)
     return CaseFilter(problem_type=type_, status=status, camera_id=camera, since=parse_when(since, "--since"),
                       until=parse_when(until, "--until"))
 
@@ -40,7 +42,7 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
     from cases.export import query_cases
 
     store = open_store(data_dir, db)
-    rows = query_cases(store, _filters(type_, status, camera, since, until), limit=limit)
+    rows = query_cases(store, _filters(type_, status, camera, since, until, store), limit=limit)
     table = Table(title=f"{len(rows)} case(s)")
     for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place"):
         table.add_column(col, no_wrap=col in ("id", "type", "status"), overflow="fold")
@@ -97,7 +99,8 @@ def export_cases(
 
     if format_ not in ("csv", "json", "geojson"):
         raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")
-    text = render(open_store(data_dir, db), _filters(type_, status, camera, since, until), format_, gcj02=gcj02)
+    store = open_store(data_dir, db)
+    text = render(store, _filters(type_, status, camera, since, until, store), format_, gcj02=gcj02)
     if out:
         out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out}")
@@ -129,3 +132,20 @@ def recheck_places(
         console.print(line, highlight=False, soft_wrap=True)
     if dry_run:
         console.print("dry run: nothing was changed")
+
+
+def check_type(name: str, store=None) -> None:
+    """`--type` must name a problem type (the bundled taxonomy's, or one already filed): a typo such as
+    `garbage` (a model class) for `exposed_garbage` is an error listing the valid ones, not an empty list."""
+    from sqlalchemy import select
+
+    from cases import tables as t
+    from detector.config import load_taxonomy
+
+    known = set(load_taxonomy().problem_types)
+    if store is not None:
+        with store.session() as ses:
+            known |= set(ses.scalars(select(t.Case.problem_type).distinct()))
+    if name not in known:
+        raise typer.BadParameter(f"--type {name!r} is not a problem type; known: {', '.join(sorted(known))}")
+

@@ -110,3 +110,29 @@ def test_a_sidecar_that_appeared_makes_a_new_run_and_an_off_frame_zone_warns(tmp
     (tmp_path / "cam3" / "flight.SRT").write_text("1\n00:00:00,000 --> 00:00:00,033\n[latitude: 31.23] [longitude")
     third = run()
     assert third.status == "done" and third.notes["telemetry"].endswith("flight.SRT")  # the sidecar is a change
+
+
+def test_exports_name_the_model_and_an_unknown_type_is_an_error(tmp_path):
+    import csv
+    import io
+
+    from typer.testing import CliRunner
+
+    from cases.export import CaseFilter, render
+    from cli import app
+
+    (tmp_path / "kerb").mkdir()
+    clip = write_test_clip(tmp_path / "kerb" / "clip.mp4", seconds=30, fps=5, size=(320, 180))
+    data = tmp_path / "data"
+    data.mkdir()
+    store = CaseStore(f"sqlite:///{data / 'streetwatch.db'}")
+    settings = PipelineSettings(evidence_dir=data / "evidence", sampling=Sampling(mode="fps", fps=1))
+    pipe = Pipeline(settings, store, detector=FakeModel(default=dets([(40, 40, 120, 120)], [0.9], [0])))
+    pipe.run(discover([clip])[0])
+    (row,) = csv.DictReader(io.StringIO(render(store, CaseFilter(), "csv")))
+    assert row["model"] == pipe.model_id and pipe.model_id.startswith("streetwatch-default.pt:")
+    result = CliRunner().invoke(app, ["cases", "list", "--type", "garbage", "--data-dir", str(data)],
+                                env={"COLUMNS": "300"})
+    assert result.exit_code == 2 and "--type 'garbage' is not a problem type; known: exposed_garbage" in result.output
+    ok = CliRunner().invoke(app, ["cases", "list", "--type", "exposed_garbage", "--data-dir", str(data)])
+    assert ok.exit_code == 0 and "1 case(s)" in ok.output
