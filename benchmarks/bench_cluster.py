@@ -128,7 +128,10 @@ class LocalCluster:
             if proc.poll() is None:
                 self.kill_worker(proc)
         subprocess.run([self.ray_bin, "stop", "--force"], env=self.env, capture_output=True, timeout=120)
-        shutil.rmtree(self.temp, ignore_errors=True)
+        deadline = time.monotonic() + 15  # processes on their way out may still write a file or two
+        while self.temp.exists() and time.monotonic() < deadline:
+            shutil.rmtree(self.temp, ignore_errors=True)
+            time.sleep(0.5)
 
 
 @dataclass
