@@ -69,11 +69,21 @@ class Step:
                 and self.queue_max < self.queue_capacity)
 
 
-def _seen_photo(model: Path) -> tuple[np.ndarray, str]:
-    """A real street photo in which `model` finds garbage (the product's main job), else the bus photo.
+def _scene(photo: np.ndarray) -> np.ndarray:
+    """The photo as a 640x360 camera substream shows it (letterboxed on grey)."""
+    scene = np.full((360, 640, 3), 90, np.uint8)
+    w = min(640, int(photo.shape[1] * 360 / photo.shape[0]))
+    x0 = (640 - w) // 2
+    scene[:, x0:x0 + w] = cv2.resize(photo, (w, 360), interpolation=cv2.INTER_AREA)
+    return scene
 
-    Scans a few of ../shared's Montevideo validation photos with the model itself, so every camera keeps
-    raising sightings and latency is measured on real work, whatever the model.
+
+def _seen_photo(model: Path) -> tuple[np.ndarray, str]:
+    """A real street photo in which `model` finds garbage (the product's main job) AT THE SCALE THE CAMERAS
+    SHOW IT (640x360), else the bus photo.
+
+    Scans ../shared's Montevideo validation photos with the model itself, so every camera keeps raising
+    sightings and latency is measured on real work, whatever the model.
     """
     import ultralytics
 
@@ -82,9 +92,9 @@ def _seen_photo(model: Path) -> tuple[np.ndarray, str]:
     photos = sorted((PROJECT_ROOT.parent / "shared" / "data" / "garbage_montevideo" / "valid" / "images").glob("*.jpg"))
     det = Detector(DetectorSettings(model=model, min_confidence=0.3))
     best: tuple[float, np.ndarray | None, str] = (0.0, None, "")
-    for path in photos[:20]:
+    for path in photos:
         img = cv2.imread(str(path))
-        d = det.detect([img])[0]
+        d = det.detect([_scene(img)])[0]
         garbage = [float(c) for c, k in zip(d.confidence, d.class_id) if det.names.get(int(k)) == "garbage"]
         if garbage and max(garbage) > best[0]:
             best = (max(garbage), img, f"{path.name} (garbage {max(garbage):.2f})")
@@ -100,10 +110,7 @@ def street_clip(folder: Path, model: Path) -> tuple[Path, str]:
     path = folder / f"street_{Path(model).stem}_640x360_10fps.mp4"
     if path.exists():
         return path, what
-    scene = np.full((360, 640, 3), 90, np.uint8)
-    w = min(640, int(photo.shape[1] * 360 / photo.shape[0]))
-    x0 = (640 - w) // 2
-    scene[:, x0:x0 + w] = cv2.resize(photo, (w, 360), interpolation=cv2.INTER_AREA)
+    scene = _scene(photo)
     empty = np.full((360, 640, 3), 90, np.uint8)
 
     def frames():

@@ -118,13 +118,20 @@ class CaseStore:
                       location: tuple[float, float] | None = None) -> None:
         """The camera's row; a location given (detect --location / --cameras) is stored or updated, so its
         fixed-camera cases can be drawn on a map at the camera."""
-        with self.sessions.begin() as ses:
-            row = ses.get(t.Camera, camera_id)
-            if row is None:
-                row = t.Camera(id=camera_id, kind=kind, name=name or camera_id)
-                ses.add(row)
-            if location is not None:
-                row.lat, row.lon = location
+        from sqlalchemy.exc import IntegrityError
+
+        for _attempt in range(2):  # two workers may insert the same camera at once: the loser updates instead
+            try:
+                with self.sessions.begin() as ses:
+                    row = ses.get(t.Camera, camera_id)
+                    if row is None:
+                        row = t.Camera(id=camera_id, kind=kind, name=name or camera_id)
+                        ses.add(row)
+                    if location is not None:
+                        row.lat, row.lon = location
+                return
+            except IntegrityError:
+                continue
 
     def record_sighting(
         self, s: Sighting, taxonomy: Taxonomy, evidence: dict, run_id: int | None, actor: str = "streetwatch"
