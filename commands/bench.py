@@ -58,7 +58,6 @@ def bench_cluster(
     Example: streetwatch bench cluster --minutes 20 --segment-seconds 300
     """
     quiet_libraries()
-    from rich.markup import escape
 
     from batch.cluster import ClusterError, require_cluster
     from benchmarks.bench_cluster import bench_cluster as run
@@ -69,6 +68,6 @@ def bench_cluster(
     try:
         require_cluster(pg)
     except ClusterError as exc:
-        fail(escape(str(exc)))  # the hint holds '[cluster]', which rich would take for markup
+        fail(str(exc))  # fail() escapes markup: the hint holds "[cluster]"
     text = run(shared or default_shared_dir(), workdir, model or DEFAULT_MODEL, minutes, pg, segment_seconds)
     console.print(text, highlight=False, soft_wrap=True)

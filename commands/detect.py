@@ -74,7 +74,7 @@ def detect(
         try:
             require_cluster(db)
         except ClusterError as exc:
-            fail(escape(str(exc)))  # the hint holds '[cluster]', which rich would take for markup
+            fail(str(exc))  # fail() escapes markup: the hint holds "[cluster]"
     from batch.runner import Pipeline, PipelineSettings
     from detector.settings import AnalysisSettings
     from streams.discover import discover

@@ -200,7 +200,9 @@ def test_bad_cameras_are_reported_and_do_not_disturb_the_good_one(
     try:
         with rtsp_server({"/good": clip}) as rtsp, mjpeg_server(clip, fps=10, freeze_after_s=1.0) as frozen:
             cfg = make_config(tmp_path, [
-                {"id": "good", "url": rtsp.url("/good")},
+                # load-proof stall limits: "good" only proves it is isolated from the bad cameras
+                {"id": "good", "url": rtsp.url("/good"), "stall_timeout_s": 8, "read_timeout_s": 8,
+                 "watchdog_s": 30},
                 {"id": "unreachable", "url": f"rtsp://user:{SECRET}@127.0.0.1:{free_port()}/cam"},
                 {"id": "wrong-path", "url": rtsp.url("/no-such-mount", "user", SECRET)},
                 {"id": "garbage-bytes", "url": f"http://127.0.0.1:{garbage.port}/video.mjpg"},
