@@ -13,8 +13,8 @@ Why it is built this way (see ENVIRONMENT.md, "Live streams in tests"):
   connection stays open (buffers are dropped at `pay0`), as with a hung camera.
 - PLAY waits for the first segment after the initial flushing seek: the flush clears the stream's
   segment, and a PLAY handled in that window makes `gst_rtsp_media_get_rates` hit `g_assert (FALSE)`
-  ("complete stream without rate"), which aborts the whole server (seen on loaded hosts). Until the
-  segment is back, PLAY gets 503 and the client simply retries. That narrows the window but does not close
+  ("complete stream without rate"), which aborts the whole server (seen on loaded hosts). PLAY waits for
+  the segment (up to 3 s, then 503 and the client retries). That narrows the window but does not close
   it (the initial seek runs on the main loop, PLAY on a client thread), so the server also runs under a
   small supervisor: when GStreamer aborts, the server is started again on the same port and clients
   reconnect as they would to a camera that rebooted. Killing the supervisor kills the server with it.
@@ -160,8 +160,13 @@ def main() -> None:
         mounts.add_factory(mount if mount.startswith("/") else "/" + mount, factories[-1])
 
     def pre_play(_client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext) -> GstRtsp.RTSPStatusCode:
-        ready = all(f.play_ready(ctx.media) for f in factories)
-        return GstRtsp.RTSPStatusCode.OK if ready else GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
+        # runs on the client's thread: waiting here does not hold up the main loop that makes the segment
+        deadline = time.monotonic() + 3.0
+        while not all(f.play_ready(ctx.media) for f in factories):
+            if time.monotonic() > deadline:
+                return GstRtsp.RTSPStatusCode.SERVICE_UNAVAILABLE
+            time.sleep(0.02)
+        return GstRtsp.RTSPStatusCode.OK
 
     server.connect("client-connected", lambda _s, client: client.connect("pre-play-request", pre_play))
     for _ in range(30):  # a server started again may find the port still held for a moment
