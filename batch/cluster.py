@@ -29,7 +29,7 @@ from rich.markup import escape
 from batch.cluster_plan import FilePlan, Unit, add_lead_in, lead_in_s, merge_results, owned_done, plan_file
 from batch.cluster_start import ActorSlot, ClusterError, ClusterOptions, connect, require_cluster, start_actors
 from batch.keys import content_key
-from batch.runner import FileResult, PipelineSettings
+from batch.runner import FileResult, PipelineSettings, recheck_place
 from cases.status import RunStatus
 from cases.store import CaseStore, as_utc, from_unix
 from detector.config import load_zones
@@ -176,17 +176,7 @@ class _Run:
         """A cut file is complete: re-check its place once (as a local run does) and record the whole-file run,
         so that any later run of the same footage and settings, local or on a cluster, skips it."""
         info = plan.info
-        if info is not None and info.start_time is not None:
-            from cases.recheck import Area
-
-            place = merged.camera_id
-            if merged.ground_bounds is not None:
-                (lat0, lon0), (lat1, lon1) = merged.ground_bounds
-                place = Area(lat0, lon0, lat1, lon1)
-            decided = self.store.after_analysis(place, from_unix(info.start_time),
-                                                from_unix(info.start_time + info.duration_s), merged.case_ids)
-            if decided:
-                merged.notes["recheck"] = {str(k): v for k, v in decided.items()}
+        recheck_place(self.store, merged.camera_id, info, merged)
         run_id = self.store.start_run(
             source_path=str(plan.item.path), content_sha256=content_key(plan.item.path),
             settings_key=whole_run_key(plan.item, self.hello["settings_key"], self.drone),

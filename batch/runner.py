@@ -107,6 +107,23 @@ def _widen(result: FileResult, lat: float, lon: float, margin_deg: float = 0.000
                             (max(hi[0], lat + margin_deg), max(hi[1], lon + margin_deg)))
 
 
+def recheck_place(store: CaseStore, camera_id: str, info, result: FileResult) -> None:
+    """核查 after a complete analysis of a file: dispatched cases of this place past their deadline are
+    decided (the batch runner after a file, the cluster driver after a file's last segment)."""
+    if info is None or info.start_time is None:
+        return
+    from cases.recheck import Area
+
+    place = camera_id
+    if result.ground_bounds is not None:  # a drone pass: the place is the ground it saw
+        (lat0, lon0), (lat1, lon1) = result.ground_bounds
+        place = Area(lat0, lon0, lat1, lon1)
+    decided = store.after_analysis(place, from_unix(info.start_time), from_unix(info.start_time + info.duration_s),
+                                   result.case_ids)
+    if decided:
+        result.notes["recheck"] = {str(k): v for k, v in decided.items()}
+
+
 class Pipeline:
     """Runs footage through the model and files cases. One instance serves a whole batch.
 
@@ -253,19 +270,7 @@ class Pipeline:
         return result
 
     def _recheck(self, camera_id: str, info, result: FileResult) -> None:
-        """核查 after a complete analysis: dispatched cases of this place past their deadline are decided."""
-        if info is None or info.start_time is None:
-            return
-        from cases.recheck import Area
-
-        place = camera_id
-        if result.ground_bounds is not None:  # a drone pass: the place is the ground it saw
-            (lat0, lon0), (lat1, lon1) = result.ground_bounds
-            place = Area(lat0, lon0, lat1, lon1)
-        decided = self.store.after_analysis(place, from_unix(info.start_time),
-                                            from_unix(info.start_time + info.duration_s), result.case_ids)
-        if decided:
-            result.notes["recheck"] = {str(k): v for k, v in decided.items()}
+        recheck_place(self.store, camera_id, info, result)
 
     def _process(self, source: Source, step: AnalysisStep, run_id: int, result: FileResult, timer: StageTimer,
                  posed, on_progress) -> None:

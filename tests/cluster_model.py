@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from benchmarks.clips import Scene  # the same clip description the benchmarks use
 from detector.detections import Detections
 from streams.writer import write_video
 from tests.builders import NAMES
@@ -47,14 +47,6 @@ problem_types:
     min_hits: 2
     match_iou: 0.2
 """
-
-
-@dataclass(frozen=True)
-class Scene:
-    image: Path
-    start_s: float
-    end_s: float
-    slot: int
 
 
 def _barcode(canvas: np.ndarray, index: int) -> None:
