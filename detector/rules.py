@@ -144,6 +144,8 @@ class RuleEngine:
         """Tracks that ended: final sightings for the confirmed ones; the rest are forgotten (and counted in
         `stopped` under the rule that held them back)."""
         closing = set(track_ids)
+        if not closing:  # most frames end no track: skip both scans (called once per analysed frame)
+            return []
         out = []
         for (track_id, ptype), prog in list(self._state.items()):
             if track_id not in closing:
