@@ -70,6 +70,9 @@ def train(
     batch: int = 16,
     workers: int = 2,
     fraction: Annotated[float, typer.Option(help="Use this share of the training images (smoke runs).")] = 1.0,
+    warmup_epochs: Annotated[float, typer.Option(min=0, help="Warm-up epochs (a leg that starts from trained "
+                                                           "weights needs 0-0.5).")] = 3.0,
+    close_mosaic: Annotated[int, typer.Option(min=0, help="Train the last N epochs without mosaic.")] = 10,
     name: str = "streetwatch",
     project: Path = Path("streetwatch-data/runs"),
     resume: Annotated[Path | None, typer.Option(help="Resume an interrupted run from its last.pt.")] = None,
@@ -105,7 +108,8 @@ def train(
                 start = current_model()
             start = start_checkpoint(start, data, project / name / "start.pt")
             settings = TrainSettings(data=data, model=start, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
-                                     fraction=fraction, project=project, name=name)
+                                     fraction=fraction, warmup_epochs=warmup_epochs,
+                                     close_mosaic=close_mosaic, project=project, name=name)
             run = run_train(settings, on_epoch)
     card = write_card_draft(run)
     console.print(f"run: {run}   weights: {run / 'weights' / 'last.pt'} (best.pt is chosen by a fitness over all "
@@ -137,6 +141,8 @@ def evaluate(
     split: Annotated[str, typer.Option(help="val (checkpoint choices) or test (the untouched split, for the "
                                             "figures you report).")] = "val",
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here.")] = None,
+    confusion: Annotated[bool, typer.Option(help="Also say what the model called each labelled box (confidence "
+                                                 "0.25, IoU 0.45): its class, another class, or nothing.")] = False,
 ) -> None:
     """Per-class precision, recall, mAP50, mAP50-95 and speed on a dataset's validation (or test) split.
 
@@ -150,6 +156,14 @@ def evaluate(
     result = run_eval(model, data, imgsz, split=split)
     console.print(_metrics_table([result]))
     console.print(f"speed (ms/image): {result['speed_ms_per_image']}")
+    if confusion:
+        from training.confusion import confusions
+
+        named = confusions(model, data, split, imgsz)
+        result["confusion"] = {cls: dict(got) for cls, got in named.items()}
+        for cls, got in sorted(named.items()):
+            total = sum(got.values())
+            console.print(f"{cls} ({total} labelled): " + ", ".join(f"{k} {v}" for k, v in got.most_common()))
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
 

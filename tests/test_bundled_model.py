@@ -27,7 +27,7 @@ def test_bundled_model_reaches_its_recorded_metrics(tmp_path):
     """Human labels only (no teacher): garbage and street_vendor within 0.02 of metrics.json."""
     recorded = json.loads(CARD_METRICS.read_text())
     spec = load_recipe(RECIPE)
-    spec.teacher = None
+    spec.teacher = []
     build_dataset(spec, tmp_path / "ds")
     got = evaluate(DEFAULT_MODEL, tmp_path / "ds" / "data.yaml", imgsz=recorded["imgsz"])
     for name in ("garbage", "street_vendor"):

@@ -189,3 +189,39 @@ def test_promotion_rule_refuses_a_regression_on_any_class():
     assert not ok and why == ["garbage: mAP50-95 0.150 < current 0.200"]
     ok, why = not_worse({"classes": {"garbage": {"mAP50-95": 0.3}}}, m(0.2, 0.7))
     assert not ok and "street_vendor: missing" in why[0]
+
+
+def test_repeat_lists_a_small_source_more_often_in_train_only(tmp_path):
+    recipe = yaml.safe_load(write_recipe(tmp_path).read_text())
+    recipe["sources"][0]["repeat"] = 3
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(recipe))
+    manifest = build_dataset(load_recipe(tmp_path / "recipe.yaml"), tmp_path / "ds")
+    data = yaml.safe_load((tmp_path / "ds" / "data.yaml").read_text())
+    lines = Path(data["train"]).read_text().split()
+    assert sum("/garbage__" in line for line in lines) == 36 and sum("/vendors__" in line for line in lines) == 12
+    assert all(Path(line).is_symlink() and "/images/train/" in line for line in lines)  # links: our labels
+    assert data["val"] == "images/val"  # val and test are never repeated
+    assert manifest["repeat"] == {"garbage": 3}
+
+
+def test_a_teacher_labels_only_its_sources_and_splits(tmp_path):
+    teacher = {"model": str(shared_path("weights", "yolov8n_int8_openvino_model")), "confidence": 0.3,
+               "class_map": {"person": "person", "car": "car"}, "sources": ["garbage"], "splits": ["train"]}
+    manifest = build_dataset(load_recipe(write_recipe(tmp_path, teacher=[teacher])), tmp_path / "ds")
+    assert sum(manifest["splits"]["train"]["pseudo"].values()) > 0  # Montevideo streets have cars and people
+    assert manifest["splits"]["val"]["pseudo"] == {}
+    vendor_pseudo = [line for p in (tmp_path / "ds" / "labels" / "train").glob("vendors__*.txt")
+                     for line in p.read_text().splitlines() if int(line.split()[0]) in (2, 3)]
+    assert vendor_pseudo == []  # the vendors source was not the teacher's
+    assert len(manifest["teacher"][0]["sha256"]) == 64
+
+
+@pytest.mark.parametrize("teacher, field", [
+    ({"sources": ["nowhere"]}, "teacher[0].sources"),
+    ({"splits": ["holdout"]}, "teacher.0.splits.0"),
+    ({"class_map": {"car": "tram"}}, "teacher[0].class_map.car"),
+])
+def test_bad_teacher_entries_are_named(tmp_path, teacher, field):
+    spec = {"model": "x.pt", "class_map": {"car": "car"}, **teacher}
+    with pytest.raises(ConfigError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        load_recipe(write_recipe(tmp_path, teacher=[spec]))

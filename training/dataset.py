@@ -21,6 +21,7 @@ import yaml
 
 from detector.detections import box_iou
 from detector.errors import DatasetError
+from detector.model import weights_digest
 from training.recipe import Recipe, SourceSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -176,30 +177,47 @@ def _iou(a: tuple, b: tuple) -> float:
 def add_pseudo_labels(
     items: list[Item], recipe: Recipe, on_progress: Callable[[int], None] | None = None
 ) -> None:
-    """Label the recipe's context classes on every image with the teacher model."""
-    teacher = recipe.teacher
-    if teacher is None:
-        return
+    """Label each teacher's classes on the images of its sources (all sources unless it names some)."""
     from detector.model import load_yolo
 
-    model = load_yolo(teacher.model)
-    names = model.names
-    missing = set(teacher.class_map) - set(names.values())
-    if missing:
-        raise DatasetError(f"{teacher.model}: teacher has no classes {sorted(missing)}")
-    wanted = {i: recipe.classes.index(teacher.class_map[n]) for i, n in names.items() if n in teacher.class_map}
-    for done, item in enumerate(items, 1):
-        result = model.predict(str(item.image), imgsz=teacher.imgsz, conf=teacher.confidence, verbose=False)[0]
-        xywhn = result.boxes.xywhn.cpu().numpy() if len(result.boxes) else np.zeros((0, 4))
-        for cls, box in zip(result.boxes.cls.cpu().numpy().astype(int), xywhn):
-            if cls not in wanted:
-                continue
-            cand = (wanted[cls], *map(float, box))
-            if any(h[0] == cand[0] and _iou(h, cand) >= teacher.skip_overlap_iou for h in item.boxes):
-                continue
-            item.pseudo.append(cand)
-        if on_progress:
-            on_progress(done)
+    done = 0
+    for teacher in recipe.teacher:
+        model = load_yolo(teacher.model)
+        names = model.names
+        missing = set(teacher.class_map) - set(names.values())
+        if missing:
+            raise DatasetError(f"{teacher.model}: teacher has no classes {sorted(missing)}")
+        wanted = {i: recipe.classes.index(teacher.class_map[n]) for i, n in names.items() if n in teacher.class_map}
+        for item in items:
+            done += 1
+            if item.split in teacher.splits and (teacher.sources is None or item.source in teacher.sources):
+                result = model.predict(str(item.image), imgsz=teacher.imgsz, conf=teacher.confidence, verbose=False)
+                item.pseudo.extend(_new_labels(result[0], wanted, item, teacher.skip_overlap_iou))
+            if on_progress:
+                on_progress(done)
+
+
+def _new_labels(result, wanted: dict[int, int], item: Item, skip_iou: float) -> list[tuple]:
+    """The teacher's boxes of the wanted classes, less those a label of the same class already covers."""
+    xywhn = result.boxes.xywhn.cpu().numpy() if len(result.boxes) else np.zeros((0, 4))
+    labels = []
+    for cls, box in zip(result.boxes.cls.cpu().numpy().astype(int), xywhn):
+        if cls not in wanted:
+            continue
+        cand = (wanted[cls], *map(float, box))
+        if not any(h[0] == cand[0] and _iou(h, cand) >= skip_iou for h in item.boxes + item.pseudo):
+            labels.append(cand)
+    return labels
+
+
+def _train_list(items: list[Item], recipe: Recipe, out: Path) -> Path:
+    """`train.txt`: every train image, a source's `repeat` times (links inside the dataset, see below)."""
+    repeat = {src.name: src.repeat for src in recipe.sources}
+    lines = [str(out.resolve() / "images" / "train" / f"{i.source}__{i.image.name}")
+             for i in items if i.split == "train" for _ in range(repeat[i.source])]
+    listing = out / "train.txt"
+    listing.write_text("\n".join(lines) + "\n")
+    return listing
 
 
 def _write(items: Iterable[Item], out: Path) -> None:
@@ -258,10 +276,9 @@ def manifest_for(items: list[Item], recipe: Recipe) -> dict:
             {"name": s.name, "path": str(s.path), "licence": s.licence, "attribution": s.attribution}
             for s in recipe.sources
         ],
-        "teacher": None
-        if recipe.teacher is None
-        else {"model": str(recipe.teacher.model), "confidence": recipe.teacher.confidence,
-              "classes": recipe.teacher.class_map},
+        "teacher": [{"model": str(t.model), "sha256": weights_digest(t.model), "confidence": t.confidence, "classes": t.class_map,
+                     "sources": t.sources, "splits": t.splits} for t in recipe.teacher],
+        "repeat": {s.name: s.repeat for s in recipe.sources if s.repeat > 1},
     }
 
 
@@ -279,7 +296,7 @@ def build_dataset(
     if not any(i.split == "val" for i in items):
         raise DatasetError(f"recipe {recipe.name}: no validation images (use split.mode: by_source_image)")
     if recipe.teacher:
-        progress = on_stage("pseudo-labelling", len(items)) if on_stage else None
+        progress = on_stage("pseudo-labelling", len(items) * len(recipe.teacher)) if on_stage else None
         add_pseudo_labels(items, recipe, progress)
     out.mkdir(parents=True, exist_ok=True)
     for sub in ("images", "labels"):
@@ -289,6 +306,8 @@ def build_dataset(
     splits = sorted({i.split for i in items})
     data = {"path": str(out.resolve()), **{s: f"images/{s}" for s in splits},
             "names": dict(enumerate(recipe.classes))}
+    if any(src.repeat > 1 for src in recipe.sources):
+        data["train"] = str(_train_list(items, recipe, out).resolve())
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     _write_per_source_lists(items, recipe, out)
     manifest = manifest_for(items, recipe)

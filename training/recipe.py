@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from detector.config import StrictModel
 from detector.errors import ConfigError
@@ -53,6 +53,8 @@ class SourceSpec(StrictModel):
                              "by source image (for sources without a validation split)")
     carve_test: float = Field(0.0, ge=0, lt=0.5, description="share of the source's train images moved to test, "
                               "by source image (an untouched split for the final figures)")
+    repeat: int = Field(1, ge=1, le=10, description="list each train image this many times (a small source "
+                        "keeps its say beside a big one); val and test are never repeated")
 
 
 class TeacherSpec(StrictModel):
@@ -63,6 +65,10 @@ class TeacherSpec(StrictModel):
     skip_overlap_iou: float = Field(
         0.7, ge=0, le=1, description="drop a pseudo-label that overlaps a human label of the same class this much"
     )
+    sources: list[str] | None = Field(None, description="label only these sources' images (default: all)")
+    splits: list[Literal["train", "val", "test"]] = Field(
+        ["train", "val", "test"], description="label only these splits (a teacher that is an earlier version "
+        "of the model being trained must stay out of the splits it is judged on)")
 
 
 class SplitSpec(StrictModel):
@@ -75,8 +81,14 @@ class Recipe(StrictModel):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     classes: list[str] = Field(min_length=1)
     sources: list[SourceSpec] = Field(min_length=1)
-    teacher: TeacherSpec | None = None
+    teacher: list[TeacherSpec] = Field(
+        default_factory=list, description="one teacher or a list; each adds its classes as pseudo-labels")
     split: SplitSpec = SplitSpec()
+
+    @field_validator("teacher", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [] if value is None else [value] if isinstance(value, dict) else value
 
     @model_validator(mode="after")
     def _known_classes(self) -> Recipe:
@@ -87,10 +99,13 @@ class Recipe(StrictModel):
             for name, target in src.class_map.items():
                 if target is not None and target not in known:
                     raise ValueError(f"sources[{src.name}].class_map.{name}: unknown class {target!r}")
-        if self.teacher:
-            for name, target in self.teacher.class_map.items():
+        names = {src.name for src in self.sources}
+        for i, teacher in enumerate(self.teacher):
+            for name, target in teacher.class_map.items():
                 if target not in known:
-                    raise ValueError(f"teacher.class_map.{name}: unknown class {target!r}")
+                    raise ValueError(f"teacher[{i}].class_map.{name}: unknown class {target!r}")
+            for name in set(teacher.sources or ()) - names:
+                raise ValueError(f"teacher[{i}].sources: no source named {name!r}")
         return self
 
 
@@ -134,6 +149,7 @@ def load_recipe(path: Path) -> Recipe:
     for src in recipe.sources:
         if not src.path.is_absolute():
             src.path = (base / src.path).resolve()
-    if recipe.teacher and not recipe.teacher.model.is_absolute():
-        recipe.teacher.model = (base / recipe.teacher.model).resolve()
+    for teacher in recipe.teacher:
+        if not teacher.model.is_absolute():
+            teacher.model = (base / teacher.model).resolve()
     return recipe

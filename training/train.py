@@ -33,6 +33,8 @@ class TrainSettings:
     seed: int = 0
     patience: int = 50
     fraction: float = 1.0
+    warmup_epochs: float = 3.0  # Ultralytics' default; a leg that starts from trained weights needs little or none
+    close_mosaic: int = 10  # the last N epochs train without mosaic (Ultralytics' default)
     project: Path = Path("runs/train")
     name: str = "streetwatch"
 
@@ -167,6 +169,8 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
         seed=settings.seed,
         patience=settings.patience,
         fraction=settings.fraction,
+        warmup_epochs=settings.warmup_epochs,
+        close_mosaic=settings.close_mosaic,
         project=str(Path(settings.project).resolve()),
         name=settings.name,
         exist_ok=True,

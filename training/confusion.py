@@ -1,0 +1,81 @@
+"""What the model called each labelled box: its own class, another class, or nothing.
+
+mAP says a class is missed; this says where it went. It is how the label-convention clash between
+the garbage sources was measured: a Montevideo heap on a container that the model calls
+`overflowing_bin` is a convention question, a heap it does not see at all is a skill question.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from detector.detections import box_iou
+from detector.errors import DatasetError
+
+MISSED = "(nothing)"
+
+
+def name_each_label(gt_cls: np.ndarray, gt_xyxy: np.ndarray, pred_cls: np.ndarray, pred_xyxy: np.ndarray,
+                    iou: float = 0.45) -> list[int | None]:
+    """For each labelled box: its own class if a prediction of that class overlaps it by `iou`, else the class
+    of the best-overlapping other prediction, else None. Pure: class ids in, class ids out."""
+    if len(gt_cls) == 0:
+        return []
+    if len(pred_cls) == 0:
+        return [None] * len(gt_cls)
+    overlap = box_iou(gt_xyxy.astype(np.float32), pred_xyxy.astype(np.float32))
+    named: list[int | None] = []
+    for row, cls in zip(overlap, gt_cls):
+        same = (pred_cls == cls) & (row >= iou)
+        if same.any():
+            named.append(int(cls))
+        elif row.max() >= iou:
+            named.append(int(pred_cls[int(row.argmax())]))
+        else:
+            named.append(None)
+    return named
+
+
+def _xyxy(xywh: np.ndarray, width: int, height: int) -> np.ndarray:
+    x, y, w, h = xywh.T
+    return np.stack([(x - w / 2) * width, (y - h / 2) * height, (x + w / 2) * width, (y + h / 2) * height], 1)
+
+
+def _images(data: Path, split: str) -> list[Path]:
+    spec = yaml.safe_load(Path(data).read_text())
+    entry = spec.get(split)
+    if entry is None:
+        raise DatasetError(f"{data}: no {split!r} split")
+    where = Path(entry) if Path(entry).is_absolute() else Path(spec.get("path", data.parent)) / entry
+    if where.is_file():
+        return [Path(line) for line in where.read_text().split() if line]
+    return sorted(p for p in where.iterdir() if p.is_file())
+
+
+def confusions(model_path: Path, data: Path, split: str = "test", imgsz: int = 640, conf: float = 0.25,
+               iou: float = 0.45) -> dict[str, Counter]:
+    """{labelled class: Counter(what the model called those boxes)} over one split of a dataset."""
+    from detector.model import load_yolo
+
+    model = load_yolo(model_path)
+    labels = yaml.safe_load(Path(data).read_text())["names"]
+    labels = dict(enumerate(labels)) if isinstance(labels, list) else {int(k): v for k, v in labels.items()}
+    # predictions in the dataset's class ids, by name (a model may know fewer or other classes)
+    to_data = {i: next((k for k, v in labels.items() if v == n), -1 - i) for i, n in model.names.items()}
+    names = {**labels, **{-1 - i: n for i, n in model.names.items()}}
+    table: dict[str, Counter] = {}
+    for image in _images(data, split):
+        label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
+        rows = np.loadtxt(label, ndmin=2) if label.is_file() and label.stat().st_size else np.zeros((0, 5))
+        result = model.predict(str(image), imgsz=imgsz, conf=conf, verbose=False)[0]
+        height, width = result.orig_shape
+        named = name_each_label(rows[:, 0].astype(int), _xyxy(rows[:, 1:5], width, height),
+                                np.array([to_data[int(c)] for c in result.boxes.cls.cpu().numpy()], int),
+                                result.boxes.xyxy.cpu().numpy(), iou)
+        for cls, got in zip(rows[:, 0].astype(int), named):
+            table.setdefault(names[int(cls)], Counter())[MISSED if got is None else names[got]] += 1
+    return table
