@@ -87,6 +87,8 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     assert [(leg["kind"], leg["first_epoch"], leg["last_epoch"]) for leg in legs] == [("start", 1, 1),
                                                                                       ("resume", 2, 2)]
     assert all(leg["wall_s"] > 0 for leg in legs)
+    # every epoch's weights stay for the choice on val (Ultralytics numbers them from 0)
+    assert sorted(p.name for p in (run / "weights").glob("epoch*.pt")) == ["epoch0.pt", "epoch1.pt"]
     rows = list(csv.DictReader((run / "results.csv").open()))
     ref = list(csv.DictReader((straight / "results.csv").open()))
     assert [r["epoch"].strip() for r in rows] == ["1", "2"]

@@ -56,3 +56,21 @@ def test_mismatched_classes_and_alpha_are_refused(pair, tmp_path):
         interpolate(tuned, other, 0.5, tmp_path / "bad.pt")
     with pytest.raises(ModelError, match="alpha"):
         interpolate(tuned, start, 1.5, tmp_path / "bad.pt")
+
+
+def test_a_start_with_fewer_classes_blends_the_known_rows_and_keeps_the_new_ones(pair, tmp_path):
+    """v1 (9 classes) beside v2 (11): garbage is blended, a class v1 never knew is v2's own row."""
+    _, tuned, root = pair
+    fewer = init_checkpoint_from_onnx(shared_path("weights", "yolov8n_int8.onnx"), tmp_path / "few.pt", [],
+                                      ["person", "car", "garbage"], imgsz=320)
+    out = interpolate(tuned, fewer, 0.5, tmp_path / "half.pt")
+    got, ft, start = weights(out), weights(tuned), weights(fewer)
+    key = "model.22.cv3.0.2.bias"
+    assert list(load_yolo(out).names.values()) == NAMES
+    for name in ("street_vendor", "bus"):  # unknown to the start: taken whole
+        row = NAMES.index(name)
+        assert torch.allclose(got[key][row], ft[key][row], rtol=2e-3, atol=2e-3)
+    row, was = NAMES.index("car"), ["person", "car", "garbage"].index("car")
+    assert torch.allclose(got[key][row], (ft[key][row] + start[key][was]) / 2, rtol=2e-3, atol=2e-3)
+    backbone = "model.0.conv.weight"
+    assert torch.allclose(got[backbone], (ft[backbone] + start[backbone]) / 2, rtol=2e-3, atol=2e-3)

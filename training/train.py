@@ -35,6 +35,7 @@ class TrainSettings:
     fraction: float = 1.0
     warmup_epochs: float = 3.0  # Ultralytics' default; a leg that starts from trained weights needs little or none
     close_mosaic: int = 10  # the last N epochs train without mosaic (Ultralytics' default)
+    save_period: int = 1  # weights/epochN.pt after every epoch: the checkpoint is chosen on val afterwards
     project: Path = Path("runs/train")
     name: str = "streetwatch"
 
@@ -171,6 +172,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
         fraction=settings.fraction,
         warmup_epochs=settings.warmup_epochs,
         close_mosaic=settings.close_mosaic,
+        save_period=settings.save_period,
         project=str(Path(settings.project).resolve()),
         name=settings.name,
         exist_ok=True,

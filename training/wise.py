@@ -4,8 +4,10 @@ Fine-tuning on a few hundred garbage and vendor images makes a COCO-initialised 
 part of what it knew about vehicles and people (the context classes the rules need): those classes
 are rare in the new data. Averaging the weights, `alpha * fine_tuned + (1 - alpha) * start`, brings
 much of that back while keeping most of the new skills (Wortsman et al., "Robust fine-tuning of
-zero-shot models", CVPR 2022). Both models must have the same architecture and class list, which
-holds for a run started from `streetwatch train --init-from` (its `init.pt`).
+zero-shot models", CVPR 2022). Both models must have the same architecture. The start may know fewer
+classes than the fine-tuned model (v1 beside v2, which added `overflowing_bin` and `garbage_bin`): its
+class head is then retargeted by name, and the rows of the classes it never knew are taken from the
+fine-tuned model unblended (blending them with a random start would only weaken them).
 """
 
 from __future__ import annotations
@@ -33,8 +35,13 @@ def interpolate(fine_tuned: Path, start: Path, alpha: float, out: Path) -> Path:
         raise ModelError(f"alpha {alpha} must lie in [0, 1]")
     ckpt, ft = _module(Path(fine_tuned))
     _, base = _module(Path(start))
-    if list(ft.names.values()) != list(base.names.values()):
-        raise ModelError(f"{fine_tuned} and {start} have different classes: {ft.names} vs {base.names}")
+    names, known = list(ft.names.values()), list(base.names.values())
+    if names != known:
+        if not set(known) <= set(names):
+            raise ModelError(f"{fine_tuned} and {start} have different classes: {ft.names} vs {base.names}")
+        from training.onnx_init import retarget_classes
+
+        base = retarget_classes(base, dict(base.names), names)
     base_state = base.state_dict()
     blended = copy.deepcopy(ft)
     state = blended.state_dict()
@@ -46,6 +53,12 @@ def interpolate(fine_tuned: Path, start: Path, alpha: float, out: Path) -> Path:
             state[key] = alpha * value + (1.0 - alpha) * other
     blended.load_state_dict(state)
     import torch
+
+    new_rows = [row for row, name in enumerate(names) if name not in known]
+    with torch.no_grad():
+        for mine, theirs in zip(blended.model[-1].cv3, ft.model[-1].cv3):
+            mine[-1].weight[new_rows] = theirs[-1].weight[new_rows]
+            mine[-1].bias[new_rows] = theirs[-1].bias[new_rows]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({**ckpt, "model": blended.half(), "ema": None, "optimizer": None,
