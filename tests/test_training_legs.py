@@ -99,9 +99,15 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     assert candidate.stat().st_size < 8e6  # fp16 weights only: small enough for the repository
     progress = json.loads((candidate.parent / "progress.json").read_text())
     assert progress["epochs_done"] == 2 and progress["epochs_planned"] == 2 and progress["imgsz"] == 64
-    assert json.loads((candidate.parent / "legs.json").read_text()) == legs
+    assert json.loads((candidate.parent / "legs.json").read_text()) == [{"run": "legs", **leg} for leg in legs]
     assert list(load_yolo(candidate).names.values()) == V2_CLASSES
     # on a fresh machine, without last.pt: a new leg from the candidate's weights
     again = train(TrainSettings(data=dataset, model=candidate, epochs=1, imgsz=64, batch=8, workers=0,
                                 project=tmp_path / "runs", name="from-candidate"))
     assert (again / "weights" / "last.pt").is_file()
+    save_candidate(again, candidate.parent)  # the candidate's history keeps the first run's legs
+    kept = json.loads((candidate.parent / "legs.json").read_text())
+    assert [(leg["run"], leg["kind"], leg["first_epoch"]) for leg in kept] == [
+        ("legs", "start", 1), ("legs", "resume", 2), ("from-candidate", "start", 1)]
+    progress = json.loads((candidate.parent / "progress.json").read_text())
+    assert progress["run"] == "from-candidate" and progress["earlier_runs"][0]["epochs_done"] == 2

@@ -31,6 +31,26 @@ def _results(run: Path) -> list[dict]:
     return list(csv.DictReader(path.open())) if path.is_file() else []
 
 
+def _read(path: Path, default):
+    return json.loads(path.read_text()) if path.is_file() else default
+
+
+def _earlier_runs(out: Path, run: str) -> list[dict]:
+    """Legs of the runs this one continued (a run started from the candidate on a fresh machine): kept, so
+    the card lists every leg of the model, not only the last run's."""
+    before = _read(out / "progress.json", {}).get("run")
+    return [{"run": before, **leg} if "run" not in leg else leg for leg in _read(out / "legs.json", [])
+            if leg.get("run", before) != run]
+
+
+def _earlier_progress(out: Path, run: str) -> list[dict]:
+    before = _read(out / "progress.json", {})
+    if not before or before.get("run") == run:
+        return before.get("earlier_runs", [])
+    mine = {k: before.get(k) for k in ("run", "epochs_done", "epochs_planned", "imgsz", "data", "train_wall_s")}
+    return [*before.get("earlier_runs", []), mine]
+
+
 def save_candidate(run: Path, out: Path) -> Path:
     """Write the run's latest weights as `out/candidate.pt` (fp16, no optimizer) plus its legs and progress."""
     import torch
@@ -51,12 +71,13 @@ def save_candidate(run: Path, out: Path) -> Path:
                 "date": ckpt.get("date"), "version": ckpt.get("version"),
                 "candidate_of": {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs")}},
                out / "candidate.pt")
-    legs = json.loads((run / "legs.json").read_text()) if (run / "legs.json").is_file() else []
-    (out / "legs.json").write_text(json.dumps(legs, indent=2))
+    legs = [{"run": run.name, **leg} for leg in _read(run / "legs.json", [])]
+    (out / "legs.json").write_text(json.dumps(_earlier_runs(out, run.name) + legs, indent=2))
     progress = {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
                 "imgsz": args.get("imgsz"), "batch": args.get("batch"), "data": args.get("data"),
                 "optimizer": args.get("optimizer"), "lr0": args.get("lr0"), "lrf": args.get("lrf"),
                 "train_wall_s": round(sum(leg.get("wall_s", 0) for leg in legs), 1),
+                "earlier_runs": _earlier_progress(out, run.name),
                 "last_validation": {k: v for k, v in rows[-1].items() if k.startswith("metrics/")} if rows else {}}
     (out / "progress.json").write_text(json.dumps(progress, indent=2))
     return out / "candidate.pt"
