@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -81,6 +82,7 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
         train(TrainSettings(**settings, name="legs"), on_epoch=stop)
     run = tmp_path / "runs" / "legs"
     assert (run / "weights" / "last.pt").is_file()
+    assert torch.get_num_threads() == (os.cpu_count() or 1)  # not Ultralytics' cpu_count - 1
     resume(run / "weights" / "last.pt")
     straight = train(TrainSettings(**settings, name="straight"))
     legs = json.loads((run / "legs.json").read_text())

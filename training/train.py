@@ -77,6 +77,18 @@ def check_dataset(data: Path) -> None:
             raise DatasetError(f"{data}: {split} {entry} is missing or empty")
 
 
+def _use_every_core(model, threads: int | None = None) -> None:
+    """Train on every core. Ultralytics sets torch to `cpu_count - 1` threads when it picks the device (1 on a
+    2-core host: half the machine idle) and loads data in the main process on CPU, so nothing else uses the
+    second core. Measured on the 2-core host: see docs/training.md."""
+    import os
+
+    import torch
+
+    wanted = threads or os.cpu_count() or 1
+    model.add_callback("on_pretrain_routine_end", lambda _trainer: torch.set_num_threads(wanted))
+
+
 def _attach_progress(model, on_epoch) -> None:
     if on_epoch is None:
         return
@@ -160,6 +172,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     model = load_yolo(settings.model)
     _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")  # first: a stop keeps it
     _attach_progress(model, on_epoch)
+    _use_every_core(model)
     model.train(
         trainer=_trainer_class(),
         data=str(settings.data),
@@ -193,5 +206,6 @@ def resume(last: Path, on_epoch=None) -> Path:
     model = load_yolo(last)
     _attach_leg_log(model, Path(last).resolve().parent.parent, "resume")
     _attach_progress(model, on_epoch)
+    _use_every_core(model)
     model.train(trainer=_trainer_class(), resume=True)
     return Path(last).resolve().parent.parent
