@@ -191,6 +191,8 @@ def test_a_real_promotion_evaluates_both_models_and_writes_their_numbers(tmp_pat
     folder = data_dir / "models" / "0001-copy"
     measured = json.loads((folder / "metrics.json").read_text())
     assert measured["classes"]["street_vendor"]["instances"] > 0
+    best = measured["classes"]["street_vendor"]["best_f1"]  # where a min_confidence would be set from
+    assert 0 < best["confidence"] < 1 and 0 < best["f1"] <= 1
     vendor = measured["classes"]["street_vendor"]["mAP50-95"]
     card = (folder / "MODEL_CARD.md").read_text()
     row = next(line for line in card.splitlines() if line.startswith("| street_vendor | "))

@@ -46,11 +46,17 @@ def evaluate(model_path: Path, data: Path, imgsz: int = 416, batch: int = 16, sp
     names = metrics.names
     per_class = {}
     counts = getattr(metrics, "nt_per_class", None)
+    f1, px = getattr(box, "f1_curve", None), getattr(box, "px", None)
     for i, cls in enumerate(box.ap_class_index):
         p, r, ap50, ap = box.class_result(i)
         per_class[names[int(cls)]] = {"precision": round(float(p), 4), "recall": round(float(r), 4),
                                       "mAP50": round(float(ap50), 4), "mAP50-95": round(float(ap), 4),
                                       "instances": int(counts[int(cls)]) if counts is not None else None}
+        if f1 is not None and px is not None and len(f1) > i:
+            # the confidence where this class's F1 peaks: the evidence for a taxonomy's min_confidence
+            best = int(f1[i].argmax())
+            per_class[names[int(cls)]]["best_f1"] = {"confidence": round(float(px[best]), 3),
+                                                     "f1": round(float(f1[i][best]), 4)}
     mp, mr, map50, map_ = box.mean_results()
     return {
         "model": str(model_path),
