@@ -43,6 +43,9 @@ class ProblemType(StrictModel):
     exclude_zones: list[ZoneKind] = Field(default_factory=list)
     radius_m: float = Field(8.0, gt=0, le=1000)
     match_iou: float = Field(0.3, gt=0, le=1)
+    not_inside: list[str] = Field(
+        default_factory=list, description="model classes whose box, in the same frame, holds this one (at least "
+        "60 % of its area): rubbish inside a bin's box is in the bin, or the spill the overflowing bin's case covers")
 
 
 class RuleOverride(StrictModel):

@@ -43,6 +43,19 @@ class _Progress:
     confirmed: bool = False
 
 
+INSIDE_SHARE = 0.6  # this much of a box's area within a holder's box (see ProblemType.not_inside)
+
+
+def share_inside(box: np.ndarray, holders: np.ndarray) -> float:
+    """The largest share of `box`'s area that lies within any of `holders` (xyxy rows); 0 with none."""
+    if not len(holders):
+        return 0.0
+    w = np.clip(np.minimum(box[2], holders[:, 2]) - np.maximum(box[0], holders[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], holders[:, 3]) - np.maximum(box[1], holders[:, 1]), 0, None)
+    area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-9)
+    return float((w * h).max() / area)
+
+
 class RuleEngine:
     """Turns tracked detections of ONE source into sightings.
 
@@ -93,9 +106,16 @@ class RuleEngine:
             return (True, inside[0]) if inside else (False, None)
         return True, (zone_hits[0][0] if zone_hits else None)
 
+    def _holders(self, dets: Detections) -> dict[str, np.ndarray]:
+        """This frame's boxes of every class some problem type must not lie inside (tracked or not)."""
+        wanted = {c for spec in self.taxonomy.problem_types.values() for c in spec.not_inside}
+        names = [self._class_names.get(int(c)) for c in dets.class_id]
+        return {c: dets.xyxy[[n == c for n in names]] for c in wanted if c in names}
+
     def update(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """Feed one analysed frame's tracked detections; returns sightings confirmed by it."""
         out: list[Sighting] = []
+        holders = self._holders(dets) if len(dets) else {}
         for i in range(len(dets)):
             track_id = int(dets.tracker_id[i])
             types = self._types_by_class.get(int(dets.class_id[i]), [])
@@ -111,6 +131,11 @@ class RuleEngine:
                 key = (track_id, ptype)
                 if conf < spec.min_confidence:
                     self._held[key] = ("confidence", f"best score {conf:.2f} < min_confidence {spec.min_confidence:g}")
+                    continue
+                held_in = next((c for c in spec.not_inside if c in holders
+                                and share_inside(dets.xyxy[i], holders[c]) >= INSIDE_SHARE), None)
+                if held_in is not None:
+                    self._held[key] = ("inside", f"inside a {held_in} box (not_inside: {', '.join(spec.not_inside)})")
                     continue
                 if not ok:
                     rule = "zone excluded" if {k for _, k in zone_hits} & set(spec.exclude_zones) else "zone required"

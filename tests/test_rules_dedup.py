@@ -131,3 +131,44 @@ def test_open_case_preferred_over_resolved_and_rejected_absorbs():
     s = sighting()
     assert match_case(s, [view(1, status="resolved"), view(2, status="new")], SPEC).id == 2
     assert match_case(s, [view(3, status="rejected")], SPEC).id == 3
+
+
+BIN_NAMES = {**NAMES, 9: "overflowing_bin", 10: "garbage_bin"}
+BIN_TAX = Taxonomy.model_validate({"problem_types": {
+    "exposed_garbage": {"name_en": "Exposed garbage", "classes": ["garbage"], "min_confidence": 0.4,
+                        "min_dwell_s": 0, "min_hits": 1, "not_inside": ["garbage_bin", "overflowing_bin"]},
+    "overflowing_bin": {"name_en": "Overflowing bin", "classes": ["overflowing_bin"], "min_confidence": 0.4,
+                        "min_dwell_s": 0, "min_hits": 1},
+}})
+
+
+def feed_mixed(boxes, classes, frames=3):
+    """The same boxes of several classes in every frame; returns the problem types sighted and the engine."""
+    eng = RuleEngine(BIN_TAX, ZoneIndex(ZoneFile.model_validate({"zones": []})), BIN_NAMES, "cam", key_prefix="k")
+    tracker, out = IouTracker(max_age_s=30, high_confidence=0.25), []
+    for i in range(frames):
+        d, closed = tracker.update(dets(boxes, [0.9] * len(boxes), classes), ts=float(i))
+        out += eng.close(closed) + eng.update(frame(i, ts=float(i)), d)
+    return sorted({s.problem_type for s in out + eng.finish()}), eng
+
+
+def test_rubbish_inside_a_bin_or_an_overflowing_bins_box_is_not_exposed_garbage():
+    bin_box, spill = [100, 100, 200, 220], [110, 150, 190, 215]  # the spill lies wholly inside the bin's box
+    assert feed_mixed([bin_box, spill], [10, 0])[0] == []  # rubbish in a plain bin: no case
+    types, eng = feed_mixed([bin_box, spill], [9, 0])
+    assert types == ["overflowing_bin"]  # one case for the bin, not a second for its own spill
+    assert eng.stopped[("exposed_garbage", "inside")] == 1
+    beside = [210, 150, 290, 215]  # a heap on the pavement next to the bin
+    assert feed_mixed([bin_box, beside], [10, 0])[0] == ["exposed_garbage"]
+
+
+def test_half_inside_still_counts_and_the_share_is_of_the_rubbish_box():
+    import numpy as np
+
+    from detector.rules import share_inside
+
+    holder = np.array([[0, 0, 100, 100]], float)
+    assert share_inside(np.array([50, 0, 150, 100], float), holder) == pytest.approx(0.5)
+    assert share_inside(np.array([10, 10, 20, 20], float), holder) == 1.0  # small rubbish inside a big bin box
+    assert share_inside(np.array([10, 10, 20, 20], float), np.zeros((0, 4))) == 0.0
+    assert feed_mixed([[100, 100, 200, 220], [150, 150, 250, 215]], [10, 0])[0] == ["exposed_garbage"]
