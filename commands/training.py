@@ -143,6 +143,8 @@ def evaluate(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the metrics here.")] = None,
     confusion: Annotated[bool, typer.Option(help="Also say what the model called each labelled box (confidence "
                                                  "0.25, IoU 0.45): its class, another class, or nothing.")] = False,
+    worst: Annotated[str | None, typer.Option(help="Also list the 5 images where most boxes of this class were "
+                                                   "missed (for a model card's failure modes).")] = None,
 ) -> None:
     """Per-class precision, recall, mAP50, mAP50-95 and speed on a dataset's validation (or test) split.
 
@@ -164,6 +166,12 @@ def evaluate(
         for cls, got in sorted(named.items()):
             total = sum(got.values())
             console.print(f"{cls} ({total} labelled): " + ", ".join(f"{k} {v}" for k, v in got.most_common()))
+    if worst:
+        from training.confusion import worst_images
+
+        for image, missed, labelled, called in worst_images(model, data, worst, split, imgsz):
+            console.print(f"{image}: {missed} of {labelled} {worst} missed"
+                          + (f" (called {dict(called)})" if called else ""), markup=False)
     if json_out:
         json_out.write_text(json.dumps(result, indent=2))
 

@@ -8,6 +8,7 @@ the garbage sources was measured: a Montevideo heap on a container that the mode
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -56,9 +57,9 @@ def _images(data: Path, split: str) -> list[Path]:
     return sorted(p for p in where.iterdir() if p.is_file())
 
 
-def confusions(model_path: Path, data: Path, split: str = "test", imgsz: int = 640, conf: float = 0.25,
-               iou: float = 0.45) -> dict[str, Counter]:
-    """{labelled class: Counter(what the model called those boxes)} over one split of a dataset."""
+def named_boxes(model_path: Path, data: Path, split: str = "test", imgsz: int = 640, conf: float = 0.25,
+                iou: float = 0.45) -> Iterator[tuple[Path, str, str]]:
+    """(image, labelled class, what the model called it) for every labelled box of one split."""
     from detector.model import load_yolo
 
     model = load_yolo(model_path)
@@ -67,7 +68,6 @@ def confusions(model_path: Path, data: Path, split: str = "test", imgsz: int = 6
     # predictions in the dataset's class ids, by name (a model may know fewer or other classes)
     to_data = {i: next((k for k, v in labels.items() if v == n), -1 - i) for i, n in model.names.items()}
     names = {**labels, **{-1 - i: n for i, n in model.names.items()}}
-    table: dict[str, Counter] = {}
     for image in _images(data, split):
         label = Path(str(image).replace("/images/", "/labels/")).with_suffix(".txt")
         rows = np.loadtxt(label, ndmin=2) if label.is_file() and label.stat().st_size else np.zeros((0, 5))
@@ -77,5 +77,25 @@ def confusions(model_path: Path, data: Path, split: str = "test", imgsz: int = 6
                                 np.array([to_data[int(c)] for c in result.boxes.cls.cpu().numpy()], int),
                                 result.boxes.xyxy.cpu().numpy(), iou)
         for cls, got in zip(rows[:, 0].astype(int), named):
-            table.setdefault(names[int(cls)], Counter())[MISSED if got is None else names[got]] += 1
+            yield image, names[int(cls)], MISSED if got is None else names[got]
+
+
+def confusions(model_path: Path, data: Path, split: str = "test", imgsz: int = 640, conf: float = 0.25,
+               iou: float = 0.45) -> dict[str, Counter]:
+    """{labelled class: Counter(what the model called those boxes)} over one split of a dataset."""
+    table: dict[str, Counter] = {}
+    for _image, labelled, got in named_boxes(model_path, data, split, imgsz, conf, iou):
+        table.setdefault(labelled, Counter())[got] += 1
     return table
+
+
+def worst_images(model_path: Path, data: Path, cls: str, split: str = "test", imgsz: int = 640,
+                 top: int = 5) -> list[tuple[str, int, int, Counter]]:
+    """The images where most boxes of `cls` were not found as `cls`: (image, missed, labelled, called as)."""
+    per: dict[Path, list[str]] = {}
+    for image, labelled, got in named_boxes(model_path, data, split, imgsz):
+        if labelled == cls:
+            per.setdefault(image, []).append(got)
+    rows = [(str(img), sum(g != cls for g in gots), len(gots), Counter(g for g in gots if g != cls))
+            for img, gots in per.items()]
+    return sorted(rows, key=lambda r: (-r[1], r[0]))[:top]
