@@ -182,6 +182,8 @@ def models_candidate(
     run: Annotated[Path, typer.Argument(help="Training run folder (holds weights/last.pt).")],
     out: Annotated[Path, typer.Option(help="Where the candidate goes (in the repository).")] = Path(
         "models/streetwatch-v2-candidate"),
+    weights: Annotated[Path | None, typer.Option(help="Keep these weights instead of the run's last.pt: the "
+                                                      "epochN.pt or WiSE-FT blend chosen on val.")] = None,
 ) -> None:
     """Keep the weights a run reached so far as a small fp16 candidate (plus its legs and progress).
 
@@ -190,7 +192,7 @@ def models_candidate(
     quiet_libraries()
     from training.candidate import save_candidate
 
-    path = save_candidate(run, out)
+    path = save_candidate(run, out, weights)
     progress = json.loads((out / "progress.json").read_text())
     console.print(f"candidate: {path} ({path.stat().st_size / 1e6:.1f} MB), epoch {progress['epochs_done']} of "
                   f"{progress['epochs_planned']}; continue with `streetwatch train --resume {run}/weights/last.pt`, "

@@ -107,7 +107,9 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     again = train(TrainSettings(data=dataset, model=candidate, epochs=1, imgsz=64, batch=8, workers=0,
                                 project=tmp_path / "runs", name="from-candidate"))
     assert (again / "weights" / "last.pt").is_file()
-    save_candidate(again, candidate.parent)  # the candidate's history keeps the first run's legs
+    # the checkpoint chosen on val, not last.pt: the candidate says which; its history keeps the first run's legs
+    save_candidate(again, candidate.parent, weights=again / "weights" / "epoch0.pt")
+    assert torch.load(candidate, weights_only=False)["candidate_of"]["weights"] == "epoch0.pt"
     kept = json.loads((candidate.parent / "legs.json").read_text())
     assert [(leg["run"], leg["kind"], leg["first_epoch"]) for leg in kept] == [
         ("legs", "start", 1), ("legs", "resume", 2), ("from-candidate", "start", 1)]

@@ -51,12 +51,13 @@ def _earlier_progress(out: Path, run: str) -> list[dict]:
     return [*before.get("earlier_runs", []), mine]
 
 
-def save_candidate(run: Path, out: Path) -> Path:
-    """Write the run's latest weights as `out/candidate.pt` (fp16, no optimizer) plus its legs and progress."""
+def save_candidate(run: Path, out: Path, weights: Path | None = None) -> Path:
+    """Write the run's latest weights (or `weights`: the checkpoint or WiSE-FT blend chosen on val) as
+    `out/candidate.pt` (fp16, no optimizer) plus its legs and progress."""
     import torch
 
     run = Path(run)
-    last = run / "weights" / "last.pt"
+    last = Path(weights) if weights else run / "weights" / "last.pt"
     if not last.is_file():
         raise ModelError(f"{last}: the run has not finished an epoch yet (no last.pt)")
     ckpt = torch.load(str(last), map_location="cpu", weights_only=False)
@@ -69,11 +70,13 @@ def save_candidate(run: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.half(), "ema": None, "optimizer": None, "epoch": -1, "train_args": args,
                 "date": ckpt.get("date"), "version": ckpt.get("version"),
-                "candidate_of": {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs")}},
+                "candidate_of": {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
+                                 "weights": last.name, "wise_ft": ckpt.get("wise_ft")}},
                out / "candidate.pt")
     legs = [{"run": run.name, **leg} for leg in _read(run / "legs.json", [])]
     (out / "legs.json").write_text(json.dumps(_earlier_runs(out, run.name) + legs, indent=2))
     progress = {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
+                "weights": last.name, "wise_ft": ckpt.get("wise_ft"),
                 "imgsz": args.get("imgsz"), "batch": args.get("batch"), "data": args.get("data"),
                 "optimizer": args.get("optimizer"), "lr0": args.get("lr0"), "lrf": args.get("lrf"),
                 "train_wall_s": round(sum(leg.get("wall_s", 0) for leg in legs), 1),
