@@ -90,6 +90,8 @@ class RuleEngine:
         self.still = still
         self._types_by_class = {cid: taxonomy.types_for_class(name) for cid, name in class_names.items()}
         self._class_names = class_names
+        # classes whose boxes some problem type must not lie inside (ProblemType.not_inside)
+        self._holder_classes = {c for spec in taxonomy.problem_types.values() for c in spec.not_inside}
         self._state: dict[tuple[int, str], _Progress] = {}
         # why a (track, type) never counted, while it is not (yet) in _state: the last rule that stopped it
         self._held: dict[tuple[int, str], tuple[str, str]] = {}
@@ -108,14 +110,13 @@ class RuleEngine:
 
     def _holders(self, dets: Detections) -> dict[str, np.ndarray]:
         """This frame's boxes of every class some problem type must not lie inside (tracked or not)."""
-        wanted = {c for spec in self.taxonomy.problem_types.values() for c in spec.not_inside}
         names = [self._class_names.get(int(c)) for c in dets.class_id]
-        return {c: dets.xyxy[[n == c for n in names]] for c in wanted if c in names}
+        return {c: dets.xyxy[[n == c for n in names]] for c in self._holder_classes if c in names}
 
     def update(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """Feed one analysed frame's tracked detections; returns sightings confirmed by it."""
         out: list[Sighting] = []
-        holders = self._holders(dets) if len(dets) else {}
+        holders = self._holders(dets) if len(dets) and self._holder_classes else {}
         for i in range(len(dets)):
             track_id = int(dets.tracker_id[i])
             types = self._types_by_class.get(int(dets.class_id[i]), [])

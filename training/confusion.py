@@ -12,10 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from detector.detections import box_iou
-from detector.errors import DatasetError
+from training.train import data_names, split_entry
 
 MISSED = "(nothing)"
 
@@ -47,11 +46,7 @@ def _xyxy(xywh: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def _images(data: Path, split: str) -> list[Path]:
-    spec = yaml.safe_load(Path(data).read_text())
-    entry = spec.get(split)
-    if entry is None:
-        raise DatasetError(f"{data}: no {split!r} split")
-    where = Path(entry) if Path(entry).is_absolute() else Path(spec.get("path", data.parent)) / entry
+    where = split_entry(data, split)
     if where.is_file():
         return [Path(line) for line in where.read_text().split() if line]
     return sorted(p for p in where.iterdir() if p.is_file())
@@ -63,8 +58,7 @@ def named_boxes(model_path: Path, data: Path, split: str = "test", imgsz: int = 
     from detector.model import load_yolo
 
     model = load_yolo(model_path)
-    labels = yaml.safe_load(Path(data).read_text())["names"]
-    labels = dict(enumerate(labels)) if isinstance(labels, list) else {int(k): v for k, v in labels.items()}
+    labels = dict(enumerate(data_names(data)))
     # predictions in the dataset's class ids, by name (a model may know fewer or other classes)
     to_data = {i: next((k for k, v in labels.items() if v == n), -1 - i) for i, n in model.names.items()}
     names = {**labels, **{-1 - i: n for i, n in model.names.items()}}

@@ -276,8 +276,8 @@ def manifest_for(items: list[Item], recipe: Recipe) -> dict:
             {"name": s.name, "path": str(s.path), "licence": s.licence, "attribution": s.attribution}
             for s in recipe.sources
         ],
-        "teacher": [{"model": str(t.model), "sha256": weights_digest(t.model), "confidence": t.confidence, "classes": t.class_map,
-                     "sources": t.sources, "splits": t.splits} for t in recipe.teacher],
+        "teacher": [{"model": str(t.model), "sha256": weights_digest(t.model), "confidence": t.confidence,
+                     "classes": t.class_map, "sources": t.sources, "splits": t.splits} for t in recipe.teacher],
         "repeat": {s.name: s.repeat for s in recipe.sources if s.repeat > 1},
     }
 

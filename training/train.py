@@ -60,24 +60,28 @@ def _trainer_class():
     return KeepModelTrainer
 
 
+def split_entry(data: Path, split: str) -> Path:
+    """Where a data.yaml's split lives: an image folder, or a .txt list of images (per-source evaluation files)."""
+    import yaml
+
+    spec = yaml.safe_load(Path(data).read_text()) or {}
+    if split not in spec:
+        raise DatasetError(f"{data}: no '{split}' entry")
+    return Path(spec.get("path") or Path(data).parent) / spec[split]
+
+
 def check_dataset(data: Path) -> None:
     """Fail fast with the file named, before Ultralytics starts a long run."""
     if not Path(data).is_file():
         raise DatasetError(f"{data}: dataset file not found (build one with `streetwatch dataset build`)")
-    import yaml
-
-    spec = yaml.safe_load(Path(data).read_text()) or {}
-    root = Path(spec.get("path") or Path(data).parent)
     for split in ("train", "val"):
-        if split not in spec:
-            raise DatasetError(f"{data}: no '{split}' entry")
-        entry = root / spec[split]  # an image folder, or a .txt list of images (per-source evaluation files)
+        entry = split_entry(data, split)
         empty = not entry.read_text().strip() if entry.is_file() else not (entry.is_dir() and any(entry.iterdir()))
         if empty:
             raise DatasetError(f"{data}: {split} {entry} is missing or empty")
 
 
-def _use_every_core(model, threads: int | None = None) -> None:
+def _use_every_core(model) -> None:
     """Train on every core. Ultralytics sets torch to `cpu_count - 1` threads when it picks the device (1 on a
     2-core host: half the machine idle) and loads data in the main process on CPU, so nothing else uses the
     second core. Measured on the 2-core host: see docs/training.md."""
@@ -85,7 +89,7 @@ def _use_every_core(model, threads: int | None = None) -> None:
 
     import torch
 
-    wanted = threads or os.cpu_count() or 1
+    wanted = os.cpu_count() or 1
     model.add_callback("on_pretrain_routine_end", lambda _trainer: torch.set_num_threads(wanted))
 
 
@@ -125,7 +129,8 @@ def _attach_leg_log(model, run: Path, kind: str) -> None:
     model.add_callback("on_fit_epoch_end", record)
 
 
-def _data_names(data: Path) -> list[str]:
+def data_names(data: Path) -> list[str]:
+    """A data.yaml's class names in id order."""
     import yaml
 
     names = (yaml.safe_load(Path(data).read_text()) or {}).get("names") or {}
@@ -138,7 +143,7 @@ def start_checkpoint(model_path: Path, data: Path, out: Path) -> Path:
     v1's garbage and street_vendor, new classes start from the usual prior)."""
     from training.onnx_init import retarget_classes, save_checkpoint
 
-    wanted = _data_names(data)
+    wanted = data_names(data)
     model = load_yolo(model_path)
     have = dict(model.names)
     if list(have.values()) == wanted:
