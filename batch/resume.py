@@ -14,6 +14,7 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -50,7 +51,21 @@ def _pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A killed process stays in the table until its parent reaps it; `kill(pid, 0)` still succeeds then.
+
+    Seen in the cluster test: a worker node killed, its unit retried elsewhere within the same second, and the
+    dead owner judged alive, so its run stayed `running` forever. Linux says so in /proc; elsewhere we cannot tell.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # the state letter follows the command name, which is in parentheses and may itself hold spaces or ')'
+    return stat[stat.rfind(")") + 2:][:1] == "Z"
 
 
 def is_abandoned(owner: dict | None, heartbeat: datetime | None, started: datetime | None, now: datetime,

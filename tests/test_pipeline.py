@@ -3,14 +3,16 @@
 
 import socket
 import subprocess
+import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sqlalchemy import func, select
 
 from batch.keys import content_key
-from batch.resume import RESUME_OVERLAP_S, STALE_AFTER_S, Owner, is_abandoned, resume_point
+from batch.resume import RESUME_OVERLAP_S, STALE_AFTER_S, Owner, _pid_alive, is_abandoned, resume_point
 from batch.runner import Pipeline, PipelineSettings
 from cases import tables as t
 from cases.store import CaseStore
@@ -160,6 +162,22 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(tmp_path, cl
     with store.session() as ses:
         old, new = ses.scalars(select(t.Run).order_by(t.Run.id)).all()
     assert old.status == "interrupted" and "process is gone" in old.error and new.status == "done"
+
+
+def test_a_killed_but_unreaped_owner_counts_as_gone():
+    """A zombie (killed, parent not yet waited) still answers kill(pid, 0): the cluster retry saw it as alive."""
+    child = subprocess.Popen(["sleep", "30"])
+    assert _pid_alive(child.pid)
+    child.kill()
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child never became a zombie"
+        time.sleep(0.05)
+    try:
+        assert not _pid_alive(child.pid)  # not reaped yet: only /proc tells it is dead
+    finally:
+        child.wait()
+    assert not _pid_alive(child.pid)
 
 
 def test_abandoned_runs_and_resume_points_pure_logic():
