@@ -136,15 +136,11 @@ def users_enable(username: str, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl 
 
 
 def _default_classes() -> list[str]:
-    """The bundled model's classes (datasets/default.yaml), so reviewed cases evaluate against it directly."""
-    import yaml
+    """The bundled model's classes, read from its weights, so reviewed cases evaluate against it directly."""
+    from detector.model import class_names
+    from detector.model_registry import BUNDLED_MODEL
 
-    from detector.offline import PROJECT_ROOT
-
-    try:
-        return list(yaml.safe_load((PROJECT_ROOT / "datasets" / "default.yaml").read_text())["classes"])
-    except (OSError, KeyError, TypeError):
-        return []
+    return class_names(BUNDLED_MODEL) or []
 
 
 @one_line_errors
@@ -152,7 +148,7 @@ def dataset_from_reviews(
     out: Annotated[Path | None, typer.Option(help="Source folder to write (default: DATA_DIR/reviews).")] = None,
     frames_per_case: Annotated[int, typer.Option(min=1, max=50, help="At most this many frames per case.")] = 3,
     classes: Annotated[str | None, typer.Option(help="Class names in id order, comma-separated (default: the "
-                                                     "bundled model's, from datasets/default.yaml).")] = None,
+                                                     "bundled model's, read from its weights).")] = None,
     val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of cases held out for val.")] = 0.2,
     evidence_dir: EvidenceOpt = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
