@@ -115,3 +115,28 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
         ("legs", "start", 1), ("legs", "resume", 2), ("from-candidate", "start", 1)]
     progress = json.loads((candidate.parent / "progress.json").read_text())
     assert progress["run"] == "from-candidate" and progress["earlier_runs"][0]["epochs_done"] == 2
+
+
+def test_the_run_card_draft_names_every_teacher(tmp_path):
+    """A recipe with two teachers (model v2's) ended a real training leg in a TypeError before this was fixed."""
+    import yaml
+
+    from training.card import write_card_draft
+
+    ds, run = tmp_path / "ds", tmp_path / "run"
+    ds.mkdir()
+    run.mkdir()
+    teachers = [{"model": "coco_int8", "sha256": "f7608b58b9eb" + "0" * 52, "confidence": 0.4,
+                 "classes": {"person": "person", "car": "car"}, "sources": None, "splits": ["train", "val", "test"]},
+                {"model": "teacher-e2.pt", "sha256": "f8d8d9e38dab" + "0" * 52, "confidence": 0.5,
+                 "classes": {"garbage_bin": "garbage_bin"}, "sources": ["garbage_montevideo"], "splits": ["train"]}]
+    (ds / "manifest.json").write_text(json.dumps({"name": "v2", "classes": ["garbage", "garbage_bin"],
+                                                  "sources": [], "teacher": teachers}))
+    (run / "args.yaml").write_text(yaml.safe_dump({"data": str(ds / "data.yaml"), "epochs": 5}))
+    card = write_card_draft(run).read_text()
+    assert "teacher `coco_int8` (sha256 f7608b58b9eb), confidence 0.4, classes person, car; splits train" in card
+    assert "`teacher-e2.pt` (sha256 f8d8d9e38dab), confidence 0.5, classes garbage_bin; sources garbage_montevideo;" \
+           " splits train" in card
+    teachers = teachers[0]  # older manifests hold one teacher as a mapping
+    (ds / "manifest.json").write_text(json.dumps({"name": "v1", "classes": ["garbage"], "teacher": teachers}))
+    assert "teacher `coco_int8`" in write_card_draft(run).read_text()

@@ -43,9 +43,12 @@ def write_card_draft(run: Path) -> Path:
     ]
     for src in manifest.get("sources", []):
         lines.append(f"- {src['name']}: {src['licence']} — {src['attribution']}")
-    if manifest.get("teacher"):
-        lines.append(f"- Pseudo-labels: teacher `{manifest['teacher']['model']}` (AGPL-3.0, Ultralytics), "
-                     f"confidence {manifest['teacher']['confidence']}")
+    teachers = manifest.get("teacher") or []
+    for teacher in [teachers] if isinstance(teachers, dict) else teachers:  # one (older manifests) or a list
+        only = [f"{k} {', '.join(teacher[k])}" for k in ("sources", "splits") if teacher.get(k)]
+        lines.append(f"- Pseudo-labels: teacher `{teacher['model']}` (sha256 {str(teacher.get('sha256'))[:12]}), "
+                     f"confidence {teacher['confidence']}, classes {', '.join(teacher.get('classes', {}).values())}"
+                     + (f"; {'; '.join(only)}" if only else ""))
     lines += ["", "Fill in: intended use, per-class metrics from `streetwatch eval`, known failure modes."]
     out = run / "MODEL_CARD.draft.md"
     out.write_text("\n".join(lines) + "\n")
