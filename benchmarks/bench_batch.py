@@ -44,6 +44,8 @@ class Row:
     cases: list[dict] = field(default_factory=list)
     recall: float | None = None
     note: str = ""
+    sightings: int = 0
+    cpu_s: float = 0.0
 
     @property
     def realtime(self) -> float:
@@ -104,7 +106,7 @@ def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: 
         sc = res.notes["scenes"]
         note += f"; {len(sc['seen'])} scenes, {sc['cuts']} cuts, {sc['identifications']} ORB identifications"
     return Row(name, res.footage_s, wall, res.frames_decoded, res.frames_analysed, stage, peak_rss_mb(),
-               cases_of(store), note=note)
+               cases_of(store), note=note, sightings=res.sightings, cpu_s=cpu)
 
 
 def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSettings, workdir: Path) -> Row:

@@ -34,6 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-ab-"))
     clip, _ = build_clip(work, args.shared, minutes=args.minutes, codec="libx264")
+    runs_dir = Path(tempfile.mkdtemp(prefix="runs-", dir=work))  # fresh databases: a reused --workdir keeps the clip only
     runs: dict[str, tuple[PipelineSettings, Detector]] = {}
     for model in args.models:
         settings = PipelineSettings(analysis=AnalysisSettings(model=model), sampling=Sampling(mode="auto", fps=0.5),
@@ -46,12 +47,10 @@ def main() -> None:
     print(f"{'round':<6}{'model':<28}{'wall s':>8}{'realtime':>10}{'frames':>8}{'sightings':>11}{'cases':>7}{'CPU s':>8}")
     for k in range(args.rounds):
         for name, (settings, detector) in runs.items():
-            row = run_streetwatch(f"{name}-{k}", clip, settings, work, detector)
+            row = run_streetwatch(f"{name}-{k}", clip, settings, runs_dir, detector)
             walls[name].append(row.wall_s)
-            sightings = row.note.split("sightings ")[1].split(";")[0]
-            cpu = row.note.split("CPU ")[1].split(" s")[0]
-            print(f"{k + 1:<6}{name:<28}{row.wall_s:>8.2f}{row.realtime:>9.1f}x{row.analysed:>8}{sightings:>11}"
-                  f"{len(row.cases):>7}{cpu:>8}", flush=True)
+            print(f"{k + 1:<6}{name:<28}{row.wall_s:>8.2f}{row.realtime:>9.1f}x{row.analysed:>8}{row.sightings:>11}"
+                  f"{len(row.cases):>7}{row.cpu_s:>8.1f}", flush=True)
     (a, wa), (b, wb) = walls.items()
     ratio = statistics.median(wb) / statistics.median(wa)
     print(f"median wall: {a} {statistics.median(wa):.2f} s, {b} {statistics.median(wb):.2f} s; "
