@@ -198,7 +198,7 @@ def scene_id_for(camera_id: str, number: int) -> str:
     return f"{camera_id}/preset-{number}"
 
 
-@dataclass
+@dataclass(eq=False)  # identity: two Scene objects are two places, and a Scene can key a dict
 class Scene:
     """One place a camera looks at. `views[0]` is the reference whose pixels boxes are compared in; later
     views (the same place at night, or as another worker first saw it) carry their homography onto it."""

@@ -82,9 +82,11 @@ class SceneSegmenter:
         self.settings = settings or SceneSettings()
         self.state: SceneState | None = None
         self._last: Thumb | None = None
-        self._frames: dict[int, int] = {}  # analysed frames per scene (by id()), to tell places from passing views
-        self._pinned: set[int] = set()  # ids of scenes a sighting named: never forgotten
-        self._texts: dict[int, str] = {}
+        # keyed by the Scene object, not id(): a forgotten scene's id() is reused by the next one CPython
+        # allocates, which then inherited its frame count and survived as a place (a flaky extra preset)
+        self._frames: dict[Scene, int] = {}  # analysed frames per scene, to tell places from passing views
+        self._pinned: set[Scene] = set()  # scenes a sighting named: never forgotten
+        self._texts: dict[Scene, str] = {}
         self.cuts = 0  # visits started after the first
         self.identifications = 0  # ORB passes (each costs ~20 ms; the rest of the frames ~0.3 ms)
 
@@ -96,8 +98,8 @@ class SceneSegmenter:
                 self.state = SceneState(self.state.scene, self.state.to_ref, self.state.frame_size, False)
         else:
             self.state = self._identify(image, thumb)
-        key = id(self.state.scene)
-        self._frames[key] = self._frames.get(key, 0) + 1
+        scene = self.state.scene
+        self._frames[scene] = self._frames.get(scene, 0) + 1
         return self.state
 
     def _identify(self, image: np.ndarray, thumb: Thumb) -> SceneState:
@@ -129,25 +131,26 @@ class SceneSegmenter:
         return SceneState(scene, to_ref, size, cut=before is not None)
 
     def _forget_if_passing(self, scene: Scene) -> None:
-        if (not scene.stored and id(scene) not in self._pinned
-                and self._frames.get(id(scene), 0) < self.settings.settle_frames):
+        if (not scene.stored and scene not in self._pinned
+                and self._frames.get(scene, 0) < self.settings.settle_frames):
             self.book.drop(scene)
+            self._frames.pop(scene, None)  # a daemon turns between presets for weeks: keep no trace of it
 
     def pin(self, scene: Scene) -> str | None:
         """A sighting names `scene`: keep it, and return its reference view as text when the store does not
         know it yet (the store registers it with the sighting), else None."""
-        self._pinned.add(id(scene))
+        self._pinned.add(scene)
         if scene.stored:
             return None
-        if id(scene) not in self._texts:
-            self._texts[id(scene)] = scene.reference.to_text()
-        return self._texts[id(scene)]
+        if scene not in self._texts:
+            self._texts[scene] = scene.reference.to_text()
+        return self._texts[scene]
 
     def visited(self) -> list[str]:
         """Ids of the scenes this source showed (passing views forgotten), in number order."""
-        return [s.scene_id for s in sorted(self.book.scenes, key=lambda s: s.number) if id(s) in self._frames]
+        return [s.scene_id for s in sorted(self.book.scenes, key=lambda s: s.number) if s in self._frames]
 
     def settled_new(self) -> list[Scene]:
         """Scenes first seen in this source and seen long enough to be places (for the store to register)."""
         return [s for s in self.book.scenes if not s.stored and (
-            id(s) in self._pinned or self._frames.get(id(s), 0) >= self.settings.settle_frames)]
+            s in self._pinned or self._frames.get(s, 0) >= self.settings.settle_frames)]
