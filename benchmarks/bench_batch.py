@@ -15,6 +15,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -232,7 +233,7 @@ def stage_costs(clip: Path, detector: Detector, sampling: Sampling, frames: int 
     return {k: round(v / len(images), 1) for k, v in ms.items()}
 
 
-def bench_cruise(shared: Path, workdir: Path, base: PipelineSettings, minutes: float) -> str:
+def bench_cruise(shared: Path, workdir: Path, base: PipelineSettings, minutes: float, runs: Path) -> str:
     """The synthetic clip beside a PTZ cruise over real street photos, with and without the scene check.
 
     Measured 2026-12-01 on the shared 2-core development machine while a training job ran (wall-clock factors
@@ -255,7 +256,7 @@ def bench_cruise(shared: Path, workdir: Path, base: PipelineSettings, minutes: f
         for check in (False, True):
             name = f"{label}, scene check {'on' if check else 'off'}"
             rows.append(run_streetwatch(f"cruise-{label}-{int(check)}", clip, replace(base, scene_check=check),
-                                        workdir, detector))
+                                        runs, detector))
             rows[-1].name = name
     out.append(format_table(rows))
     out.append("\neach stage alone (one stage at a time), CPU ms per analysed frame:")
@@ -270,6 +271,9 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
                 baseline_s: float = 120, codecs: tuple[str, ...] = ("libx264", "libx265"), scale: bool = False,
                 only_defaults: bool = False, cruise: bool = True) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
+    # fresh databases and evidence on every invocation: a reused --workdir keeps only the clips (an earlier run's
+    # cases in the same database were merged into the count: 8 cases on a first run, 10 on the next)
+    runs = Path(tempfile.mkdtemp(prefix="runs-", dir=workdir))
     report = []
     base = PipelineSettings(analysis=AnalysisSettings(model=model), sampling=Sampling(mode="auto", fps=0.5), rerun=True)
     report.append(f"start-up (import + model load + first inference): {startup_seconds(model):.2f} s")
@@ -280,11 +284,11 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
                       f"{info.duration_s:.0f} s, keyframe every 2 s, {len(plan)} scenes")
         rows = []
         if codec == codecs[0] and baseline_s > 0:
-            rows.append(run_baseline(clip, model, baseline_s, base, workdir))
+            rows.append(run_baseline(clip, model, baseline_s, base, runs))
         detector = Detector(base.analysis.detector_settings())  # shared by variants with the same model settings
         for k, (name, settings) in enumerate(variants(base)[: 1 if only_defaults or codec != codecs[0] else None]):
             det = detector if settings.analysis.model_key() == base.analysis.model_key() else None
-            rows.append(run_streetwatch(f"v{k}-{codec}-{clip.stem}", clip, settings, workdir, det))
+            rows.append(run_streetwatch(f"v{k}-{codec}-{clip.stem}", clip, settings, runs, det))
             rows[-1].name = name
         if rows and rows[0].name.startswith("a)"):
             window_end = info.start_time + rows[0].footage_s
@@ -297,7 +301,7 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
         else:
             report.append(format_table(rows))
     if cruise:
-        report.append(bench_cruise(shared, workdir, base, minutes))
+        report.append(bench_cruise(shared, workdir, base, minutes, runs))
     if scale:
         report.append("\nscaling (defaults):")
         rows = []
@@ -305,11 +309,11 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
         one, _ = build_clip(workdir, shared, minutes=1)
         hour = concat_clip(ten, 6, workdir / "bench_1080p_h264_60min.mp4")
         for name, clip in (("1 min 1080p", one), ("10 min 1080p", ten), ("60 min 1080p", hour)):
-            rows.append(run_streetwatch("scale-" + name.replace(" ", "_"), clip, base, workdir))
+            rows.append(run_streetwatch("scale-" + name.replace(" ", "_"), clip, base, runs))
             rows[-1].name = name
         for res in ("720p", "4k"):
             clip, _ = build_clip(workdir, shared, minutes=1, resolution=res)
-            rows.append(run_streetwatch("scale-" + res, clip, base, workdir))
+            rows.append(run_streetwatch("scale-" + res, clip, base, runs))
             rows[-1].name = f"1 min {res}"
         report.append(format_table(rows))
     text = "\n".join(report)
