@@ -73,6 +73,8 @@ def train(
     warmup_epochs: Annotated[float, typer.Option(min=0, help="Warm-up epochs (a leg that starts from trained "
                                                            "weights needs 0-0.5).")] = 3.0,
     close_mosaic: Annotated[int, typer.Option(min=0, help="Train the last N epochs without mosaic.")] = 10,
+    lr0: Annotated[float | None, typer.Option(min=0, help="AdamW learning rate (default: Ultralytics' automatic "
+                                                       "choice; a leg from trained weights may want less).")] = None,
     name: str = "streetwatch",
     project: Path = Path("streetwatch-data/runs"),
     resume: Annotated[Path | None, typer.Option(help="Resume an interrupted run from its last.pt.")] = None,
@@ -109,7 +111,7 @@ def train(
             start = start_checkpoint(start, data, project / name / "start.pt")
             settings = TrainSettings(data=data, model=start, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                                      fraction=fraction, warmup_epochs=warmup_epochs,
-                                     close_mosaic=close_mosaic, project=project, name=name)
+                                     close_mosaic=close_mosaic, lr0=lr0, project=project, name=name)
             run = run_train(settings, on_epoch)
     card = write_card_draft(run)
     console.print(f"run: {run}   weights: {run / 'weights' / 'last.pt'} (best.pt is chosen by a fitness over all "

@@ -104,9 +104,12 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     assert json.loads((candidate.parent / "legs.json").read_text()) == [{"run": "legs", **leg} for leg in legs]
     assert list(load_yolo(candidate).names.values()) == V2_CLASSES
     # on a fresh machine, without last.pt: a new leg from the candidate's weights
-    again = train(TrainSettings(data=dataset, model=candidate, epochs=1, imgsz=64, batch=8, workers=0,
+    again = train(TrainSettings(data=dataset, model=candidate, epochs=1, imgsz=64, batch=8, workers=0, lr0=1e-4,
                                 project=tmp_path / "runs", name="from-candidate"))
     assert (again / "weights" / "last.pt").is_file()
+    used = yaml.safe_load((again / "args.yaml").read_text())  # a gentler rate for a leg from trained weights
+    assert (used["optimizer"], used["lr0"]) == ("AdamW", 1e-4)
+    assert 0 < float(next(csv.DictReader((again / "results.csv").open()))["lr/pg0"]) <= 1e-4
     # the checkpoint chosen on val, not last.pt: the candidate says which; its history keeps the first run's legs
     save_candidate(again, candidate.parent, weights=again / "weights" / "epoch0.pt")
     assert torch.load(candidate, weights_only=False)["candidate_of"]["weights"] == "epoch0.pt"
