@@ -158,9 +158,9 @@ def align(src: SceneView, dst: SceneView, min_inliers: int = MIN_INLIERS) -> Ali
     a = src.points[[m.queryIdx for m in good]]
     b = dst.points[[m.trainIdx for m in good]]
     tolerance = 0.004 * max(dst.size)  # 8 px on 1080p: ORB's keypoints sit on a 960 px grid
-    # RANSAC samples at random: a fixed seed makes the same frames give the same scene ids on every run and
-    # host (an unlucky draw once split a preset in two), and more iterations make a miss on a true match rare
-    cv2.setRNGSeed(0)
+    # findHomography's RANSAC draws from its own fixed-seed generator: the same points give the same answer on
+    # every run (checked: cv2.setRNGSeed changes nothing; a preset once split in two was the segmenter's id()
+    # bookkeeping, not a draw). More iterations make a miss on a true match rare.
     h, mask = cv2.findHomography(a, b, cv2.RANSAC, tolerance, maxIters=5000, confidence=0.999)
     if h is None or mask is None or int(mask.sum()) < min_inliers or not _plausible(h, src.size, dst.size):
         return None
