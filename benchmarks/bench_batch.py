@@ -90,6 +90,12 @@ def recall(reference: list[dict], found: list[dict], until: float | None = None)
     return hit / len(ref)
 
 
+def fresh_runs_dir(workdir: Path) -> Path:
+    """A new folder under `workdir` for one invocation's databases and evidence: a reused workdir keeps only the
+    clips (an earlier run's cases in the same database were merged into the count: 8 cases, then 10)."""
+    return Path(tempfile.mkdtemp(prefix="runs-", dir=workdir))
+
+
 def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: Path,
                     detector: Detector | None = None) -> Row:
     store = CaseStore(f"sqlite:///{workdir / f'{name}.db'}")
@@ -271,9 +277,7 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
                 baseline_s: float = 120, codecs: tuple[str, ...] = ("libx264", "libx265"), scale: bool = False,
                 only_defaults: bool = False, cruise: bool = True) -> str:
     workdir.mkdir(parents=True, exist_ok=True)
-    # fresh databases and evidence on every invocation: a reused --workdir keeps only the clips (an earlier run's
-    # cases in the same database were merged into the count: 8 cases on a first run, 10 on the next)
-    runs = Path(tempfile.mkdtemp(prefix="runs-", dir=workdir))
+    runs = fresh_runs_dir(workdir)
     report = []
     base = PipelineSettings(analysis=AnalysisSettings(model=model), sampling=Sampling(mode="auto", fps=0.5), rerun=True)
     report.append(f"start-up (import + model load + first inference): {startup_seconds(model):.2f} s")

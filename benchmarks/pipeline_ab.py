@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 
 from batch.runner import PipelineSettings
-from benchmarks.bench_batch import run_streetwatch
+from benchmarks.bench_batch import fresh_runs_dir, run_streetwatch
 from benchmarks.clips import build_clip
 from detector.inference import Detector
 from detector.settings import AnalysisSettings
@@ -34,7 +34,7 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="pipeline-ab-"))
     clip, _ = build_clip(work, args.shared, minutes=args.minutes, codec="libx264")
-    runs_dir = Path(tempfile.mkdtemp(prefix="runs-", dir=work))  # fresh databases: a reused --workdir keeps the clip only
+    runs_dir = fresh_runs_dir(work)
     runs: dict[str, tuple[PipelineSettings, Detector]] = {}
     for model in args.models:
         settings = PipelineSettings(analysis=AnalysisSettings(model=model), sampling=Sampling(mode="auto", fps=0.5),

@@ -122,8 +122,6 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
 
 def test_the_run_card_draft_names_every_teacher(tmp_path):
     """A recipe with two teachers (model v2's) ended a real training leg in a TypeError before this was fixed."""
-    import yaml
-
     from training.card import write_card_draft
 
     ds, run = tmp_path / "ds", tmp_path / "run"
