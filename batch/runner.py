@@ -153,7 +153,8 @@ class Pipeline:
             log.info("model %s lacks classes %s; problem types using only them stay silent", model_id, sorted(missing))
 
     def _model_digest(self) -> str:
-        return weights_digest(self.settings.analysis.model_path())[:12]
+        # the full SHA-256 of the model file (sha256sum's), recorded with every run; one-liners shorten it
+        return weights_digest(self.settings.analysis.model_path())
 
     def run(self, items: Iterable[FootageItem], on_progress: Callable[[FileResult, int], None] | None = None,
             hooks_for: Callable[[FootageItem], DroneHooks] | None = None) -> list[FileResult]:

@@ -51,7 +51,7 @@ def print_summary(results, data_dir: Path, url: str, model_id: str, explain: boo
             console.print(escape(line), highlight=False, soft_wrap=True)
     total_cases = len(set().union(*(r.case_ids for r in results))) if results else 0
     name, _, digest = model_id.rpartition(":")
-    console.print(f"model: {name} (sha256 {digest}...)   cases touched: {total_cases}   database: {redact(url)}   "
+    console.print(f"model: {name} (sha256 {digest[:12]}...)   cases touched: {total_cases}   database: {redact(url)}   "
                   f"evidence: {(data_dir / 'evidence').resolve()}", highlight=False, soft_wrap=True)
     console.print("next: streetwatch cases list" + (f" --data-dir {data_dir}" if data_dir != DEFAULT_DATA_DIR else ""))
 
@@ -71,7 +71,8 @@ def write_report(path: Path, results, model_id: str, problems: list[str]) -> Non
             "sightings": r.sightings, "cases_opened": r.cases_opened, "cases_touched": sorted(r.case_ids),
             "explain": r.explanation.as_dict() if r.explanation else None,
         })
-    report = {"model": {"name": name, "sha256_prefix": digest}, "files": files, "inputs_skipped": problems,
-              "failed": sum(f["status"] == "failed" for f in files)}
+    # the model file's full SHA-256 (`sha256sum`'s); sha256_prefix stays for scripts that read it already
+    report = {"model": {"name": name, "sha256": digest, "sha256_prefix": digest[:12]}, "files": files,
+              "inputs_skipped": problems, "failed": sum(f["status"] == "failed" for f in files)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False))

@@ -85,17 +85,34 @@ def input_shape_for(width: int, height: int, long_side: int = 640, stride: int =
     return long_side, int(math.ceil(long_side * width / height / stride) * stride)
 
 
-def weights_digest(path: Path) -> str:
-    """SHA-256 of a model's bytes (every file of an OpenVINO folder): what the model *is*, whatever its name."""
-    path = Path(path)
+def file_sha256(path: Path) -> str:
+    """SHA-256 of one file's bytes, read 1 MiB at a time: what `sha256sum FILE` prints."""
     h = hashlib.sha256()
-    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-    for f in files:
-        h.update(f.name.encode())
-        with f.open("rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
     return h.hexdigest()
+
+
+def weights_digest(path: Path) -> str:
+    r"""The model's SHA-256: what the model *is*, whatever its name or where it lies.
+
+    A model file (.pt, .onnx): the SHA-256 of its bytes, the same as `sha256sum FILE`; a renamed or moved copy
+    has the same digest. An OpenVINO folder: the SHA-256 of its `sha256sum` listing, one line
+    `"<file sha256>  <path relative to the folder>\n"` per file, sorted by that path (POSIX separators), so the
+    folder's own name does not count but a renamed file inside it does (Ultralytics reads them by name). In a
+    shell: `(cd MODEL_DIR && find . -type f -printf '%P\n' | LC_ALL=C sort | xargs -d '\n' sha256sum) | sha256sum`.
+
+    Example:
+        >>> weights_digest(Path("models/streetwatch-default/streetwatch-default.pt"))[:12]
+        '2feaf9ee122d'
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    files = sorted((f.relative_to(path).as_posix(), f) for f in path.rglob("*") if f.is_file())
+    listing = "".join(f"{file_sha256(f)}  {name}\n" for name, f in files)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def export_cached(weights: Path, fmt: str, imgsz: tuple[int, int]) -> Path:
