@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import tables as t
@@ -121,6 +121,12 @@ def query_cases(store: CaseStore, f: CaseFilter = CaseFilter(), limit: int | Non
         if limit:
             query = query.limit(limit)
         return with_provenance(ses, [case_dict(c) for c in ses.scalars(query)])
+
+
+def count_cases(store: CaseStore, f: CaseFilter = CaseFilter()) -> int:
+    """How many cases `f` selects, all of them: what a limited `query_cases` leaves out is said, never hidden."""
+    with store.session() as ses:
+        return ses.scalar(_where(select(func.count(t.Case.id)), f)) or 0
 
 
 def case_detail(store: CaseStore, case_id: int) -> dict | None:

@@ -29,21 +29,33 @@ StatusOpt = Annotated[CaseStatus | None, typer.Option(help="Case status.", case_
 CameraOpt = Annotated[str | None, typer.Option(help="Camera id.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Last seen at or after (ISO 8601).")]
 UntilOpt = Annotated[str | None, typer.Option(help="First seen at or before (ISO 8601).")]
+LimitOpt = Annotated[int, typer.Option(min=0, help="Show at most this many, newest first; 0: all.")]
+
+
+def list_title(shown: int, matching: int | None = None) -> str:
+    """`12 case(s)`, or `50 of 46,210 case(s)` when the list is cut: a cut list never passes for the whole."""
+    if matching is None or matching <= shown:
+        return f"{shown:,} case(s)"
+    return f"{shown:,} of {matching:,} case(s)"
 
 
 @app.command("list")
 @one_line_errors
 def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOpt = None, since: SinceOpt = None,
-               until: UntilOpt = None, limit: int = 50, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
-    """List cases, newest first.
+               until: UntilOpt = None, limit: LimitOpt = 50, data_dir: DataDir = DEFAULT_DATA_DIR,
+               db: DbUrl = None) -> None:
+    """List cases, newest first; the title says how many match when not all are shown.
 
     Example: streetwatch cases list --type illegal_parking --status new --since 2026-11-01
     """
-    from cases.export import query_cases
+    from cases.export import count_cases, query_cases
 
     store = open_store(data_dir, db)
-    rows = query_cases(store, _filters(type_, status, camera, since, until, store), limit=limit)
-    table = Table(title=f"{len(rows)} case(s)")
+    filters = _filters(type_, status, camera, since, until, store)
+    rows = query_cases(store, filters, limit=limit)
+    # counted only when the limit was reached: below it, the rows are all there is
+    matching = count_cases(store, filters) if limit and len(rows) >= limit else len(rows)
+    table = Table(title=list_title(len(rows), matching))
     for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place"):
         table.add_column(col, no_wrap=col in ("id", "type", "status"), overflow="fold")
     for c in rows:
@@ -52,6 +64,9 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
         table.add_row(str(c["id"]), c["problem_type"], c["status"], c["camera_id"] or "", c["first_seen"][:19],
                       c["last_seen"][:19], str(c["sighting_count"]), f"{c['best_confidence']:.2f}", place)
     console.print(table)
+    if matching > len(rows):  # said again below the table: 50 rows push the title off the screen
+        console.print(f"showing the newest {len(rows):,} of {matching:,} matching cases (use --limit N, 0 for all)",
+                      highlight=False)
 
 
 @app.command("show")
