@@ -78,8 +78,11 @@ def retarget_classes(model, source_names: dict[int, str], target_names: list[str
     head = model.model[-1]
     by_name = {v: k for k, v in source_names.items()}
     nc = len(target_names)
+    # an end-to-end head (YOLO26) has a second, one-to-one class branch: it is retargeted the same way
+    branches = [(level, branch) for cv3 in (head.cv3, getattr(head, "one2one_cv3", None)) if cv3 is not None
+                for level, branch in enumerate(cv3)]
     with torch.no_grad():
-        for level, branch in enumerate(head.cv3):
+        for level, branch in branches:
             old = branch[-1]
             new = nn.Conv2d(old.in_channels, nc, 1).to(old.weight.dtype)
             prior = math.log(5 / nc / (640 / float(head.stride[level])) ** 2)  # Detect.bias_init
