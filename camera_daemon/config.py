@@ -18,12 +18,25 @@ from the environment, so credentials need not be written into the file. Example:
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from camera_daemon.config_fields import (
+    SCHEME,
+    Calibration,
+    CalibrationPoint,
+    CameraZone,
+    HttpSettings,
+    InferenceSettings,
+    Location,
+    WriterSettings,
+    check_database_url,
+    check_stream_url,
+    expand_env,
+    system_folder,
+)
 from detector.config import (
     StrictModel,
     Taxonomy,
@@ -33,11 +46,12 @@ from detector.config import (
     check_unique_ids,
     error_message,
     load_zones,
-    read_yaml,
 )
 from detector.errors import ConfigError, ModelError
 from detector.ids import CAMERA_ID_PATTERN
-from detector.settings import AnalysisSettings, resolve_taxonomy
+from detector.safe_yaml import read_yaml
+from detector.settings import AnalysisSettings, resolve_taxonomy, taxonomy_class_problems, unknown_classes
+from detector.zones import zone_warnings
 
 __all__ = [
     "Calibration",
@@ -46,36 +60,18 @@ __all__ = [
     "CameraSettings",
     "CameraZone",
     "DaemonConfig",
+    "HttpSettings",
+    "InferenceSettings",
     "Location",
+    "WriterSettings",
     "camera_taxonomy",
     "camera_zones",
     "check_daemon_config",
     "expand_env",
     "load_daemon_config",
+    "parse_daemon_config",
     "verify_daemon_config",
 ]
-
-URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*)://")
-
-
-def expand_env(text: str) -> str:
-    """Replace each `${VAR}` with the environment's value; ValueError naming an unset variable.
-
-    Example:
-        >>> os.environ["CAM_PW"] = "pw"; expand_env("rtsp://admin:${CAM_PW}@10.0.0.5/s1")
-        'rtsp://admin:pw@10.0.0.5/s1'
-    """
-
-    def value(match: re.Match[str]) -> str:
-        name = match[1]
-        if name not in os.environ:
-            raise ValueError(f"environment variable {name} is not set")
-        return os.environ[name]
-
-    return _ENV.sub(value, text)
-
 
 class CameraSettings(AnalysisSettings):
     """What every camera has; `defaults` sets them for all, a camera entry may override each one.
@@ -107,45 +103,6 @@ class CameraSettings(AnalysisSettings):
         return self
 
 
-class Location(StrictModel):
-    lat: float = Field(ge=-90, le=90)
-    lon: float = Field(ge=-180, le=180)
-
-
-class CalibrationPoint(StrictModel):
-    pixel: tuple[float, float] = Field(description="[x, y] in the calibration image")
-    latlon: tuple[float, float] = Field(description="[lat, lon] of that point on the ground (WGS84)")
-
-    @field_validator("latlon")
-    @classmethod
-    def _range(cls, value: tuple[float, float]) -> tuple[float, float]:
-        if not (-90 <= value[0] <= 90 and -180 <= value[1] <= 180):
-            raise ValueError(f"latlon {list(value)} is not [lat, lon] in degrees")
-        return value
-
-
-class Calibration(StrictModel):
-    """4+ ground control points: pixels of the camera image and where they lie on the map."""
-
-    image_size: tuple[int, int] | None = Field(None, description="[width, height] the pixels refer to; "
-                                                                 "default: the stream's size")
-    points: list[CalibrationPoint] = Field(min_length=4)
-    pixel_error_px: float = Field(3.0, ge=0, description="how far (pixels) a box's ground point may be off")
-
-
-class CameraZone(Zone):
-    """A zone written inside a camera entry: it belongs to that camera (no `camera` key)."""
-
-    camera: str | None = Field(None, description="not used here: the zone belongs to the camera it is listed in")
-
-    @field_validator("camera")
-    @classmethod
-    def _no_camera(cls, value: str | None) -> str | None:
-        if value is not None:
-            raise ValueError("a zone listed under a camera belongs to it; remove 'camera'")
-        return value
-
-
 class Camera(CameraSettings):
     """One camera: identity and stream, plus any `CameraSettings` key to override the defaults."""
 
@@ -161,50 +118,16 @@ class Camera(CameraSettings):
     @field_validator("url")
     @classmethod
     def _url(cls, url: str) -> str:
-        # Messages never repeat the URL: it may hold credentials.
-        url = expand_env(url.strip())
-        if not url:
-            raise ValueError("url is empty")
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in url):
-            raise ValueError("url holds a control character (a line break?)")
-        if len(url) > 2048:
-            raise ValueError("url is longer than 2048 characters")
-        match = _SCHEME.match(url)
-        if match and match[1].lower() not in URL_SCHEMES:
-            raise ValueError(f"unsupported URL scheme {match[1]!r}; use one of {', '.join(URL_SCHEMES)} "
-                             "or a file path")
-        return url
+        return check_stream_url(url)
 
     @property
     def is_file(self) -> bool:
-        return _SCHEME.match(self.url) is None or self.url.lower().startswith("file://")
+        return SCHEME.match(self.url) is None or self.url.lower().startswith("file://")
 
     @property
     def file_path(self) -> Path | None:
         return Path(self.url[len("file://"):] if self.url.lower().startswith("file://") else self.url) \
             if self.is_file else None
-
-
-class HttpSettings(StrictModel):
-    enabled: bool = True
-    host: str = Field("127.0.0.1", description="listen address; 0.0.0.0 exposes /metrics to the network")
-    port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
-    token: str | None = Field(None, min_length=16, max_length=256,
-                              description="bearer token for POST /-/reload (else $STREETWATCH_DAEMON_TOKEN); "
-                                          "without one, state-changing requests are refused")
-
-
-class InferenceSettings(StrictModel):
-    max_batch: int = Field(8, ge=1, le=64, description="frames given to the model in one call when several are due")
-    queue_size: int = Field(16, ge=1, le=4096, description="frames waiting for the model; more are dropped")
-
-
-class WriterSettings(StrictModel):
-    queue_size: int = Field(1000, ge=1, le=100_000, description="sightings waiting for the database")
-    retry_initial_s: float = Field(1.0, gt=0, le=600, description="first wait before retrying an unreachable "
-                                                                  "database")
-    retry_max_s: float = Field(30.0, gt=0, le=3600)
-    connect_timeout_s: int = Field(3, ge=1, le=60, description="PostgreSQL connect timeout")
 
 
 class DaemonConfig(StrictModel):
@@ -221,20 +144,14 @@ class DaemonConfig(StrictModel):
     writer: WriterSettings = Field(default_factory=WriterSettings)
     defaults: CameraSettings = Field(default_factory=CameraSettings)
     cameras: list[Camera] = Field(default_factory=list, max_length=10_000)
+    allow_no_cameras: bool = Field(False, description="let a reload stop every camera; without it, a reload "
+                                                      "that would leave none running (an emptied or truncated "
+                                                      "file) is refused and the cameras keep running")
 
     @field_validator("database")
     @classmethod
     def _database(cls, url: str | None) -> str | None:
-        return None if url is None else expand_env(url)
-
-    @field_validator("data_dir", "evidence_dir", "spool_dir")
-    @classmethod
-    def _writable_place(cls, path: Path | None) -> Path | None:
-        if path is not None:
-            resolved = Path(path).expanduser().resolve() if Path(path).is_absolute() else Path(path)
-            if any(str(resolved) == p or str(resolved).startswith(p + "/") for p in ("/proc", "/sys", "/dev")):
-                raise ValueError(f"{path} is a system folder, not a place for data")
-        return path
+        return None if url is None else check_database_url(url)
 
     @field_validator("timezone")
     @classmethod
@@ -327,7 +244,14 @@ def parse_daemon_config(raw: Any, path: Path | str = "<config>", base: Path | No
         cfg = DaemonConfig.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc, raw)) from None  # the input may hold credentials
-    return _resolve_paths(cfg, base or Path.cwd())
+    cfg = _resolve_paths(cfg, base or Path.cwd())
+    for key in ("data_dir", "evidence_dir", "spool_dir"):  # after resolving: `../../proc` is /proc too
+        folder = getattr(cfg, key)
+        system = folder is not None and system_folder(folder)
+        if system:
+            raise ConfigError(f"{path}: {key}: {raw.get(key, folder)!s} is in the system folder {system}, "
+                              "not a place for data")
+    return cfg
 
 
 def check_daemon_config(path: Path) -> tuple[DaemonConfig, list[str]]:
@@ -367,7 +291,11 @@ def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
 
 
 def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
-    """Checks that need files or arithmetic: (errors, warnings), each naming the camera."""
+    """Checks that need files or arithmetic: (errors, warnings), each naming the camera.
+
+    Warnings: zones that can never match (detector.zones.zone_warnings), taxonomy classes an older model lacks.
+    Errors: among others, a camera's own taxonomy naming a class its own model lacks (`classes: [garbge]`).
+    """
     from detector.ground_calibration import GroundCalibration
     from detector.model import class_names, model_format
 
@@ -377,19 +305,24 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
         warnings.append("cameras: none configured; add some and reload (SIGHUP)")
     if cfg.zones_file is not None:
         try:
-            load_zones(cfg.zones_file)
+            shared = load_zones(cfg.zones_file)
         except ConfigError as exc:
             errors.append(f"zones_file: {exc}")
+        else:
+            warnings += [f"zones_file: {w}" for w in zone_warnings(shared.zones, [c.id for c in cfg.cameras])]
+    names_of: dict[Path, list[str] | None] = {}  # class names per model file, each read once (torch is slow)
     for i, cam in enumerate(cfg.cameras):
         where = f"cameras.{i}[{cam.id}]"
+        taxonomy = None
         try:
-            camera_taxonomy(cam)
+            taxonomy = camera_taxonomy(cam)
         except ConfigError as exc:
             errors.append(f"{where}: {exc}")
         try:
             camera_zones(cfg, cam)
         except ConfigError:
             pass  # reported once above
+        warnings += [f"{where}.zones: {w}" for w in zone_warnings(cam.zones)]
         if cam.calibration is not None:
             try:
                 GroundCalibration.from_config(cam.calibration)
@@ -406,10 +339,19 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
             else:
                 errors.append(f"{where}.model: {exc}")
         else:
-            known = class_names(model) if cam.class_confidence else None
-            for name in sorted(set(cam.class_confidence) - set(known or cam.class_confidence)):
+            check_taxonomy = cam.model is not None and taxonomy is not None
+            if model not in names_of and (cam.class_confidence or check_taxonomy):
+                names_of[model] = class_names(model)
+            known = names_of.get(model)
+            for name in unknown_classes(cam, known or cam.class_confidence):
                 errors.append(f"{where}.class_confidence.{name}: the model {model.name} has no class {name!r} "
                               f"(it has: {', '.join(known or [])})")
+            if check_taxonomy and known is not None:
+                # A bureau's own taxonomy naming a class its chosen model lacks is a mistake (a typo, the wrong
+                # model); the bundled taxonomy names the newest model's classes on purpose, so older models warn.
+                lines = taxonomy_class_problems(taxonomy, known, model.name)
+                source = cam.taxonomy or "bundled taxonomy"
+                (errors if cam.taxonomy is not None else warnings).extend(f"{where}: {source}: {w}" for w in lines)
         if not cam.enabled:
             warnings.append(f"{where}: disabled")
     return errors, warnings

@@ -9,32 +9,94 @@ from __future__ import annotations
 import fnmatch
 import re
 from datetime import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from detector.errors import ConfigError
+from detector.safe_yaml import read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 DEFAULT_TAXONOMY = DEFAULTS_DIR / "taxonomy.yaml"
 ZoneKind = Literal["no_parking", "no_vending", "approved_vending", "no_nonmotor_parking", "watch", "ignore"]
 ZONE_KINDS: tuple[str, ...] = get_args(ZoneKind)
 
+# What the case tables (cases/tables.py, which use these) can store: validation refuses longer text, so a
+# taxonomy that works on SQLite (which ignores VARCHAR lengths) does not fail on PostgreSQL at the first sighting.
+PROBLEM_TYPE_MAX_LEN = 64
+CODE_MAX_LEN = 32
+NAME_EN_MAX_LEN = 256
+NAME_ZH_MAX_LEN = 128
+CATEGORY_MAX_LEN = 64
+CLASS_NAME_MAX_LEN = 64
+PROBLEM_TYPE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"  # it names folders and URLs: no '', '/', '..' at the start
+
+
+@lru_cache(maxsize=None)
+def _admits_bool(model: type[BaseModel], field: str) -> bool:
+    """Whether `field` may hold true/false anywhere: its type names bool or Any, or a nested model (which checks
+    its own fields)."""
+
+    def admits(tp: Any) -> bool:
+        if tp is bool or tp is Any or (isinstance(tp, type) and issubclass(tp, BaseModel)):
+            return True
+        return any(admits(arg) for arg in get_args(tp))
+
+    return admits(model.model_fields[field].annotation)
+
+
+def _holds_bool(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, bool):
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple)):
+            stack.extend(item)
+    return False
+
 
 class StrictModel(BaseModel):
-    """Every streetwatch config model: unknown keys are errors, and so are NaN and infinity."""
+    """Every streetwatch config model: unknown keys are errors, and so are NaN, infinity, and true/false
+    where a number or text belongs (pydantic reads `analysis_fps: true` as 1.0)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool(cls, value: Any, info: ValidationInfo) -> Any:
+        if info.field_name and not _admits_bool(cls, info.field_name) and _holds_bool(value):
+            raise ValueError("true/false where a number or text belongs")
+        return value
+
+
+def _class_names(names: list[str]) -> list[str]:
+    for name in names:
+        if not name.strip() or name != name.strip():
+            raise ValueError(f"class name {name!r} is empty or has spaces around it")
+        if len(name) > CLASS_NAME_MAX_LEN:
+            raise ValueError(f"class name {name[:20]!r}... is longer than {CLASS_NAME_MAX_LEN} characters")
+    return names
+
 
 class ProblemType(StrictModel):
-    name_en: str
-    name_zh: str = ""
-    category: str = "uncategorised"
-    category_zh: str = ""
-    code: str = ""
+    name_en: str = Field(max_length=NAME_EN_MAX_LEN)
+    name_zh: str = Field("", max_length=NAME_ZH_MAX_LEN)
+    category: str = Field("uncategorised", max_length=CATEGORY_MAX_LEN)
+    category_zh: str = Field("", max_length=CATEGORY_MAX_LEN)
+    code: str = Field("", max_length=CODE_MAX_LEN)
     classes: list[str] = Field(min_length=1, description="model class names that raise this type")
     min_confidence: float = Field(0.35, ge=0, le=1)
     min_dwell_s: float = Field(0.0, ge=0, le=86_400)
@@ -46,6 +108,24 @@ class ProblemType(StrictModel):
     not_inside: list[str] = Field(
         default_factory=list, description="model classes whose box, in the same frame, holds this one (at least "
         "60 % of its area): rubbish inside a bin's box is in the bin, or the spill the overflowing bin's case covers")
+
+    @field_validator("classes", "not_inside")
+    @classmethod
+    def _names(cls, names: list[str]) -> list[str]:
+        return _class_names(names)
+
+    @model_validator(mode="after")
+    def _can_fire(self) -> ProblemType:
+        """Settings that switch the type off for good are mistakes, not choices: say so instead of filing nothing."""
+        own = sorted(set(self.not_inside) & set(self.classes))
+        if own:
+            raise ValueError(f"not_inside names the type's own class {', '.join(map(repr, own))}: every box lies "
+                             "inside itself, so the type would never count")
+        both = sorted(set(self.require_zones) & set(self.exclude_zones))
+        if both:
+            raise ValueError(f"zone kind {', '.join(map(repr, both))} is in both require_zones and exclude_zones: "
+                             "such a zone never counts")
+        return self
 
 
 class RuleOverride(StrictModel):
@@ -62,6 +142,16 @@ class RuleOverride(StrictModel):
 
 class Taxonomy(StrictModel):
     problem_types: dict[str, ProblemType] = Field(min_length=1)
+
+    @field_validator("problem_types")
+    @classmethod
+    def _type_names(cls, types: dict[str, ProblemType]) -> dict[str, ProblemType]:
+        for name in types:
+            if not re.match(PROBLEM_TYPE_PATTERN, name) or len(name) > PROBLEM_TYPE_MAX_LEN:
+                shown = repr(name) if len(name) <= 70 else f"{name[:60]!r}... ({len(name)} characters)"
+                raise ValueError(f"problem type name {shown} must be 1-{PROBLEM_TYPE_MAX_LEN} letters, digits, "
+                                 "_ . - starting with a letter or digit")
+        return types
 
     def types_for_class(self, class_name: str) -> list[str]:
         return [name for name, pt in self.problem_types.items() if class_name in pt.classes]
@@ -112,8 +202,12 @@ class Zone(StrictModel):
     def _windows(cls, windows: list[str]) -> list[str]:
         for w in windows:
             m = _WINDOW.match(w)
-            if not m or int(m[1]) > 23 or int(m[3]) > 24 or int(m[2]) > 59 or int(m[4]) > 59:
-                raise ValueError(f"time window {w!r} must look like '07:00-20:00'")
+            # 24:00 ends a day; 24:59 is no time at all
+            if not m or int(m[1]) > 23 or int(m[2]) > 59 or int(m[4]) > 59 or int(m[3]) > 24 or (
+                    int(m[3]) == 24 and int(m[4]) != 0):
+                raise ValueError(f"time window {w!r} must look like '07:00-20:00' (00:00 to 24:00)")
+            if (int(m[1]), int(m[2])) == (int(m[3]), int(m[4])):
+                raise ValueError(f"time window {w!r} starts when it ends: for all day leave 'active' out")
         return windows
 
     def windows(self) -> list[tuple[time, time]]:
@@ -193,72 +287,6 @@ def format_validation_error(path: Path | str, exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         lines.append(f"{path}: {where}: {error_message(err)}")
     return "\n".join(lines)
-
-
-MAX_CONFIG_BYTES = 1 << 20  # a camera list of thousands fits in far less; more is a wrong file
-MAX_DEPTH = 20  # the deepest real config nests ~6 levels
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, except that a key given twice in one mapping is an error (not "last wins")."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
-            except TypeError:
-                continue  # an unhashable key: the base class reports it
-            if first != key_node.start_mark.line + 1:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of parsed YAML, without recursion (a hostile file cannot blow the stack here)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > MAX_DEPTH:
-            break
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML config file; any problem is ONE ConfigError line naming the file (and line)."""
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: file not found") from exc
-    except IsADirectoryError as exc:
-        raise ConfigError(f"{path}: is a folder, not a YAML file") from exc
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(f"{path}: {len(data):,} bytes is too big for a config file (limit {MAX_CONFIG_BYTES:,})")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-                          "save the file as UTF-8") from None
-    if "\x00" in text:
-        raise ConfigError(f"{path}: holds NUL bytes: not a text file")
-    try:
-        value = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}:{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    except RecursionError:
-        raise ConfigError(f"{path}: nested too deeply to be a config file") from None
-    if _depth(value) > MAX_DEPTH:
-        raise ConfigError(f"{path}: nested more than {MAX_DEPTH} levels deep: not a streetwatch config")
-    return value
 
 
 def load_model(model: type[M], path: Path) -> M:

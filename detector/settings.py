@@ -7,6 +7,7 @@ file and a live camera with the same settings make the same sightings from the s
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -18,7 +19,7 @@ from detector.errors import ConfigError
 from detector.inference import DetectorSettings
 from detector.model_registry import current_model
 
-__all__ = ["AnalysisSettings", "class_floors", "resolve_taxonomy"]
+__all__ = ["AnalysisSettings", "class_floors", "resolve_taxonomy", "taxonomy_class_problems", "unknown_classes"]
 
 
 class AnalysisSettings(StrictModel):
@@ -71,7 +72,13 @@ def class_floors(settings: AnalysisSettings, names: dict[int, str]) -> tuple[np.
     floors = np.full(size, settings.min_confidence, np.float32)
     for cid, name in names.items():
         floors[cid] = max(settings.min_confidence, settings.class_confidence.get(name, 0.0))
-    return floors, sorted(set(settings.class_confidence) - set(names.values()))
+    return floors, unknown_classes(settings, names.values())
+
+
+def unknown_classes(settings: AnalysisSettings, model_classes: Iterable[str]) -> list[str]:
+    """The `class_confidence` names the model has no class for, sorted: the one check behind the batch's
+    refusal (`Pipeline`), the daemon config's errors and each live camera's warning (`class_floors`)."""
+    return sorted(set(settings.class_confidence) - set(model_classes))
 
 
 def resolve_taxonomy(settings: AnalysisSettings) -> Taxonomy:
@@ -86,3 +93,17 @@ def resolve_taxonomy(settings: AnalysisSettings) -> Taxonomy:
         changes = override.model_dump(exclude_none=True)
         types[name] = ProblemType.model_validate({**types[name].model_dump(), **changes})
     return Taxonomy(problem_types=types)
+
+
+def taxonomy_class_problems(taxonomy: Taxonomy, model_classes: Iterable[str], model_name: str) -> list[str]:
+    """One line per taxonomy class the model cannot detect (a typo like `garbge`, or a class of another model):
+    a problem type whose classes the model lacks never fires, and nothing else would say so.
+
+    Example:
+        >>> taxonomy_class_problems(tax, ["car", "bus"], "v1.onnx")
+        ["problem_types.x.classes: the model v1.onnx has no class 'garbge' (it has: bus, car)"]
+    """
+    known = set(model_classes)
+    listed = ", ".join(sorted(known))
+    return [f"problem_types.{name}.classes: the model {model_name} has no class {cls!r} (it has: {listed})"
+            for name, pt in taxonomy.problem_types.items() for cls in pt.classes if cls not in known]

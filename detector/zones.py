@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,32 @@ from shapely import prepared
 from shapely.geometry import Point, Polygon
 
 from detector.config import Zone, ZoneFile
+
+__all__ = ["ZoneIndex", "zone_warnings"]
+
+
+def zone_warnings(zones: Iterable[Zone], camera_ids: Iterable[str] | None = None) -> list[str]:
+    """One line per zone that can never match anything, for a run over `camera_ids` (None: not known yet).
+
+    - a pixel zone whose points all lie within 0..1: relative coordinates without `units: relative`,
+      a polygon smaller than one pixel;
+    - a zone whose camera (pattern) names none of the cameras the run has.
+
+    Example:
+        >>> zone_warnings(load_zones(Path("zones.yaml")).zones, ["cam-1"])
+        ["zone 'kerb' (camera 'cam-2'): matches none of the cameras (cam-1); it never applies"]
+    """
+    ids = None if camera_ids is None else sorted(set(camera_ids))
+    out = []
+    for zone in zones:
+        if zone.units == "pixels" and all(0 <= x <= 1 and 0 <= y <= 1 for x, y in zone.polygon):
+            out.append(f"zone {zone.id!r}: every point lies within 0..1 pixels, a polygon smaller than one pixel; "
+                       "relative coordinates need 'units: relative'")
+        if ids is not None and zone.camera is not None and not any(map(zone.applies_to, ids)):
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            out.append(f"zone {zone.id!r} (camera {zone.camera!r}): matches none of the cameras "
+                       f"({shown or 'none'}); it never applies")
+    return out
 
 
 class ZoneIndex:
