@@ -5,7 +5,8 @@
 - the lens to place boxes on the ground with (model preset, logged focal length or an explicit field of
   view) and the street level — the geometry itself is `detector.locate`'s;
 - notes for the run record: which sidecar, which assumptions (nadir when the gimbal pitch is unknown),
-  and every warning (missing/empty sidecar, duration mismatch, damaged lines) said once.
+  and every warning (missing/empty sidecar, duration mismatch, damaged lines, entries dropped for impossible
+  jumps) said once.
 A video with no sidecar is an ordinary fixed-camera video: no pose, no warning.
 """
 
@@ -59,9 +60,14 @@ def drone_hooks(item: FootageItem, settings: DroneSettings = DroneSettings()) ->
     except TelemetryError as exc:
         notes["warnings"].append(f"{exc}; continuing without positions")
         return DroneHooks(notes)
-    if telemetry.problems:
-        notes["warnings"].append(f"{sidecar}: {len(telemetry.problems)} damaged/odd entries kept out "
-                                 f"(first: {telemetry.problems[0]})")
+    others = [p for p in telemetry.problems if p not in telemetry.jumps]
+    if others:
+        notes["warnings"].append(f"{sidecar}: {len(others)} damaged/odd entries kept out (first: {others[0]})")
+    if telemetry.jumps:  # its own line: a wrong position moves every case near it, unlike a damaged exposure value
+        notes["warnings"].append(
+            f"{sidecar}: {telemetry.jumped_entries} entries dropped for physically impossible jumps "
+            f"(first: {telemetry.jumps[0]})"
+        )
     track = PoseTrack.from_telemetry(telemetry, smooth_window_s=settings.smooth_window_s)
     positioned = [e for e in telemetry.entries if e.has_position]
     if not positioned:

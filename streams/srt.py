@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections import Counter
 
 from streams.srt_blocks import Block, is_absent, parse_block, split_blocks, store_value
+from streams.telemetry_jumps import check_jumps
 from streams.telemetry_types import (
     NO_FIX_ZERO,
     ProblemLog,
@@ -111,6 +112,8 @@ def parse_srt(text: str, path: str = "<text>") -> Telemetry:
         (unreadable, out of range, given twice), bad time codes and truncated blocks, impossible or (0, 0)
         coordinates and time codes that go backwards are reported in ``problems`` with their line numbers;
         positions that cannot be trusted are left empty rather than guessed, and damaged blocks are dropped.
+        Entries no multirotor could have flown to from their neighbours (`streams.telemetry_jumps`) are dropped
+        too, and reported in ``problems`` and ``jumps``.
 
     Example:
         >>> t = parse_srt(Path("DJI_0001.SRT").read_text())
@@ -132,6 +135,8 @@ def parse_srt(text: str, path: str = "<text>") -> Telemetry:
         problems.add(blocks[0].line, "no time codes: entry times derived from the date-time lines")
 
     entries: list[TelemetryEntry] = []
+    kinds: list[str] = []  # per entry: its block's layout (jumps are only judged within one layout)
+    gps_lines: list[int] = []  # per entry: the line a jump problem names
     prev_start: float | None = None
     first_wall = next((b.wall_time for b in blocks if b.wall_time is not None), None)
     for seq, b in enumerate(blocks):
@@ -184,11 +189,13 @@ def parse_srt(text: str, path: str = "<text>") -> Telemetry:
                 **values,  # type: ignore[arg-type]
             )
         )
-    if derive_times:
-        entries = fill_end_times(entries)
-    kinds = sorted({b.kind for b in blocks if b.kind != "unknown"})
-    fmt = kinds[0] if len(kinds) == 1 else (f"mixed({'+'.join(kinds)})" if kinds else "unknown")
-    return Telemetry(path, fmt, entries, problems.items)
+        kinds.append(b.kind)
+        gps_lines.append(b.gps_line or b.line)
+    jumps = check_jumps(entries, kinds, gps_lines)
+    entries = fill_end_times(jumps.entries) if derive_times else jumps.entries
+    layouts = sorted({b.kind for b in blocks if b.kind != "unknown"})
+    fmt = layouts[0] if len(layouts) == 1 else (f"mixed({'+'.join(layouts)})" if layouts else "unknown")
+    return Telemetry(path, fmt, entries, problems.items + jumps.problems, jumps.problems, jumps.dropped)
 
 
 def _position(b: Block, values: dict[str, float | int | str]) -> tuple[float | None, float | None]:

@@ -185,6 +185,10 @@ def _read_value(block: Block, lineno: int, name: str, key: str, raw: str | None,
     if value is None:
         block.damage.append((lineno, f"unreadable {key} '{show_raw(raw)}'"))
         return
+    if name in ("fnum", "focal_len_mm") and value == 0:
+        # No lens has f/0 or a 0 mm focal length: a 0 here means the camera did not report the value. Unknown,
+        # not 0.0, so nothing prints it as a setting or computes a field of view from it.
+        return
     if name == "fnum":
         value = _fnum(value)
     elif name == "focal_len_mm":

@@ -12,7 +12,8 @@ The public API, in one place:
 Parsing never raises on damaged content: good entries are kept and everything else is reported as a
 `TelemetryProblem` with its line number; a damaged value is never read as something else, and the entry that
 holds it is dropped. `load_telemetry` raises `TelemetryError` when a file has no usable entry at all.
-`PoseTrack` turns the entries into a smoothed, interpolated camera pose for any frame timestamp.
+An entry no multirotor could have flown to from its neighbours (a position 111 km off, latitude and longitude
+swapped) is dropped and reported too (`streams.telemetry_jumps`). `PoseTrack` turns the entries into a smoothed, interpolated camera pose for any frame timestamp.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from detector.errors import TelemetryError
 from streams.pose_track import PoseTrack
 from streams.srt import parse_srt
+from streams.telemetry_jumps import check_jumps
 from streams.telemetry_types import (
     NO_FIX_ZERO,
     ProblemLog,
@@ -63,7 +65,7 @@ def parse_csv(text: str, path: str = "<text>") -> Telemetry:
     Numbers are read strictly (an exponent is allowed, "nan"/"inf" are not) and bounded like the SRT fields
     (`LIMITS`). A row with a damaged value, or with more or fewer cells than the header (a decimal comma or a
     cut line shifts every later cell), is dropped. Never raises on damaged content; bad rows are reported with
-    their line numbers.
+    their line numbers. Rows no multirotor could have flown to are dropped (`streams.telemetry_jumps`).
 
     Example:
         >>> t = parse_csv("time_s,lat,lon,alt_m\\n0.0,48.85,2.35,60\\n", "flight.csv")
@@ -142,7 +144,10 @@ def parse_csv(text: str, path: str = "<text>") -> Telemetry:
                 gimbal_roll_deg=numbers["roll_deg"], line=lineno,
             )
         )
-    return Telemetry(path, "csv", fill_end_times(entries), problems.items)
+    jumps = check_jumps(entries)
+    return Telemetry(
+        path, "csv", fill_end_times(jumps.entries), problems.items + jumps.problems, jumps.problems, jumps.dropped
+    )
 
 
 # CSV column -> the entry field whose bounds apply

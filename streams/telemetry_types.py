@@ -97,6 +97,10 @@ class Telemetry:
     format: str
     entries: list[TelemetryEntry] = field(default_factory=list)
     problems: list[TelemetryProblem] = field(default_factory=list)
+    # The problems (also in ``problems``) about entries dropped for impossible jumps (`streams.telemetry_jumps`),
+    # and how many entries they dropped: a drone run says these on a line of their own.
+    jumps: list[TelemetryProblem] = field(default_factory=list)
+    jumped_entries: int = 0
 
     @property
     def duration_s(self) -> float:

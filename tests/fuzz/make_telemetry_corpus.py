@@ -413,6 +413,21 @@ def _csv_all_bad(_rng: random.Random, doc: Doc) -> list[int]:
     return []
 
 
+def _swap_gps(_rng: random.Random, doc: Doc) -> list[int]:
+    """Latitude and longitude swapped in one GPS(...) tuple: still a valid coordinate, thousands of km away."""
+    line = doc.blocks[2]["gps"]
+    text = doc.lines[line - 1]
+    start = text.index("GPS(") + 4
+    first, second, rest = text[start:].split(",", 2)
+    doc.lines[line - 1] = text[:start] + f"{second},{first},{rest}"
+    return [line]
+
+
+def _legacy_near_greenwich(rng: random.Random) -> Doc:
+    # both coordinates fit a latitude, so the swapped tuple is a place on Earth, not an out-of-range value
+    return legacy(rng, lat0=rng.uniform(30, 60), lon0=rng.uniform(-10, 30))
+
+
 def _random_bytes(rng: random.Random, doc: Doc) -> list[int]:
     """A few random characters replaced, inserted or deleted anywhere (the outcome is not known in advance)."""
     text = list("\n".join(doc.lines))
@@ -458,6 +473,11 @@ CASES: dict[str, Case] = {
         replace_value(bracket_new, "data", "abs_alt: ", lambda _v: "25000.000"),
     ),
     "bracket_iso_thousands": ("ok", "ISO 1,600", replace_value(bracket_new, "data", "[iso: ", lambda _v: "1,600")),
+    "bracket_latitude_111km_off": (
+        "ok",
+        "one latitude a degree (111 km) off, 33 ms from its neighbours",
+        replace_value(bracket_new, "data", "[latitude: ", lambda v: f"{float(v) + 1.0:.6f}"),
+    ),
     "bracket_timecode_99": (
         "ok",
         "time code 99:99:99,999",
@@ -506,6 +526,7 @@ CASES: dict[str, Case] = {
     "legacy_barometer_comma": ("ok", "BAROMETER:1,9", replace_value(legacy, "gps", "BAROMETER:", decimal_comma)),
     "legacy_second_gps": ("ok", "a second, different GPS line", custom(_second_gps_line, legacy)),
     "legacy_home_out_of_range": ("ok", "HOME longitude 412", custom(_home_out_of_range, legacy)),
+    "legacy_gps_swapped": ("ok", "latitude and longitude swapped in one entry", custom(_swap_gps, _legacy_near_greenwich)),
     "legacy_iso_exponent": ("ok", "ISO:1e3", replace_value(legacy, "exposure", "ISO:", lambda _v: "1e3")),
     # dji-compact
     "compact_gimbal_yaw_nan": ("ok", "G.PRY yaw nan", custom(_gimbal_yaw_nan, compact)),
