@@ -324,3 +324,37 @@ def interpolate(
 
     target = out or fine_tuned.with_name(f"{fine_tuned.stem}-wise{alpha:g}.pt")
     console.print(str(run(fine_tuned, start, alpha, target)))
+
+
+@models_app.command("from-openvino")
+@one_line_errors
+def from_openvino(
+    ir_dir: Annotated[Path, typer.Argument(help="An Ultralytics OpenVINO export folder (INT8 or FP32).")],
+    out: Annotated[Path, typer.Option(help="The trainable checkpoint to write (.pt).")],
+    arch: Annotated[str, typer.Option(help="The Ultralytics architecture the export was made from.")] = "yolo26n.yaml",
+    data: Annotated[Path | None, typer.Option(help="Retarget the class head to this data.yaml's classes (rows of "
+                                                   "classes the export knew are kept) and calibrate BatchNorm on "
+                                                   "its training images.")] = None,
+    calibration_images: Annotated[int, typer.Option(min=0, help="Training images for BatchNorm calibration "
+                                                               "(with --data).")] = 128,
+    imgsz: Annotated[int, typer.Option(help="Calibration image size.")] = 640,
+) -> None:
+    """Recover a trainable float checkpoint from an INT8 OpenVINO export (weights by module name, every one).
+
+    Example: streetwatch models from-openvino ../shared/weights/yolo26n_int8_openvino_model --arch yolo26n.yaml --out start.pt
+    """
+    quiet_libraries()
+    from training.openvino_init import convert_openvino, data_train_images
+    from training.train import check_dataset, data_names
+
+    names, images = None, []
+    if data is not None:
+        check_dataset(data)
+        names, images = data_names(data), data_train_images(data, calibration_images)
+    path, report = convert_openvino(ir_dir, out, arch, names, images, imgsz)
+    console.print(f"{path}: {report['loaded']}/{report['expected']} convolutions of {arch} loaded from "
+                  f"{report['ir_convolutions']} in the export"
+                  + (f"; classes {len(names)} ({len(report['kept_rows'])} kept from the export: "
+                     f"{', '.join(report['kept_rows'])})" if names else "")
+                  + (f"; {report['calibrated_batchnorms']} BatchNorms calibrated on {len(images)} training images"
+                     if images else ""), highlight=False, soft_wrap=True, markup=False)

@@ -160,6 +160,8 @@ def recover_from_openvino(ir_dir: Path, arch: str = "yolo26n.yaml"):
     problems: list[str] = []
     with torch.no_grad():
         for conv in convs:
+            if ".dfl." in f".{conv.module}.":  # the fixed DFL convolution (arange), not a learned one
+                continue
             target = modules.get(conv.module)
             if not isinstance(target, nn.Conv2d):
                 problems.append(f"{conv.module}: not a convolution of {arch}")
