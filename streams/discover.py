@@ -7,6 +7,10 @@ names), the channel number normalised so that ``ch1``, ``CH01``, ``cam1``, ``D01
 folder that is itself named like a channel (``cam1/cam1_0800.mp4``) already is one camera and keeps its name.
 The rules are a table (`CAMERA_ID_RULES`) of pure functions of the file name; `camera_id` applies them and
 every `FootageItem` records which rule gave its id (``camera_id_rule``).
+
+A folder name is held to the camera id rule (detector.ids: it names evidence folders) like `--camera` is, but
+a folder cannot be refused like a typo: one that breaks the rule (`Front Door (2)`, `.cache`, 80 characters)
+gives a sanitised id (`Front_Door_2`) and the rule says so (``folder+sanitised``).
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from detector.ids import CAMERA_ID_MAX, folder_camera_id
 from streams.images import ImageSource
+from streams.local_time import UTC_ZONE, LocalZone
 from streams.video import Sampling, VideoFileSource
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".ts", ".m4v", ".flv", ".webm", ".mpg", ".mpeg", ".h264",
@@ -32,6 +38,7 @@ SIDECAR_SUFFIXES = {".srt", ".csv", ".txt", ".json", ".yaml", ".yml", ".md"}
 CAMERA_RULE_FOLDER = "folder"
 CAMERA_RULE_CLI = "cli"
 CAMERA_RULE_PREFIX = "nvr-channel:"
+CAMERA_RULE_SANITISED = "+sanitised"  # appended when the folder name broke the id rule and was made to keep it
 
 # A channel token must stand alone in the name: at its start or end or between these separators, so that
 # "chapter1", "cheap", "match01", "cambridge2" or "cam2024" are never channels.
@@ -139,17 +146,35 @@ class FootageItem:
     camera_id_rule: str = CAMERA_RULE_FOLDER  # what gave camera_id: "folder", "nvr-channel:<rule>", "cli"
 
     def open(self, camera_id: str, sampling: Sampling, start_time: float | None, decode_width: int | None,
-             start_s: float = 0.0, end_s: float | None = None) -> ImageSource | VideoFileSource:
-        """The file's source; a video may be read in a footage-time range [start_s, end_s)."""
+             start_s: float = 0.0, end_s: float | None = None,
+             zone: LocalZone = UTC_ZONE) -> ImageSource | VideoFileSource:
+        """The file's source; a video may be read in a footage-time range [start_s, end_s). `zone` reads the
+        times the file gives without a zone (its name, EXIF, some containers)."""
         if self.kind == "image":
-            return ImageSource(self.path, camera_id, start_time)
+            return ImageSource(self.path, camera_id, start_time, zone)
         return VideoFileSource(self.path, camera_id, sampling, start_time, scale_width=decode_width,
-                               start_s=start_s, end_s=end_s)
+                               start_s=start_s, end_s=end_s, zone=zone)
+
+
+def item_camera_id(folder: str, filename: str) -> tuple[str, str]:
+    """`camera_id` for a folder name as found on disk: held to the camera id rule (module docstring).
+
+    Example:
+        >>> item_camera_id("东门", "a.mp4"), item_camera_id("Front Door", "ch2.mp4")
+        (('东门', 'folder'), ('Front_Door-ch02', 'nvr-channel:ch+sanitised'))
+    """
+    safe = folder_camera_id(folder) if folder else folder
+    camera, rule = camera_id(safe, filename)
+    kept = camera
+    if len(camera) > CAMERA_ID_MAX and camera.startswith(safe + "-"):  # a long folder plus "-ch01": cut the
+        part = camera[len(safe) + 1:]  # folder part, so that every channel keeps an id of its own
+        kept = f"{folder_camera_id(safe[:CAMERA_ID_MAX - len(part) - 1])}-{part}"
+    return kept, rule + (CAMERA_RULE_SANITISED if safe != folder or kept != camera else "")
 
 
 def _item(path: Path) -> FootageItem:
     kind = "image" if path.suffix.lower() in IMAGE_SUFFIXES else "video"
-    camera, rule = camera_id(path.resolve().parent.name, path.name)
+    camera, rule = item_camera_id(path.resolve().parent.name, path.name)
     return FootageItem(path, kind, camera, rule)
 
 

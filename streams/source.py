@@ -16,6 +16,10 @@ class Source(Protocol):
 
     `info` is None for a still photograph. `effective_mode` says how frames were sampled
     (`keyframes`, `fps`, `every`, `all`, or `image`), for the run record.
+
+    A source may also have `notices`: one line each, said and recorded like `warnings` but leaving the
+    analysis whole (not `partial`): a photo decoded at a reduced size, a creation_time not used. The runner
+    reads it with getattr, so test doubles need not have it.
     """
 
     source_id: str

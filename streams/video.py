@@ -7,6 +7,9 @@ Sampling modes:
   most the sampling interval (typical cameras: a keyframe every 1-2 s), else by full decoding.
 Timestamps are the stream's PTS in seconds from the first frame; wall time = footage start +
 PTS when the start is known (container `creation_time`, a date in the file name, or --start-time).
+A time written without a zone (file names, some containers) is read in the camera's zone
+(streams.local_time); a `creation_time` in the future or before 2000 (a camera whose clock was never set)
+is not used, and the source says so in one line (`notices`).
 """
 
 from __future__ import annotations
@@ -25,9 +28,13 @@ import numpy as np
 
 from detector.errors import SourceError
 from detector.frames import Frame
+from streams.local_time import UTC_ZONE, LocalZone
+from streams.pixels import size_problem
 
 log = logging.getLogger(__name__)
 SamplingMode = Literal["auto", "all", "every", "fps", "keyframes"]
+_EARLIEST = datetime(2000, 1, 1, tzinfo=timezone.utc).timestamp()  # before: an unset clock (1904, 1970)
+_FUTURE_SLACK_S = 86_400  # a clock a few hours ahead, or a zone mix-up, is not "the future"
 _NAME_TIME = re.compile(r"(20\d{2})[-_]?(\d{2})[-_]?(\d{2})[T_ -]?(\d{2})[-_:.]?(\d{2})[-_:.]?(\d{2})")
 
 
@@ -54,17 +61,44 @@ class VideoInfo:
     start_time: float | None  # UNIX seconds of the first frame, when known
     start_source: str  # where start_time came from
     timing: str = "timestamps"  # "frame rate" for raw elementary streams (.h264 from DVRs): no timestamps
+    time_note: str = ""  # one line when a time clue was found but not used (a creation_time in the future)
 
 
-def start_time_from_name(name: str) -> float | None:
-    """`cam1_20261101_083000.mp4` / `2026-11-01T08-30-00.mkv` -> UNIX seconds (UTC unless told otherwise)."""
+def start_time_from_name(name: str, zone: LocalZone = UTC_ZONE) -> float | None:
+    """`cam1_20261101_083000.mp4` / `2026-11-01T08-30-00.mkv` -> UNIX seconds. Recorders name files in
+    their local time: the time is read in `zone` (the camera's: streams.local_time)."""
     m = _NAME_TIME.search(name)
     if not m:
         return None
     try:
-        return datetime(*(int(g) for g in m.groups()), tzinfo=timezone.utc).timestamp()
+        return zone.unix(datetime(*(int(g) for g in m.groups())))
     except ValueError:
         return None
+
+
+def creation_time(raw: str, zone: LocalZone = UTC_ZONE, now: float | None = None) -> tuple[float | None, str]:
+    """A container's `creation_time` as UNIX seconds, or (None, why it is not used): unreadable, in the
+    future (a camera clock set wrong) or before 2000 (a clock never set: 1904-01-01 is QuickTime's zero).
+    Written without a zone, it is read in `zone`.
+
+    Example:
+        >>> creation_time("2036-01-01T00:00:00.000000Z", now=1.8e9)[1]
+        'is in the future'
+    """
+    try:
+        when = zone.unix(datetime.fromisoformat(raw.strip().replace("Z", "+00:00")))
+    except (ValueError, OverflowError):
+        return None, "is not a date"
+    now = datetime.now(timezone.utc).timestamp() if now is None else now
+    if when > now + _FUTURE_SLACK_S:
+        return None, "is in the future"
+    if when < _EARLIEST:
+        return None, "is before 2000 (a clock never set)"
+    return when, ""
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _open(path: Path):
@@ -84,11 +118,18 @@ def _open(path: Path):
     return container
 
 
-def probe(path: Path, start_time: float | None = None) -> VideoInfo:
-    """Size, rate, duration and footage start of a video file."""
+def probe(path: Path, start_time: float | None = None, zone: LocalZone = UTC_ZONE) -> VideoInfo:
+    """Size, rate, duration and footage start of a video file; SourceError for a frame shape that cannot be
+    analysed (too small, or a strip: streams.pixels)."""
     container = _open(Path(path))
     try:
         stream = container.streams.video[0]
+        width, height = stream.codec_context.width, stream.codec_context.height
+        # a strip the model cannot read (0: not known before decoding, as in some raw streams). No pixel limit:
+        # frames are decoded one at a time and scaled down to decode_width at once
+        problem = size_problem(width, height) if width and height else None
+        if problem:
+            raise SourceError(f"{path}: {problem}: not analysed")
         fps = float(stream.average_rate or stream.guessed_rate or 25)
         timing, frames = "timestamps", None
         if stream.duration is not None and stream.time_base:
@@ -100,24 +141,23 @@ def probe(path: Path, start_time: float | None = None) -> VideoInfo:
             # count its frames (demuxing only, no decoding) and time them by the frame rate
             frames = sum(1 for packet in container.demux(stream) if packet.size)
             duration, timing = frames / fps, "frame rate"
-        source = "option"
+        source, refused = "option", ""
         if start_time is None:
             created = container.metadata.get("creation_time") or stream.metadata.get("creation_time")
             if created:
-                try:
-                    start_time = datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-                    source = "container creation_time"
-                except ValueError:
-                    start_time = None
+                start_time, why = creation_time(created, zone)
+                source = "container creation_time"
+                refused = f"the container's creation_time {created.strip()[:40]!r} {why}" if why else ""
         if start_time is None:
-            start_time = start_time_from_name(Path(path).name)
+            start_time = start_time_from_name(Path(path).name, zone)
             source = "file name"
         if start_time is None:
             start_time = os.stat(path).st_mtime - duration  # recorders close the file at the end
             source = "file modification time minus duration"
-        return VideoInfo(Path(path), stream.codec_context.width, stream.codec_context.height, fps, duration,
+        note = f"{path}: {refused}: used the {source} instead ({_utc(start_time)})" if refused else ""
+        return VideoInfo(Path(path), width, height, fps, duration,
                          stream.codec_context.name, frames if frames is not None else int(round(duration * fps)),
-                         start_time, source, timing)
+                         start_time, source, timing, note)
     finally:
         container.close()
 
@@ -155,6 +195,7 @@ class VideoFileSource:
         start_s, end_s: read only footage time [start_s, end_s) (seconds from the file's start): decoding
             starts at the keyframe at or before start_s, and the sampling grid is the whole file's, so a file
             read in ranges yields exactly the frames a whole read yields (resumed runs, cluster segments).
+        zone: the zone a start time written without one is read in (streams.local_time).
 
     Example:
         >>> with VideoFileSource(Path("cam.mp4"), "cam-1", Sampling(fps=0.5)) as src:
@@ -163,16 +204,17 @@ class VideoFileSource:
 
     def __init__(self, path: Path, source_id: str, sampling: Sampling = Sampling(),
                  start_time: float | None = None, scale_width: int | None = None,
-                 start_s: float = 0.0, end_s: float | None = None) -> None:
+                 start_s: float = 0.0, end_s: float | None = None, zone: LocalZone = UTC_ZONE) -> None:
         self.path = Path(path)
         self.start_s, self.end_s = max(0.0, start_s), end_s
         self.source_id = source_id
         self.sampling = sampling
-        self.info = probe(self.path, start_time)
+        self.info = probe(self.path, start_time, zone)
         self.scale_width = scale_width
         self.frames_decoded = 0
         self.read_s = 0.0  # footage time of the last frame decoded
-        self.warnings: list[str] = []  # one line each: the file ended early, decoding stopped...
+        self.warnings: list[str] = []  # one line each: the file ended early, decoding stopped... (partial)
+        self.notices: list[str] = [self.info.time_note] if self.info.time_note else []  # the analysis is whole
         self.effective_mode = self._choose_mode()
         self._container = None
 
