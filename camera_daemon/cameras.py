@@ -3,6 +3,8 @@ reach the shared model.
 
     plan_camera      config entry → `CameraPlan` (taxonomy, zones, model key, a fingerprint that
                      changes iff the camera must restart on reload)
+    refuse_stopping_all
+                     a reload that would stop every camera is refused unless the file allows it
     ModelPool        one model instance per distinct (model, backend, imgsz), shared by cameras
     CameraRuntime    a `LiveReader` plus the camera's `AnalysisStep` (floors, tracker, rules),
                      which only the inference thread touches
@@ -36,12 +38,13 @@ from camera_daemon.metrics import DaemonMetrics
 from detector.analysis import AnalysisStep
 from detector.config import Taxonomy, ZoneFile
 from detector.detections import Detections
-from detector.errors import StreetwatchError
+from detector.errors import ConfigError, StreetwatchError
 from detector.frames import Frame
 from detector.ground_calibration import GroundCalibration
 from detector.inference import DetectorSettings
 from detector.model_registry import current_model
 from detector.scene_segment import SceneSegmenter
+from detector.settings import taxonomy_class_problems
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
 from streams.live import LiveReader, redact_url
@@ -59,6 +62,7 @@ __all__ = [
     "drop_queued",
     "group_batch",
     "plan_camera",
+    "refuse_stopping_all",
     "run_batch",
     "schedule_due",
     "take_batch",
@@ -153,6 +157,19 @@ def plan_camera(cfg: DaemonConfig, cam: Camera) -> CameraPlan:
     return CameraPlan(cam, taxonomy, zones, cam.model_key(), hashlib.sha256(blob.encode()).hexdigest())
 
 
+def refuse_stopping_all(running: DaemonConfig, new: DaemonConfig, source: object) -> None:
+    """ConfigError when `new` would stop every camera that `running` runs, unless `new` says `allow_no_cameras`.
+
+    An emptied or half-written cameras file is far likelier than an operator meaning to stop every camera
+    with a reload; stopping them all is still possible, by saying so (or by stopping the daemon).
+    """
+    before = [c.id for c in running.cameras if c.enabled]
+    if before and not any(c.enabled for c in new.cameras) and not new.allow_no_cameras:
+        shown = ", ".join(before[:5]) + (f" and {len(before) - 5} more" if len(before) > 5 else "")
+        raise ConfigError(f"{source}: cameras: the new file would stop every running camera ({shown}); "
+                          "set allow_no_cameras: true to mean it")
+
+
 class CameraRuntime:
     """One running camera: its reader, and its analysis step (floors, tracker, rules), which only the
     inference thread touches."""
@@ -170,6 +187,10 @@ class CameraRuntime:
         self.step = AnalysisStep(cam, plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
                                  locator=locator, scenes=scenes)
         self.unknown_classes = self.step.unknown_classes
+        # a taxonomy class the model lacks (`garbge`) would keep its problem type silent without a word
+        for line in taxonomy_class_problems(plan.taxonomy, names.values(), Path(plan.model_key[0]).name):
+            log.warning("camera %s: %s; that class never raises a case", cam.id, line,
+                        extra={"camera": cam.id, "event": "config_warning"})
         self.reader = self._new_reader()
         self.next_due = 0.0
         self.last_index = -1

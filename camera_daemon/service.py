@@ -58,6 +58,7 @@ from camera_daemon.cameras import (
     default_detector_factory,
     drop_queued,
     plan_camera,
+    refuse_stopping_all,
     run_batch,
     schedule_due,
     take_batch,
@@ -306,6 +307,7 @@ class Daemon:
                     config = load_daemon_config(self.config_path)
                 if self._state != "running":
                     raise ConfigError(f"daemon is {self._state}")
+                refuse_stopping_all(self.config, config, self.config_path or "reload")
                 changes = self._apply(config)
             except Exception as exc:  # noqa: BLE001 - nothing a config file holds may stop the daemon
                 # StreetwatchError says which file and key already; anything else is named here, in one line

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -16,6 +18,8 @@ from cases import tables as t
 from cases.status import CaseStatus
 from cases.store import CaseStore, as_utc
 from detector.config import load_taxonomy
+
+log = logging.getLogger("streetwatch.export")
 
 # A spreadsheet runs a cell that starts with one of these as a formula (=HYPERLINK(...) in a camera id
 # sends whoever opens the export to any site); OWASP's "CSV injection" list.
@@ -190,12 +194,21 @@ def to_geojson(rows: list[dict], gcj02: bool = False) -> dict:
             **({"crs_note": "GCJ-02 (approximate), not WGS84"} if gcj02 else {})}
 
 
-def render(store: CaseStore, f: CaseFilter, fmt: str, gcj02: bool = False) -> str:
+def render(store: CaseStore, f: CaseFilter, fmt: str, gcj02: bool = False,
+           warn: Callable[[str], None] | None = None) -> str:
+    """The cases `f` selects as CSV, JSON or GeoJSON text; `warn` (default: the log) hears of cases GeoJSON leaves
+    out, so an empty map is explained rather than silent."""
     rows = query_cases(store, f)
     if fmt == "csv":
         return to_csv(rows)
     if fmt == "geojson":
-        return json.dumps(to_geojson(rows, gcj02), ensure_ascii=False, indent=1) + "\n"
+        collection = to_geojson(rows, gcj02)
+        missing = len(rows) - len(collection["features"])
+        if missing:
+            (warn or log.warning)(f"{missing} case{'s have' if missing != 1 else ' has'} no position and "
+                                  f"{'are' if missing != 1 else 'is'} not in the GeoJSON (no ground position, "
+                                  "and no location for the camera)")
+        return json.dumps(collection, ensure_ascii=False, indent=1) + "\n"
     return json.dumps(rows, ensure_ascii=False, indent=1, default=str) + "\n"
 
 

@@ -13,6 +13,14 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from cases.status import CaseStatus, RunStatus
+from detector.config import (  # the taxonomy's limits: what its validation accepts, PostgreSQL can store
+    CATEGORY_MAX_LEN,
+    CLASS_NAME_MAX_LEN,
+    CODE_MAX_LEN,
+    NAME_EN_MAX_LEN,
+    NAME_ZH_MAX_LEN,
+    PROBLEM_TYPE_MAX_LEN,
+)
 
 
 def utcnow() -> datetime:
@@ -76,13 +84,13 @@ class Case(Base):
 
     __tablename__ = "cases"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    problem_type: Mapped[str] = mapped_column(String(64))
-    category: Mapped[str] = mapped_column(String(64), default="")
+    problem_type: Mapped[str] = mapped_column(String(PROBLEM_TYPE_MAX_LEN))
+    category: Mapped[str] = mapped_column(String(CATEGORY_MAX_LEN), default="")
     # the taxonomy's bureau code and names when the case was filed: they travel with it (exports, webhook)
-    code: Mapped[str] = mapped_column(String(32), default="", server_default="")
-    name_zh: Mapped[str] = mapped_column(String(128), default="", server_default="")
-    name_en: Mapped[str] = mapped_column(String(256), default="", server_default="")
-    category_zh: Mapped[str] = mapped_column(String(64), default="", server_default="")
+    code: Mapped[str] = mapped_column(String(CODE_MAX_LEN), default="", server_default="")
+    name_zh: Mapped[str] = mapped_column(String(NAME_ZH_MAX_LEN), default="", server_default="")
+    name_en: Mapped[str] = mapped_column(String(NAME_EN_MAX_LEN), default="", server_default="")
+    category_zh: Mapped[str] = mapped_column(String(CATEGORY_MAX_LEN), default="", server_default="")
     camera_id: Mapped[str | None] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), default=CaseStatus.NEW)
     first_seen: Mapped[datetime]
@@ -116,8 +124,8 @@ class Sighting(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     camera_id: Mapped[str] = mapped_column(String(128))
-    problem_type: Mapped[str] = mapped_column(String(64))
-    class_name: Mapped[str] = mapped_column(String(64))
+    problem_type: Mapped[str] = mapped_column(String(PROBLEM_TYPE_MAX_LEN))
+    class_name: Mapped[str] = mapped_column(String(CLASS_NAME_MAX_LEN))
     first_seen: Mapped[datetime]
     last_seen: Mapped[datetime]
     first_ts: Mapped[float] = mapped_column(Float)

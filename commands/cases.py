@@ -10,7 +10,17 @@ import typer
 from rich.table import Table
 
 from cases.status import CaseStatus
-from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one_line_errors, open_store, parse_when
+from commands.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    DbUrl,
+    console,
+    err_console,
+    fail,
+    one_line_errors,
+    open_store,
+    parse_when,
+)
 
 app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
 
@@ -115,7 +125,8 @@ def export_cases(
     if format_ not in ("csv", "json", "geojson"):
         raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")
     store = open_store(data_dir, db)
-    text = render(store, _filters(type_, status, camera, since, until, store), format_, gcj02=gcj02)
+    text = render(store, _filters(type_, status, camera, since, until, store), format_, gcj02=gcj02,
+                  warn=lambda line: err_console.print(f"warning: {line}", highlight=False, markup=False))
     if out:
         out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out}")

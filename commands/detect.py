@@ -67,6 +67,10 @@ def detect(
     Example: streetwatch detect footage/cam01/ --zones zones.yaml --fps 0.5
     """
     quiet_libraries()
+    if not 0 < fps < float("inf"):  # 0 used to mean "every frame" without a word; --all-frames says so
+        from commands.common import fail
+
+        fail(f"--fps {fps:g}: must be more than 0 frames per second (every frame: --all-frames)")
     if ray is not None:  # Ray missing, or a database only one host sees: one line, before anything runs
         from batch.cluster import ClusterError, require_cluster
         from commands.common import fail
@@ -108,10 +112,16 @@ def detect(
     from detector.config import load_zones
     from detector.settings import resolve_taxonomy
 
-    resolve_taxonomy(analysis), load_zones(zones)  # a malformed config stops here, before any file is touched
+    resolve_taxonomy(analysis)
+    zone_file = load_zones(zones)  # a malformed config stops here, before any file is touched
     items, problems = discover(inputs)
     for problem in problems:
         err_console.print(f"[red]skipped:[/] {problem}", highlight=False)
+    from detector.zones import zone_warnings
+
+    for warning in zone_warnings(zone_file.zones, {camera or item.camera_id for item in items} if items else None):
+        err_console.print(f"[yellow]warning:[/] {escape(str(zones))}: {escape(warning)}", highlight=False,
+                          soft_wrap=True)
     if telemetry and len(items) != 1:
         raise typer.BadParameter("--telemetry names the sidecar of ONE video; put flight.SRT beside flight.MP4 instead")
     store = open_store(data_dir, db)
@@ -130,6 +140,12 @@ def detect(
             raise typer.Exit(1)
         return
     pipeline = Pipeline(settings, store)
+    from detector.settings import taxonomy_class_problems
+
+    for line in taxonomy_class_problems(pipeline.taxonomy, pipeline.detector.names.values(),
+                                        analysis.model_path().name):  # a typo like `garbge` files nothing
+        err_console.print(f"[yellow]warning:[/] {escape(str(taxonomy or 'bundled taxonomy'))}: {escape(line)}",
+                          highlight=False, soft_wrap=True)
     from streams.drone import DroneSettings, drone_hooks
 
     drone = DroneSettings(telemetry=telemetry, camera_model=drone_camera, hfov_deg=hfov,

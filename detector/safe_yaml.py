@@ -50,19 +50,19 @@ class _ConfigLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node, deep=False):
         if isinstance(node, yaml.MappingNode):
-            seen: dict[Any, int] = {}
+            seen: dict[Any, yaml.Node] = {}
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE:
                     continue  # `<<: *d`: its keys are defaults that the explicit keys may override
                 key = self.construct_object(key_node, deep=deep)
-                line = key_node.start_mark.line + 1
                 try:
-                    first = seen.setdefault(key, line)
+                    first = seen.setdefault(key, key_node)
                 except TypeError:
                     continue  # an unhashable key: the base class reports it
-                if first != line:
+                if first is not key_node:  # two key nodes, one key (on one line too: `{id: a, id: b}`)
                     raise yaml.constructor.ConstructorError(
-                        None, None, f"duplicate key {key!r} (first given on line {first})", key_node.start_mark)
+                        None, None, f"duplicate key {key!r} (first given on line {first.start_mark.line + 1})",
+                        key_node.start_mark)
         return super().construct_mapping(node, deep=deep)
 
 

@@ -6,10 +6,10 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from detector.errors import ConfigError
+from detector.safe_yaml import read_yaml
 from review.i18n import system_zone, valid_zone
 
 
@@ -65,12 +65,7 @@ class ReviewSettings(BaseModel):
 def load_settings(path: Path | None) -> ReviewSettings:
     if path is None:
         return ReviewSettings()
-    try:
-        raw = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+    raw = read_yaml(path) or {}  # the config loader: bounded aliases, one ConfigError line naming the file
     try:
         return ReviewSettings.model_validate(raw)
     except ValidationError as exc:

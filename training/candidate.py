@@ -19,9 +19,8 @@ import csv
 import json
 from pathlib import Path
 
-import yaml
-
 from detector.errors import ModelError
+from detector.safe_yaml import read_yaml
 
 __all__ = ["save_candidate"]
 
@@ -64,7 +63,7 @@ def save_candidate(run: Path, out: Path, weights: Path | None = None) -> Path:
     model = ckpt.get("ema") or ckpt.get("model")
     if model is None:
         raise ModelError(f"{last}: no weights in the checkpoint")
-    args = yaml.safe_load((run / "args.yaml").read_text()) if (run / "args.yaml").is_file() else {}
+    args = read_yaml(run / "args.yaml") if (run / "args.yaml").is_file() else {}
     rows = _results(run)
     epoch = len(rows)  # last.pt says -1 once a run is finished (Ultralytics strips it): count epochs instead
     out.mkdir(parents=True, exist_ok=True)

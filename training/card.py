@@ -7,7 +7,7 @@ import json
 import platform
 from pathlib import Path
 
-import yaml
+from detector.safe_yaml import read_yaml
 
 
 def _last_metrics(run: Path) -> dict:
@@ -25,7 +25,7 @@ def _last_metrics(run: Path) -> dict:
 def write_card_draft(run: Path) -> Path:
     """Write run/MODEL_CARD.draft.md: classes, data and licences, settings, hardware, best epoch's metrics."""
     run = Path(run)
-    args = yaml.safe_load((run / "args.yaml").read_text()) if (run / "args.yaml").exists() else {}
+    args = read_yaml(run / "args.yaml") if (run / "args.yaml").exists() else {}
     data = Path(args.get("data", ""))
     manifest_path = data.parent / "manifest.json"
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}

@@ -20,8 +20,9 @@ import numpy as np
 import yaml
 
 from detector.detections import box_iou
-from detector.errors import DatasetError
+from detector.errors import ConfigError, DatasetError
 from detector.model import weights_digest
+from detector.safe_yaml import read_yaml
 from training.recipe import Recipe, SourceSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
@@ -54,9 +55,9 @@ def _read_data_yaml(src: SourceSpec) -> tuple[list[str], dict[str, Path]]:
     if not data_yaml.is_file():
         raise DatasetError(f"{data_yaml}: missing data.yaml for source {src.name!r}")
     try:
-        data = yaml.safe_load(data_yaml.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise DatasetError(f"{data_yaml}: not valid YAML ({exc})") from exc
+        data = read_yaml(data_yaml) or {}  # the config loader: bounded aliases, one line naming the file
+    except ConfigError as exc:
+        raise DatasetError(str(exc)) from None
     names = data.get("names")
     if isinstance(names, dict):
         names = [names[k] for k in sorted(names)]

@@ -27,11 +27,11 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from detector.config import StrictModel
 from detector.errors import ConfigError
+from detector.safe_yaml import load_yaml_text
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -132,11 +132,9 @@ def load_recipe(path: Path) -> Recipe:
     """Parse and validate a recipe file; every problem is a ConfigError naming the file and field."""
     os.environ.setdefault("STREETWATCH_SHARED", str(default_shared_dir()))
     try:
-        raw = yaml.safe_load(_expand(Path(path).read_text()))
+        raw = load_yaml_text(_expand(Path(path).read_text()), path)  # bounded aliases; a bad file: ConfigError
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read recipe ({exc.strerror})") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a recipe must be a mapping")
     try:

@@ -66,9 +66,9 @@ def _trainer_class():
 
 def split_entry(data: Path, split: str) -> Path:
     """Where a data.yaml's split lives: an image folder, or a .txt list of images (per-source evaluation files)."""
-    import yaml
+    from detector.safe_yaml import read_yaml
 
-    spec = yaml.safe_load(Path(data).read_text()) or {}
+    spec = read_yaml(Path(data)) or {}
     if split not in spec:
         raise DatasetError(f"{data}: no '{split}' entry")
     return Path(spec.get("path") or Path(data).parent) / spec[split]
@@ -135,9 +135,9 @@ def _attach_leg_log(model, run: Path, kind: str) -> None:
 
 def data_names(data: Path) -> list[str]:
     """A data.yaml's class names in id order."""
-    import yaml
+    from detector.safe_yaml import read_yaml
 
-    names = (yaml.safe_load(Path(data).read_text()) or {}).get("names") or {}
+    names = (read_yaml(Path(data)) or {}).get("names") or {}
     return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
 
 
@@ -161,12 +161,11 @@ def init_from_onnx(onnx_path: Path, data: Path, out: Path, imgsz: int, calibrati
     """A trainable checkpoint for `data`'s classes recovered from an INT8 ONNX export (see onnx_init)."""
     import random
 
-    import yaml
-
+    from detector.safe_yaml import read_yaml
     from training.onnx_init import init_checkpoint_from_onnx
 
     check_dataset(data)
-    spec = yaml.safe_load(Path(data).read_text())
+    spec = read_yaml(Path(data))
     root = Path(spec.get("path") or Path(data).parent)
     names = spec["names"]
     names = [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
