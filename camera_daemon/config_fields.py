@@ -100,8 +100,11 @@ def check_database_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from cases.store import quote_password
+
     try:
-        make_url(url)  # no host is fine: postgresql:///DB is the local socket
+        make_url(quote_password(url))  # no host is fine: postgresql:///DB is the local socket; a raw '@' in the
+        # password is fine too: the daemon encodes it (quote_password) before connecting
     except (ArgumentError, ValueError):
         raise ValueError("not a database URL: write sqlite:///PATH or postgresql+psycopg://USER@HOST/DB") from None
     return url

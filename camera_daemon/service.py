@@ -23,14 +23,14 @@ readers, let the model finish queued frames, close every track (final sightings)
 every sighting, close the database. SIGHUP (or POST /-/reload) re-reads the config file and
 restarts only the cameras whose settings changed.
 
-This module is the orchestration (start, stop, reload, run, status) and the two worker threads'
-loops. The parts they run live beside it: `cameras` (camera plans, per-camera runtime, shared
-models, scheduling and batching), `writer` (the writer thread, database and spool), `metrics`
-(the metric set), `ops` (the HTTP endpoint).
+This module is the orchestration (start, stop, reload) and the two worker threads' loops. Beside it:
+`cameras` (plans, per-camera runtime, shared models, scheduling, batching), `writer` (the writer
+thread, database, spool), `metrics`, `health` (/status, /healthz, /readyz), `ops` (the HTTP
+endpoint), `process` (signals, the pid file, `serve`).
 
 Example:
-    >>> daemon = Daemon(load_daemon_config(Path("cameras.yaml")), config_path=Path("cameras.yaml"))
-    >>> daemon.run()  # blocks until SIGTERM/SIGINT; 0 on a clean shutdown
+    >>> daemon = Daemon(load_daemon_config(Path("cameras.yaml")), config_path=Path("cameras.yaml")).start()
+    >>> daemon.stop()  # `camera_daemon.process.serve` runs one as a service (signals, pid file)
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ import os
 import queue
 import random
 import secrets
-import signal
 import socket
 import threading
 import time
@@ -48,6 +47,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from camera_daemon import health
 from camera_daemon.cameras import (
     END,
     CameraPlan,
@@ -68,15 +68,22 @@ from camera_daemon.metrics import DaemonMetrics
 from camera_daemon.ops import OpsServer
 from camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
 from cases.spool import Spool
-from cases.store import sqlite_url
+from cases.store import quote_password, redact, sqlite_url
 from detector.errors import ConfigError, StreetwatchError
 from detector.scene_segment import SceneSegmenter
 from detector.sightings import Sighting
-from streams.live import redact_url
+from streams.live import redact_url, remember_secrets
 
-__all__ = ["Daemon", "open_store", "serve"]
+__all__ = ["Daemon", "open_store"]
 
 log = logging.getLogger("streetwatch.daemon")
+
+
+def _remember_secrets(config: DaemonConfig, *db_urls: str) -> None:
+    """Every credential of the configuration, masked in whatever this process prints from now on (a password
+    holding a space or '#' cannot be told apart from the text around it otherwise)."""
+    for url in (*db_urls, config.database or "", *(cam.url for cam in config.cameras)):
+        remember_secrets(url)
 
 
 class Daemon:
@@ -96,7 +103,9 @@ class Daemon:
         self.config_path = config_path
         self.instance = secrets.token_hex(3)
         self.actor = f"daemon:{socket.gethostname()}:{os.getpid()}:{self.instance}"
-        url = db_url or config.database or sqlite_url(config.data_dir)
+        # a raw '@' in the password is encoded first, or SQLAlchemy would connect to the password's tail as a host
+        url = quote_password(db_url or config.database or sqlite_url(config.data_dir))
+        _remember_secrets(config, url)
         self.db_url = with_connect_timeout(url, config.writer.connect_timeout_s)
         self.metrics = DaemonMetrics()
         self.latencies: deque[float] = deque(maxlen=20_000)
@@ -109,7 +118,7 @@ class Daemon:
         self._reload_lock = threading.Lock()
         self._scene_store = None  # opened on the first camera launch, to read stored scenes
         self.last_reload: dict | None = None  # {"ok", "error", "at"} of the latest reload, for /status
-        self._reload_requested = threading.Event()
+        self.reload_requested = threading.Event()  # set by SIGHUP; `process.run` reloads on its next turn
         self._frames: queue.Queue = queue.Queue(maxsize=config.inference.queue_size)
         self._retiring: deque[CameraRuntime] = deque()
         self._stopping = threading.Event()
@@ -147,8 +156,6 @@ class Daemon:
                                       cfg.writer.queue_size, cfg.writer.retry_initial_s, cfg.writer.retry_max_s,
                                       actor=self.actor, camera_meta=self._camera_meta,
                                       latencies=self.latencies).start()
-        from cases.store import redact
-
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
         self._apply(cfg)
@@ -160,26 +167,6 @@ class Daemon:
         log.info("daemon running", extra={"event": "running", "cameras": sorted(self._cameras),
                                           "failed": self._failed})
         return self
-
-    def run(self, install_signals: bool = True) -> int:
-        """Start, serve until SIGTERM/SIGINT (SIGHUP reloads), stop in order. Returns the exit code."""
-        if install_signals:
-            def on_stop(signum: int, _frame: object) -> None:
-                log.info("%s received: shutting down", signal.Signals(signum).name, extra={"event": "signal"})
-                self.stop_requested.set()
-
-            signal.signal(signal.SIGTERM, on_stop)
-            signal.signal(signal.SIGINT, on_stop)
-            signal.signal(signal.SIGHUP, lambda *_: self._reload_requested.set())
-        try:
-            self.start()
-            while not self.stop_requested.wait(0.2):
-                if self._reload_requested.is_set():
-                    self._reload_requested.clear()
-                    self.reload()
-        finally:
-            summary = self.stop()
-        return 0 if summary.get("lost", 0) == 0 else 1
 
     def stop(self) -> dict:
         """Shut down in order within `shutdown_timeout_s`; returns what happened to the last sightings."""
@@ -305,6 +292,7 @@ class Daemon:
                     if self.config_path is None:
                         raise ConfigError("no config file to reload from")
                     config = load_daemon_config(self.config_path)
+                _remember_secrets(config)
                 if self._state != "running":
                     raise ConfigError(f"daemon is {self._state}")
                 refuse_stopping_all(self.config, config, self.config_path or "reload")
@@ -378,7 +366,7 @@ class Daemon:
             self._emit(rt, s)
 
     def _emit(self, rt: CameraRuntime, s: Sighting) -> None:
-        rt.stamp(s)
+        s = rt.stamp(s)
         if not s.final:
             self.metrics.sightings.inc(camera=rt.id, problem_type=s.problem_type)
         log.info("sighting %s: %s (%.2f)%s", s.key, s.problem_type, s.confidence, " final" if s.final else "",
@@ -386,69 +374,26 @@ class Daemon:
         assert self._writer is not None
         self._writer.submit(s, rt.plan.taxonomy.problem_types[s.problem_type])
 
-    # ---- introspection ---------------------------------------------------------------------------
+    # ---- introspection (camera_daemon.health) ----------------------------------------------------------
+
+    def _snapshot(self) -> health.Snapshot:
+        with self._lock:
+            cameras, failed = dict(self._cameras), dict(self._failed)
+        return health.Snapshot(
+            state=self._state, actor=self.actor, cameras=cameras, failed=failed, writer=self._writer,
+            threads={t.name: t.is_alive() for t in self._threads}, frames_queued=self._frames.qsize(),
+            frames_capacity=self.config.inference.queue_size, models=[k[0] for k in self._models.loaded],
+            last_reload=self.last_reload)
 
     def _collect(self) -> None:
-        """Scrape-time snapshots: camera states, last frames, queue depths, spool."""
-        with self._lock:
-            cameras = list(self._cameras.values())
-            failed = dict(self._failed)
-        states = []
-        for rt in cameras:
-            st = rt.reader.status()
-            states.append(({"camera": rt.id, "state": st.state}, 1.0))
-            if st.last_frame_wall is not None:
-                self.metrics.last_frame.set(st.last_frame_wall, camera=rt.id)
-        states += [({"camera": cid, "state": "failed"}, 1.0) for cid in failed]
-        self.metrics.camera_state.set_all(states)
-        self.metrics.queue_depth.set(self._frames.qsize(), queue="frames")
-        if self._writer is not None:
-            self.metrics.queue_depth.set(self._writer.queue.qsize(), queue="sightings")
-            self.metrics.spool_pending.set(self._writer.spool.pending)
-            self.metrics.db_up.set(1 if self._writer.db_up else 0)
+        health.collect(self._snapshot(), self.metrics)
 
     def status(self) -> dict:
         """Per-camera and daemon health, JSON-ready (URLs redacted)."""
-        m = self.metrics
-        with self._lock:
-            cameras = dict(self._cameras)
-            failed = dict(self._failed)
-        out: dict[str, dict] = {}
-        now = time.time()
-        for cid, rt in sorted(cameras.items()):
-            out[cid] = rt.describe(m, now)
-        for cid, why in failed.items():
-            out[cid] = {"state": "failed", "last_error": why}
-        writer = self._writer
-        return {
-            "state": self._state, "instance": self.actor,
-            "database": {"up": bool(writer and writer.db_up), "written": writer.written if writer else 0,
-                         "spool_pending": writer.spool.pending if writer else 0},
-            "queues": {"frames": self._frames.qsize(), "frames_capacity": self.config.inference.queue_size,
-                       "sightings": writer.queue.qsize() if writer else 0},
-            "models": [Path(k[0]).name for k in self._models.loaded],
-            "last_reload": self.last_reload,
-            "cameras": out,
-        }
+        return health.status(self._snapshot(), self.metrics)
 
     def _healthy(self) -> tuple[bool, Any]:
-        threads = {t.name: t.is_alive() for t in self._threads}
-        if self._writer is not None:
-            threads["sw-writer"] = self._writer.alive
-        ok = self._state in ("starting", "stopping") or (self._state == "running" and all(threads.values()))
-        return ok, {"state": self._state, "threads": threads}
+        return health.health(self._snapshot())
 
     def _ready(self) -> tuple[bool, Any]:
-        ok, detail = self._healthy()
-        ready = ok and self._state == "running"
-        with self._lock:
-            live = sum(1 for rt in self._cameras.values() if rt.reader.status().state == "live")
-            total = len(self._cameras) + len(self._failed)
-        return ready, {**detail, "cameras_live": live, "cameras": total,
-                       "database_up": bool(self._writer and self._writer.db_up)}
-
-
-def serve(config_path: Path, db_url: str | None = None) -> int:
-    """`streetwatch daemon`: load the config, run until SIGTERM/SIGINT; the exit code."""
-    config = load_daemon_config(config_path)
-    return Daemon(config, config_path=config_path, db_url=db_url).run()
+        return health.readiness(self._snapshot())

@@ -37,11 +37,42 @@ def sqlite_url(data_dir: Path) -> str:
     """The default database: SQLite in the data folder (the one home of this default)."""
     return f"sqlite:///{Path(data_dir).resolve() / 'streetwatch.db'}"
 
+def _userinfo_split(url: str) -> tuple[str, str, str] | None:
+    """(scheme, userinfo, rest) of a URL with credentials, the userinfo running to the LAST '@': SQLAlchemy's parser
+    stops the password at the first '@', so a raw '@' in a password would be read as part of the host."""
+    scheme, sep, rest = url.partition("://")
+    at = rest.rfind("@")
+    if not sep or at < 0 or rest.startswith("/"):  # no credentials; or a file path (sqlite:////data/a@b.db)
+        return None
+    return scheme, rest[:at], rest[at + 1:]
+
+
+def quote_password(url: str) -> str:
+    """`url` with a raw '@' in its password percent-encoded, so it connects to the right host with the right
+    password (and its redaction hides all of it); any other URL unchanged."""
+    from urllib.parse import quote
+
+    parts = _userinfo_split(url)
+    if parts is None or "@" not in parts[1]:
+        return url
+    scheme, userinfo, rest = parts
+    user, _, password = userinfo.partition(":")
+    return f"{scheme}://{quote(user, safe='')}:{quote(password, safe='')}@{rest}"
+
+
 def redact(url: str) -> str:
+    """The URL with its password, and a `password=` query value, shown as ***."""
+    import re
+
+    parts = _userinfo_split(url)
+    if parts is not None:
+        user, colon, _ = parts[1].partition(":")
+        url = f"{parts[0]}://{user}{':***' if colon else ''}@{parts[2]}"
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        shown = make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparsable database URL>"
+    return re.sub(r"([?&](?:password|passwd|pwd)=)[^&]*", r"\1***", shown, flags=re.IGNORECASE)
 
 
 def make_engine(url: str) -> Engine:

@@ -16,27 +16,50 @@ config_app = typer.Typer(help="Check camera daemon configuration files.", no_arg
 @one_line_errors
 def daemon(
     config: Annotated[Path, typer.Option("--config", "-c", help="Cameras YAML (see examples/cameras.yaml).")],
+    action: Annotated[Literal["run", "reload"], typer.Argument(
+        help="run (default): run the daemon. reload: make the running daemon re-read --config (SIGHUP to the pid in "
+             "its data_dir's daemon.pid) and print the outcome.")] = "run",
     db: DbUrl = None,
     log_level: Annotated[str, typer.Option(help="DEBUG, INFO, WARNING or ERROR.")] = "INFO",
     log_format: Annotated[Literal["json", "text"], typer.Option(help="json: one JSON object per line.")] = "json",
 ) -> None:
-    """Run the camera daemon until SIGTERM/SIGINT; SIGHUP re-reads the config file.
+    """Run the camera daemon until SIGTERM/SIGINT; SIGHUP (or `streetwatch daemon reload`) re-reads the config file.
 
     Example: streetwatch daemon --config /etc/streetwatch/cameras.yaml --db postgresql+psycopg://sw@db/streetwatch
     """
-    quiet_libraries()
-    from camera_daemon.ops import setup_logging
-    from camera_daemon.service import serve
     from detector.errors import StreetwatchError
 
-    setup_logging(log_level, log_format)
     try:
+        if action == "reload":
+            raise typer.Exit(_reload(config))
+        quiet_libraries()
+        from camera_daemon.ops import setup_logging
+        from camera_daemon.process import serve
+
+        setup_logging(log_level, log_format)
         code = serve(config, db)
     except StreetwatchError as exc:  # printed here: rich markup would eat "cameras.0[gate-east]"
-        for line in str(exc).splitlines():
+        for line in str(exc).splitlines():  # never a URL's credentials: config errors do not quote URLs
             err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
     raise typer.Exit(code)
+
+
+def _reload(config: Path) -> int:
+    """`streetwatch daemon reload`: 0 when the daemon took the file (or cannot be asked), 1 when it refused it."""
+    from camera_daemon.process import reload_running
+
+    sent = reload_running(config)
+    if sent.result is None:
+        console.print(f"sent SIGHUP to the daemon (pid {sent.pid}); its /status or log says how the reload went",
+                      highlight=False)
+        return 0
+    if sent.result.get("ok"):
+        console.print(f"daemon (pid {sent.pid}) reloaded {config}", highlight=False)
+        return 0
+    err_console.print(f"[bold red]error:[/] reload refused, the daemon keeps its configuration: "
+                      f"{escape(str(sent.result.get('error')))}", highlight=False, soft_wrap=True)
+    return 1
 
 
 @config_app.command("check")
@@ -49,7 +72,7 @@ def config_check(
     """
     from camera_daemon.config import check_daemon_config
     from detector.errors import ConfigError
-    from streams.live import redact_url
+    from streams.live import redact_url, remember_secrets
 
     try:
         cfg, warnings = check_daemon_config(file)
@@ -57,6 +80,8 @@ def config_check(
         for line in str(exc).splitlines():
             err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
+    for url in (cfg.database or "", *(cam.url for cam in cfg.cameras)):
+        remember_secrets(url)  # a password with a space is only known for one once its whole URL was seen
     for warning in warnings:
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for cam in cfg.cameras:  # one line per camera (a table would cut the URL short)

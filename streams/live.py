@@ -31,26 +31,63 @@ import av
 from detector.errors import SourceError, SourceUnavailable
 from detector.frames import Frame
 
-__all__ = ["LiveReader", "StreamStatus", "redact_url"]
+__all__ = ["LiveReader", "StreamStatus", "redact_url", "remember_secrets"]
 
 logger = logging.getLogger(__name__)
 
 State = Literal["connecting", "live", "backoff", "failed", "stopped"]
 
-# scheme://userinfo@ ; repeated so that a raw '@' inside a password is still covered.
-_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)(?:[^\s/?#@]*@)+")
+# scheme://userinfo@ : the userinfo runs to the LAST '@' of the URL (never into a next "scheme://"), so a raw '/',
+# '?', '#', ':' or '@' inside a password is covered too. A path holding '@' is masked along with it: better too much.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://)(?:(?!://)[^\s'\"<>])*@")
 # Credentials some cameras and relays take in the query string instead ("videostream.cgi?usr=admin&pwd=...",
-# "realmonitor?channel=1&user=admin&password=...", "live.m3u8?token=..."): the value is replaced.
+# "realmonitor?channel=1&user=admin&password=...", "live.m3u8?token=..."): the value is replaced. A raw '&' in
+# the value ("pwd=abc&Def") leaves a segment without '=', which no parameter has: it is taken as the value's rest.
 _QUERY_SECRET = re.compile(
     r"([?&;](?:user(?:name)?|usr|login|pass(?:word|wd)?|pwd|token|access_token|auth|key|api_?key|secret"
-    r"|sig(?:nature)?)=)[^&;#\s'\"]*",
+    r"|sig(?:nature)?)=)[^&;#\s'\"]*(?:[&;][^&;#=\s'\"]*(?=[&;#\s'\"]|$))*",
     re.IGNORECASE,
 )
+_QUERY_NAME = re.compile(r"[?&;][A-Za-z_][A-Za-z0-9_.\-]*=")
+_QUERY_USER = re.compile(r"user(?:name)?|usr|login", re.IGNORECASE)
+# Secrets taken from whole URLs (`remember_secrets`): masked wherever they turn up, in whatever message, which
+# also covers what no pattern can tell apart from prose (a space or '#' in a password). Shorter ones are not
+# remembered: masking "pw" in every log line would garble the log, not protect anything.
+_MIN_SECRET = 4
+_SECRETS: set[str] = set()
+_SECRETS_LOCK = threading.Lock()
+
+
+def remember_secrets(url: str) -> None:
+    """Remember the credentials of one whole URL (a camera's, a database's) so that `redact_url` masks them in any
+    text from now on (this process), in the raw and the percent-encoded and -decoded forms.
+
+    A whole URL can be split where a message cannot: its userinfo ends at its last '@', and a secret query value
+    runs to the next `&name=`. Callers holding configured URLs call it before anything can print them.
+    """
+    from urllib.parse import quote, unquote
+
+    found: list[str] = []
+    bare = url  # the URL without its secret query values, so that an '@' inside one is not taken for userinfo
+    for match in reversed(list(_QUERY_SECRET.finditer(url))):
+        following = _QUERY_NAME.search(url, match.end(1))
+        end = following.start() if following else len(url)
+        bare = bare[: match.end(1)] + bare[end:]
+        if not _QUERY_USER.fullmatch(match[1][1:-1]):  # a user name is no secret: masking it everywhere would garble
+            found.append(url[match.end(1): end])
+    _, sep, rest = bare.partition("://")
+    if sep and "@" in rest and not rest.startswith("/"):
+        userinfo = rest[: rest.rfind("@")]
+        found += [userinfo, userinfo.partition(":")[2]]
+    forms = {f for s in found for f in (s, unquote(s), quote(s, safe=""), quote(s)) if len(f) >= _MIN_SECRET}
+    with _SECRETS_LOCK:
+        _SECRETS.update(forms - {"***", "***:***"})
 
 
 def redact_url(url: str) -> str:
     """Hide the credentials of every stream URL in `url` (a URL or any message): the user:password part
-    becomes `***:***`, and user/password/token query parameters become `***`.
+    becomes `***:***`, user/password/token query parameters become `***`, and every secret given to
+    `remember_secrets` becomes `***` wherever it appears.
 
     The one redaction for camera and stream URLs (RTSP, HTTP MJPEG/HLS, files): the live reader, the daemon's
     logs, `/status` and metrics all pass through it. Database URLs have their own (`cases.store.redact`,
@@ -62,7 +99,12 @@ def redact_url(url: str) -> str:
         >>> redact_url("http://10.0.0.9/videostream.cgi?usr=admin&pwd=pw&rate=0")
         'http://10.0.0.9/videostream.cgi?usr=***&pwd=***&rate=0'
     """
-    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(r"\1***:***@", url))
+    with _SECRETS_LOCK:
+        secrets = sorted(_SECRETS, key=len, reverse=True)  # longest first: a secret holding another goes whole
+    for secret in secrets:
+        url = url.replace(secret, "***")
+    # query values first: an '@' inside one ("?pwd=a@b") must not read as the end of a userinfo
+    return _USERINFO.sub(r"\1***:***@", _QUERY_SECRET.sub(r"\1***", url))
 
 
 @dataclass
@@ -132,6 +174,7 @@ class LiveReader:
         self.max_fps = max_fps
         self._clock = clock
         self._sleep = sleep
+        remember_secrets(url)  # whatever PyAV or a thread's error says about this URL is masked too
         self._safe_url = redact_url(url)
         self._is_file = "://" not in url or url.startswith("file://")
         self._lock = threading.Lock()
