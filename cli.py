@@ -9,6 +9,8 @@ Exit codes, the same for every command:
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from commands import bench, cases, detect, review, telemetry, training
@@ -21,6 +23,34 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def version() -> str:
+    """The installed package's version (its metadata: what pip installed), not a copy kept in the code."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("streetwatch")
+    except PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"streetwatch {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    show_version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                               help="Print the installed version and exit.")] = False,
+) -> None:
+    """Find street problems (garbage, street vendors, illegal parking) in city footage; one case per problem per
+    place."""
+
+
 app.command("detect")(detect.detect)
 app.add_typer(cases.app, name="cases")
 app.add_typer(training.dataset_app, name="dataset")

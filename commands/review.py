@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, db_url, one_line_errors
+from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, db_url, fail, one_line_errors
 
 users_app = typer.Typer(help="Manage the people who review cases (stored in the case database).",
                         no_args_is_help=True)
@@ -31,6 +31,7 @@ def serve(
 
     Example: streetwatch serve --port 8000   (then open the printed URL and log in)
     """
+    _check_listen(host, port)  # before anything is opened or created
     import uvicorn
 
     from cases.review_tables import User
@@ -52,6 +53,19 @@ def serve(
                       "HTTPS (a reverse proxy) and set secure_cookies: true, and trusted_proxies to the proxy's "
                       "address so that log-in limits see each client's own address")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+def _check_listen(host: str, port: int) -> None:
+    """One line, exit 2, for an address uvicorn would answer with a traceback (a port past 65535, a host that
+    does not resolve)."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        fail(f"--port {port}: a TCP port is 0-65535")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        fail(f"--host {host}: not an address of this machine or a name that resolves ({exc})")
 
 
 def _password(stdin: bool) -> str:
