@@ -114,6 +114,14 @@ class Camera(CameraSettings):
     location: Location | None = None
     calibration: Calibration | None = None
     zones: list[CameraZone] = Field(default_factory=list)
+    timezone: str | None = Field(None, description="IANA zone of this camera's clock: `detect --cameras` reads the "
+                                                   "times its recordings give without a zone (file names, EXIF) "
+                                                   "in it; default: the zones file's, else the top-level one")
+
+    @field_validator("timezone")
+    @classmethod
+    def _camera_tz(cls, name: str | None) -> str | None:
+        return None if name is None else check_timezone(name)
 
     @field_validator("url")
     @classmethod

@@ -40,6 +40,9 @@ def detect(
     zones: Annotated[Path | None, typer.Option(help="Zones YAML (no-parking, no-vending, approved spots...).")] = None,
     camera: Annotated[str | None, typer.Option(help="Camera id for all files (default: each file's folder).")] = None,
     start_time: Annotated[str | None, typer.Option(help="Wall time of the first frame, ISO 8601.")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        help="IANA time zone (e.g. Asia/Shanghai) of times given without one: file names (cam_20261128_080000.mp4), "
+             "EXIF, --start-time. Default: the camera's in --cameras, else the zones file's, else UTC.")] = None,
     rerun: Annotated[bool, typer.Option("--rerun", help="Process files already done with these settings.")] = False,
     telemetry: Annotated[Path | None, typer.Option(help="Drone telemetry (DJI .SRT or CSV) for a single video; "
                                                         "default: flight.SRT beside flight.MP4.")] = None,
@@ -93,6 +96,13 @@ def detect(
     if not inputs:
         raise typer.BadParameter("give footage paths, or --sample for the bundled sample clip")
     _start = parse_when(start_time, "--start-time")
+    if timezone is not None:
+        from detector.config import check_timezone
+
+        try:
+            check_timezone(timezone)
+        except ValueError as exc:
+            raise typer.BadParameter(f"--timezone: {exc}; use an IANA name such as Asia/Shanghai or UTC") from None
     if camera is not None:
         from detector.ids import check_camera_id
 
@@ -108,12 +118,21 @@ def detect(
         analysis=analysis, sampling=Sampling(mode=mode, fps=fps, every=every or 1),
         zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
         start_time=_start and _start.timestamp(), rerun=rerun, explain_dir=explain_dir,
-        location=parse_location(location), camera_locations=camera_locations(cameras))
+        location=parse_location(location), camera_locations=camera_locations(cameras), timezone=timezone)
     from detector.config import load_zones
     from detector.settings import resolve_taxonomy
 
     resolve_taxonomy(analysis)
     zone_file = load_zones(zones)  # a malformed config stops here, before any file is touched
+    settings.camera_timezones, settings.cameras_timezone = camera_timezones(cameras)
+    if _start is not None and _naive(start_time):
+        from streams.local_time import resolve_zone
+
+        # no zone written: read it where the camera is, as file names are (streams.local_time)
+        zone = resolve_zone(camera or "", timezone, settings.camera_timezones,
+                            zone_file.timezone if "timezone" in zone_file.model_fields_set else None,
+                            settings.cameras_timezone)
+        settings.start_time = zone.unix(_start.replace(tzinfo=None))
     items, problems = discover(inputs)
     for problem in problems:
         err_console.print(f"[red]skipped:[/] {problem}", highlight=False)
@@ -208,6 +227,23 @@ def parse_location(text: str | None) -> tuple[float, float] | None:
     if not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise typer.BadParameter(f"--location {text!r}: latitude must lie in -90..90 and longitude in -180..180")
     return lat, lon
+
+
+def _naive(text: str) -> bool:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).tzinfo is None
+
+
+def camera_timezones(path: Path | None) -> tuple[dict[str, str], str | None]:
+    """Camera id -> its own `timezone` from a daemon cameras.yaml, and the file's top-level one when it sets one."""
+    if path is None:
+        return {}, None
+    from camera_daemon.config import check_daemon_config
+
+    cfg, _warnings = check_daemon_config(path)
+    top = cfg.timezone if "timezone" in cfg.model_fields_set else None
+    return {c.id: c.timezone for c in cfg.cameras if c.timezone}, top
 
 
 def camera_locations(path: Path | None) -> dict[str, tuple[float, float]]:

@@ -47,17 +47,18 @@ def check_camera_id(camera_id: str, where: str = "camera id") -> str:
 
 
 def folder_camera_id(name: str) -> str:
-    """A folder name as a camera id: itself when it keeps the rule, else each run of other characters (spaces,
-    `#`, `+`, brackets...) made one `_`, a leading `.`/`_`/`-` dropped and the length cut to 64; "default"
-    when nothing is left. Pure; `folder_camera_id(x) == x` exactly when `is_camera_id(x)`.
+    """A folder name as a camera id: itself (composed, NFC: macOS writes folder names decomposed, and `café`
+    typed after --camera must be the same camera) when it keeps the rule, else each run of other characters
+    (spaces, `#`, `+`, brackets...) made one `_`, a leading `.`/`_`/`-` dropped and the length cut to 64;
+    "default" when nothing is left. Pure.
 
     Example:
         >>> folder_camera_id("东门"), folder_camera_id("Front Door (2)"), folder_camera_id(".cache")
         ('东门', 'Front_Door_2', 'cache')
     """
+    name = unicodedata.normalize("NFC", name)
     if is_camera_id(name):
         return name
-    name = unicodedata.normalize("NFC", name)  # macOS writes folder names decomposed (NFD)
     out: list[str] = []
     for ch in name:
         ok = _rest_ok(ch) and not (ch == "_" and out and out[-1] == "_")
