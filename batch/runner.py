@@ -43,6 +43,7 @@ from detector.sightings import Sighting
 from detector.zones import ZoneIndex
 from streams.discover import CAMERA_RULE_CLI, FootageItem
 from streams.drone import DroneHooks
+from streams.local_time import resolve_zone
 from streams.source import Source
 from streams.video import Sampling
 
@@ -74,6 +75,9 @@ class PipelineSettings:
     explain_dir: Path | None = None  # write annotated frames (boxes, zones, why held back) under here
     location: tuple[float, float] | None = None  # where the camera(s) of this run stand (lat, lon)
     camera_locations: dict[str, tuple[float, float]] = field(default_factory=dict)  # by camera id (cameras.yaml)
+    timezone: str | None = None  # reads times written without a zone (file names, EXIF); streams.local_time
+    camera_timezones: dict[str, str] = field(default_factory=dict)  # by camera id (cameras.yaml), below --timezone
+    cameras_timezone: str | None = None  # cameras.yaml's top-level timezone, when it sets one
     scene_check: bool = True  # place = scene (PTZ preset), not camera id alone; False: benchmarks' "before"
 
 
@@ -208,8 +212,12 @@ class Pipeline:
             result.notes["span_s"] = [span_start, span_end]
         result.notes["owner"] = Owner.me().as_note()
         result.notes["camera_id_rule"] = CAMERA_RULE_CLI if self.settings.camera else item.camera_id_rule
+        zone = resolve_zone(camera_id, self.settings.timezone, self.settings.camera_timezones,
+                            self.zone_file.timezone if "timezone" in self.zone_file.model_fields_set else None,
+                            self.settings.cameras_timezone)
+        result.notes["time_zone"] = zone.as_note()  # which zone read the times given without one
         source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width,
-                           start_s=start_s, end_s=span_end)
+                           start_s=start_s, end_s=span_end, zone=zone)
         result.notes.update(hooks.notes)
         posed, locator = hooks.posed, None
         if posed is not None:
@@ -253,7 +261,7 @@ class Pipeline:
             result.frames_decoded = source.frames_decoded
             result.stage_s = {k: round(v, 3) for k, v in timer.seconds.items()}
             result.notes.setdefault("sampling", source.effective_mode)
-            result.warnings.extend(source.warnings)
+            result.warnings.extend([*getattr(source, "notices", []), *source.warnings])  # notices: not partial
             if result.warnings:
                 result.notes["warnings"] = [*result.notes.get("warnings", []), *result.warnings]
             if result.explanation is not None:

@@ -16,7 +16,7 @@ import numpy as np
 from detector.errors import StoreError
 from detector.sightings import Sighting
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script (camera 东门), never / or a control
 JPEG_QUALITY = 90
 
 
