@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from batch.explain_frames import ExplainWriter
@@ -27,7 +27,7 @@ from batch.gate import ChangeGate
 from batch.keys import content_key, settings_key, sighting_prefix
 from batch.reader import StageTimer, read_frames
 from batch.resume import CHECKPOINT_EVERY_S, Owner, checkpoint, reclaim_and_find_resume_point
-from cases.evidence import save_evidence
+from cases.sink import SightingSink
 from cases.status import RunStatus
 from cases.store import CaseStore, as_utc, from_unix
 from detector.analysis import AnalysisStep, Explanation
@@ -38,7 +38,7 @@ from detector.locate import lens_intrinsics, make_locator
 from detector.model import weights_digest
 from detector.scene_photo import photo_locator, photo_place_id
 from detector.scene_segment import SceneSegmenter
-from detector.settings import AnalysisSettings, resolve_taxonomy
+from detector.settings import AnalysisSettings, resolve_taxonomy, unknown_classes
 from detector.sightings import Sighting
 from detector.zones import ZoneIndex
 from streams.discover import CAMERA_RULE_CLI, FootageItem
@@ -144,7 +144,7 @@ class Pipeline:
         self.zone_file: ZoneFile = load_zones(settings.zones_path)
         self.zones = ZoneIndex(self.zone_file)
         self.detector = detector or Detector(analysis.detector_settings())
-        unknown = sorted(set(analysis.class_confidence) - set(self.detector.names.values()))
+        unknown = unknown_classes(analysis, self.detector.names.values())
         if unknown:
             raise ConfigError(f"class_confidence names classes the model {analysis.model_path().name} lacks: "
                               f"{', '.join(unknown)}; it has {', '.join(self.detector.names.values())}")
@@ -288,6 +288,8 @@ class Pipeline:
 
         last_checkpoint = time.monotonic()
 
+        sink = SightingSink(self.store, self.settings.evidence_dir, stages=timer)  # place → evidence → record
+
         def write() -> None:
             nonlocal last_checkpoint
             while (s := out.get()) is not _END:
@@ -302,16 +304,7 @@ class Pipeline:
                             errors.append(exc)
                     continue
                 try:
-                    if s.scene_view is not None:  # a scene new to the store: its stored id, before the footer shows it
-                        t0 = time.perf_counter()
-                        s = self.store.place(s)
-                        timer.add("database", time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    evidence = save_evidence(s, self.settings.evidence_dir)
-                    timer.add("evidence", time.perf_counter() - t0)
-                    t0 = time.perf_counter()
-                    rec = self.store.record_sighting(s, self.taxonomy, evidence, run_id)
-                    timer.add("database", time.perf_counter() - t0)
+                    rec = sink.file(s, self.taxonomy.problem_types[s.problem_type], run_id)
                     result.case_ids.add(rec.case_id)
                     result.sightings += 0 if s.final else 1
                     result.cases_opened += int(rec.created)
@@ -333,7 +326,7 @@ class Pipeline:
         def emit(sightings: list[Sighting | _Committed]) -> None:
             for s in sightings:
                 if isinstance(s, Sighting):  # where to find it again: this file, seconds from its start (PTS)
-                    s.source, s.source_offset_s = where, s.first_ts
+                    s = replace(s, source=where, source_offset_s=s.first_ts)
                 out.put(s)
             if not threaded:
                 out.put(_END)

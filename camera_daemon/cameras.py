@@ -27,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -233,10 +233,9 @@ class CameraRuntime:
 
     def stamp(self, s: Sighting) -> Sighting:
         """Where to find `s` again: the stream (its URL redacted, else the camera id) and seconds into this session
-        (a live frame's `ts` is wall-clock time)."""
-        s.source = redact_url(self.cam.url) if self.cam.url else self.id
-        s.source_offset_s = max(0.0, s.first_ts - self.started)
-        return s
+        (a live frame's `ts` is wall-clock time). A stamped copy: `s` is frozen."""
+        return replace(s, source=redact_url(self.cam.url) if self.cam.url else self.id,
+                       source_offset_s=max(0.0, s.first_ts - self.started))
 
     def describe(self, metrics: DaemonMetrics, now: float) -> dict:
         """The camera's entry in `/status`, JSON-ready (URL redacted)."""

@@ -1,5 +1,5 @@
-"""The daemon's writer thread: evidence files, then `CaseStore.record_sighting`; the disk spool while
-the database is unreachable.
+"""The daemon's writer thread around the one write path (`cases.sink.SightingSink`: place → evidence →
+record); the disk spool while the database is unreachable.
 
 Everything that touches the database lives here, so the rest of the daemon only queues sightings
 (`SightingWriter.submit`) and never waits on a driver. The database going away is normal operation,
@@ -13,13 +13,13 @@ import queue
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from camera_daemon.metrics import DaemonMetrics
-from cases.evidence import save_evidence
+from cases.sink import SightingSink
 from cases.spool import Spool, SpoolRecord
-from detector.config import ProblemType, Taxonomy
+from detector.config import ProblemType
 from detector.errors import ConfigError, StoreError
 from detector.sightings import Sighting
 
@@ -66,7 +66,8 @@ class _Pending:
 
 
 class SightingWriter:
-    """Evidence, then the database; the disk spool while the database is unreachable. One thread.
+    """The sink's place → evidence → record, on one thread; the disk spool (between evidence and record)
+    while the database is unreachable.
 
     Order is kept: while anything waits in the spool, new sightings queue behind it there, so a
     track's first and final versions reach the database in the order they were seen.
@@ -78,6 +79,7 @@ class SightingWriter:
                  latencies: deque[float] | None = None) -> None:
         self.db_url = db_url
         self.evidence_dir = Path(evidence_dir)
+        self.sink = SightingSink(None, self.evidence_dir, actor=actor, on_evidence_error=self._evidence_failed)
         self.spool = spool
         self.metrics = metrics
         self.actor = actor
@@ -162,7 +164,7 @@ class SightingWriter:
             return False
         try:
             if self._store is None:
-                self._store = open_store(self.db_url)
+                self._store = self.sink.store = open_store(self.db_url)
             else:
                 from sqlalchemy import text
                 from sqlalchemy.exc import SQLAlchemyError
@@ -208,21 +210,31 @@ class SightingWriter:
     def _past_deadline(self) -> bool:
         return self.deadline is not None and time.monotonic() > self.deadline
 
-    def _record(self, item: _Pending, save: bool) -> SpoolRecord:
+    @staticmethod
+    def _evidence_failed(s: Sighting, exc: StoreError) -> None:  # sinks fail independently: the case is still filed
+        log.error("evidence not saved: %s", exc, extra={"camera": s.camera_id, "event": "evidence_error"})
+
+    def _record(self, item: _Pending, save: bool, place: bool = False) -> SpoolRecord:
+        """The sink's place (only with `place`: on this thread, the database up) and evidence steps; the
+        sighting comes back without its pixels. Unplaced, its evidence names the camera, not a scene number."""
         s = item.sighting
-        evidence: dict = {}
-        if save and s.image is not None:
+        if not save:
+            return SpoolRecord(replace(s, image=None), {}, item.spec)
+        if place:
             try:
-                evidence = save_evidence(s, self.evidence_dir)
-            except StoreError as exc:  # sinks fail independently: the case is still filed
-                log.error("evidence not saved: %s", exc, extra={"camera": s.camera_id, "event": "evidence_error"})
-        s.image = None  # the files hold it now; the spool and the database need no pixels
-        return SpoolRecord(s, evidence, item.spec)
+                return SpoolRecord(*self.sink.prepare(s), item.spec)
+            except StoreError as exc:  # the database went away just now: evidence unplaced, the record spooled
+                self._db_down(str(exc))
+            except Exception as exc:  # noqa: BLE001 - a scene that cannot be placed now is placed on record
+                log.error("sighting %s not placed before its evidence (%s: %s)", s.key, type(exc).__name__, exc,
+                          extra={"camera": s.camera_id, "event": "place_error"})
+        return SpoolRecord(*self.sink.prepare(s, place=False), item.spec)
 
     def _handle(self, item: _Pending) -> None:
         # Near the deadline a final version keeps the evidence its first version already wrote.
         save = not (self._past_deadline() and item.sighting.final)
-        record = self._record(item, save)
+        direct = not self._past_deadline() and not self.spool.pending and self._db_available()
+        record = self._record(item, save, place=direct)
         if self._past_deadline() or self.spool.pending or not self._db_available():
             self._spool(record)
             return
@@ -272,8 +284,7 @@ class SightingWriter:
             raise StoreError("database not connected yet")
         s = record.sighting
         self._ensure_camera(store, s.camera_id)
-        taxonomy = Taxonomy(problem_types={s.problem_type: record.spec})
-        rec = store.record_sighting(s, taxonomy, record.evidence, run_id=None, actor=self.actor)
+        rec = self.sink.record(s, record.evidence, record.spec)
         self.written += 1
         self.metrics.db_writes.inc(result="ok")
         if rec.created:
@@ -287,24 +298,10 @@ class SightingWriter:
                                "case_id": rec.case_id, "key": s.key, "final": s.final})
 
     def _ensure_camera(self, store, camera_id: str) -> None:
-        """The camera's row (name, location) — best effort: a second daemon may create it at the same moment."""
+        """The camera's row (name, location from cameras.yaml), once per camera; the store makes it."""
         if camera_id in self._known_cameras:
             return
-        from sqlalchemy.exc import IntegrityError, OperationalError
-
-        from cases import tables as t
-
         meta = self.camera_meta.get(camera_id, {})
-        try:
-            with store.sessions.begin() as ses:
-                row = ses.get(t.Camera, camera_id)
-                if row is None:
-                    ses.add(t.Camera(id=camera_id, kind="live", name=meta.get("name") or camera_id,
-                                     lat=meta.get("lat"), lon=meta.get("lon")))
-                elif meta.get("lat") is not None:
-                    row.lat, row.lon = meta["lat"], meta["lon"]
-        except IntegrityError:
-            pass
-        except OperationalError as exc:
-            raise StoreError(str(exc.orig).splitlines()[0]) from exc
+        location = (meta["lat"], meta["lon"]) if meta.get("lat") is not None else None
+        store.ensure_camera(camera_id, kind="live", name=meta.get("name") or "", location=location)
         self._known_cameras.add(camera_id)

@@ -37,8 +37,23 @@ def _write_jpeg(path: Path, image: np.ndarray, root: Path) -> dict[str, str]:
     return {"path": path.relative_to(root).as_posix(), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+def caption(s: Sighting) -> str:
+    """The annotated image's footer: the place, the evidence frame's own time, the position (when known).
+
+    The place is the scene only once the store has numbered it (`scene_view` is None): the id an analysis
+    gives a scene new to it may be renumbered by the store (another worker stored the place first), and a
+    footer burnt into a hashed JPEG cannot follow. The time is the shown frame's, never the track's end.
+    """
+    footer = [s.scene_id if s.scene_id and s.scene_view is None else s.camera_id]
+    if s.frame_seen is not None:
+        footer.append(datetime.fromtimestamp(s.frame_seen, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    if s.lat is not None:
+        footer.append(f"{s.lat:.6f}, {s.lon:.6f} (+/-{s.uncertainty_m or 0:.0f} m)")
+    return "  ".join(footer)
+
+
 def annotate(image: np.ndarray, s: Sighting) -> np.ndarray:
-    """The frame with the box, the type and confidence, the time and (when known) the position."""
+    """The frame with the box, the type and confidence, and the `caption` along the bottom."""
     out = image.copy()
     x0, y0, x1, y1 = (int(round(v)) for v in s.xyxy)
     thick = max(2, out.shape[1] // 400)
@@ -46,12 +61,7 @@ def annotate(image: np.ndarray, s: Sighting) -> np.ndarray:
     scale = max(0.5, out.shape[1] / 1600)
     label = f"{s.problem_type} {s.confidence:.2f}"
     cv2.putText(out, label, (x0, max(12, y0 - 6)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 255), thick)
-    footer = [s.scene_id or s.camera_id]  # the place: `cam07/preset-3` (a PTZ preset) says more than `cam07`
-    if s.last_seen is not None:
-        footer.append(datetime.fromtimestamp(s.last_seen, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    if s.lat is not None:
-        footer.append(f"{s.lat:.6f}, {s.lon:.6f} (+/-{s.uncertainty_m or 0:.0f} m)")
-    cv2.putText(out, "  ".join(footer), (8, out.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
+    cv2.putText(out, caption(s), (8, out.shape[0] - 10), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
                 (255, 255, 255), max(1, thick // 2))
     return out
 

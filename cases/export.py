@@ -25,8 +25,9 @@ log = logging.getLogger("streetwatch.export")
 # sends whoever opens the export to any site); OWASP's "CSV injection" list.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NAME_FIELDS = ("code", "name_zh", "name_en", "category_zh")  # the taxonomy's, as filed with the case
-# where the case's evidence frame came from: the file (or stream), seconds into it, the frame's index
-PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index")
+# where the case's evidence frame came from: the file (or stream), seconds into it, the frame's index, its wall
+# time — all four name the frame the evidence images show (`evidence_from`)
+PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index", "frame_seen")
 CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", "status", "camera_id",
                "first_seen", "last_seen", "sighting_count", "recurrence_count", "best_confidence", "lat", "lon",
                "uncertainty_m", "zone_id", "scene_id", *PROVENANCE_FIELDS, "model")
@@ -82,11 +83,25 @@ def case_dict(c: t.Case) -> dict:
     return out
 
 
+def _frame_offset(s: t.Sighting) -> float | None:
+    """Seconds into its source of the evidence frame; a sighting filed before that was kept: its start."""
+    return s.source_offset_s if s.frame_offset_s is None else round(s.frame_offset_s, 3)
+
+
 def provenance(s: t.Sighting) -> dict:
-    """Where one sighting can be found again: file or stream, seconds into it (start, end), evidence frame."""
+    """Where one sighting can be found again: file or stream, seconds into it (start, end), and its evidence
+    frame (index, seconds into the source, wall time)."""
     end = None if s.source_offset_s is None else round(s.source_offset_s + (s.last_ts - s.first_ts), 3)
     return {"sighting_id": s.id, "source": s.source, "source_offset_s": s.source_offset_s, "source_end_s": end,
-            "frame_index": s.frame_index}
+            "frame_index": s.frame_index, "frame_offset_s": _frame_offset(s),
+            "frame_seen": as_utc(s.frame_seen).isoformat() if s.frame_seen else None}
+
+
+def evidence_from(s: t.Sighting) -> dict:
+    """The evidence frame as one point in its source: offset, index and wall time of the frame the images show
+    (not the sighting's start: a track's best frame is rarely its first)."""
+    p = provenance(s)
+    return {**p, "source_offset_s": p["frame_offset_s"], "source_end_s": None}
 
 
 def evidence_sighting(case: t.Case | dict, sightings: list[t.Sighting]) -> t.Sighting | None:
@@ -110,7 +125,8 @@ def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
     for row in rows:
         sightings = by_case.get(row["id"], [])
         best = evidence_sighting(row, sightings)
-        row.update({k: getattr(best, k) if best else None for k in PROVENANCE_FIELDS})
+        evidence = evidence_from(best) if best else {}
+        row.update({k: evidence.get(k) for k in PROVENANCE_FIELDS})
         # which model (name:sha256 prefix) found the evidence: a stale or swapped model shows in the export
         row["model"] = models.get(best.run_id) if best is not None and best.run_id is not None else None
         row["sources"] = [provenance(s) for s in sightings]
@@ -142,7 +158,8 @@ def case_detail(store: CaseStore, case_id: int) -> dict | None:
         sightings = list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id)
                                      .order_by(t.Sighting.first_seen, t.Sighting.id)))
         best = evidence_sighting(case, sightings)
-        out.update({k: getattr(best, k) if best else None for k in PROVENANCE_FIELDS})
+        evidence = evidence_from(best) if best else {}
+        out.update({k: evidence.get(k) for k in PROVENANCE_FIELDS})
         out["sightings"] = [{
             "id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": as_utc(s.first_seen).isoformat(),
             "last_seen": as_utc(s.last_seen).isoformat(), "hits": s.hits, "confidence": round(s.confidence, 3),
@@ -228,7 +245,10 @@ def where_seen(p: dict) -> str:
     span = clock_offset(p.get("source_offset_s"))
     if p.get("source_end_s") is not None and p["source_end_s"] != p.get("source_offset_s"):
         span += f"-{clock_offset(p['source_end_s'])}"
-    return f"{p['source']} at {span} (frame {p.get('frame_index')})"
+    frame = f"frame {p.get('frame_index')}"
+    if p.get("frame_offset_s") is not None and p["frame_offset_s"] != p.get("source_offset_s"):
+        frame += f" at {clock_offset(p['frame_offset_s'])}"  # a span's evidence frame: where in it
+    return f"{p['source']} at {span} ({frame})"
 
 
 def case_text(d: dict) -> str:
@@ -249,6 +269,8 @@ def case_text(d: dict) -> str:
         ("place", place + (f"; zone {d['zone_id']}" if d.get("zone_id") else "")),
         ("evidence from", where_seen({**d, "source_end_s": None}) if d.get("frame_index") is not None else "none"),
     ]
+    if d.get("frame_seen"):
+        fields.append(("evidence time", d["frame_seen"]))
     fields += [(f"evidence {k}", f"{v.get('path')} sha256 {v.get('sha256')}") for k, v in (d.get("evidence") or {}).items()]
     width = max(len(k) for k, _ in fields)
     lines += [f"  {k.ljust(width)}  {v}" for k, v in fields]

@@ -147,8 +147,10 @@ class CaseStore:
 
     def ensure_camera(self, camera_id: str, kind: str = "file", name: str = "",
                       location: tuple[float, float] | None = None) -> None:
-        """The camera's row; a location given (detect --location / --cameras) is stored or updated, so its
-        fixed-camera cases can be drawn on a map at the camera."""
+        """The camera's row (the one place that creates it: batch runs, the cluster driver and the daemon all
+        call this); a location given (detect --location / --cameras, the daemon's cameras.yaml) is stored or
+        updated, so its fixed-camera cases can be drawn on a map at the camera. StoreError when the database
+        cannot be reached."""
         from sqlalchemy.exc import IntegrityError
 
         for _attempt in range(2):  # two workers may insert the same camera at once: the loser updates instead
@@ -163,6 +165,8 @@ class CaseStore:
                 return
             except IntegrityError:
                 continue
+            except OperationalError as exc:
+                raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
 
     def record_sighting(
         self, s: Sighting, taxonomy: Taxonomy, evidence: dict, run_id: int | None, actor: str = "streetwatch"
@@ -201,9 +205,13 @@ class CaseStore:
 
     def place(self, s: Sighting) -> Sighting:
         """`s` with its scene as stored (registered if new): call before writing its evidence, whose footer
-        names the scene, when another worker may have numbered the place first."""
-        with self.sessions.begin() as ses:
-            return self._placed(ses, s)
+        names the scene, when another worker may have numbered the place first. StoreError when the database
+        cannot be reached."""
+        try:
+            with self.sessions.begin() as ses:
+                return self._placed(ses, s)
+        except OperationalError as exc:
+            raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
 
     def scene_book(self, camera_id: str) -> SceneBook:
         """The camera's stored scenes, for the analysis of its next footage."""
@@ -257,7 +265,8 @@ class CaseStore:
                           last_seen=from_unix(s.last_seen), first_ts=s.first_ts, last_ts=s.last_ts, hits=s.hits,
                           confidence=s.confidence, box_norm={"xyxy": list(s.box_norm)}, frame_index=s.frame_index,
                           lat=s.lat, lon=s.lon, uncertainty_m=s.uncertainty_m, zone_id=s.zone_id, evidence=evidence,
-                          source=s.source, source_offset_s=s.source_offset_s, scene_id=s.scene_id,
+                          source=s.source, source_offset_s=s.source_offset_s, frame_offset_s=s.frame_offset_s,
+                          frame_seen=None if s.frame_seen is None else from_unix(s.frame_seen), scene_id=s.scene_id,
                           scene_box=None if s.scene_box is None else {"xyxy": list(s.scene_box)})
 
     def _update_existing(self, ses: Session, row: t.Sighting, s: Sighting, evidence: dict) -> Recorded:
@@ -270,8 +279,12 @@ class CaseStore:
                 case.evidence = evidence
         if s.source is not None:
             row.source, row.source_offset_s = s.source, s.source_offset_s
-        if s.confidence >= row.confidence:
+        # the evidence frame's facts follow its files: a version filed without rewriting them (the daemon near
+        # its deadline) must not name a frame the images do not show
+        if s.confidence >= row.confidence and (evidence or not row.evidence):
             row.confidence, row.box_norm, row.frame_index = s.confidence, {"xyxy": list(s.box_norm)}, s.frame_index
+            row.frame_offset_s = s.frame_offset_s
+            row.frame_seen = None if s.frame_seen is None else from_unix(s.frame_seen)
             if s.scene_box is not None:
                 row.scene_id, row.scene_box = s.scene_id, {"xyxy": list(s.scene_box)}
         if s.lat is not None:

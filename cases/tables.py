@@ -136,6 +136,10 @@ class Sighting(Base):
     frame_index: Mapped[int] = mapped_column(Integer)
     source: Mapped[str | None] = mapped_column(Text)  # footage file, or redacted stream URL / camera id
     source_offset_s: Mapped[float | None] = mapped_column(Float)  # seconds into it (file start, camera session)
+    # the evidence frame (`frame_index`, the one the images show): seconds into `source`, and its wall time;
+    # NULL for sightings filed before they were kept (their evidence frame's time is not known)
+    frame_offset_s: Mapped[float | None] = mapped_column(Float)
+    frame_seen: Mapped[datetime | None]
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     uncertainty_m: Mapped[float | None] = mapped_column(Float)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from detector.config import Taxonomy
 from detector.detections import Detections
@@ -132,12 +132,11 @@ class AnalysisStep:
     def _place(self, sightings: list[Sighting], scene: SceneState | None) -> list[Sighting]:
         """Name each sighting's place: the scene its track was seen in (tracks never span a cut), its box
         aligned onto that scene's reference view; or the photograph's own place."""
-        for s in sightings:
-            if scene is not None and self.scenes is not None:
-                s.scene_id, s.scene_box = scene.scene_id, scene.box(s.box_norm)
-                s.scene_view = self.scenes.pin(scene.scene)
-            elif self.place_id is not None:
-                s.scene_id, s.scene_box = self.place_id, s.box_norm
+        if scene is not None and self.scenes is not None:
+            return [replace(s, scene_id=scene.scene_id, scene_box=scene.box(s.box_norm),
+                            scene_view=self.scenes.pin(scene.scene)) for s in sightings]
+        if self.place_id is not None:
+            return [replace(s, scene_id=self.place_id, scene_box=s.box_norm) for s in sightings]
         return sightings
 
     def track_status(self, track_id: int, class_id: int) -> str:

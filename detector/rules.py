@@ -36,6 +36,8 @@ class _Progress:
     best_conf: float = -1.0
     best_xyxy: tuple = (0.0, 0.0, 0.0, 0.0)
     best_index: int = 0
+    best_ts: float | None = None  # the best frame's footage seconds and UNIX time: the evidence's own time
+    best_wall: float | None = None
     best_image: np.ndarray | None = None
     frame_size: tuple[int, int] = (0, 0)
     zone_id: str | None = None
@@ -157,6 +159,7 @@ class RuleEngine:
                         prog.positions.append(fix)
                 if conf > prog.best_conf:
                     prog.best_conf, prog.best_xyxy, prog.best_index = conf, (x0, y0, x1, y1), frame.index
+                    prog.best_ts, prog.best_wall = frame.ts, frame.wall_time
                     prog.frame_size = (frame.width, frame.height)
                     prog.best_image = frame.image if self.keep_images else None
                 if not prog.confirmed and (self.still or (
@@ -241,6 +244,8 @@ class RuleEngine:
             xyxy=prog.best_xyxy,
             frame_size=prog.frame_size,
             frame_index=prog.best_index,
+            frame_ts=prog.best_ts,
+            frame_seen=prog.best_wall,
             first_seen=prog.first_wall,
             last_seen=prog.last_wall,
             zone_id=prog.zone_id,

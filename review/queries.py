@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from cases import tables as t
-from cases.export import case_dict, evidence_sighting, names_of, provenance, with_provenance
+from cases.export import case_dict, evidence_from, evidence_sighting, names_of, provenance, with_provenance
 from cases.review_tables import WebhookDelivery
 from cases.status import REVIEWABLE, CaseStatus
 from cases.store import as_utc
@@ -41,7 +41,13 @@ def _when(text: str, name: str, tz: str = "UTC") -> datetime | None:
     except ValueError as exc:
         raise FilterError(Msg("%(field)s: %(value)r is not a date or time (use 2026-11-28 or 2026-11-28T08:00)",
                               field=name, value=text)) from exc
-    return (dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))).astimezone(timezone.utc)
+    dt = dt if dt.tzinfo else dt.replace(tzinfo=ZoneInfo(tz))
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError:
+        # Within hours of year 1 or 9999 the zone's offset can push the time past what Python holds (0001-01-01 in
+        # Asia/Shanghai is in year 0 in UTC). A filter there means "from the beginning" or "until the end".
+        return (datetime.min if dt.year == 1 else datetime.max).replace(tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -222,4 +228,4 @@ def case_page(ses: Session, case_id: int) -> dict | None:
     best = evidence_sighting(case, sightings)
     return {"case": case, "sightings": sightings, "events": events, "deliveries": deliveries,
             "merged_from": merged_from, "names": names_of(case), "sources": {s.id: provenance(s) for s in sightings},
-            "evidence_from": provenance(best) if best else None}
+            "evidence_from": evidence_from(best) if best else None}

@@ -36,7 +36,8 @@ def sighting(key: str = "k1", problem_type: str = "exposed_garbage", camera_id: 
     return Sighting(key=key, problem_type=problem_type, class_name="garbage", camera_id=camera_id, source_id="src",
                     first_ts=0.0, last_ts=30.0, hits=5, confidence=confidence, xyxy=tuple(map(float, xyxy)),
                     frame_size=size, frame_index=0, first_seen=first_seen, last_seen=first_seen + 30, lat=lat,
-                    lon=lon, uncertainty_m=unc, final=final, image=np.zeros((size[1], size[0], 3), np.uint8))
+                    lon=lon, uncertainty_m=unc, final=final, frame_ts=0.0, frame_seen=first_seen,
+                    image=np.zeros((size[1], size[0], 3), np.uint8))
 
 
 class FakeSource:

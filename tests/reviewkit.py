@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -31,9 +32,9 @@ def street_image(seed: int, size=(320, 240)) -> np.ndarray:
 def file_sighting(store: CaseStore, evidence_dir: Path, key: str, image: np.ndarray | None = None, **kw):
     """Record a sighting with evidence files written from `image` (a synthetic picture by default)."""
     s = sighting(key, size=(320, 240), **kw)
-    s.image = street_image(len(key) + sum(map(ord, key))) if image is None else image
+    s = replace(s, image=street_image(len(key) + sum(map(ord, key))) if image is None else image)
     if image is not None:
-        s.frame_size = (image.shape[1], image.shape[0])
+        s = replace(s, frame_size=(image.shape[1], image.shape[0]))
     return store.record_sighting(s, TAX, save_evidence(s, evidence_dir), None)
 
 

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -103,9 +104,8 @@ def test_exports_carry_the_evidence_source_offset_and_frame(filed, clip):
 def test_a_live_sighting_names_the_stream_without_its_password_and_seconds_into_the_session():
     runtime = SimpleNamespace(cam=SimpleNamespace(url="rtsp://admin:hunter2@10.0.0.5:554/s1?token=abc"), id="gate",
                               started=1_800_000_000.0)
-    s = sighting("live")
-    s.first_ts = 1_800_000_042.5  # a live frame's ts is wall-clock time
-    CameraRuntime.stamp(runtime, s)
+    s = replace(sighting("live"), first_ts=1_800_000_042.5)  # a live frame's ts is wall-clock time
+    s = CameraRuntime.stamp(runtime, s)
     assert s.source == "rtsp://***:***@10.0.0.5:554/s1?token=***" and s.source_offset_s == pytest.approx(42.5)
     assert "hunter2" not in s.source
 

@@ -7,6 +7,8 @@ reference's is), the analysis step (a cut ends every track; sightings name their
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -178,13 +180,13 @@ def test_dedup_compares_boxes_only_within_one_scene():
     def case(cid, scene, box=(0.1, 0.1, 0.2, 0.2), status="new"):
         return CaseView(cid, "exposed_garbage", "cam07", box, None, None, None, status, scene)
 
-    s = sighting("k", camera_id="cam07", xyxy=(100, 100, 200, 200), size=(1000, 1000))
-    s.scene_id, s.scene_box = "cam07/preset-2", (0.105, 0.1, 0.205, 0.2)
+    s = replace(sighting("k", camera_id="cam07", xyxy=(100, 100, 200, 200), size=(1000, 1000)),
+                scene_id="cam07/preset-2", scene_box=(0.105, 0.1, 0.205, 0.2))
     assert match_case(s, [case(1, "cam07/preset-1")], spec) is None  # same pixels, another street
     assert match_case(s, [case(1, "cam07/preset-1"), case(2, "cam07/preset-2")], spec).id == 2
     assert match_case(s, [case(3, None)], spec).id == 3  # filed before scenes: box alone, as before
     assert match_case(s, [case(3, None), case(2, "cam07/preset-2")], spec).id == 2  # a known scene wins
-    s.scene_box = (0.5, 0.5, 0.6, 0.6)  # aligned, the box is elsewhere in the scene
+    s = replace(s, scene_box=(0.5, 0.5, 0.6, 0.6))  # aligned, the box is elsewhere in the scene
     assert match_case(s, [case(2, "cam07/preset-2")], spec) is None
 
 
@@ -195,7 +197,7 @@ def test_the_evidence_footer_names_the_scene(monkeypatch):
     monkeypatch.setattr(evidence.cv2, "putText", lambda _img, text, *_a, **_k: texts.append(text))
     s = sighting("k", camera_id="cam07")
     evidence.annotate(s.image, s)
-    s.scene_id = "cam07/preset-3"
+    s = replace(s, scene_id="cam07/preset-3")
     evidence.annotate(s.image, s)
     footers = [t for t in texts if "UTC" in t]
     assert footers[0].startswith("cam07  ") and footers[1].startswith("cam07/preset-3  ")
