@@ -18,6 +18,7 @@ from the environment, so credentials need not be written into the file. Example:
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -298,6 +299,15 @@ def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
     return ZoneFile(timezone=cfg.timezone, zones=shared + own)
 
 
+@lru_cache(maxsize=32)
+def _model_classes(model: Path, mtime_ns: int) -> tuple[str, ...] | None:  # noqa: ARG001 - the cache key
+    """A model's class names, read once per version of the file: a reload need not read a .pt again (torch is slow)."""
+    from detector.model import class_names
+
+    names = class_names(model)
+    return None if names is None else tuple(names)
+
+
 def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     """Checks that need files or arithmetic: (errors, warnings), each naming the camera.
 
@@ -305,7 +315,7 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     Errors: among others, a camera's own taxonomy naming a class its own model lacks (`classes: [garbge]`).
     """
     from detector.ground_calibration import GroundCalibration
-    from detector.model import class_names, model_format
+    from detector.model import model_format
 
     errors: list[str] = []
     warnings: list[str] = []
@@ -318,7 +328,6 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
             errors.append(f"zones_file: {exc}")
         else:
             warnings += [f"zones_file: {w}" for w in zone_warnings(shared.zones, [c.id for c in cfg.cameras])]
-    names_of: dict[Path, list[str] | None] = {}  # class names per model file, each read once (torch is slow)
     for i, cam in enumerate(cfg.cameras):
         where = f"cameras.{i}[{cam.id}]"
         taxonomy = None
@@ -348,9 +357,8 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
                 errors.append(f"{where}.model: {exc}")
         else:
             check_taxonomy = cam.model is not None and taxonomy is not None
-            if model not in names_of and (cam.class_confidence or check_taxonomy):
-                names_of[model] = class_names(model)
-            known = names_of.get(model)
+            wanted = cam.class_confidence or check_taxonomy
+            known = _model_classes(model, model.stat().st_mtime_ns) if wanted else None
             for name in unknown_classes(cam, known or cam.class_confidence):
                 errors.append(f"{where}.class_confidence.{name}: the model {model.name} has no class {name!r} "
                               f"(it has: {', '.join(known or [])})")
