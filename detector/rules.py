@@ -52,6 +52,8 @@ def share_inside(box: np.ndarray, holders: np.ndarray) -> float:
     """The largest share of `box`'s area that lies within any of `holders` (xyxy rows); 0 with none."""
     if not len(holders):
         return 0.0
+    # float64: boxes arrive as float32, where a box exactly 60 % inside would compute 0.6000000238
+    box, holders = np.asarray(box, np.float64), np.asarray(holders, np.float64)
     w = np.clip(np.minimum(box[2], holders[:, 2]) - np.maximum(box[0], holders[:, 0]), 0, None)
     h = np.clip(np.minimum(box[3], holders[:, 3]) - np.maximum(box[1], holders[:, 1]), 0, None)
     area = max(float((box[2] - box[0]) * (box[3] - box[1])), 1e-9)
