@@ -85,6 +85,7 @@ def test_a_camera_id_with_a_newline_is_refused_in_one_line(tmp_path):
     assert got.exit_code == 2 and "unknown time zone 'Mars/Olympus'" in got.output
 
 
+@pytest.mark.slow
 def test_detect_accepts_a_chinese_camera_id_and_reads_a_bare_start_time_in_the_zone(tmp_path):
     clip = write_test_clip(tmp_path / "clip.mp4", seconds=4, fps=5, size=(320, 180))
     cams = tmp_path / "cameras.yaml"
