@@ -57,6 +57,11 @@ JS_MESSAGES = {  # what app.js and map.js say, handed over in a data attribute (
 }
 
 
+def _strftime(dt: datetime, fmt: str) -> str:
+    """`dt.strftime(fmt)` with the year in four digits: the C library writes year 1 as "1", not "0001"."""
+    return dt.strftime(fmt.replace("%Y", f"{dt.year:04d}"))
+
+
 class Msg(str):
     """An English message that keeps its msgid and values: `Msg("case %(id)s: no such case", id=3)`."""
 
@@ -167,7 +172,10 @@ class I18n:
         if dt is None:
             return ""
         dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
-        return dt.astimezone(self.zone).strftime(fmt)
+        try:
+            return _strftime(dt.astimezone(self.zone), fmt)
+        except OverflowError:  # hours from year 1 or 9999, the zone's offset leaves the calendar: say it in UTC
+            return _strftime(dt.astimezone(timezone.utc), fmt) + " UTC"
 
     def when(self, dt: datetime | str | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> Markup:
         """`<time>` in the bureau's zone; its title (shown on hover) and datetime attribute in UTC."""
@@ -178,7 +186,7 @@ class I18n:
         dt = dt.replace(tzinfo=timezone.utc) if dt.tzinfo is None else dt
         utc = dt.astimezone(timezone.utc)
         return Markup('<time datetime="{0}" title="{1}">{2}</time>').format(
-            utc.strftime("%Y-%m-%dT%H:%M:%SZ"), utc.strftime("%Y-%m-%d %H:%M:%S UTC"), self.local(dt, fmt))
+            _strftime(utc, "%Y-%m-%dT%H:%M:%SZ"), _strftime(utc, "%Y-%m-%d %H:%M:%S UTC"), self.local(dt, fmt))
 
     def zone_label(self) -> str:
         """`Asia/Shanghai (UTC+08:00)`."""

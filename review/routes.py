@@ -172,6 +172,9 @@ def status_route(request: Request, case_id: int, action: str, cur: Current = Dep
                                           value=text)) from None
         if due_at is not None and due_at.tzinfo is None:  # typed in the bureau's time, as the page shows times
             due_at = due_at.replace(tzinfo=ZoneInfo(_tz(request)))
+        if due_at is not None and not _holds(due_at, ZoneInfo(_tz(request))):
+            raise actions.ActionError(Msg("deadline %(value)r is outside the calendar (it must lie between the years "
+                                          "1 and 9999 both in UTC and in the bureau's time)", value=text))
     with store_of(request).sessions.begin() as ses:
         _, next_id, _, _ = neighbours(ses, q, case_id)
         case = actions.set_status(ses, case_id, action, cur.username, version, reason=reason, note=note,
@@ -179,6 +182,17 @@ def status_route(request: Request, case_id: int, action: str, cur: Current = Dep
         payload = {"case": case_dict(case), "version": case.version, "next": next_id}
     go_to = case_id if form.get("stay") else next_id
     return _done(request, q, go_to, f"{case.status}-{case_id}", payload)
+
+
+def _holds(dt: datetime, zone: ZoneInfo) -> bool:
+    """Whether `dt` can be stored (UTC) and shown (the bureau's time): near year 1 or 9999 an offset pushes it out
+    of what Python's dates hold, and every page showing the case would fail."""
+    try:
+        dt.astimezone(timezone.utc)
+        dt.astimezone(zone)
+    except OverflowError:
+        return False
+    return True
 
 
 # evidence, exports, map ---------------------------------------------------------------------------
@@ -206,7 +220,9 @@ def evidence(request: Request, rel: str, cur: Current = Depends(current)) -> Res
 def export(request: Request, fmt: str, cur: Current = Depends(current)) -> Response:
     if fmt not in ("csv", "geojson"):
         return error_response(request, 404, Msg("no export format %(fmt)r (csv or geojson)", fmt=fmt))
-    q, _ = Queue.from_params(request.query_params, _tz(request))
+    q, errors = Queue.from_params(request.query_params, _tz(request))
+    if errors:  # a page shows what it dropped above the list; a file cannot, and would silently hold every case
+        return error_response(request, 400, errors[0], ("/cases", Msg("All cases")))
     with store_of(request).session() as ses:
         rows = export_rows(ses, q)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
