@@ -36,7 +36,7 @@ from detector.errors import ConfigError, SourceError, StoreError, StreetwatchErr
 from detector.inference import Detector
 from detector.locate import lens_intrinsics, make_locator
 from detector.model import weights_digest
-from detector.scene_photo import photo_locator, photo_place_id
+from detector.scene_photo import MAX_VIEWS_COMPARED, PhotoScenes, photo_locator, photo_place_id
 from detector.scene_segment import SceneSegmenter
 from detector.settings import AnalysisSettings, resolve_taxonomy, unknown_classes
 from detector.sightings import Sighting
@@ -233,8 +233,10 @@ class Pipeline:
             footage_s=info.duration_s if info else 0.0, notes=result.notes)
         result.run_id = run_id
         still, scenes, place_id = item.kind == "image", None, None
-        if still:  # photo mode: each photo its own place, or on the ground where its EXIF GPS says
+        if still:  # photo mode: on the ground where its EXIF GPS says, else the folder's scene it shows
             place_id, locator = photo_place_id(camera_id, key), locator or photo_locator
+            if self.settings.scene_check:  # the folder's scenes so far (photos' and video's): ids hold across runs
+                scenes = PhotoScenes(self.store.scene_book(camera_id, newest=MAX_VIEWS_COMPARED))
         elif self.settings.scene_check and posed is None:  # the camera's scenes so far: ids hold across runs
             scenes = SceneSegmenter(self.store.scene_book(camera_id))
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
@@ -246,6 +248,8 @@ class Pipeline:
             self._process(source, step, run_id, result, timer, posed, on_progress)
             if scenes is not None:  # scenes no sighting named keep their ids too
                 stored = self.store.register_scenes(camera_id, scenes.settled_new())
+                if isinstance(scenes, PhotoScenes) and scenes.new_views:  # a place photographed from elsewhere
+                    self.store.add_scene_views(camera_id, scenes.new_views)
                 result.notes["scenes"] = {"seen": [stored.get(i, i) for i in scenes.visited()],
                                           "cuts": scenes.cuts, "identifications": scenes.identifications}
             result.status = RunStatus.PARTIAL if source.warnings else RunStatus.DONE

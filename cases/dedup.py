@@ -8,7 +8,8 @@ One problem per place is one case. Two ways to know a place:
   re-aimed films several places under one id, so a sighting carries the scene it was seen in
   (`cam07/preset-3`, `detector.scene_segment`) and its box aligned onto that scene's reference view (a
   preset revisited is never pixel-exact); boxes are compared there, in 0..1 coordinates (so a camera
-  re-encoded at another resolution still matches). A photograph is its own scene. An unknown scene (a case
+  re-encoded at another resolution still matches). A photo without GPS has the scene it shows among its
+  folder's (`detector.scene_photo`), as a video frame does. An unknown scene (a case
   filed before scenes existed, a source without the check) is compared by box alone, as before.
 
 Open cases win over closed ones; a rejected case still absorbs its sightings, so a false

@@ -21,13 +21,20 @@ from cases import locks
 from cases import tables as t
 from detector.scene import Scene, SceneBook, SceneView, scene_id_for
 
+RACE_WINDOW = 100  # newest scenes a view being registered is compared with (`register`)
 MAX_VIEWS = 8  # views kept per scene: enough for day, night and a few workers; more would slow identification
 
 
-def load_book(ses: Session, camera_id: str) -> SceneBook:
-    """The camera's stored scenes (every view), as the analysis core uses them."""
+def load_book(ses: Session, camera_id: str, newest: int | None = None) -> SceneBook:
+    """The camera's stored scenes (every view), as the analysis core uses them; only the `newest` numbers when
+    given (a folder of photos gains a scene per place reported, and decoding a view costs ~3 ms)."""
     scenes: dict[int, Scene] = {}
-    for row in ses.scalars(select(t.SceneRef).where(t.SceneRef.camera_id == camera_id).order_by(t.SceneRef.id)):
+    query = select(t.SceneRef).where(t.SceneRef.camera_id == camera_id).order_by(t.SceneRef.id)
+    if newest is not None:
+        numbers = ses.scalars(select(t.SceneRef.number).where(t.SceneRef.camera_id == camera_id).distinct()
+                              .order_by(t.SceneRef.number.desc()).limit(newest)).all()
+        query = query.where(t.SceneRef.number.in_(numbers))
+    for row in ses.scalars(query):
         view, to_ref = SceneView.decode(row.data), np.array(row.to_ref["h"], np.float64)
         scene = scenes.get(row.number)
         if scene is None:
@@ -54,7 +61,10 @@ def register(ses: Session, camera_id: str, proposed: str, view: SceneView,
     row = ses.scalars(select(t.SceneRef).where(t.SceneRef.camera_id == camera_id, t.SceneRef.digest == digest)).first()
     if row is not None:
         return row.scene_id, np.array(row.to_ref["h"], np.float64), _ref_size(ses, camera_id, row.number)
-    book = load_book(ses, camera_id)
+    # The analysis compared the view with the scenes it loaded; what it could not know are scenes registered
+    # since, by other workers: the newest numbers. Not reading them all keeps registering cheap in a folder of
+    # photos, which gains a scene per place reported.
+    book = load_book(ses, camera_id, newest=RACE_WINDOW)
     match = book.identify(view)
     if match is not None:  # another worker (or an earlier session) registered this place first
         scene = match.scene
@@ -66,6 +76,21 @@ def register(ses: Session, camera_id: str, proposed: str, view: SceneView,
         number = book.next_number()
     _add(ses, camera_id, number, view, np.eye(3), digest, data)
     return scene_id_for(camera_id, number), np.eye(3), view.size
+
+
+def add_view(ses: Session, camera_id: str, number: int, view: SceneView, to_ref: np.ndarray) -> bool:
+    """Keep `view` (a photo of stored scene `number` from elsewhere, `to_ref` onto its reference) as another view
+    of that scene, so later photos may match it; False when the scene is gone, full or has this view already."""
+    data = view.encode()
+    digest = hashlib.sha256(data).hexdigest()
+    if ses.get_bind().dialect.name == "postgresql":
+        locks.hold(ses, f"streetwatch:scenes:{camera_id}")
+    rows = ses.scalars(select(t.SceneRef.digest).where(t.SceneRef.camera_id == camera_id,
+                                                       t.SceneRef.number == number)).all()
+    if not rows or len(rows) >= MAX_VIEWS or digest in rows:
+        return False
+    _add(ses, camera_id, number, view, to_ref, digest, data)
+    return True
 
 
 def register_text(ses: Session, camera_id: str, proposed: str,

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import create_engine, event, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -25,7 +26,7 @@ from cases.status import CaseStatus, RunStatus
 from cases.tables import as_utc, from_unix  # callers of the store take both from here
 from detector.config import Taxonomy
 from detector.errors import StoreError
-from detector.scene import Scene, SceneBook, map_box_norm
+from detector.scene import Scene, SceneBook, SceneView, map_box_norm
 from detector.sightings import Sighting
 
 _MIGRATE_LOCK = threading.Lock()
@@ -213,10 +214,11 @@ class CaseStore:
         except OperationalError as exc:
             raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
 
-    def scene_book(self, camera_id: str) -> SceneBook:
-        """The camera's stored scenes, for the analysis of its next footage."""
+    def scene_book(self, camera_id: str, newest: int | None = None) -> SceneBook:
+        """The camera's stored scenes (the `newest` numbers only, when given), for the analysis of its next
+        footage."""
         with self.session() as ses:
-            return scenes.load_book(ses, camera_id)
+            return scenes.load_book(ses, camera_id, newest)
 
     def register_scenes(self, camera_id: str, new: list[Scene]) -> dict[str, str]:
         """Store scenes that footage showed for the first time, so that their ids hold next time (those a
@@ -225,6 +227,12 @@ class CaseStore:
         with self.sessions.begin() as ses:
             return {scene.scene_id: scenes.register(ses, camera_id, scene.scene_id, scene.reference)[0]
                     for scene in new}
+
+    def add_scene_views(self, camera_id: str, views: list[tuple[int, SceneView, np.ndarray]]) -> int:
+        """Keep photos of stored scenes taken from elsewhere as more views of them (`cases.scenes.add_view`):
+        (scene number, view, homography onto the scene's reference) each. Returns how many were kept."""
+        with self.sessions.begin() as ses:
+            return sum(scenes.add_view(ses, camera_id, number, view, h) for number, view, h in views)
 
     def _find_or_open_case(self, ses: Session, s: Sighting, spec, actor: str) -> tuple[t.Case, bool, bool]:
         query = select(t.Case).where(t.Case.problem_type == s.problem_type)

@@ -144,9 +144,11 @@ class Alignment:
     inliers: int
 
 
-def align(src: SceneView, dst: SceneView, min_inliers: int = MIN_INLIERS) -> Alignment | None:
+def align(src: SceneView, dst: SceneView, min_inliers: int = MIN_INLIERS,
+          max_scale: float = MAX_SCALE_CHANGE) -> Alignment | None:
     """The homography from `src` pixels to `dst` pixels when both show the same scene from (about) the same
-    viewpoint, else None. Flat, featureless views align when their thumbnails agree (a test pattern, fog)."""
+    viewpoint, else None. Flat, featureless views align when their thumbnails agree (a test pattern, fog).
+    `max_scale`: how much wider or narrower (linear) one view's field may be than the other's."""
     if len(src.descriptors) < min_inliers or len(dst.descriptors) < min_inliers:
         if src.thumb.similarity(dst.thumb) >= 0.95 and src.size == dst.size:
             return Alignment(np.eye(3), 0)
@@ -162,19 +164,21 @@ def align(src: SceneView, dst: SceneView, min_inliers: int = MIN_INLIERS) -> Ali
     # every run (checked: cv2.setRNGSeed changes nothing; a preset once split in two was the segmenter's id()
     # bookkeeping, not a draw). More iterations make a miss on a true match rare.
     h, mask = cv2.findHomography(a, b, cv2.RANSAC, tolerance, maxIters=5000, confidence=0.999)
-    if h is None or mask is None or int(mask.sum()) < min_inliers or not _plausible(h, src.size, dst.size):
+    if h is None or mask is None or int(mask.sum()) < min_inliers or not _plausible(h, src.size, dst.size,
+                                                                                      max_scale):
         return None
     return Alignment(h, int(mask.sum()))
 
 
-def _plausible(h: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> bool:
+def _plausible(h: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int],
+               max_scale: float = MAX_SCALE_CHANGE) -> bool:
     """A view of the same preset: about the same zoom, the frame centre lands inside the other frame."""
     w, h_ = src_size
     centre = cv2.perspectiveTransform(np.array([[[w / 2, h_ / 2]]], np.float64), h)[0, 0]
     if not (0 <= centre[0] <= dst_size[0] and 0 <= centre[1] <= dst_size[1]):
         return False
     det = float(np.linalg.det(h[:2, :2])) * (dst_size[0] / w) ** -2  # area scale, corrected for resolution
-    return 1 / MAX_SCALE_CHANGE**2 <= det <= MAX_SCALE_CHANGE**2
+    return 1 / max_scale**2 <= det <= max_scale**2
 
 
 def map_box_norm(box: tuple[float, float, float, float], h: np.ndarray | None, src_size: tuple[int, int],
@@ -234,10 +238,12 @@ class SceneBook:
         >>> match = book.identify(view) or book.add(view)   # a Match, or a new Scene
     """
 
-    def __init__(self, camera_id: str, scenes: list[Scene] | None = None, min_inliers: int = MIN_INLIERS) -> None:
+    def __init__(self, camera_id: str, scenes: list[Scene] | None = None, min_inliers: int = MIN_INLIERS,
+                 max_scale: float = MAX_SCALE_CHANGE) -> None:
         self.camera_id = camera_id
         self.scenes: list[Scene] = list(scenes or [])
         self.min_inliers = min_inliers
+        self.max_scale = max_scale  # photos taken closer or farther are one place (`detector.scene_photo`)
 
     def identify(self, view: SceneView, first: Scene | None = None) -> Match | None:
         """The known scene `view` shows, with the homography onto its reference, or None.
@@ -249,7 +255,7 @@ class SceneBook:
         candidates.sort(key=lambda sk: (sk[0] is not first, -view.thumb.similarity(sk[0].views[sk[1]].thumb)))
         best: Match | None = None
         for scene, k in candidates:
-            found = align(view, scene.views[k], self.min_inliers)
+            found = align(view, scene.views[k], self.min_inliers, self.max_scale)
             if found is None:
                 continue
             match = Match(scene, scene.to_ref[k] @ found.h, found.inliers)

@@ -1,6 +1,7 @@
 """Photo mode: a folder of photos (citizens' reports, inspectors' phones) is not a fixed camera.
 
-Each photo is its own place unless its EXIF has GPS (then dedup is by ground radius); its time comes from EXIF
+A photo without GPS is placed by the scene it shows among its folder's (tests/test_photo_places.py: photos of one
+scene are one place), with EXIF GPS by ground radius; its time comes from EXIF
 DateTimeOriginal, else a date in the file name (epoch milliseconds too), else the file time, and the run says
 which. Photos are real street photos from ../shared with EXIF written by Pillow.
 """
@@ -110,7 +111,7 @@ def test_photos_without_gps_are_each_their_own_place(tmp_path, photos):
     assert results[0].notes["start_time_from"] == "exif DateTimeOriginal"
     with store.session() as ses:
         cases = ses.scalars(select(t.Case)).all()
-        assert len(cases) == 2 and all(c.scene_id.startswith("reports/photo-") for c in cases)
+        assert len({c.scene_id for c in cases}) == 2 and all(c.scene_id.startswith("reports/preset-") for c in cases)
         assert cases[0].box_norm["xyxy"] == pytest.approx(HEAP, abs=0.01) and cases[0].lat is None
         runs = ses.scalars(select(t.Run)).all()
         assert {r.notes["start_time_from"] for r in runs} == {"exif DateTimeOriginal"}
