@@ -39,6 +39,11 @@ STATUS_LABELS = {CaseStatus.NEW: N_("new"), CaseStatus.CONFIRMED: N_("confirmed"
 ACTION_LABELS = dict(created=N_("created"), sighting=N_("sighting"), reopened=N_("reopened"), status=N_("status"),
                      merged=N_("merged"), split=N_("split"), recheck=N_("re-check"), pushed=N_("sent to the bureau"))
 ROLE_LABELS = {"analyst": N_("analyst"), "admin": N_("admin")}
+# the model classes a sighting can carry (the bundled models' and the default taxonomy's); any other shows as named
+CLASS_LABELS = {"garbage": N_("garbage"), "overflowing_bin": N_("overflowing bin"), "garbage_bin": N_("garbage bin"),
+                "street_vendor": N_("street vendor"), "umbrella": N_("umbrella"), "car": N_("car"),
+                "truck": N_("truck"), "bus": N_("bus"), "motorcycle": N_("motorcycle"), "bicycle": N_("bicycle"),
+                "person": N_("person")}
 REASON_LABELS = {  # cases.status.REJECT_REASONS, marked here so that the catalogue has them
     "not_the_object": N_("Not what the detector says (false detection)"),
     "allowed_here": N_("Allowed here (permit, approved spot, loading)"),
@@ -153,6 +158,9 @@ class I18n:
 
     def role(self, value: str) -> str:
         return self.gettext(ROLE_LABELS[value]) if value in ROLE_LABELS else value
+
+    def model_class(self, name: str | None) -> str:
+        return self.gettext(CLASS_LABELS[name]) if name in CLASS_LABELS else (name or "")
 
     def reason(self, key: str | None) -> str:
         return self.gettext(REASON_LABELS[key]) if key in REASON_LABELS else (key or "")

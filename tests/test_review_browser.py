@@ -52,13 +52,17 @@ def server_shanghai(tmp_path):
     yield from _serve(tmp_path, ReviewSettings(timezone="Asia/Shanghai"))
 
 
-def _serve(tmp_path, settings):
+def _four_places(store, evidence) -> list[int]:
+    return [file_sighting(store, evidence, f"p{i}", xyxy=(40 + 60 * i, 80, 100 + 60 * i, 150), lat=lat, lon=lon,
+                          unc=3.0, first_seen=1_800_000_000.0 + 60 * i).case_id for i, (lat, lon) in enumerate(PLACES)]
+
+
+def _serve(tmp_path, settings, seed=_four_places):
     import uvicorn
 
     url, evidence = f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "evidence"
     store = CaseStore(url)
-    ids = [file_sighting(store, evidence, f"p{i}", xyxy=(40 + 60 * i, 80, 100 + 60 * i, 150), lat=lat, lon=lon,
-                         unc=3.0, first_seen=1_800_000_000.0 + 60 * i).case_id for i, (lat, lon) in enumerate(PLACES)]
+    ids = seed(store, evidence)
     add_users(store)
     app = create_app(url, evidence, settings)
     port = free_port()
@@ -237,3 +241,88 @@ def test_an_analyst_switches_to_chinese_sees_the_code_and_hovers_for_utc(server_
     blocked = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
                or e["level"] == "SEVERE"]
     assert blocked == []
+
+
+# Chinese pages: real glyphs (a CJK font is installed, .ci/packages.txt), and a layout that long paths do not break
+LONG_CAMERA = "shanghai_huangpu_nanjing_east_road_pedestrian_street_north_gate_07"  # 64 characters, no hyphen to wrap at
+LONG_SOURCE = ("/mnt/nvr-export/2027-01-15/" + "_".join(["huangpu_district_recorder_channel_07_main_stream"] * 3)
+               + "_20270115080000_20270115090000.mp4")
+
+
+@pytest.fixture
+def server_long_paths(tmp_path):
+    from dataclasses import replace
+
+    from cases.evidence import save_evidence
+    from tests.builders import sighting
+    from tests.reviewkit import TAX, street_image
+
+    def seed(store, evidence):
+        s = sighting("long-paths-" + "x" * 40, camera_id=LONG_CAMERA, size=(320, 240), xyxy=(60, 60, 200, 180))
+        s = replace(s, image=street_image(3), source=LONG_SOURCE, source_offset_s=3725.0)
+        return [store.record_sighting(s, TAX, save_evidence(s, evidence), None).case_id]
+
+    yield from _serve(tmp_path, ReviewSettings(timezone="Asia/Shanghai", language="zh"), seed)
+
+
+def glyph_cells_differ(png: bytes, n: int) -> list[float]:
+    """The screenshot of a run of `n` full-width glyphs, cut into `n` cells: how much each next cell differs from the
+    first (mean absolute difference, 0-255). Missing glyphs are drawn as one and the same box: all near 0."""
+    import cv2
+    import numpy as np
+
+    img = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    w = img.shape[1] // n
+    cells = [img[:, i * w:(i + 1) * w] for i in range(n)]
+    return [float(np.abs(cells[0] - cell).mean()) for cell in cells[1:]]
+
+
+def test_a_chinese_case_page_draws_real_glyphs_and_long_paths_stay_inside_the_window(server_long_paths, browser,
+                                                                                       tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, _, (case_id,) = server_long_paths
+    browser.get(f"{base}/cases/{case_id}")
+    wait_for(browser, lambda dr: dr.find_element(By.TAG_NAME, "h1").text == "登录", "the Chinese log-in page")
+    browser.find_element(By.ID, "username").click()
+    keys(browser, "alice", Keys.TAB, PASSWORDS["alice"], Keys.ENTER)
+    on_case(browser, case_id)
+    assert browser.find_element(By.ID, "case-type").text == "暴露垃圾"
+    # the sightings' class column speaks Chinese too; the model's own name is on hover
+    cls = browser.find_element(By.CSS_SELECTOR, "section.timeline td.class")
+    assert cls.text == "垃圾" and cls.get_attribute("title") == "garbage"
+
+    # Glyphs, not boxes: a font without CJK draws every character as the same empty box ("tofu"). The screenshot of
+    # the four characters 暴露垃圾 must show four different shapes, and so must the canvas, in the page's own font.
+    shot = browser.find_element(By.ID, "case-type").screenshot_as_png
+    assert min(glyph_cells_differ(shot, 4)) > 8, "CJK characters render as boxes: install fonts-noto-cjk"
+    canvas = browser.execute_script("""
+        const font = getComputedStyle(document.getElementById('case-type')).font;
+        const c = document.createElement('canvas'); c.width = 48; c.height = 48;
+        const ctx = c.getContext('2d');
+        const draw = ch => { ctx.clearRect(0, 0, 48, 48); ctx.font = font; ctx.textBaseline = 'top';
+                             ctx.fillText(ch, 4, 4); return ctx.getImageData(0, 0, 48, 48).data.join(''); };
+        const tofu = draw('\\uE000'), glyphs = Array.from('暴露垃圾案件').map(draw);
+        return {distinct: new Set(glyphs).size, like_tofu: glyphs.filter(g => g === tofu).length};""")
+    assert canvas == {"distinct": 6, "like_tofu": 0}, canvas
+    page_shot = tmp_path / "case-zh-long.png"
+    browser.save_screenshot(str(page_shot))
+    assert page_shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.environ.get("STREETWATCH_SCREENSHOTS"):
+        Path(os.environ["STREETWATCH_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(page_shot, Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "case-zh-long.png")
+
+    # Layout: the long camera id, source path and evidence paths (hashes opened) wrap; nothing reaches past the
+    # window's right edge, at the test window's width and at a narrow laptop's.
+    browser.execute_script("document.querySelector('details.hashes').open = true;")
+    for width in (1280, 1024):
+        browser.set_window_size(width, 1000)
+        layout = browser.execute_script("""
+            const vw = document.documentElement.clientWidth, over = [];
+            for (const el of document.querySelectorAll('body *')) {
+                const r = el.getBoundingClientRect();
+                if (r.width > 0 && r.right > vw + 1) over.push(`${el.tagName}#${el.id}.${el.className} ${Math.round(r.right)}`);
+            }
+            return {vw, scroll: document.documentElement.scrollWidth, over: over.slice(0, 12)};""")
+        assert layout["over"] == [] and layout["scroll"] <= layout["vw"], (width, layout)

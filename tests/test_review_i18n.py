@@ -112,6 +112,17 @@ def test_a_user_switches_to_chinese_and_sees_the_code_and_chinese_names(tmp_path
     assert "案件 999999：不存在" in missing  # an error raised deeper down, shown in the user's language
 
 
+def test_a_user_account_is_created_not_filed_like_a_case(tmp_path):
+    # one English word, two things: a case is 立案 (filed); an account is 创建 (created)
+    client, _, case_id = make_app(tmp_path, language="zh")
+    admin = TestClient(client.app, base_url="http://testserver")
+    assert login(admin, "root").status_code == 303
+    header = re.search(r"<thead>.*?</thead>", admin.get("/admin/users").text, re.S).group(0)
+    assert "<th>创建</th>" in header and "立案" not in header
+    history = client.get(f"/cases/{case_id}").text.split('class="history"')[1]
+    assert re.search(r'class="ev-created"><td>.*?</td><td>[^<]*</td><td>立案</td>', history, re.S)
+
+
 def test_the_settings_choose_the_default_language(tmp_path):
     client, _, case_id = make_app(tmp_path, language="zh")
     assert "确认 <kbd>c</kbd>" in client.get(f"/cases/{case_id}").text
