@@ -18,6 +18,13 @@ municipal container in two streets).
    `PhotoScenes.new_views`): pairs of one place that end in one scene, pairs of different places that end in
    different scenes, and the cost per photo.
 3. The cost at the comparison budget (`MAX_VIEWS_COMPARED` views): a new photo against a full book.
+
+Measured (defaults; 2 cores shared with other work): made views grouped 621 of 624 (the misses: 3 corner crops
+to 65 %; 1.6x zoom needs as few as 31 inliers), mapped boxes at IoU >= 0.2 in all 608 grouped labelled views (min 0.67,
+rotation); real pairs 4 of 6 (the 3 phone-moved pairs; 1 of 3 Street View pairs 5-10 m apart); different pairs
+kept apart 1128 of 1128 (most inliers 7) and look-alike streets 7 of 7. Stream of 224: 17 scenes for 16 places,
+1443 of 1456 same-place pairs in one scene, 23520 of 23520 different-place pairs apart; 57 ms per photo (median).
+At the budget (100 scenes): ~0.4 s per unmatched photo, plus ~0.3 s to decode the folder's 100 stored views.
 """
 
 from __future__ import annotations
