@@ -108,6 +108,9 @@ class ProblemType(StrictModel):
     not_inside: list[str] = Field(
         default_factory=list, description="model classes whose box, in the same frame, holds this one (at least "
         "60 % of its area): rubbish inside a bin's box is in the bin, or the spill the overflowing bin's case covers")
+    not_inside_min_confidence: float = Field(
+        0.5, ge=0, le=1, description="a not_inside box holds this one only when the model is at least this sure of "
+        "it: a cardboard box of rubbish the model half-calls a bin (0.29) must not hide the rubbish (issue 20)")
 
     @field_validator("classes", "not_inside")
     @classmethod

@@ -60,6 +60,13 @@ def share_inside(box: np.ndarray, holders: np.ndarray) -> float:
     return float((w * h).max() / area)
 
 
+def holds(box: np.ndarray, holders: np.ndarray, scores: np.ndarray, min_confidence: float) -> bool:
+    """Whether one of `holders` the model is at least `min_confidence` sure of holds `box` (`INSIDE_SHARE` of
+    its area). An unsure holder holds nothing: a cardboard box of rubbish the model half-calls a bin (0.29)
+    would otherwise hide the very rubbish it is full of (ProblemType.not_inside_min_confidence)."""
+    return share_inside(box, holders[scores >= min_confidence]) >= INSIDE_SHARE
+
+
 class RuleEngine:
     """Turns tracked detections of ONE source into sightings.
 
@@ -112,10 +119,12 @@ class RuleEngine:
             return (True, inside[0]) if inside else (False, None)
         return True, (zone_hits[0][0] if zone_hits else None)
 
-    def _holders(self, dets: Detections) -> dict[str, np.ndarray]:
-        """This frame's boxes of every class some problem type must not lie inside (tracked or not)."""
+    def _holders(self, dets: Detections) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """This frame's boxes (and their scores) of every class some problem type must not lie inside (tracked
+        or not)."""
         names = [self._class_names.get(int(c)) for c in dets.class_id]
-        return {c: dets.xyxy[[n == c for n in names]] for c in self._holder_classes if c in names}
+        masks = {c: np.array([n == c for n in names]) for c in self._holder_classes if c in names}
+        return {c: (dets.xyxy[m], dets.confidence[m]) for c, m in masks.items()}
 
     def update(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """Feed one analysed frame's tracked detections; returns sightings confirmed by it."""
@@ -138,9 +147,10 @@ class RuleEngine:
                     self._held[key] = ("confidence", f"best score {conf:.2f} < min_confidence {spec.min_confidence:g}")
                     continue
                 held_in = next((c for c in spec.not_inside if c in holders
-                                and share_inside(dets.xyxy[i], holders[c]) >= INSIDE_SHARE), None)
+                                and holds(dets.xyxy[i], *holders[c], spec.not_inside_min_confidence)), None)
                 if held_in is not None:
-                    self._held[key] = ("inside", f"inside a {held_in} box (not_inside: {', '.join(spec.not_inside)})")
+                    self._held[key] = ("inside", f"inside a {held_in} box scored at least "
+                                       f"{spec.not_inside_min_confidence:g} (not_inside: {', '.join(spec.not_inside)})")
                     continue
                 if not ok:
                     rule = "zone excluded" if {k for _, k in zone_hits} & set(spec.exclude_zones) else "zone required"
