@@ -27,8 +27,8 @@ from detector.config import ProblemType
 from detector.geo import haversine_m
 from detector.sightings import Sighting
 
-STATUS_RANK = {CaseStatus.NEW: 0, CaseStatus.CONFIRMED: 0, CaseStatus.DISPATCHED: 0, CaseStatus.REJECTED: 1,
-               CaseStatus.RESOLVED: 2, CaseStatus.MERGED: 9}
+STATUS_RANK: dict[str, int] = {CaseStatus.NEW: 0, CaseStatus.CONFIRMED: 0, CaseStatus.DISPATCHED: 0,
+                               CaseStatus.REJECTED: 1, CaseStatus.RESOLVED: 2, CaseStatus.MERGED: 9}
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,8 @@ def match_case(sighting: Sighting, cases: Sequence[CaseView], spec: ProblemType)
         if case.problem_type != sighting.problem_type:
             continue
         if sighting.lat is not None and case.lat is not None:
-            dist = haversine_m(sighting.lat, sighting.lon, case.lat, case.lon)  # type: ignore[arg-type]
+            assert sighting.lon is not None and case.lon is not None  # lat and lon are set together or not at all
+            dist = haversine_m(sighting.lat, sighting.lon, case.lat, case.lon)
             if dist > ground_threshold_m(spec, sighting.uncertainty_m, case.uncertainty_m):
                 continue
             closeness = -dist

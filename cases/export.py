@@ -77,7 +77,7 @@ def case_dict(c: t.Case) -> dict:
     out = {k: getattr(c, k) for k in CASE_FIELDS if k not in (*PROVENANCE_FIELDS, "model")}
     out.update(names_of(c))
     for key in ("first_seen", "last_seen"):
-        out[key] = as_utc(out[key]).isoformat()  # type: ignore[union-attr]
+        out[key] = as_utc(out[key]).isoformat()
     out["box_norm"] = (c.box_norm or {}).get("xyxy")
     out["evidence"] = c.evidence or {}
     return out
@@ -108,7 +108,8 @@ def evidence_sighting(case: t.Case | dict, sightings: list[t.Sighting]) -> t.Sig
     """The sighting whose frame is the case's evidence (same raw file), else its most confident one."""
     raw = ((case["evidence"] if isinstance(case, dict) else case.evidence) or {}).get("raw") or {}
     same = [s for s in sightings if raw and ((s.evidence or {}).get("raw") or {}).get("path") == raw.get("path")]
-    return (same or sorted(sightings, key=lambda s: (-s.confidence, s.id)) or [None])[0]
+    ranked = same or sorted(sightings, key=lambda s: (-s.confidence, s.id))
+    return ranked[0] if ranked else None
 
 
 def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
@@ -190,7 +191,7 @@ def to_csv(rows: list[dict]) -> str:
 def to_geojson(rows: list[dict], gcj02: bool = False) -> dict:
     """RFC 7946 FeatureCollection of the cases that have a ground position, or whose camera has one (then the
     property `position` is "camera": the problem is in that camera's view, not at that point); [lon, lat]."""
-    convert = None
+    convert: Callable[[float, float], tuple[float, float]] | None = None
     if gcj02:
         from detector.geo import wgs84_to_gcj02 as convert
     features = []

@@ -87,8 +87,8 @@ def _box(row: t.Sighting) -> list[float]:
 def _recompute(case: t.Case, rows: Sequence[t.Sighting]) -> None:
     """Span, count, best evidence and box (in the scene's reference view) from the case's sightings."""
     case.sighting_count = len(rows)
-    case.first_seen = min(as_utc(r.first_seen) for r in rows)  # type: ignore[type-var]
-    case.last_seen = max(as_utc(r.last_seen) for r in rows)  # type: ignore[type-var]
+    case.first_seen = min(as_utc(r.first_seen) for r in rows)
+    case.last_seen = max(as_utc(r.last_seen) for r in rows)
     best = max(rows, key=lambda r: (bool(r.evidence), r.confidence, -r.id))
     case.best_confidence, case.evidence, case.box_norm = best.confidence, dict(best.evidence or {}), {"xyxy": _box(best)}
     case.zone_id = best.zone_id or case.zone_id
@@ -122,10 +122,12 @@ def recheck_places(ses: Session, taxonomy: Taxonomy, evidence_dir: Path, camera:
                            .order_by(t.Sighting.first_seen, t.Sighting.id)).all()
         if not rows:
             continue
-        placer = placers.get(case.camera_id)  # type: ignore[arg-type]
+        camera_id = case.camera_id
+        assert camera_id is not None  # the query above selects only cases filed by a camera
+        placer = placers.get(camera_id)
         if placer is None:
-            placer = placers[case.camera_id] = _Placer(ses, case.camera_id, read)  # type: ignore[index]
-            report.cameras.append(case.camera_id)  # type: ignore[arg-type]
+            placer = placers[camera_id] = _Placer(ses, camera_id, read)
+            report.cameras.append(camera_id)
         report.cases_checked += 1
         for row in rows:
             if row.scene_id is None:

@@ -59,13 +59,13 @@ def on_sighting(ses: Session, case: t.Case, sighting_time: datetime, *, sighting
     if case.status not in (CaseStatus.DISPATCHED, CaseStatus.RESOLVED) and case.flag is not None:
         case.flag = None  # it came back after "verified handled" (the store reopened it): that result is stale
         return None
-    if case.status != CaseStatus.DISPATCHED or case.due_at is None or as_utc(sighting_time) < as_utc(case.due_at):  # type: ignore[operator]
+    if case.status != CaseStatus.DISPATCHED or case.due_at is None or as_utc(sighting_time) < as_utc(case.due_at):
         return None
     if case.flag == FLAG_OVERDUE:
         return None  # flagged already; the sighting itself is on the timeline
     case.flag = FLAG_OVERDUE
     ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="recheck", at=datetime.now(timezone.utc),
-                        detail={"result": FLAG_OVERDUE, "due_at": as_utc(case.due_at).isoformat(),  # type: ignore[arg-type]
+                        detail={"result": FLAG_OVERDUE, "due_at": as_utc(case.due_at).isoformat(),
                                 "seen_at": as_utc(sighting_time).isoformat(), "sighting": sighting_id,
                                 "evidence": evidence or {}}))
     return FLAG_OVERDUE
@@ -113,7 +113,10 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
     for case in cases:
         if case.status != CaseStatus.DISPATCHED:
             continue  # changed while we waited for the lock
-        due = as_utc(case.due_at)  # type: ignore[arg-type]
+        # the query asked for a deadline, and a dispatched case always has one (review.actions sets it on
+        # dispatch and clears it only when the case leaves dispatched, which the status check above excludes)
+        assert case.due_at is not None, f"dispatched case {case.id} without a deadline"
+        due = as_utc(case.due_at)
         # only what THIS footage showed counts: an old overdue sighting says nothing about today
         late = ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case.id,
                                                     t.Sighting.last_seen >= max(due, analysed_from),
@@ -123,16 +126,16 @@ def after_analysis(ses: Session, place: str | Area, analysed_from: datetime, ana
             if case.flag != FLAG_OVERDUE:
                 case.flag = FLAG_OVERDUE
                 ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="recheck", at=now, detail={
-                    "result": FLAG_OVERDUE, "due_at": due.isoformat(),  # type: ignore[union-attr]
+                    "result": FLAG_OVERDUE, "due_at": due.isoformat(),
                     "sighting": late.id if late else None, "evidence": (late.evidence if late else {}) or {},
                     "analysed": [analysed_from.isoformat(), analysed_to.isoformat()]}))
                 results[case.id] = FLAG_OVERDUE
             continue
-        if (analysed_to - max(due, analysed_from)).total_seconds() < min_watched_s:  # type: ignore[type-var,operator]
+        if (analysed_to - max(due, analysed_from)).total_seconds() < min_watched_s:
             continue
         case.status, case.flag, case.updated_at = CaseStatus.RESOLVED, FLAG_VERIFIED, now
         ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="recheck", at=now, detail={
-            "result": FLAG_VERIFIED, "from": CaseStatus.DISPATCHED, "to": CaseStatus.RESOLVED, "due_at": due.isoformat(),  # type: ignore[union-attr]
+            "result": FLAG_VERIFIED, "from": CaseStatus.DISPATCHED, "to": CaseStatus.RESOLVED, "due_at": due.isoformat(),
             "place": place if isinstance(place, str) else vars(place),
             "analysed": [analysed_from.isoformat(), analysed_to.isoformat()]}))
         results[case.id] = FLAG_VERIFIED

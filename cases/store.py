@@ -121,7 +121,9 @@ class Recorded:
 
 
 def _same_files(a: dict | None, b: dict | None) -> bool:
-    return bool(a and b) and (a.get("raw") or {}).get("path") == (b.get("raw") or {}).get("path")
+    if not a or not b:
+        return False
+    return (a.get("raw") or {}).get("path") == (b.get("raw") or {}).get("path")
 
 
 class CaseStore:
@@ -237,6 +239,7 @@ class CaseStore:
     def _find_or_open_case(self, ses: Session, s: Sighting, spec, actor: str) -> tuple[t.Case, bool, bool]:
         query = select(t.Case).where(t.Case.problem_type == s.problem_type)
         if s.lat is not None:
+            assert s.lon is not None  # a sighting is placed with both coordinates (detector.rules) or neither
             span = 0.01  # ~1 km prefilter; exact distance in match_case
             query = query.where(t.Case.lat.between(s.lat - span, s.lat + span),
                                 t.Case.lon.between(s.lon - span, s.lon + span))
@@ -305,8 +308,8 @@ class CaseStore:
     def _absorb(case: t.Case, s: Sighting, evidence: dict) -> None:
         """Widen the case's time span; take the sighting's evidence if it is the best so far."""
         first, last = from_unix(s.first_seen), from_unix(s.last_seen)
-        case.first_seen = min(as_utc(case.first_seen), first)  # type: ignore[type-var]
-        case.last_seen = max(as_utc(case.last_seen), last)  # type: ignore[type-var]
+        case.first_seen = min(as_utc(case.first_seen), first)
+        case.last_seen = max(as_utc(case.last_seen), last)
         case.updated_at = datetime.now(timezone.utc)
         if s.confidence > case.best_confidence and (evidence or not case.evidence):
             case.best_confidence = s.confidence
@@ -317,9 +320,11 @@ class CaseStore:
             case.scene_id, case.box_norm = s.scene_id, {"xyxy": list(place_box(s))}
         if s.lat is not None and case.lat is not None and s.uncertainty_m and case.uncertainty_m:
             # inverse-variance blend: more sightings, better position
+            # (lat and lon are set together, on the sighting by detector.rules and on the case from a sighting)
+            assert s.lon is not None and case.lon is not None
             wa, wb = 1 / case.uncertainty_m**2, 1 / s.uncertainty_m**2
             case.lat = (case.lat * wa + s.lat * wb) / (wa + wb)
-            case.lon = (case.lon * wa + s.lon * wb) / (wa + wb)  # type: ignore[operator]
+            case.lon = (case.lon * wa + s.lon * wb) / (wa + wb)
             case.uncertainty_m = (wa + wb) ** -0.5
 
     def after_analysis(self, place, analysed_from: datetime, analysed_to: datetime, seen_case_ids) -> dict[int, str]:

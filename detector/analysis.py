@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, replace
+from functools import partial
 
 from detector.config import Taxonomy
 from detector.detections import Detections
@@ -60,12 +61,12 @@ class AnalysisStep:
                  scene_check: bool = True) -> None:
         self.settings = settings
         self.floors, self.unknown_classes = class_floors(settings, names)
-        track = dict(max_age_s=settings.track_max_age_s, match_iou=settings.track_match_iou,
-                     high_confidence=settings.track_start_conf)
-        self.tracker = IouTracker(**track)
+        tracker = partial(IouTracker, max_age_s=settings.track_max_age_s, match_iou=settings.track_match_iou,
+                          high_confidence=settings.track_start_conf)
+        self.tracker = tracker()
         # A drone's camera moves between sampled frames: a parked stall slides across the image but
         # stays put on the ground, so posed frames are tracked in metres.
-        self.ground_tracker = IouTracker(**track, first_id=GROUND_TRACK_IDS)
+        self.ground_tracker = tracker(first_id=GROUND_TRACK_IDS)
         self.rules = RuleEngine(taxonomy, zones, names, camera_id, key_prefix=key_prefix, locator=locator,
                                 still=still, keep_images=keep_images)
         self.locator = locator

@@ -22,6 +22,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import ErrorDetails
 
 from detector.errors import ConfigError
 from detector.safe_yaml import read_yaml
@@ -250,7 +251,7 @@ def check_unique_ids(ids: list[str], what: str) -> None:
 
 
 class ZoneFile(StrictModel):
-    timezone: str = Field("UTC", description="IANA zone for time windows, e.g. Asia/Shanghai")
+    timezone: str = Field(default="UTC", description="IANA zone for time windows, e.g. Asia/Shanghai")
     zones: list[Zone] = Field(default_factory=list, max_length=10_000)
 
     @field_validator("timezone")
@@ -271,7 +272,7 @@ M = TypeVar("M", bound=BaseModel)
 _SECRET_KEYS = {"url", "database", "token", "password"}  # their values may hold credentials: never echoed
 
 
-def error_message(err: dict) -> str:
+def error_message(err: ErrorDetails) -> str:
     """A pydantic error's message with the offending value, e.g. `... or 'ignore' (got 'car_park')`."""
     msg = err["msg"].removeprefix("Value error, ")
     value = err.get("input")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -26,7 +27,8 @@ class Detections:
     xyxy: np.ndarray
     confidence: np.ndarray
     class_id: np.ndarray
-    tracker_id: np.ndarray = field(default=None)  # type: ignore[assignment]
+    # None (untracked) is only an argument: __post_init__ replaces it with -1s, so the attribute is always an array
+    tracker_id: np.ndarray = field(default=cast(np.ndarray, None))
 
     def __post_init__(self) -> None:
         xyxy = np.asarray(self.xyxy, dtype=np.float32).reshape(-1, 4) if np.size(self.xyxy) == 0 else np.asarray(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import overload
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -56,6 +57,14 @@ def _radii_m(lat_deg: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return _WGS84_A * (1.0 - _WGS84_E2) / w**3, _WGS84_A / w
 
 
+@overload
+def offset_latlon(lat: float, lon: float, east_m: float, north_m: float) -> tuple[float, float]: ...
+@overload
+def offset_latlon(
+    lat: ArrayLike, lon: ArrayLike, east_m: ArrayLike, north_m: ArrayLike
+) -> tuple[ArrayLike, ArrayLike]: ...
+
+
 def offset_latlon(lat: ArrayLike, lon: ArrayLike, east_m: ArrayLike, north_m: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
     """The point ``east_m``/``north_m`` metres from (lat, lon), in the local tangent plane. Vectorised.
 
@@ -70,6 +79,12 @@ def offset_latlon(lat: ArrayLike, lon: ArrayLike, east_m: ArrayLike, north_m: Ar
     if out_lat.ndim == 0:
         return float(out_lat), float(out_lon)
     return out_lat, out_lon
+
+
+@overload
+def enu_offset_m(lat0: float, lon0: float, lat: float, lon: float) -> tuple[float, float]: ...
+@overload
+def enu_offset_m(lat0: ArrayLike, lon0: ArrayLike, lat: ArrayLike, lon: ArrayLike) -> tuple[ArrayLike, ArrayLike]: ...
 
 
 def enu_offset_m(lat0: ArrayLike, lon0: ArrayLike, lat: ArrayLike, lon: ArrayLike) -> tuple[ArrayLike, ArrayLike]:
@@ -262,6 +277,7 @@ def pixel_to_ground(
         >>> pixel_to_ground(1920, 540, 1920, 1080, pose, CameraIntrinsics(90.0))   # right edge: 100 m east
         GroundFix(lat=48.85, lon=2.3513..., uncertainty_m=..., assumed_nadir=False, distance_m=100.0)
     """
+    h: float | None
     if ground_elev_m is not None and pose.abs_alt_m is not None:
         h = pose.abs_alt_m - ground_elev_m
     else:

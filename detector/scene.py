@@ -45,7 +45,7 @@ _CLAHE = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(8, 8))
 
 def _orb() -> cv2.ORB:
     # one detector per call: cv2 objects are not documented as thread-safe, and creating one costs microseconds
-    return cv2.ORB_create(nfeatures=N_FEATURES)
+    return cv2.ORB.create(nfeatures=N_FEATURES)  # the same factory as cv2.ORB_create, which the stubs omit
 
 
 @dataclass(frozen=True)

@@ -92,12 +92,12 @@ class IouTracker:
                 ids[row] = track.track_id
                 used.add(j)
             pending = [t for k, t in enumerate(pending) if k not in used]
-        for row in high:
-            if ids[row] == -1:
-                track = _Track(self._next_id, int(dets.class_id[row]), dets.xyxy[row].copy(), ts)
+        for i in high:
+            if ids[i] == -1:
+                track = _Track(self._next_id, int(dets.class_id[i]), dets.xyxy[i].copy(), ts)
                 self._next_id += 1
                 alive.append(track)
-                ids[row] = track.track_id
+                ids[i] = track.track_id
         self._tracks = alive
         return TrackUpdate(dets.with_tracker_ids(ids), closed)
 

@@ -88,7 +88,7 @@ class ZoneIndex:
         self, camera_id: str, x: float, y: float, width: int, height: int, wall_time: float | None
     ) -> list[tuple[str, str]]:
         """(zone id, kind) of each active zone of `camera_id` containing pixel (x, y)."""
-        hits = []
+        hits: list[tuple[str, str]] = []
         for zone, poly, windows in self._zones:
             if not zone.applies_to(camera_id):
                 continue

@@ -122,8 +122,9 @@ def time_from_name(name: str, zone: LocalZone = UTC_ZONE) -> tuple[float | None,
         return int(m.group(1)) / 1000, "file name (epoch milliseconds)"
     m = _DATE_ONLY.search(name)
     if m:
+        year, month, day = (int(g) for g in m.groups())  # the pattern's three groups
         try:
-            return zone.unix(datetime(*(int(g) for g in m.groups()))), "file name (date only)"
+            return zone.unix(datetime(year, month, day)), "file name (date only)"
         except ValueError:
             pass
     return None, ""

@@ -104,7 +104,9 @@ def image_size(path: Path) -> tuple[int, int] | None:
             with pil_open(path) as img:
                 return img.size
         except Image.DecompressionBombError as exc:
-            raise SourceError(f"{path}: the image is larger than {Image.MAX_IMAGE_PIXELS * 2 / 1e6:.0f} "
+            limit = Image.MAX_IMAGE_PIXELS
+            assert limit is not None  # Pillow raises DecompressionBombError only while a limit is set
+            raise SourceError(f"{path}: the image is larger than {limit * 2 / 1e6:.0f} "
                               f"megapixels (limit {MAX_PIXELS / 1e6:.0f}): refused, not decoded") from exc
         except (OSError, UnidentifiedImageError, ValueError, SyntaxError, ImportError):
             return None  # not a format Pillow knows: OpenCV may still, under its own size guard

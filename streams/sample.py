@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from detector.errors import SourceError
 from streams.writer import write_video
 
 SAMPLE_VERSION = "v3"  # bump when the sample changes: old copies in data folders are then left alone
@@ -34,6 +35,8 @@ def build_sample(folder: Path, seconds: int = 90, fps: int = 5) -> tuple[Path, P
     zones = folder / SAMPLE_VERSION / "sample-zones.yaml"
     if not clip.exists():
         photo = cv2.imread(str(bus_photo()))
+        if photo is None:  # an Ultralytics install without its assets, or an unreadable file
+            raise SourceError(f"{bus_photo()}: cannot read the photograph the sample is made from")
         image = np.full((720, 1280, 3), 118, np.uint8)  # a grey street
         cv2.rectangle(image, (0, 640), (1280, 720), (90, 90, 90), -1)  # the kerb lane
         height = 380

@@ -288,12 +288,12 @@ def _parse_legacy(block: Block, lineno: int, text: str) -> None:
                 block.home = parts
         for m in _PRY.finditer(text):
             which = "gimbal" if m.group(1) == "G" else "aircraft"
-            parts = [p.strip() for p in m.group(2).split(",")]
+            angles = [p.strip() for p in m.group(2).split(",")]
             block.keys.add(which)
-            if len(parts) != 3:
+            if len(angles) != 3:
                 block.damage.append((lineno, f"unreadable {m.group(1)}.PRY({show_raw(m.group(2), 40)})"))
                 continue
-            for axis, raw in zip(("pitch", "roll", "yaw"), parts, strict=True):
+            for axis, raw in zip(("pitch", "roll", "yaw"), angles, strict=True):
                 _read_value(block, lineno, f"{which}_{axis}_deg", f"{m.group(1)}.PRY {axis}", raw, legacy=True)
     m = _BARO.search(text)
     if m:

@@ -70,8 +70,9 @@ def start_time_from_name(name: str, zone: LocalZone = UTC_ZONE) -> float | None:
     m = _NAME_TIME.search(name)
     if not m:
         return None
+    year, month, day, hour, minute, second = (int(g) for g in m.groups())  # the pattern's six groups
     try:
-        return zone.unix(datetime(*(int(g) for g in m.groups())))
+        return zone.unix(datetime(year, month, day, hour, minute, second))
     except ValueError:
         return None
 

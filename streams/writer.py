@@ -19,11 +19,14 @@ def write_video(path: Path, frames: Iterable[np.ndarray], fps: int = 25, codec: 
     with av.open(str(path), mode="w") as container:
         if creation_time:
             container.metadata["creation_time"] = creation_time
-        stream = None
+        stream: av.VideoStream | None = None
         for image in frames:
             if stream is None:
                 h, w = image.shape[:2]
-                stream = container.add_stream(codec, rate=fps)
+                added = container.add_stream(codec, rate=fps)
+                if not isinstance(added, av.VideoStream):  # `codec` is any name: an audio or subtitle one is wrong
+                    raise ValueError(f"{codec!r} is not a video codec")
+                stream = added
                 stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
                 gop = max(1, int(round(fps * gop_s)))
                 stream.options = {"crf": str(crf), "preset": preset, "g": str(gop), "keyint_min": str(gop),
