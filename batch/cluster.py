@@ -26,9 +26,10 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from batch.cluster_plan import FilePlan, Unit, add_lead_in, lead_in_s, merge_results, owned_done, plan_file
+from batch.cluster_plan import FilePlan, Unit, add_lead_in, merge_results, owned_done, plan_file
 from batch.cluster_start import ActorSlot, ClusterError, ClusterOptions, connect, require_cluster, start_actors
-from batch.keys import content_key
+from batch.keys import content_key, run_key
+from batch.resume import lead_in_s
 from batch.runner import FileResult, PipelineSettings, recheck_place
 from cases.status import RunStatus
 from cases.store import CaseStore, as_utc, from_unix
@@ -68,13 +69,12 @@ def _absolute(settings: PipelineSettings, items: list[FootageItem],
 
 
 def whole_run_key(item: FootageItem, settings_key: str, drone: DroneSettings) -> str:
-    """The run key a local run of the whole file records (`Pipeline.run_item`: a telemetry sidecar is in it)."""
+    """The run key a local run of the whole file records: `batch.keys.run_key`, with the telemetry sidecar the
+    worker's drone hooks find (`streams.drone.drone_hooks`: the one named, else the one beside the video)."""
     from streams.telemetry import find_sidecar
 
     sidecar = (drone.telemetry or find_sidecar(item.path)) if item.kind == "video" else None
-    if sidecar is not None and Path(sidecar).is_file():
-        return f"{settings_key}+{content_key(Path(sidecar))[:8]}"
-    return settings_key
+    return run_key(settings_key, sidecar=None if sidecar is None else Path(sidecar))
 
 
 class _Run:

@@ -5,10 +5,11 @@ re-check are exactly those of a single-host run. A longer file is cut into about
 keyframes (a segment then starts decoding on its first frame, and the cuts depend only on the file, so a
 restarted driver cuts the same spans and finds the finished ones in the runs table). Each segment after
 the first also reads a lead-in before its cut, as long as the longest `min_dwell_s` of the taxonomy plus two
-sampling intervals: an object that straddles a cut is then seen by the later segment long enough to be
-confirmed, as the single-host run confirms it. Its sightings from the lead-in are filed by dedup into the
-case the earlier segment opened (same place, same problem type), so the cases do not change; the sighting
-count may (one sighting per segment that confirms the object).
+sampling intervals (`batch.resume.lead_in_s`, the lead-in a resumed run reads too): an object that straddles
+a cut is then seen by the later segment long enough to be confirmed, as the single-host run confirms it.
+Its sightings from the lead-in are filed by dedup into the case the earlier segment opened (same place,
+same problem type), so the cases do not change; the sighting count may (one sighting per segment that
+confirms the object: segments key their sightings apart, `batch.keys.sighting_prefix`).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from batch.resume import lead_in_s
 from batch.runner import FileResult
 from cases.status import RunStatus
 from detector.analysis import Explanation
-from detector.config import Taxonomy
 from detector.errors import SourceError
 from streams.discover import FootageItem
-from streams.video import Sampling, VideoInfo, probe
+from streams.video import VideoInfo, probe
 
 __all__ = ["FilePlan", "Unit", "add_lead_in", "keyframes_at_or_before", "lead_in_s", "merge_explanations", "merge_results",
            "owned_done", "plan_file"]
@@ -55,24 +56,6 @@ class FilePlan:
     @property
     def footage_s(self) -> float:
         return self.info.duration_s if self.info else 0.0
-
-
-def lead_in_s(taxonomy: Taxonomy, sampling: Sampling, classes: set[str] | None = None,
-              zone_kinds: set[str] | None = None) -> float:
-    """Footage a segment reads before its cut: the longest dwell a rule needs, plus two sampling steps.
-
-    Only rules that can fire count: a problem type whose classes the model lacks, or that requires a kind of
-    zone the zones file does not have, never makes a sighting (the default taxonomy's 120 s stall rule needs
-    no-vending zones). `None` = unknown: assume it can fire.
-    """
-    def can_fire(pt) -> bool:
-        has_class = classes is None or bool(set(pt.classes) & classes)
-        has_zone = zone_kinds is None or not pt.require_zones or bool(set(pt.require_zones) & zone_kinds)
-        return has_class and has_zone
-
-    dwell = max((pt.min_dwell_s for pt in taxonomy.problem_types.values() if can_fire(pt)), default=0.0)
-    step = sampling.interval_s if sampling.mode in ("auto", "fps") and sampling.interval_s else 1.0
-    return float(dwell) + 2 * step
 
 
 def keyframes_at_or_before(path: Path, targets: list[float]) -> list[float]:

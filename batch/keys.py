@@ -1,8 +1,21 @@
-"""Identities that make re-runs idempotent: a recording's content key, a run's settings key, sighting keys.
+"""Identities that make re-runs idempotent: a recording's content key, a run's key, sighting keys.
 
-A file already done with the same content and settings is skipped; a sighting written again by a re-run
-or a resumed run updates itself instead of adding a copy; and nothing from one run can touch another
-run's sightings unless it is the same sighting (same content, camera, model, settings, span).
+A file already done with the same content and settings is skipped; a sighting written again by a re-run,
+a resumed run or an overlapping cluster segment updates itself instead of adding a copy; and nothing from
+one run can touch another run's sightings unless it is the same sighting.
+
+ONE rule each, used by the batch runner and the cluster driver alike:
+
+- `run_key`: the settings key, plus the footage span of a cluster segment, plus the telemetry sidecar's
+  content (a sidecar that appeared or changed makes a new run).
+- `sighting_key`: what the sighting IS, never where a run happened to resume: the footage (content,
+  settings with the model, camera, and the start of a cluster segment's span: `sighting_prefix`), the
+  problem type, the footage second its track was first seen, and its box when first confirmed. Every run
+  that reads a track from its first frame (an uninterrupted run, a resumed or re-run one) gives it the same
+  key; a tracker's id would not do (ids count the tracks met since the run started). A track cut by a
+  resume (already on screen where the resumed run starts reading) keeps the key its interrupted run filed
+  it under: `batch.resume.StableKeys`. Cluster segments keep keys of their own: two segments run at once,
+  and one object's versions from both (each seeing part of it) must not take turns at its evidence files.
 """
 
 from __future__ import annotations
@@ -14,7 +27,7 @@ from pathlib import Path
 from detector.settings import AnalysisSettings
 from streams.video import Sampling
 
-__all__ = ["content_key", "settings_key", "sighting_prefix"]
+__all__ = ["content_key", "run_key", "settings_key", "sighting_key", "sighting_prefix"]
 
 
 def content_key(path: Path, chunk: int = 1 << 20) -> str:
@@ -51,8 +64,27 @@ def settings_key(analysis: AnalysisSettings, sampling: Sampling, zones_path: Pat
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def sighting_prefix(content: str, settings: str, camera_id: str, start_s: float = 0.0) -> str:
-    """The key prefix of a run's sightings: content, settings (model included) and camera, plus where in the
-    file the run started (a resumed run or a cluster segment), so two runs never share a key by accident."""
+def run_key(settings: str, span: tuple[float, float | None] = (0.0, None), sidecar: Path | None = None) -> str:
+    """The key a run of one file (or of the footage span [start, end) of it: a cluster segment) is recorded
+    under, beside the content key: the same key again means the same work, done (skip it) or interrupted
+    (resume it). A telemetry sidecar beside the file is part of it: one that appeared or changed is new work."""
+    key = settings if span == (0.0, None) else f"{settings}@{span[0]:g}-{span[1]}"
+    if sidecar is not None and Path(sidecar).is_file():
+        key = f"{key}+{content_key(Path(sidecar))[:8]}"
+    return key
+
+
+def sighting_prefix(content: str, settings: str, camera_id: str, span_start: float = 0.0) -> str:
+    """The key prefix of every sighting of this footage, analysed with these settings (model included) under
+    this camera id, in the cluster segment whose span starts at `span_start` (0: the whole file, as one host
+    reads it); wherever a run of it resumed (see the module docstring)."""
     digest = hashlib.sha256(f"{content}|{settings}|{camera_id}".encode()).hexdigest()[:16]
-    return f"{digest}@{start_s:g}" if start_s > 0 else digest
+    return f"{digest}@{span_start:g}" if span_start > 0 else digest
+
+
+def sighting_key(prefix: str, problem_type: str, first_ts: float, xyxy: tuple[float, float, float, float]) -> str:
+    """A sighting's key from what it is: its footage's prefix, its problem type, the footage second its track
+    was first seen (ms) and its box (pixels) when first confirmed: the same frames give the same key whichever
+    run reads them (the sampling grid is the whole file's, resumed or not: `streams.video`)."""
+    box = ",".join(f"{v:.0f}" for v in xyxy)
+    return f"{prefix}:{problem_type}:{first_ts:.3f}:{box}"

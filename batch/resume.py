@@ -1,34 +1,75 @@
-"""Resuming inside a file: where an interrupted run of the same footage stopped, and which runs are dead.
+"""Resuming inside a file: where an interrupted run of the same footage stopped, which runs are dead, and
+which key each sighting of the resumed run files under.
 
-A run checkpoints `progress_s` (footage seconds up to which every sighting is committed) and a heartbeat
-as it goes. The next run of the same content with the same settings starts a little before that point
-(`RESUME_OVERLAP_S`, so an object straddling the stop is seen long enough to be confirmed again; dedup
-files it into the case it already has), instead of at 0: a 10-hour file interrupted at hour 9 does not
-start again. A run left `running` by a process that is gone is marked `interrupted` when the next run
-starts: on this host when its pid is dead, from any host when its heartbeat is older than `STALE_AFTER_S`.
+A run checkpoints `progress_s` (footage seconds up to which every sighting is committed), a heartbeat and
+the sightings it filed whose track may still be on screen (`StableKeys.note`) as it goes. The next run of
+the same content with the same settings (`batch.keys.run_key`) starts a lead-in before the furthest
+checkpoint instead of at 0 (a 10-hour file interrupted at hour 9 does not start again). A run left
+`running` by a process that is gone is marked `interrupted` when the next run of that footage starts,
+video or photo: on this host when its pid is dead, from any host when its heartbeat is older than
+`STALE_AFTER_S`.
+
+Design: the resumed run files exactly what the uninterrupted run files, and nothing twice.
+
+- The lead-in is `lead_in_s`: the longest `min_dwell_s` of the rules that can fire with this model and these
+  zones, plus two sampling steps (the cluster's segments read the same lead-in). A track that was on screen
+  at the resume point R = P - lead and still unconfirmed at the checkpoint P would have started after
+  P - dwell > R: the resumed run reads it from its first frame and confirms it as the uninterrupted run does
+  (the stall and bicycle rules' 120 s dwell spanning the cut, which a fixed 60 s lost). A track that WAS on
+  screen at R had stayed past P - R >= its dwell, so it was confirmed and filed before the checkpoint.
+- A sighting's key is what it is (`batch.keys.sighting_key`: footage, problem type, the footage second
+  its track was first seen, its first confirmed box), not where a run resumed nor the tracker's id. The
+  overlap a resumed run reads again therefore gives the keys already stored: its sightings update
+  themselves (the store upserts by key), they add nothing. (A cluster segment is a run of its own span,
+  resumed the same way; its keys carry the span's start, `batch.keys.sighting_prefix`.)
+- A track already on screen at R is seen by the resumed run from R only: its first second differs, so it
+  cannot rebuild the key. It is the one case that needs the interrupted run: its checkpoint noted what it had
+  filed and when each was last on screen (open tracks: at the checkpoint). A resumed track that starts
+  within the tracker's reach of R (`track_max_age_s` plus a sampling step: the uninterrupted tracker would
+  have carried the object over that gap) takes the key of the noted sighting of its problem type that
+  started before R, was still within reach, and overlaps its box most (IoU >= `CONTINUE_IOU`), each noted
+  sighting at most once. Its update extends the stored sighting (last second, hits), as the uninterrupted
+  run's final version would.
+- A key filed again (the overlap, a continued track, a forced re-run) keeps the best evidence it has: a
+  version that scores below the best stored or sent for its key goes without its frame, so it extends the
+  stored sighting (last second, hits) but leaves its images, box and score alone. A resumed run sees part of a
+  track; its best frame is often not the track's best, which the uninterrupted run keeps.
+
+Left as they are: an object the detector misses for most of the lead-in (a track that stays unconfirmed
+only for want of hits or of detections), and sightings of runs checkpointed before these notes existed, may
+still file a second sighting of the same object on resuming; dedup files it into the same case. A continued
+sighting's `hits` is the larger of its two parts' (the store keeps the maximum), not their sum.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 from sqlalchemy import select
 
+from batch.keys import sighting_key
 from cases import tables as t
 from cases.status import RunStatus
 from cases.store import CaseStore
 from cases.tables import as_utc
+from detector.config import Taxonomy
+from detector.detections import box_iou
+from detector.sightings import Sighting
+from streams.video import Sampling
 
-__all__ = ["RESUME_OVERLAP_S", "STALE_AFTER_S", "Owner", "is_abandoned", "reclaim_and_find_resume_point",
-           "resume_point"]
+__all__ = ["CONTINUE_IOU", "STALE_AFTER_S", "Filed", "Owner", "Resume", "StableKeys", "checkpoint", "is_abandoned",
+           "lead_in_s", "reclaim_and_find_resume_point", "resume_point", "sampling_step_s", "stored_confidence"]
 
-RESUME_OVERLAP_S = 60.0  # re-analysed before the checkpoint: the longest dwell a default rule needs
 STALE_AFTER_S = 600.0  # another host's run silent this long (it checkpoints every few seconds) is dead
 CHECKPOINT_EVERY_S = 5.0  # wall seconds between progress checkpoints
+CONTINUE_IOU = 0.3  # a resumed track continues a noted sighting whose best box it overlaps this much
+NOTE = "resume"  # the run notes' entry that holds what a checkpoint noted for the next run
 
 
 @dataclass(frozen=True)
@@ -77,18 +118,101 @@ def is_abandoned(owner: dict | None, heartbeat: datetime | None, started: dateti
     return last is None or (now - last).total_seconds() > STALE_AFTER_S
 
 
-def resume_point(progress: list[float | None], start_s: float, overlap_s: float = RESUME_OVERLAP_S) -> float:
-    """Where to start reading: before the furthest checkpoint of the interrupted runs, never before `start_s`."""
+# -- how far back a run starts ------------------------------------------------------------------------
+def sampling_step_s(sampling: Sampling) -> float:
+    """Footage seconds between analysed frames (1 s where the sampling does not fix it: every Nth, keyframes)."""
+    return sampling.interval_s if sampling.mode in ("auto", "fps") and sampling.interval_s else 1.0
+
+
+def lead_in_s(taxonomy: Taxonomy, sampling: Sampling, classes: set[str] | None = None,
+              zone_kinds: set[str] | None = None) -> float:
+    """Footage read again before a restart point (a resume, a cluster segment's cut): the longest dwell a rule
+    needs, plus two sampling steps.
+
+    Only rules that can fire count: a problem type whose classes the model lacks, or that requires a kind of
+    zone the zones file does not have, never makes a sighting (the default taxonomy's 120 s stall rule needs
+    no-vending zones). `None` = unknown: assume it can fire.
+    """
+    def can_fire(pt) -> bool:
+        has_class = classes is None or bool(set(pt.classes) & classes)
+        has_zone = zone_kinds is None or not pt.require_zones or bool(set(pt.require_zones) & zone_kinds)
+        return has_class and has_zone
+
+    dwell = max((pt.min_dwell_s for pt in taxonomy.problem_types.values() if can_fire(pt)), default=0.0)
+    return float(dwell) + 2 * sampling_step_s(sampling)
+
+
+def resume_point(progress: list[float | None], start_s: float, lead_s: float) -> float:
+    """Where to start reading: `lead_s` before the furthest checkpoint of the interrupted runs, never before
+    `start_s`."""
     best = max((p for p in progress if p), default=0.0)
-    return start_s if best <= start_s else max(start_s, best - overlap_s)
+    return start_s if best <= start_s else max(start_s, best - lead_s)
 
 
-def reclaim_and_find_resume_point(store: CaseStore, content: str, settings: str, start_s: float) -> float:
-    """Mark dead `running` runs of this footage+settings interrupted; return where the new run starts."""
+# -- what a checkpoint notes for the next run -------------------------------------------------------------
+@dataclass(frozen=True)
+class Filed:
+    """A sighting a run filed, as its checkpoint noted it: the key it is stored under, its problem type, the
+    footage seconds its track was first and (as far as that run knew) last seen, its best box (0..1)."""
+
+    key: str
+    problem_type: str
+    first_ts: float
+    last_ts: float | None  # None: its track was still open (on screen, or not yet given up) when noted
+    box: tuple[float, float, float, float]
+
+    def row(self, at_s: float) -> list:
+        """As a run's notes hold it; an open track counts as seen up to `at_s` (the checkpoint)."""
+        last = at_s if self.last_ts is None else self.last_ts
+        return [self.key, self.problem_type, round(self.first_ts, 3), round(last, 3), *(round(v, 5) for v in self.box)]
+
+    @staticmethod
+    def from_row(row) -> Filed | None:
+        try:
+            key, ptype, first, last, *box = row
+            filed = Filed(str(key), str(ptype), float(first), float(last), tuple(float(v) for v in box[:4]))
+        except (TypeError, ValueError):
+            return None  # a note this version cannot read: that sighting is not continued, nothing else
+        return filed if len(filed.box) == 4 and all(map(math.isfinite, (filed.first_ts, filed.last_ts, *filed.box))) \
+            else None
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a run starts (footage seconds) and what the interrupted runs before it had filed."""
+
+    start_s: float
+    filed: tuple[Filed, ...] = ()
+
+
+def _noted(notes: dict | None) -> list[Filed]:
+    entry = notes.get(NOTE) if isinstance(notes, dict) else None
+    rows = entry.get("sightings") if isinstance(entry, dict) else None
+    if not isinstance(rows, list):
+        return []
+    return [f for f in (Filed.from_row(r) for r in rows if isinstance(r, list)) if f is not None]
+
+
+def _merge(filed: Iterable[Filed]) -> tuple[Filed, ...]:
+    """One note per key: several interrupted runs may have noted the same sighting (a resumed run continues
+    it); it spans from the earliest first second to the latest last second any of them saw."""
+    out: dict[str, Filed] = {}
+    for f in filed:
+        had = out.get(f.key)
+        out[f.key] = f if had is None else replace(had, first_ts=min(had.first_ts, f.first_ts),
+                                                   last_ts=max(had.last_ts or 0.0, f.last_ts or 0.0))
+    return tuple(out.values())
+
+
+def reclaim_and_find_resume_point(store: CaseStore, content: str, run_key: str, start_s: float, lead_s: float,
+                                  resume: bool = True) -> Resume:
+    """Mark dead `running` runs of this footage+run key interrupted (any kind of footage); with `resume`,
+    where the new run starts and what the interrupted runs had filed."""
     me, now = Owner.me(), datetime.now(timezone.utc)
     progress: list[float | None] = []
+    filed: list[Filed] = []
     with store.sessions.begin() as ses:
-        runs = ses.scalars(select(t.Run).where(t.Run.content_sha256 == content, t.Run.settings_key == settings,
+        runs = ses.scalars(select(t.Run).where(t.Run.content_sha256 == content, t.Run.settings_key == run_key,
                                                t.Run.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED]))).all()
         for run in runs:
             if run.status == RunStatus.RUNNING:
@@ -99,11 +223,121 @@ def reclaim_and_find_resume_point(store: CaseStore, content: str, settings: str,
                 run.error = f"interrupted at {run.progress_s or 0:.0f} s of footage (its process is gone)"
                 run.finished_at = now
             progress.append(run.progress_s)
-    return resume_point(progress, start_s)
+            filed += _noted(run.notes)
+    if not resume:
+        return Resume(start_s)
+    begin = resume_point(progress, start_s, lead_s)
+    return Resume(begin, _merge(filed) if begin > start_s else ())
 
 
-def checkpoint(store: CaseStore, run_id: int, progress_s: float) -> None:
+def checkpoint(store: CaseStore, run_id: int, progress_s: float, filed: tuple[Filed, ...] | None = None) -> None:
+    """Every sighting up to footage second `progress_s` is committed; `filed` (`StableKeys.snapshot`) is what
+    a run resuming from here must know of them."""
     with store.sessions.begin() as ses:
         run = ses.get(t.Run, run_id)
         if run is not None:
             run.progress_s, run.heartbeat_at = progress_s, datetime.now(timezone.utc)
+            if filed is not None:
+                run.notes = {**(run.notes or {}), **note(filed, progress_s)}
+
+
+def stored_confidence(store: CaseStore, key: str) -> float | None:
+    """The score of the best version of sighting `key` in the store (the one its evidence shows), if filed."""
+    with store.session() as ses:
+        return ses.scalar(select(t.Sighting.confidence).where(t.Sighting.key == key))
+
+
+def note(filed: Iterable[Filed], at_s: float) -> dict:
+    """The run notes' entry for `filed` as of footage second `at_s`."""
+    return {NOTE: {"at_s": round(at_s, 3), "sightings": [f.row(at_s) for f in filed]}}
+
+
+# -- which key a sighting files under ----------------------------------------------------------------------
+class StableKeys:
+    """Gives each sighting of one run its stable key (see the module docstring); keeps what a checkpoint notes.
+
+    Args:
+        prefix: `batch.keys.sighting_prefix` of the footage, settings and camera.
+        resume: where this run starts and what the interrupted runs before it had filed.
+        reach_s: how long after the start a track may still be one the uninterrupted tracker had carried over
+            (`track_max_age_s` plus a sampling step).
+        keep_s: how long an ended track stays in the notes (lead-in plus reach: a resume never starts further
+            back than the lead-in before a checkpoint).
+        stored: key -> the score of its best version already filed (None: not filed), asked once per key.
+
+    Example:
+        >>> keys = StableKeys(sighting_prefix(content, settings, "cam1"), Resume(0.0))
+        >>> filed = keys.apply(step.analyse(frame, dets))
+    """
+
+    def __init__(self, prefix: str, resume: Resume = Resume(0.0), reach_s: float = 0.0, keep_s: float = math.inf,
+                 stored: Callable[[str], float | None] | None = None) -> None:
+        self.prefix, self.start_s, self.reach_s, self.keep_s = prefix, resume.start_s, reach_s, keep_s
+        self._stored = stored
+        self._best: dict[str, float | None] = {}  # stable key -> best score filed with its frame (stored or sent)
+        # the only noted sightings a track of this run may continue: begun before this run reads, so it cannot
+        # rebuild their keys (one begun later it reads from its first frame, and keys it as first filed)
+        self._carried = [f for f in resume.filed if f.first_ts < resume.start_s - 1e-6]
+        self._keys: dict[str, str] = {}  # the analysis' own key (tracker id) -> the stable key
+        self._given: set[str] = set()  # stable keys given (or continued) in this run
+        self._filed: dict[str, Filed] = {}  # stable key -> its sighting as this run knows it
+        self._snapshot: tuple[Filed, ...] = ()
+        self._changed = False
+        self.continued = 0  # sightings of tracks cut by the resume that took their interrupted run's key
+
+    def apply(self, sightings: list[Sighting]) -> list[Sighting]:
+        return [self(s) for s in sightings]
+
+    def __call__(self, s: Sighting) -> Sighting:
+        key = self._keys.get(s.key)
+        if key is None:
+            key = self._keys[s.key] = self._new_key(s)
+        had = self._filed.get(key)
+        self._filed[key] = Filed(key, s.problem_type, s.first_ts if had is None else min(had.first_ts, s.first_ts),
+                                 s.last_ts if s.final else None, s.box_norm)
+        self._changed = True
+        if key not in self._best:
+            self._best[key] = self._stored(key) if self._stored is not None else None
+        best = self._best[key]
+        if s.image is not None and best is not None and s.confidence < best:
+            return replace(s, key=key, image=None)  # a better frame of it is filed: its evidence stays
+        if s.image is not None:
+            self._best[key] = s.confidence
+        return replace(s, key=key)
+
+    def _new_key(self, s: Sighting) -> str:
+        if self._carried and s.first_ts <= self.start_s + self.reach_s:
+            match = self._continues(s)
+            if match is not None:
+                self._given.add(match.key)
+                self._filed[match.key] = match  # its first second is the one stored
+                self.continued += 1
+                return match.key
+        base = key = sighting_key(self.prefix, s.problem_type, s.first_ts, s.xyxy)
+        n = 1
+        while key in self._given:  # two tracks of one type first seen in one frame with one box (rare)
+            n += 1
+            key = f"{base}~{n}"
+        self._given.add(key)
+        return key
+
+    def _continues(self, s: Sighting) -> Filed | None:
+        """The noted sighting a track cut by the resume continues, if any."""
+        candidates = [f for f in self._carried if f.key not in self._given and f.problem_type == s.problem_type
+                      and (f.last_ts is None or f.last_ts + self.reach_s >= s.first_ts)]
+        if not candidates:
+            return None
+        overlap = box_iou([s.box_norm], [f.box for f in candidates])[0]
+        best = int(overlap.argmax())
+        return candidates[best] if overlap[best] >= CONTINUE_IOU else None
+
+    def snapshot(self, at_s: float) -> tuple[Filed, ...]:
+        """What this run filed that a run resuming at or after `at_s` minus the lead-in may need: open tracks and
+        tracks that ended within `keep_s`. Immutable: handed to the writer thread with the frame it follows."""
+        if self._changed:
+            self._changed = False
+            gone = [k for k, f in self._filed.items() if f.last_ts is not None and f.last_ts < at_s - self.keep_s]
+            for k in gone:
+                del self._filed[k]
+            self._snapshot = tuple(self._filed.values())
+        return self._snapshot

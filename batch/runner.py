@@ -24,9 +24,20 @@ from pathlib import Path
 
 from batch.explain_frames import ExplainWriter
 from batch.gate import ChangeGate
-from batch.keys import content_key, settings_key, sighting_prefix
+from batch.keys import content_key, run_key, settings_key, sighting_prefix
 from batch.reader import StageTimer, read_frames
-from batch.resume import CHECKPOINT_EVERY_S, Owner, checkpoint, reclaim_and_find_resume_point
+from batch.resume import (
+    CHECKPOINT_EVERY_S,
+    Filed,
+    Owner,
+    StableKeys,
+    checkpoint,
+    lead_in_s,
+    note,
+    reclaim_and_find_resume_point,
+    sampling_step_s,
+    stored_confidence,
+)
 from cases.sink import SightingSink
 from cases.status import RunStatus
 from cases.store import CaseStore, as_utc, from_unix
@@ -53,9 +64,11 @@ _END = object()
 
 @dataclass(frozen=True)
 class _Committed:
-    """Passed through the writer's queue after a frame's sightings: all before it are in the database."""
+    """Passed through the writer's queue after a frame's sightings: all before it are in the database; `filed`
+    is what a run resuming from this frame must know of them (`StableKeys.snapshot`)."""
 
     ts: float
+    filed: tuple[Filed, ...] = ()
 
 
 @dataclass
@@ -151,6 +164,9 @@ class Pipeline:
         model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
         self.settings_key = settings_key(analysis, settings.sampling, settings.zones_path, settings.camera, model_id)
+        # a resumed run reads this much again before its checkpoint: the longest dwell of the rules that can fire
+        self.lead_s = lead_in_s(self.taxonomy, settings.sampling, set(self.detector.names.values()),
+                                {z.kind for z in self.zone_file.zones})
         missing = {c for pt in self.taxonomy.problem_types.values() for c in pt.classes} - set(
             self.detector.names.values())
         if missing:
@@ -192,20 +208,19 @@ class Pipeline:
         key = content_key(item.path)
         span_start, span_end = span
         hooks = hooks_for(item) if hooks_for else DroneHooks()
-        run_key = self.settings_key if span == (0.0, None) else f"{self.settings_key}@{span_start:g}-{span_end}"
         sidecar = Path(hooks.notes["telemetry"]) if hooks.notes.get("telemetry") else None
-        if sidecar is not None and sidecar.is_file():  # a sidecar that appeared (or changed) makes a new run
-            run_key = f"{run_key}+{content_key(sidecar)[:8]}"
-        done = None if self.settings.rerun else self.store.finished_run(key, run_key)
+        work = run_key(self.settings_key, span, sidecar)  # the cluster driver's rule too (batch.keys)
+        done = None if self.settings.rerun else self.store.finished_run(key, work)
         if done is not None:
             result.status, result.run_id = "skipped", done.id
             when = as_utc(done.finished_at or done.started_at)
             result.notes["reason"] = (f"already done on {when:%Y-%m-%d %H:%M} UTC (run {done.id}) with the same "
                                       "content and settings; --rerun to force")
             return result
-        start_s = span_start
-        if item.kind == "video" and not self.settings.rerun:
-            start_s = reclaim_and_find_resume_point(self.store, key, run_key, span_start)
+        # dead runs of this footage are marked interrupted whatever it is (a photo too); a video resumes
+        resume = reclaim_and_find_resume_point(self.store, key, work, span_start, self.lead_s,
+                                               resume=item.kind == "video" and not self.settings.rerun)
+        start_s = resume.start_s
         if start_s > span_start:
             result.notes["resumed_from_s"] = round(start_s, 3)
         if span != (0.0, None):
@@ -228,7 +243,7 @@ class Pipeline:
                                  location=self.settings.camera_locations.get(camera_id, self.settings.location))
         info = source.info
         run_id = self.store.start_run(
-            source_path=str(item.path), content_sha256=key, settings_key=run_key, camera_id=camera_id,
+            source_path=str(item.path), content_sha256=key, settings_key=work, camera_id=camera_id,
             model=self.model_id, footage_start=from_unix(info.start_time) if info and info.start_time else None,
             footage_s=info.duration_s if info else 0.0, notes=result.notes)
         result.run_id = run_id
@@ -239,13 +254,17 @@ class Pipeline:
                 scenes = PhotoScenes(self.store.scene_book(camera_id, newest=MAX_VIEWS_COMPARED))
         elif self.settings.scene_check and posed is None:  # the camera's scenes so far: ids hold across runs
             scenes = SceneSegmenter(self.store.scene_book(camera_id))
+        prefix = sighting_prefix(key, self.settings_key, camera_id, span_start)  # never where it resumed
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
-                            key_prefix=sighting_prefix(key, self.settings_key, camera_id, start_s), locator=locator,
-                            still=still, scenes=scenes, place_id=place_id, scene_check=self.settings.scene_check)
+                            key_prefix=prefix, locator=locator, still=still, scenes=scenes, place_id=place_id,
+                            scene_check=self.settings.scene_check)
+        reach = self.settings.analysis.track_max_age_s + sampling_step_s(self.settings.sampling)
+        keys = StableKeys(prefix, resume, reach_s=reach, keep_s=self.lead_s + reach,  # keys that survive a resume
+                          stored=lambda k: stored_confidence(self.store, k))
         started = time.perf_counter()
         timer = StageTimer()
         try:
-            self._process(source, step, run_id, result, timer, posed, on_progress)
+            self._process(source, step, keys, run_id, result, timer, posed, on_progress)
             if scenes is not None:  # scenes no sighting named keep their ids too
                 stored = self.store.register_scenes(camera_id, scenes.settled_new())
                 if isinstance(scenes, PhotoScenes) and scenes.new_views:  # a place photographed from elsewhere
@@ -259,6 +278,8 @@ class Pipeline:
             result.status, result.error = RunStatus.FAILED, str(exc)
         except KeyboardInterrupt:
             result.status, result.error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C)"
+            at = result.progress_s if result.progress_s is not None else start_s
+            result.notes.update(note(keys.snapshot(at), at))  # what the run resuming this one must know
             raise
         finally:
             result.wall_s = time.perf_counter() - started
@@ -285,8 +306,8 @@ class Pipeline:
     def _recheck(self, camera_id: str, info, result: FileResult) -> None:
         recheck_place(self.store, camera_id, info, result)
 
-    def _process(self, source: Source, step: AnalysisStep, run_id: int, result: FileResult, timer: StageTimer,
-                 posed, on_progress) -> None:
+    def _process(self, source: Source, step: AnalysisStep, keys: StableKeys, run_id: int, result: FileResult,
+                 timer: StageTimer, posed, on_progress) -> None:
         out: queue.Queue = queue.Queue(maxsize=256)
         errors: list[BaseException] = []
 
@@ -303,7 +324,7 @@ class Pipeline:
                     if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
                         last_checkpoint = time.monotonic()
                         try:
-                            checkpoint(self.store, run_id, s.ts)
+                            checkpoint(self.store, run_id, s.ts, s.filed)
                         except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                             errors.append(exc)
                     continue
@@ -354,7 +375,7 @@ class Pipeline:
                 if first:
                     first = False
                     result.warnings.extend(self.zones.outside_frame(result.camera_id, frame.width, frame.height))
-                emit([*step.analyse(frame, dets), _Committed(frame.ts)])
+                emit([*keys.apply(step.analyse(frame, dets)), _Committed(frame.ts, keys.snapshot(frame.ts))])
                 if explain is not None:
                     explain.maybe_write(frame, step.last_tracked, step)
                 timer.add("inference", t1 - t0)
@@ -364,7 +385,7 @@ class Pipeline:
                 if on_progress:
                     on_progress(result, frame.index)
         finally:
-            emit(step.finish())  # on success, error or Ctrl-C: what was confirmed gets written
+            emit(keys.apply(step.finish()))  # on success, error or Ctrl-C: what was confirmed gets written
             result.explanation = step.explain()
             if threaded:
                 out.put(_END)

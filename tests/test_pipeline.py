@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from batch.keys import content_key
-from batch.resume import RESUME_OVERLAP_S, STALE_AFTER_S, Owner, _pid_alive, is_abandoned, resume_point
+from batch.resume import STALE_AFTER_S, Owner, _pid_alive, is_abandoned, resume_point
 from batch.runner import Pipeline, PipelineSettings
 from cases import tables as t
 from cases.store import CaseStore
@@ -130,7 +130,7 @@ def test_interrupted_run_keeps_cases_and_resumes_without_duplicates(tmp_path, cl
 
 
 def test_interrupted_long_file_resumes_near_where_it_stopped(tmp_path):
-    """A 20-minute file stopped at minute 15 continues from there (minus the overlap), not from 0."""
+    """A 20-minute file stopped at minute 15 continues from there (minus the lead-in), not from 0."""
     clip = write_video(tmp_path / "cam9" / "long.mp4", numbered_frames(1200, (160, 90), label="l"), fps=1)
     store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     with pytest.raises(KeyboardInterrupt):  # 0.5 fps: frame 450 is at 900 s
@@ -139,9 +139,11 @@ def test_interrupted_long_file_resumes_near_where_it_stopped(tmp_path):
         first = ses.scalars(select(t.Run)).one()
         assert first.status == "interrupted" and first.progress_s == pytest.approx(898.0)
     model = BoxModel()
-    (res,) = Pipeline(settings(tmp_path), store, detector=model).run(discover([clip])[0])
-    assert res.status == "done" and res.notes["resumed_from_s"] == pytest.approx(898.0 - RESUME_OVERLAP_S)
-    assert model.calls == (1200 - 838) // 2  # only the rest (from 838 s) was analysed again
+    pipe = Pipeline(settings(tmp_path), store, detector=model)
+    assert pipe.lead_s == 14.0  # garbage's 10 s dwell + 2 x 2 s: the other rules need zones or classes it lacks
+    (res,) = pipe.run(discover([clip])[0])
+    assert res.status == "done" and res.notes["resumed_from_s"] == pytest.approx(898.0 - 14.0)
+    assert model.calls == (1200 - 884) // 2  # only the rest (from 884 s) was analysed again
     assert count(store, t.Case) == 1  # the heap seen before and after the stop is one case
     with store.session() as ses:
         assert [r.status for r in ses.scalars(select(t.Run).order_by(t.Run.id))] == ["interrupted", "done"]
@@ -189,9 +191,9 @@ def test_abandoned_runs_and_resume_points_pure_logic():
     other = {"host": "host-b", "pid": 7}  # another host: judged by its heartbeat
     assert not is_abandoned(other, now - timedelta(seconds=30), None, now, me)
     assert is_abandoned(other, now - timedelta(seconds=STALE_AFTER_S + 1), None, now, me)
-    assert resume_point([None, 300.0, 120.0], 0.0) == 300.0 - RESUME_OVERLAP_S
-    assert resume_point([30.0], 0.0) == 0.0  # within the overlap: start at the beginning
-    assert resume_point([500.0], 600.0) == 600.0  # never before the span asked for
+    assert resume_point([None, 300.0, 120.0], 0.0, 124.0) == 300.0 - 124.0
+    assert resume_point([100.0], 0.0, 124.0) == 0.0  # within the lead-in: start at the beginning
+    assert resume_point([500.0], 600.0, 124.0) == 600.0  # never before the span asked for
 
 
 def test_threaded_pipeline_equals_sequential_reference(tmp_path, clips):
