@@ -186,15 +186,15 @@ def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_p
     """Cluster workers analysing parts of one camera's footage at once (and the daemon) know only the scenes
     stored when they started: a place another worker stored meanwhile is renamed to its stored id before its
     evidence footer names it, and its sightings join that place's cases."""
-    import batch.runner as runner
+    import cases.sink as sink  # the one write path: its evidence step shows what the footer names
     from detector.scene import SceneBook
 
     root, clips = footage
     pipe, store = pipeline(tmp_path, photos)
     pipe.run(discover([clips["cruise"]])[0])  # stores preset-1..4
     monkeypatch.setattr(store, "scene_book", lambda camera_id: SceneBook(camera_id))  # started before that
-    footers, save = [], runner.save_evidence
-    monkeypatch.setattr(runner, "save_evidence", lambda s, folder: (footers.append(s.scene_id), save(s, folder))[1])
+    footers, save = [], sink.save_evidence
+    monkeypatch.setattr(sink, "save_evidence", lambda s, folder: (footers.append(s.scene_id), save(s, folder))[1])
     later = clip(root / "cam07" / "cam07_20261204_080000.mp4", [(photos[2], 0, 0, 1.0), (photos[0], -5, 3, 1.2)])
     (res,) = pipe.run(discover([later])[0])  # this worker calls them preset-1 and preset-2
     assert res.cases_opened == 0 and set(footers) == {"cam07/preset-3", "cam07/preset-1"}
