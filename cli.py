@@ -13,8 +13,8 @@ from typing import Annotated
 
 import typer
 
-from commands import bench, cases, detect, review, telemetry, training
-from commands import daemon as daemon_cmd
+from streetwatch.commands import bench, cases, detect, review, telemetry, training
+from streetwatch.commands import daemon as daemon_cmd
 
 app = typer.Typer(
     name="streetwatch",

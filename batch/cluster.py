@@ -26,18 +26,25 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from batch.cluster_plan import FilePlan, Unit, add_lead_in, merge_results, owned_done, plan_file
-from batch.cluster_start import ActorSlot, ClusterError, ClusterOptions, connect, require_cluster, start_actors
-from batch.keys import content_key, run_key
-from batch.resume import lead_in_s
-from batch.runner import FileResult, PipelineSettings, recheck_place
-from cases.status import RunStatus
-from cases.store import CaseStore, as_utc, from_unix
-from detector.config import load_zones
-from detector.errors import StoreError, StreetwatchError
-from detector.settings import resolve_taxonomy
-from streams.discover import FootageItem
-from streams.drone import DroneSettings
+from streetwatch.batch.cluster_plan import FilePlan, Unit, add_lead_in, merge_results, owned_done, plan_file
+from streetwatch.batch.cluster_start import (
+    ActorSlot,
+    ClusterError,
+    ClusterOptions,
+    connect,
+    require_cluster,
+    start_actors,
+)
+from streetwatch.batch.keys import content_key, run_key
+from streetwatch.batch.resume import lead_in_s
+from streetwatch.batch.runner import FileResult, PipelineSettings, recheck_place
+from streetwatch.cases.status import RunStatus
+from streetwatch.cases.store import CaseStore, as_utc, from_unix
+from streetwatch.detector.config import load_zones
+from streetwatch.detector.errors import StoreError, StreetwatchError
+from streetwatch.detector.settings import resolve_taxonomy
+from streetwatch.streams.discover import FootageItem
+from streetwatch.streams.drone import DroneSettings
 
 __all__ = ["ClusterError", "ClusterOptions", "ClusterOutcome", "require_cluster", "run_on_cluster", "whole_run_key"]
 
@@ -71,7 +78,7 @@ def _absolute(settings: PipelineSettings, items: list[FootageItem],
 def whole_run_key(item: FootageItem, settings_key: str, drone: DroneSettings) -> str:
     """The run key a local run of the whole file records: `batch.keys.run_key`, with the telemetry sidecar the
     worker's drone hooks find (`streams.drone.drone_hooks`: the one named, else the one beside the video)."""
-    from streams.telemetry import find_sidecar
+    from streetwatch.streams.telemetry import find_sidecar
 
     sidecar = (drone.telemetry or find_sidecar(item.path)) if item.kind == "video" else None
     return run_key(settings_key, sidecar=None if sidecar is None else Path(sidecar))

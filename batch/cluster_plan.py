@@ -18,13 +18,13 @@ import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from batch.resume import lead_in_s
-from batch.runner import FileResult
-from cases.status import RunStatus
-from detector.analysis import Explanation
-from detector.errors import SourceError
-from streams.discover import FootageItem
-from streams.video import VideoInfo, probe
+from streetwatch.batch.resume import lead_in_s
+from streetwatch.batch.runner import FileResult
+from streetwatch.cases.status import RunStatus
+from streetwatch.detector.analysis import Explanation
+from streetwatch.detector.errors import SourceError
+from streetwatch.streams.discover import FootageItem
+from streetwatch.streams.video import VideoInfo, probe
 
 __all__ = ["FilePlan", "Unit", "add_lead_in", "keyframes_at_or_before", "lead_in_s", "merge_explanations", "merge_results",
            "owned_done", "plan_file"]

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from batch.cluster_plan import SEGMENT_S
-from batch.cluster_worker import SegmentWorker
-from batch.runner import PipelineSettings
-from detector.errors import ConfigError
-from streams.drone import DroneSettings
+from streetwatch.batch.cluster_plan import SEGMENT_S
+from streetwatch.batch.cluster_worker import SegmentWorker
+from streetwatch.batch.runner import PipelineSettings
+from streetwatch.detector.errors import ConfigError
+from streetwatch.streams.drone import DroneSettings
 
 __all__ = ["INSTALL_HINT", "ActorSlot", "ClusterError", "ClusterOptions", "check_shared_evidence", "connect",
            "require_cluster", "start_actors"]

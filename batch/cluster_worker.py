@@ -13,12 +13,12 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
-from batch.cluster_plan import Unit
-from batch.runner import FileResult, Pipeline, PipelineSettings
-from cases.status import RunStatus
-from cases.store import CaseStore
-from detector.errors import ConfigError, StoreError, StreetwatchError
-from streams.drone import DroneSettings, drone_hooks
+from streetwatch.batch.cluster_plan import Unit
+from streetwatch.batch.runner import FileResult, Pipeline, PipelineSettings
+from streetwatch.cases.status import RunStatus
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.errors import ConfigError, StoreError, StreetwatchError
+from streetwatch.streams.drone import DroneSettings, drone_hooks
 
 __all__ = ["SegmentWorker", "load_factory"]
 

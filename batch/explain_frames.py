@@ -13,10 +13,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.analysis import AnalysisStep
-from detector.detections import Detections
-from detector.frames import Frame
-from detector.zones import ZoneIndex
+from streetwatch.detector.analysis import AnalysisStep
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.zones import ZoneIndex
 
 __all__ = ["ExplainWriter"]
 

@@ -24,8 +24,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from detector.settings import AnalysisSettings
-from streams.video import Sampling
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.video import Sampling
 
 __all__ = ["content_key", "run_key", "settings_key", "sighting_key", "sighting_prefix"]
 

@@ -12,8 +12,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 
-from detector.frames import Frame
-from streams.source import Source
+from streetwatch.detector.frames import Frame
+from streetwatch.streams.source import Source
 
 __all__ = ["StageTimer", "read_frames"]
 

@@ -53,15 +53,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from batch.keys import sighting_key
-from cases import tables as t
-from cases.status import RunStatus
-from cases.store import CaseStore
-from cases.tables import as_utc
-from detector.config import Taxonomy
-from detector.detections import box_iou
-from detector.sightings import Sighting
-from streams.video import Sampling
+from streetwatch.batch.keys import sighting_key
+from streetwatch.cases import tables as t
+from streetwatch.cases.status import RunStatus
+from streetwatch.cases.store import CaseStore
+from streetwatch.cases.tables import as_utc
+from streetwatch.detector.config import Taxonomy
+from streetwatch.detector.detections import box_iou
+from streetwatch.detector.sightings import Sighting
+from streetwatch.streams.video import Sampling
 
 __all__ = ["CONTINUE_IOU", "STALE_AFTER_S", "Filed", "Owner", "Resume", "StableKeys", "checkpoint", "is_abandoned",
            "lead_in_s", "reclaim_and_find_resume_point", "resume_point", "sampling_step_s", "stored_confidence"]

@@ -22,11 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from batch.explain_frames import ExplainWriter
-from batch.gate import ChangeGate
-from batch.keys import content_key, run_key, settings_key, sighting_prefix
-from batch.reader import StageTimer, read_frames
-from batch.resume import (
+from streetwatch.batch.explain_frames import ExplainWriter
+from streetwatch.batch.gate import ChangeGate
+from streetwatch.batch.keys import content_key, run_key, settings_key, sighting_prefix
+from streetwatch.batch.reader import StageTimer, read_frames
+from streetwatch.batch.resume import (
     CHECKPOINT_EVERY_S,
     Filed,
     Owner,
@@ -38,25 +38,25 @@ from batch.resume import (
     sampling_step_s,
     stored_confidence,
 )
-from cases.sink import SightingSink
-from cases.status import RunStatus
-from cases.store import CaseStore, as_utc, from_unix
-from detector.analysis import AnalysisStep, Explanation
-from detector.config import Taxonomy, ZoneFile, load_zones
-from detector.errors import ConfigError, SourceError, StoreError, StreetwatchError
-from detector.inference import Detector
-from detector.locate import lens_intrinsics, make_locator
-from detector.model import weights_digest
-from detector.scene_photo import MAX_VIEWS_COMPARED, PhotoScenes, photo_locator, photo_place_id
-from detector.scene_segment import SceneSegmenter
-from detector.settings import AnalysisSettings, resolve_taxonomy, unknown_classes
-from detector.sightings import Sighting
-from detector.zones import ZoneIndex
-from streams.discover import CAMERA_RULE_CLI, FootageItem
-from streams.drone import DroneHooks
-from streams.local_time import resolve_zone
-from streams.source import Source
-from streams.video import Sampling
+from streetwatch.cases.sink import SightingSink
+from streetwatch.cases.status import RunStatus
+from streetwatch.cases.store import CaseStore, as_utc, from_unix
+from streetwatch.detector.analysis import AnalysisStep, Explanation
+from streetwatch.detector.config import Taxonomy, ZoneFile, load_zones
+from streetwatch.detector.errors import ConfigError, SourceError, StoreError, StreetwatchError
+from streetwatch.detector.inference import Detector
+from streetwatch.detector.locate import lens_intrinsics, make_locator
+from streetwatch.detector.model import weights_digest
+from streetwatch.detector.scene_photo import MAX_VIEWS_COMPARED, PhotoScenes, photo_locator, photo_place_id
+from streetwatch.detector.scene_segment import SceneSegmenter
+from streetwatch.detector.settings import AnalysisSettings, resolve_taxonomy, unknown_classes
+from streetwatch.detector.sightings import Sighting
+from streetwatch.detector.zones import ZoneIndex
+from streetwatch.streams.discover import CAMERA_RULE_CLI, FootageItem
+from streetwatch.streams.drone import DroneHooks
+from streetwatch.streams.local_time import resolve_zone
+from streetwatch.streams.source import Source
+from streetwatch.streams.video import Sampling
 
 log = logging.getLogger(__name__)
 _END = object()
@@ -129,7 +129,7 @@ def recheck_place(store: CaseStore, camera_id: str, info, result: FileResult) ->
     decided (the batch runner after a file, the cluster driver after a file's last segment)."""
     if info is None or info.start_time is None:
         return
-    from cases.recheck import Area
+    from streetwatch.cases.recheck import Area
 
     place = camera_id
     if result.ground_bounds is not None:  # a drone pass: the place is the ground it saw

@@ -22,15 +22,15 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from benchmarks.clips import build_clip, build_cruise_clip, concat_clip
-from cases import tables as t
-from cases.dedup import iou_norm
-from cases.store import CaseStore, as_utc
-from detector.inference import DEFAULT_MODEL, Detector
-from detector.settings import AnalysisSettings
-from streams.discover import FootageItem
-from streams.video import Sampling, probe
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.benchmarks.clips import build_clip, build_cruise_clip, concat_clip
+from streetwatch.cases import tables as t
+from streetwatch.cases.dedup import iou_norm
+from streetwatch.cases.store import CaseStore, as_utc
+from streetwatch.detector.inference import DEFAULT_MODEL, Detector
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import FootageItem
+from streetwatch.streams.video import Sampling, probe
 
 
 @dataclass
@@ -120,13 +120,13 @@ def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSett
     """Plain Ultralytics on every frame; the same rules and dedup turn its boxes into cases."""
     import numpy as np
 
-    from detector.analysis import AnalysisStep
-    from detector.config import load_zones
-    from detector.detections import Detections
-    from detector.frames import Frame
-    from detector.model import load_yolo
-    from detector.settings import resolve_taxonomy
-    from detector.zones import ZoneIndex
+    from streetwatch.detector.analysis import AnalysisStep
+    from streetwatch.detector.config import load_zones
+    from streetwatch.detector.detections import Detections
+    from streetwatch.detector.frames import Frame
+    from streetwatch.detector.model import load_yolo
+    from streetwatch.detector.settings import resolve_taxonomy
+    from streetwatch.detector.zones import ZoneIndex
 
     info = probe(clip)
     store = CaseStore(f"sqlite:///{workdir / 'baseline.db'}")
@@ -204,10 +204,10 @@ def stage_costs(clip: Path, detector: Detector, sampling: Sampling, frames: int 
     `identify` compares one frame with a book of 4 scenes; `evidence` writes a sighting's three JPEGs."""
     import tempfile
 
-    from cases.evidence import save_evidence
-    from detector.scene import SceneBook, SceneView, Thumb
-    from detector.sightings import Sighting
-    from streams.video import VideoFileSource
+    from streetwatch.cases.evidence import save_evidence
+    from streetwatch.detector.scene import SceneBook, SceneView, Thumb
+    from streetwatch.detector.sightings import Sighting
+    from streetwatch.streams.video import VideoFileSource
 
     ms: dict[str, float] = {}
 

@@ -169,8 +169,8 @@ def _fresh_db(admin_url: str) -> tuple[str, object]:
 def _case_keys(store) -> set[tuple]:
     from sqlalchemy import select
 
-    from cases import tables as t
-    from cases.store import as_utc
+    from streetwatch.cases import tables as t
+    from streetwatch.cases.store import as_utc
 
     with store.session() as ses:
         return {(c.problem_type, c.camera_id, as_utc(c.first_seen).isoformat(), as_utc(c.last_seen).isoformat())
@@ -183,9 +183,9 @@ def measure_db_writes(url: str, writers: tuple[int, ...] = (1, 2, 4), per_writer
     Each writer files into 20 cameras: the first sighting of a camera opens a case, the rest join it."""
     import threading
 
-    from cases.store import CaseStore
-    from detector.config import load_taxonomy
-    from detector.sightings import Sighting
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.detector.config import load_taxonomy
+    from streetwatch.detector.sightings import Sighting
 
     taxonomy = load_taxonomy()
     CaseStore(url)  # migrated once
@@ -226,13 +226,13 @@ def bench_cluster(shared: Path, workdir: Path, model: Path, minutes: float, admi
     """Run the benchmark and return the printed table (see the module docstring)."""
     from rich.console import Console
 
-    from batch.cluster import ClusterOptions, run_on_cluster
-    from batch.runner import Pipeline, PipelineSettings
-    from benchmarks.clips import build_clip
-    from cases.store import CaseStore
-    from detector.settings import AnalysisSettings
-    from streams.discover import FootageItem
-    from streams.video import Sampling
+    from streetwatch.batch.cluster import ClusterOptions, run_on_cluster
+    from streetwatch.batch.runner import Pipeline, PipelineSettings
+    from streetwatch.benchmarks.clips import build_clip
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.detector.settings import AnalysisSettings
+    from streetwatch.streams.discover import FootageItem
+    from streetwatch.streams.video import Sampling
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

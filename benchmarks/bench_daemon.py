@@ -29,13 +29,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from camera_daemon.config import parse_daemon_config
-from camera_daemon.service import Daemon
-from detector.inference import DEFAULT_MODEL
-from detector.offline import PROJECT_ROOT
-from streams.writer import write_video
+from streetwatch.camera_daemon.config import parse_daemon_config
+from streetwatch.camera_daemon.service import Daemon
+from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.streams.writer import write_video
 
-RTSP_SERVER = PROJECT_ROOT / "tests" / "servers" / "rtsp_server.py"
+RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")  # the GStreamer server the tests use too
 STREAM_FPS = 10
 P95_LIMIT_S = 2.0
 
@@ -87,9 +86,10 @@ def _seen_photo(model: Path) -> tuple[np.ndarray, str]:
     """
     import ultralytics
 
-    from detector.inference import Detector, DetectorSettings
+    from streetwatch.detector.inference import Detector, DetectorSettings
+    from streetwatch.training.recipe import default_shared_dir
 
-    photos = sorted((PROJECT_ROOT.parent / "shared" / "data" / "garbage_montevideo" / "valid" / "images").glob("*.jpg"))
+    photos = sorted((default_shared_dir() / "data" / "garbage_montevideo" / "valid" / "images").glob("*.jpg"))
     det = Detector(DetectorSettings(model=model, min_confidence=0.3))
     best: tuple[float, np.ndarray | None, str] = (0.0, None, "")
     for path in photos:
@@ -249,7 +249,7 @@ def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: 
 
     Default: the model the daemon runs by default (the bundled one, through ONNX Runtime)."""
     logging.getLogger("streetwatch.daemon").setLevel(logging.WARNING)
-    logging.getLogger("streams.live").setLevel(logging.ERROR)
+    logging.getLogger("streetwatch.streams.live").setLevel(logging.ERROR)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cpu = f"{os.cpu_count()} CPU cores"
@@ -275,5 +275,5 @@ def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: 
     return "\n".join(report)
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_daemon
+if __name__ == "__main__":  # python -m streetwatch.benchmarks.bench_daemon
     print(bench_daemon())

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from training.evaluate import evaluate
+from streetwatch.training.evaluate import evaluate
 
 RULES = {
     "checkpoint": [("garbage_cn_streets", "garbage"), ("garbage_montevideo", "garbage"),

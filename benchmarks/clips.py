@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streams.writer import write_video
+from streetwatch.streams.writer import write_video
 
 SIZES = {"720p": (1280, 720), "1080p": (1920, 1080), "4k": (3840, 2160)}
 

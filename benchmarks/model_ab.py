@@ -9,7 +9,7 @@ from pathlib import Path
 
 import av
 
-from detector.inference import Detector, DetectorSettings
+from streetwatch.detector.inference import Detector, DetectorSettings
 
 
 def main(clip: str, weights: list[str]) -> None:

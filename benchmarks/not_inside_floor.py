@@ -23,11 +23,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.config import load_taxonomy
-from detector.detections import box_iou
-from detector.inference import Detector, DetectorSettings
-from detector.model_registry import BUNDLED_MODEL
-from detector.rules import INSIDE_SHARE, holds, share_inside
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.detections import box_iou
+from streetwatch.detector.inference import Detector, DetectorSettings
+from streetwatch.detector.model_registry import BUNDLED_MODEL
+from streetwatch.detector.rules import INSIDE_SHARE, holds, share_inside
 
 SOURCES = ("garbage_cn_streets", "garbage_montevideo")
 FLOORS = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7)  # 0.2: the NMS floor, i.e. the old rule

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.model import export_cached
+from streetwatch.detector.model import export_cached
 
 
 def main() -> None:

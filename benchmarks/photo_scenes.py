@@ -1,6 +1,6 @@
 """Photos without GPS: does the scene check put photos of one place together, and keep other places apart?
 
-    .venv/bin/python -m benchmarks.photo_scenes [--photos 24] [--stream 12] [--shared ../shared]
+    .venv/bin/python -m streetwatch.benchmarks.photo_scenes [--photos 24] [--stream 12] [--shared ../shared]
 
 Real street photos from ../shared (garbage_montevideo and garbage_cn_streets, `--photos` of each, spread over
 the folders). "The same heap photographed again" = a photo and views made from it: shifted (a step aside),
@@ -40,11 +40,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.scene_methods import gamma, jpeg
-from cases.scenes import MAX_VIEWS
-from detector.config import load_taxonomy
-from detector.scene import MIN_INLIERS, SceneBook, SceneView, align, map_box_norm
-from detector.scene_photo import MAX_VIEWS_COMPARED, PHOTO_MAX_SCALE, PhotoScenes, identify_photo
+from streetwatch.benchmarks.scene_methods import gamma, jpeg
+from streetwatch.cases.scenes import MAX_VIEWS
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.scene import MIN_INLIERS, SceneBook, SceneView, align, map_box_norm
+from streetwatch.detector.scene_photo import MAX_VIEWS_COMPARED, PHOTO_MAX_SCALE, PhotoScenes, identify_photo
 
 View = tuple[np.ndarray, np.ndarray]  # (image, 3x3 homography from the photo's pixels to the view's)
 

@@ -16,12 +16,12 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from batch.runner import PipelineSettings
-from benchmarks.bench_batch import fresh_runs_dir, run_streetwatch
-from benchmarks.clips import build_clip
-from detector.inference import Detector
-from detector.settings import AnalysisSettings
-from streams.video import Sampling
+from streetwatch.batch.runner import PipelineSettings
+from streetwatch.benchmarks.bench_batch import fresh_runs_dir, run_streetwatch
+from streetwatch.benchmarks.clips import build_clip
+from streetwatch.detector.inference import Detector
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.video import Sampling
 
 
 def main() -> None:

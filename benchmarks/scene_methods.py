@@ -1,6 +1,6 @@
 """Which descriptor tells "the same scene, a little moved or darker" from "another scene"? Measured on real photos.
 
-    .venv/bin/python -m benchmarks.scene_methods [--photos 24] [--shared ../shared]
+    .venv/bin/python -m streetwatch.benchmarks.scene_methods [--photos 24] [--shared ../shared]
 
 Real street photos from ../shared (garbage_montevideo and garbage_cn_streets, `--photos` of each) become 1080p
 camera frames. Each is compared with itself perturbed as a PTZ camera returning to a preset, the weather and
@@ -23,7 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.scene import SceneView, Thumb, align
+from streetwatch.detector.scene import SceneView, Thumb, align
 
 SIZE = (1920, 1080)
 

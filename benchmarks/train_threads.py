@@ -6,8 +6,8 @@ import time
 
 import torch
 
-from detector.inference import DEFAULT_MODEL
-from detector.model import load_yolo
+from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.detector.model import load_yolo
 
 
 def total(out) -> torch.Tensor:

@@ -33,21 +33,21 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from camera_daemon.config import Camera, DaemonConfig, camera_taxonomy, camera_zones
-from camera_daemon.metrics import DaemonMetrics
-from detector.analysis import AnalysisStep
-from detector.config import Taxonomy, ZoneFile
-from detector.detections import Detections
-from detector.errors import ConfigError, StreetwatchError
-from detector.frames import Frame
-from detector.ground_calibration import GroundCalibration
-from detector.inference import DetectorSettings
-from detector.model_registry import current_model
-from detector.scene_segment import SceneSegmenter
-from detector.settings import taxonomy_class_problems
-from detector.sightings import Sighting
-from detector.zones import ZoneIndex
-from streams.live import LiveReader, redact_url
+from streetwatch.camera_daemon.config import Camera, DaemonConfig, camera_taxonomy, camera_zones
+from streetwatch.camera_daemon.metrics import DaemonMetrics
+from streetwatch.detector.analysis import AnalysisStep
+from streetwatch.detector.config import Taxonomy, ZoneFile
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.errors import ConfigError, StreetwatchError
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.ground_calibration import GroundCalibration
+from streetwatch.detector.inference import DetectorSettings
+from streetwatch.detector.model_registry import current_model
+from streetwatch.detector.scene_segment import SceneSegmenter
+from streetwatch.detector.settings import taxonomy_class_problems
+from streetwatch.detector.sightings import Sighting
+from streetwatch.detector.zones import ZoneIndex
+from streetwatch.streams.live import LiveReader, redact_url
 
 __all__ = [
     "DETECTOR_FLOOR",
@@ -90,7 +90,7 @@ DetectorFactory = Callable[[DetectorSettings], DetectorLike]
 
 
 def default_detector_factory(settings: DetectorSettings) -> DetectorLike:
-    from detector.inference import Detector
+    from streetwatch.detector.inference import Detector
 
     return Detector(settings)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from camera_daemon.config_fields import (
+from streetwatch.camera_daemon.config_fields import (
     SCHEME,
     Calibration,
     CalibrationPoint,
@@ -38,7 +38,7 @@ from camera_daemon.config_fields import (
     expand_env,
     system_folder,
 )
-from detector.config import (
+from streetwatch.detector.config import (
     StrictModel,
     Taxonomy,
     Zone,
@@ -48,11 +48,11 @@ from detector.config import (
     error_message,
     load_zones,
 )
-from detector.errors import ConfigError, ModelError
-from detector.ids import CAMERA_ID_PATTERN
-from detector.safe_yaml import read_yaml
-from detector.settings import AnalysisSettings, resolve_taxonomy, taxonomy_class_problems, unknown_classes
-from detector.zones import zone_warnings
+from streetwatch.detector.errors import ConfigError, ModelError
+from streetwatch.detector.ids import CAMERA_ID_PATTERN
+from streetwatch.detector.safe_yaml import read_yaml
+from streetwatch.detector.settings import AnalysisSettings, resolve_taxonomy, taxonomy_class_problems, unknown_classes
+from streetwatch.detector.zones import zone_warnings
 
 __all__ = [
     "Calibration",
@@ -302,7 +302,7 @@ def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
 @lru_cache(maxsize=32)
 def _model_classes(model: Path, mtime_ns: int) -> tuple[str, ...] | None:  # noqa: ARG001 - the cache key
     """A model's class names, read once per version of the file: a reload need not read a .pt again (torch is slow)."""
-    from detector.model import class_names
+    from streetwatch.detector.model import class_names
 
     names = class_names(model)
     return None if names is None else tuple(names)
@@ -314,8 +314,8 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     Warnings: zones that can never match (detector.zones.zone_warnings), taxonomy classes an older model lacks.
     Errors: among others, a camera's own taxonomy naming a class its own model lacks (`classes: [garbge]`).
     """
-    from detector.ground_calibration import GroundCalibration
-    from detector.model import model_format
+    from streetwatch.detector.ground_calibration import GroundCalibration
+    from streetwatch.detector.model import model_format
 
     errors: list[str] = []
     warnings: list[str] = []

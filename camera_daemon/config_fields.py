@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
-from detector.config import MAX_PIXELS, StrictModel, Zone
+from streetwatch.detector.config import MAX_PIXELS, StrictModel, Zone
 
 __all__ = [
     "URL_SCHEMES",
@@ -100,7 +100,7 @@ def check_database_url(url: str) -> str:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from cases.store import quote_password
+    from streetwatch.cases.store import quote_password
 
     try:
         make_url(quote_password(url))  # no host is fine: postgresql:///DB is the local socket; a raw '@' in the

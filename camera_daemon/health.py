@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from camera_daemon.cameras import CameraRuntime
-from camera_daemon.metrics import DaemonMetrics
-from camera_daemon.writer import SightingWriter
+from streetwatch.camera_daemon.cameras import CameraRuntime
+from streetwatch.camera_daemon.metrics import DaemonMetrics
+from streetwatch.camera_daemon.writer import SightingWriter
 
 __all__ = ["Snapshot", "collect", "health", "readiness", "status"]
 

@@ -7,7 +7,7 @@ camera threads and the daemon's scrape-time collector all update one `DaemonMetr
 
 from __future__ import annotations
 
-from camera_daemon.ops import Histogram, Registry
+from streetwatch.camera_daemon.ops import Histogram, Registry
 
 __all__ = ["DaemonMetrics"]
 

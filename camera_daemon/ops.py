@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from streams.live import redact_url
+from streetwatch.streams.live import redact_url
 
 __all__ = ["Counter", "Gauge", "Histogram", "JsonFormatter", "OpsServer", "Registry", "setup_logging"]
 
@@ -229,7 +229,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": redact_url(record.getMessage()),
         }
-        if record.name == "streams.live" and isinstance(record.args, tuple) and record.args:
+        if record.name == "streetwatch.streams.live" and isinstance(record.args, tuple) and record.args:
             out["camera"] = str(record.args[0])  # LiveReader's messages start with the camera id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

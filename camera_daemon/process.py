@@ -21,9 +21,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from camera_daemon.config import DaemonConfig, load_daemon_config
-from camera_daemon.service import Daemon
-from detector.errors import ConfigError
+from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
+from streetwatch.camera_daemon.service import Daemon
+from streetwatch.detector.errors import ConfigError
 
 __all__ = ["PID_FILE", "ReloadSent", "pid_file", "reload_running", "run", "serve"]
 

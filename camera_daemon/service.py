@@ -47,8 +47,8 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from camera_daemon import health
-from camera_daemon.cameras import (
+from streetwatch.camera_daemon import health
+from streetwatch.camera_daemon.cameras import (
     END,
     CameraPlan,
     CameraRuntime,
@@ -63,16 +63,16 @@ from camera_daemon.cameras import (
     schedule_due,
     take_batch,
 )
-from camera_daemon.config import DaemonConfig, load_daemon_config
-from camera_daemon.metrics import DaemonMetrics
-from camera_daemon.ops import OpsServer
-from camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
-from cases.spool import Spool
-from cases.store import quote_password, redact, sqlite_url
-from detector.errors import ConfigError, StreetwatchError
-from detector.scene_segment import SceneSegmenter
-from detector.sightings import Sighting
-from streams.live import redact_url, remember_secrets
+from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
+from streetwatch.camera_daemon.metrics import DaemonMetrics
+from streetwatch.camera_daemon.ops import OpsServer
+from streetwatch.camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
+from streetwatch.cases.spool import Spool
+from streetwatch.cases.store import quote_password, redact, sqlite_url
+from streetwatch.detector.errors import ConfigError, StreetwatchError
+from streetwatch.detector.scene_segment import SceneSegmenter
+from streetwatch.detector.sightings import Sighting
+from streetwatch.streams.live import redact_url, remember_secrets
 
 __all__ = ["Daemon", "open_store"]
 

@@ -16,12 +16,12 @@ from collections import deque
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from camera_daemon.metrics import DaemonMetrics
-from cases.sink import SightingSink
-from cases.spool import Spool, SpoolRecord
-from detector.config import ProblemType
-from detector.errors import ConfigError, StoreError
-from detector.sightings import Sighting
+from streetwatch.camera_daemon.metrics import DaemonMetrics
+from streetwatch.cases.sink import SightingSink
+from streetwatch.cases.spool import Spool, SpoolRecord
+from streetwatch.detector.config import ProblemType
+from streetwatch.detector.errors import ConfigError, StoreError
+from streetwatch.detector.sightings import Sighting
 
 __all__ = ["SightingWriter", "open_store", "with_connect_timeout"]
 
@@ -49,7 +49,7 @@ def open_store(url: str):
 
     Migrations are serialised inside `cases.store.migrate` (threads and, on PostgreSQL, hosts).
     """
-    from cases.store import CaseStore, redact
+    from streetwatch.cases.store import CaseStore, redact
 
     try:
         return CaseStore(url)

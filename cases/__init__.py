@@ -3,6 +3,6 @@
 Sightings come in (from `detector`), cases go out (to the review app, exports and the webhook).
 """
 
-from cases.dedup import CaseView, match_case
+from streetwatch.cases.dedup import CaseView, match_case
 
 __all__ = ["CaseView", "match_case"]

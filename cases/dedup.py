@@ -22,10 +22,10 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cases.status import CaseStatus
-from detector.config import ProblemType
-from detector.geo import haversine_m
-from detector.sightings import Sighting
+from streetwatch.cases.status import CaseStatus
+from streetwatch.detector.config import ProblemType
+from streetwatch.detector.geo import haversine_m
+from streetwatch.detector.sightings import Sighting
 
 STATUS_RANK: dict[str, int] = {CaseStatus.NEW: 0, CaseStatus.CONFIRMED: 0, CaseStatus.DISPATCHED: 0,
                                CaseStatus.REJECTED: 1, CaseStatus.RESOLVED: 2, CaseStatus.MERGED: 9}

@@ -13,8 +13,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.errors import StoreError
-from detector.sightings import Sighting
+from streetwatch.detector.errors import StoreError
+from streetwatch.detector.sightings import Sighting
 
 _UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script (camera 东门), never / or a control
 JPEG_QUALITY = 90

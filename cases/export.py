@@ -14,10 +14,10 @@ from functools import lru_cache
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import tables as t
-from cases.status import CaseStatus
-from cases.store import CaseStore, as_utc
-from detector.config import load_taxonomy
+from streetwatch.cases import tables as t
+from streetwatch.cases.status import CaseStatus
+from streetwatch.cases.store import CaseStore, as_utc
+from streetwatch.detector.config import load_taxonomy
 
 log = logging.getLogger("streetwatch.export")
 
@@ -193,7 +193,7 @@ def to_geojson(rows: list[dict], gcj02: bool = False) -> dict:
     property `position` is "camera": the problem is in that camera's view, not at that point); [lon, lat]."""
     convert: Callable[[float, float], tuple[float, float]] | None = None
     if gcj02:
-        from detector.geo import wgs84_to_gcj02 as convert
+        from streetwatch.detector.geo import wgs84_to_gcj02 as convert
     features = []
     for row in rows:
         where, lat, lon = "case", row["lat"], row["lon"]

@@ -26,13 +26,13 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import locks, scenes
-from cases import tables as t
-from cases.dedup import iou_norm
-from cases.status import CaseStatus
-from cases.tables import as_utc, utcnow
-from detector.config import Taxonomy
-from detector.scene import SceneBook, SceneView, map_box_norm
+from streetwatch.cases import locks, scenes
+from streetwatch.cases import tables as t
+from streetwatch.cases.dedup import iou_norm
+from streetwatch.cases.status import CaseStatus
+from streetwatch.cases.tables import as_utc, utcnow
+from streetwatch.detector.config import Taxonomy
+from streetwatch.detector.scene import SceneBook, SceneView, map_box_norm
 
 ACTOR = "re-check-places"
 

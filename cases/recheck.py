@@ -22,10 +22,10 @@ from datetime import datetime, timezone
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
 
-from cases import locks
-from cases import tables as t
-from cases.status import CaseFlag, CaseStatus
-from cases.tables import as_utc
+from streetwatch.cases import locks
+from streetwatch.cases import tables as t
+from streetwatch.cases.status import CaseFlag, CaseStatus
+from streetwatch.cases.tables import as_utc
 
 FLAG_OVERDUE = CaseFlag.OVERDUE
 FLAG_VERIFIED = CaseFlag.VERIFIED_HANDLED

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from cases.tables import Base, utcnow
+from streetwatch.cases.tables import Base, utcnow
 
 ROLES = ("analyst", "admin")
 

@@ -17,9 +17,9 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from cases import locks
-from cases import tables as t
-from detector.scene import Scene, SceneBook, SceneView, scene_id_for
+from streetwatch.cases import locks
+from streetwatch.cases import tables as t
+from streetwatch.detector.scene import Scene, SceneBook, SceneView, scene_id_for
 
 RACE_WINDOW = 100  # newest scenes a view being registered is compared with (`register`)
 MAX_VIEWS = 8  # views kept per scene: enough for day, night and a few workers; more would slow identification

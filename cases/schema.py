@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from cases import review_tables, tables
+from streetwatch.cases import review_tables, tables
 
 __all__ = ["metadata", "review_tables", "tables"]  # importing review_tables is what adds its tables to Base
 

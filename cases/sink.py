@@ -22,11 +22,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
 
-from cases.evidence import save_evidence
-from cases.store import CaseStore, Recorded
-from detector.config import ProblemType, Taxonomy
-from detector.errors import StoreError
-from detector.sightings import Sighting
+from streetwatch.cases.evidence import save_evidence
+from streetwatch.cases.store import CaseStore, Recorded
+from streetwatch.detector.config import ProblemType, Taxonomy
+from streetwatch.detector.errors import StoreError
+from streetwatch.detector.sightings import Sighting
 
 __all__ = ["SightingSink", "Stages"]
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from detector.config import ProblemType
-from detector.errors import StoreError
-from detector.sightings import Sighting
+from streetwatch.detector.config import ProblemType
+from streetwatch.detector.errors import StoreError
+from streetwatch.detector.sightings import Sighting
 
 __all__ = ["ReplayResult", "Spool", "SpoolRecord", "sighting_from_dict", "sighting_to_dict"]
 

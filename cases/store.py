@@ -19,15 +19,15 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from cases import locks, recheck, scenes
-from cases import tables as t
-from cases.dedup import CaseView, match_case, place_box
-from cases.status import CaseStatus, RunStatus
-from cases.tables import as_utc, from_unix  # callers of the store take both from here
-from detector.config import Taxonomy
-from detector.errors import StoreError
-from detector.scene import Scene, SceneBook, SceneView, map_box_norm
-from detector.sightings import Sighting
+from streetwatch.cases import locks, recheck, scenes
+from streetwatch.cases import tables as t
+from streetwatch.cases.dedup import CaseView, match_case, place_box
+from streetwatch.cases.status import CaseStatus, RunStatus
+from streetwatch.cases.tables import as_utc, from_unix  # callers of the store take both from here
+from streetwatch.detector.config import Taxonomy
+from streetwatch.detector.errors import StoreError
+from streetwatch.detector.scene import Scene, SceneBook, SceneView, map_box_norm
+from streetwatch.detector.sightings import Sighting
 
 _MIGRATE_LOCK = threading.Lock()
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"

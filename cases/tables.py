@@ -12,8 +12,8 @@ from typing import Any, overload
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from cases.status import CaseStatus, RunStatus
-from detector.config import (  # the taxonomy's limits: what its validation accepts, PostgreSQL can store
+from streetwatch.cases.status import CaseStatus, RunStatus
+from streetwatch.detector.config import (  # the taxonomy's limits: what its validation accepts, PostgreSQL can store
     CATEGORY_MAX_LEN,
     CLASS_NAME_MAX_LEN,
     CODE_MAX_LEN,

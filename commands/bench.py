@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from commands.common import console, one_line_errors, quiet_libraries
+from streetwatch.commands.common import console, one_line_errors, quiet_libraries
 
 bench_app = typer.Typer(help="Benchmarks: measured side by side, printed as tables.", no_args_is_help=True)
 
@@ -30,9 +30,9 @@ def bench_batch(
     Example: streetwatch bench batch --minutes 10 --baseline-seconds 120
     """
     quiet_libraries()
-    from benchmarks.bench_batch import bench_batch as run
-    from detector.inference import DEFAULT_MODEL
-    from training.recipe import default_shared_dir
+    from streetwatch.benchmarks.bench_batch import bench_batch as run
+    from streetwatch.detector.inference import DEFAULT_MODEL
+    from streetwatch.training.recipe import default_shared_dir
 
     text = run(shared or default_shared_dir(), workdir, model or DEFAULT_MODEL, minutes, baseline_seconds,
                tuple(codec or ("libx264", "libx265")), scale, only_defaults)
@@ -59,11 +59,11 @@ def bench_cluster(
     """
     quiet_libraries()
 
-    from batch.cluster import ClusterError, require_cluster
-    from benchmarks.bench_cluster import bench_cluster as run
-    from commands.common import fail
-    from detector.inference import DEFAULT_MODEL
-    from training.recipe import default_shared_dir
+    from streetwatch.batch.cluster import ClusterError, require_cluster
+    from streetwatch.benchmarks.bench_cluster import bench_cluster as run
+    from streetwatch.commands.common import fail
+    from streetwatch.detector.inference import DEFAULT_MODEL
+    from streetwatch.training.recipe import default_shared_dir
 
     try:
         require_cluster(pg)

@@ -9,8 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cases.status import CaseStatus
-from commands.common import (
+from streetwatch.cases.status import CaseStatus
+from streetwatch.commands.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     DbUrl,
@@ -26,7 +26,7 @@ app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
 
 
 def _filters(type_, status, camera, since, until, store=None):
-    from cases.export import CaseFilter
+    from streetwatch.cases.export import CaseFilter
 
     if type_ is not None:
         check_type(type_, store)
@@ -58,7 +58,7 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
 
     Example: streetwatch cases list --type illegal_parking --status new --since 2026-11-01
     """
-    from cases.export import count_cases, query_cases
+    from streetwatch.cases.export import count_cases, query_cases
 
     store = open_store(data_dir, db)
     filters = _filters(type_, status, camera, since, until, store)
@@ -91,7 +91,7 @@ def show_case(
 
     Example: streetwatch cases show 12 --format json
     """
-    from cases.export import case_detail, case_text
+    from streetwatch.cases.export import case_detail, case_text
 
     if format_ not in ("text", "json"):
         raise typer.BadParameter(f"--format {format_!r}: choose text or json")
@@ -120,7 +120,7 @@ def export_cases(
 
     Example: streetwatch cases export --format geojson --out cases.geojson --status confirmed
     """
-    from cases.export import render
+    from streetwatch.cases.export import render
 
     if format_ not in ("csv", "json", "geojson"):
         raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")
@@ -149,8 +149,8 @@ def recheck_places(
 
     Example: streetwatch cases re-check-places --dry-run
     """
-    from cases.places import recheck_store
-    from detector.config import load_taxonomy
+    from streetwatch.cases.places import recheck_store
+    from streetwatch.detector.config import load_taxonomy
 
     report = recheck_store(open_store(data_dir, db), load_taxonomy(taxonomy), evidence_dir or data_dir / "evidence",
                            camera, dry_run)
@@ -165,8 +165,8 @@ def check_type(name: str, store=None) -> None:
     `garbage` (a model class) for `exposed_garbage` is an error listing the valid ones, not an empty list."""
     from sqlalchemy import select
 
-    from cases import tables as t
-    from detector.config import load_taxonomy
+    from streetwatch.cases import tables as t
+    from streetwatch.detector.config import load_taxonomy
 
     known = set(load_taxonomy().problem_types)
     if store is not None:

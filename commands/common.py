@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 from rich.console import Console
 
-from detector.errors import StreetwatchError
+from streetwatch.detector.errors import StreetwatchError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -64,13 +64,13 @@ def db_url(data_dir: Path, db: str | None) -> str:
     if db:
         return db
     data_dir.mkdir(parents=True, exist_ok=True)
-    from cases.store import sqlite_url
+    from streetwatch.cases.store import sqlite_url
 
     return sqlite_url(data_dir)
 
 
 def open_store(data_dir: Path, db: str | None):
-    from cases.store import CaseStore
+    from streetwatch.cases.store import CaseStore
 
     return CaseStore(db_url(data_dir, db))
 

@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 import typer
 from rich.markup import escape
 
-from commands.common import DbUrl, console, err_console, one_line_errors, quiet_libraries
+from streetwatch.commands.common import DbUrl, console, err_console, one_line_errors, quiet_libraries
 
 config_app = typer.Typer(help="Check camera daemon configuration files.", no_args_is_help=True)
 
@@ -27,14 +27,14 @@ def daemon(
 
     Example: streetwatch daemon --config /etc/streetwatch/cameras.yaml --db postgresql+psycopg://sw@db/streetwatch
     """
-    from detector.errors import StreetwatchError
+    from streetwatch.detector.errors import StreetwatchError
 
     try:
         if action == "reload":
             raise typer.Exit(_reload(config))
         quiet_libraries()
-        from camera_daemon.ops import setup_logging
-        from camera_daemon.process import serve
+        from streetwatch.camera_daemon.ops import setup_logging
+        from streetwatch.camera_daemon.process import serve
 
         setup_logging(log_level, log_format)
         code = serve(config, db)
@@ -47,7 +47,7 @@ def daemon(
 
 def _reload(config: Path) -> int:
     """`streetwatch daemon reload`: 0 when the daemon took the file (or cannot be asked), 1 when it refused it."""
-    from camera_daemon.process import reload_running
+    from streetwatch.camera_daemon.process import reload_running
 
     sent = reload_running(config)
     if sent.result is None:
@@ -70,9 +70,9 @@ def config_check(
 
     Example: streetwatch config check cameras.yaml
     """
-    from camera_daemon.config import check_daemon_config
-    from detector.errors import ConfigError
-    from streams.live import redact_url, remember_secrets
+    from streetwatch.camera_daemon.config import check_daemon_config
+    from streetwatch.detector.errors import ConfigError
+    from streetwatch.streams.live import redact_url, remember_secrets
 
     try:
         cfg, warnings = check_daemon_config(file)
@@ -111,8 +111,8 @@ def bench_daemon(
     Example: streetwatch bench daemon -n 8 -n 16 -n 24 --seconds 20
     """
     quiet_libraries()
-    from benchmarks.bench_daemon import bench_daemon as run
-    from detector.inference import DEFAULT_MODEL
+    from streetwatch.benchmarks.bench_daemon import bench_daemon as run
+    from streetwatch.detector.inference import DEFAULT_MODEL
 
     models = list(model or [DEFAULT_MODEL])
     backends = list(backend or [])

@@ -10,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from commands.common import (
+from streetwatch.commands.common import (
     DEFAULT_DATA_DIR,
     DataDir,
     DbUrl,
@@ -22,7 +22,7 @@ from commands.common import (
     parse_when,
     quiet_libraries,
 )
-from commands.detect_report import print_summary, write_report
+from streetwatch.commands.detect_report import print_summary, write_report
 
 
 @one_line_errors
@@ -71,22 +71,22 @@ def detect(
     """
     quiet_libraries()
     if not 0 < fps < float("inf"):  # 0 used to mean "every frame" without a word; --all-frames says so
-        from commands.common import fail
+        from streetwatch.commands.common import fail
 
         fail(f"--fps {fps:g}: must be more than 0 frames per second (every frame: --all-frames)")
     if ray is not None:  # Ray missing, or a database only one host sees: one line, before anything runs
-        from batch.cluster import ClusterError, require_cluster
-        from commands.common import fail
+        from streetwatch.batch.cluster import ClusterError, require_cluster
+        from streetwatch.commands.common import fail
 
         try:
             require_cluster(db)
         except ClusterError as exc:
             fail(str(exc))  # fail() escapes markup: the hint holds "[cluster]"
-    from batch.runner import Pipeline, PipelineSettings
-    from detector.settings import AnalysisSettings
-    from streams.discover import discover
-    from streams.sample import build_sample
-    from streams.video import Sampling
+    from streetwatch.batch.runner import Pipeline, PipelineSettings
+    from streetwatch.detector.settings import AnalysisSettings
+    from streetwatch.streams.discover import discover
+    from streetwatch.streams.sample import build_sample
+    from streetwatch.streams.video import Sampling
 
     inputs = list(paths or [])
     if sample:
@@ -97,18 +97,18 @@ def detect(
         raise typer.BadParameter("give footage paths, or --sample for the bundled sample clip")
     _start = parse_when(start_time, "--start-time")
     if timezone is not None:
-        from detector.config import check_timezone
+        from streetwatch.detector.config import check_timezone
 
         try:
             check_timezone(timezone)
         except ValueError as exc:
             raise typer.BadParameter(f"--timezone: {exc}; use an IANA name such as Asia/Shanghai or UTC") from None
     if camera is not None:
-        from detector.ids import check_camera_id
+        from streetwatch.detector.ids import check_camera_id
 
         check_camera_id(camera, "--camera")
     mode = "all" if all_frames else "keyframes" if keyframes else "every" if every else "auto"
-    from detector.model_registry import current_model
+    from streetwatch.detector.model_registry import current_model
 
     # no --model: the current promoted model of THIS data folder, else the bundled one
     analysis = parse_settings(AnalysisSettings, {"model": model or current_model(data_dir), "backend": backend,
@@ -119,14 +119,14 @@ def detect(
         zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
         start_time=_start and _start.timestamp(), rerun=rerun, explain_dir=explain_dir,
         location=parse_location(location), camera_locations=camera_locations(cameras), timezone=timezone)
-    from detector.config import load_zones
-    from detector.settings import resolve_taxonomy
+    from streetwatch.detector.config import load_zones
+    from streetwatch.detector.settings import resolve_taxonomy
 
     resolve_taxonomy(analysis)
     zone_file = load_zones(zones)  # a malformed config stops here, before any file is touched
     settings.camera_timezones, settings.cameras_timezone = camera_timezones(cameras)
     if _start is not None and _naive(start_time):
-        from streams.local_time import resolve_zone
+        from streetwatch.streams.local_time import resolve_zone
 
         # no zone written: read it where the camera is, as file names are (streams.local_time)
         zone = resolve_zone(camera or "", timezone, settings.camera_timezones,
@@ -136,7 +136,7 @@ def detect(
     items, problems = discover(inputs)
     for problem in problems:
         err_console.print(f"[red]skipped:[/] {problem}", highlight=False)
-    from detector.zones import zone_warnings
+    from streetwatch.detector.zones import zone_warnings
 
     for warning in zone_warnings(zone_file.zones, {camera or item.camera_id for item in items} if items else None):
         err_console.print(f"[yellow]warning:[/] {escape(str(zones))}: {escape(warning)}", highlight=False,
@@ -145,8 +145,8 @@ def detect(
         raise typer.BadParameter("--telemetry names the sidecar of ONE video; put flight.SRT beside flight.MP4 instead")
     store = open_store(data_dir, db)
     if ray is not None:  # the same batch on a Ray cluster (batch.cluster), reported as a local run reports it
-        from batch.cluster import run_on_cluster
-        from streams.drone import DroneSettings
+        from streetwatch.batch.cluster import run_on_cluster
+        from streetwatch.streams.drone import DroneSettings
 
         outcome = run_on_cluster(ray, items, settings, store, DroneSettings(
             telemetry=telemetry, camera_model=drone_camera, hfov_deg=hfov, ground_elev_m=ground_elevation),
@@ -159,13 +159,13 @@ def detect(
             raise typer.Exit(1)
         return
     pipeline = Pipeline(settings, store)
-    from detector.settings import taxonomy_class_problems
+    from streetwatch.detector.settings import taxonomy_class_problems
 
     for line in taxonomy_class_problems(pipeline.taxonomy, pipeline.detector.names.values(),
                                         analysis.model_path().name):  # a typo like `garbge` files nothing
         err_console.print(f"[yellow]warning:[/] {escape(str(taxonomy or 'bundled taxonomy'))}: {escape(line)}",
                           highlight=False, soft_wrap=True)
-    from streams.drone import DroneSettings, drone_hooks
+    from streetwatch.streams.drone import DroneSettings, drone_hooks
 
     drone = DroneSettings(telemetry=telemetry, camera_model=drone_camera, hfov_deg=hfov,
                           ground_elev_m=ground_elevation)
@@ -239,7 +239,7 @@ def camera_timezones(path: Path | None) -> tuple[dict[str, str], str | None]:
     """Camera id -> its own `timezone` from a daemon cameras.yaml, and the file's top-level one when it sets one."""
     if path is None:
         return {}, None
-    from camera_daemon.config import check_daemon_config
+    from streetwatch.camera_daemon.config import check_daemon_config
 
     cfg, _warnings = check_daemon_config(path)
     top = cfg.timezone if "timezone" in cfg.model_fields_set else None
@@ -250,7 +250,7 @@ def camera_locations(path: Path | None) -> dict[str, tuple[float, float]]:
     """Camera id -> (lat, lon) from a daemon cameras.yaml (validated in full, like `config check`)."""
     if path is None:
         return {}
-    from camera_daemon.config import check_daemon_config
+    from streetwatch.camera_daemon.config import check_daemon_config
 
     cfg, _warnings = check_daemon_config(path)
     return {c.id: (c.location.lat, c.location.lon) for c in cfg.cameras if c.location is not None}

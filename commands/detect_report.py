@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
-from commands.common import DEFAULT_DATA_DIR, console
+from streetwatch.commands.common import DEFAULT_DATA_DIR, console
 
 __all__ = ["explain_lines", "print_summary", "write_report"]
 
@@ -35,7 +35,7 @@ def one_line(r) -> str:
 
 
 def print_summary(results, data_dir: Path, url: str, model_id: str, explain: bool) -> None:
-    from cases.store import redact
+    from streetwatch.cases.store import redact
 
     table = Table(title="streetwatch detect")
     for col in ("file", "camera", "status", "length", "frames", "wall", "speed", "seen", "new"):

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, db_url, fail, one_line_errors
+from streetwatch.commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, db_url, fail, one_line_errors
 
 users_app = typer.Typer(help="Manage the people who review cases (stored in the case database).",
                         no_args_is_help=True)
@@ -34,9 +34,9 @@ def serve(
     _check_listen(host, port)  # before anything is opened or created
     import uvicorn
 
-    from cases.review_tables import User
-    from cases.store import redact
-    from review import create_app, load_settings
+    from streetwatch.cases.review_tables import User
+    from streetwatch.cases.store import redact
+    from streetwatch.review import create_app, load_settings
 
     settings = load_settings(config)
     if webhook_url:
@@ -87,8 +87,8 @@ def users_add(
 
     Example: streetwatch users add alice --role admin
     """
-    from cases.store import CaseStore
-    from review.users import add_user
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.review.users import add_user
 
     store = CaseStore(db_url(data_dir, db))
     password = _password(password_stdin)
@@ -104,9 +104,9 @@ def users_list(data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
 
     Example: streetwatch users list
     """
-    from cases.store import CaseStore
-    from review.queries import iso
-    from review.users import list_users
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.review.queries import iso
+    from streetwatch.review.users import list_users
 
     store = CaseStore(db_url(data_dir, db))
     table = Table(title="users")
@@ -120,8 +120,8 @@ def users_list(data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
 
 
 def _toggle(username: str, disabled: bool, data_dir: Path, db: str | None) -> None:
-    from cases.store import CaseStore
-    from review.users import set_disabled
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.review.users import set_disabled
 
     store = CaseStore(db_url(data_dir, db))
     with store.sessions.begin() as ses:
@@ -151,8 +151,8 @@ def users_enable(username: str, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl 
 
 def _default_classes() -> list[str]:
     """The bundled model's classes, read from its weights, so reviewed cases evaluate against it directly."""
-    from detector.model import class_names
-    from detector.model_registry import BUNDLED_MODEL
+    from streetwatch.detector.model import class_names
+    from streetwatch.detector.model_registry import BUNDLED_MODEL
 
     return class_names(BUNDLED_MODEL) or []
 
@@ -172,8 +172,8 @@ def dataset_from_reviews(
 
     Example: streetwatch dataset from-reviews --out streetwatch-data/reviews
     """
-    from cases.store import CaseStore
-    from training.from_reviews import export_reviews
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.training.from_reviews import export_reviews
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else _default_classes()
     out = out or data_dir / "reviews"

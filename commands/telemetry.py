@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from detector.errors import TelemetryError
-from streams.telemetry import Telemetry, TelemetryEntry, load_telemetry
+from streetwatch.detector.errors import TelemetryError
+from streetwatch.streams.telemetry import Telemetry, TelemetryEntry, load_telemetry
 
 __all__ = ["OutputFormat", "telemetry"]
 

@@ -10,7 +10,14 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from commands.common import DEFAULT_DATA_DIR, DataDir, console, err_console, one_line_errors, quiet_libraries
+from streetwatch.commands.common import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    console,
+    err_console,
+    one_line_errors,
+    quiet_libraries,
+)
 
 dataset_app = typer.Typer(help="Build training datasets from recipes.", no_args_is_help=True)
 models_app = typer.Typer(help="Compare, promote, roll back and export models.", no_args_is_help=True)
@@ -33,8 +40,8 @@ def dataset_build(
     Example: streetwatch dataset build datasets/default.yaml
     """
     quiet_libraries()
-    from training.dataset import build_dataset
-    from training.recipe import load_recipe
+    from streetwatch.training.dataset import build_dataset
+    from streetwatch.training.recipe import load_recipe
 
     spec = load_recipe(recipe)
     out = out or Path("streetwatch-data/datasets") / spec.name
@@ -84,10 +91,10 @@ def train(
     Example: streetwatch train --init-from ../shared/weights/yolov8n_int8.onnx --epochs 20
     """
     quiet_libraries()
-    from training.card import write_card_draft
-    from training.train import TrainSettings, init_from_onnx, start_checkpoint
-    from training.train import resume as resume_run
-    from training.train import train as run_train
+    from streetwatch.training.card import write_card_draft
+    from streetwatch.training.train import TrainSettings, init_from_onnx, start_checkpoint
+    from streetwatch.training.train import resume as resume_run
+    from streetwatch.training.train import train as run_train
 
     with _progress() as progress:
         task = progress.add_task("epochs", total=epochs, info="")
@@ -105,7 +112,7 @@ def train(
             if init_from:
                 start = init_from_onnx(init_from, data, project / name / "init.pt", imgsz)
             if start is None:  # fine-tune what is in use: the current promoted model, else the bundled one
-                from detector.model_registry import current_model
+                from streetwatch.detector.model_registry import current_model
 
                 start = current_model()
             start = start_checkpoint(start, data, project / name / "start.pt")
@@ -153,7 +160,7 @@ def evaluate(
     Example: streetwatch eval models/streetwatch-default/streetwatch-default.pt --imgsz 640
     """
     quiet_libraries()
-    from training.evaluate import evaluate as run_eval
+    from streetwatch.training.evaluate import evaluate as run_eval
 
     if split not in ("val", "test"):
         raise typer.BadParameter(f"--split {split!r}: use val or test")
@@ -161,7 +168,7 @@ def evaluate(
     console.print(_metrics_table([result]))
     console.print(f"speed (ms/image): {result['speed_ms_per_image']}")
     if confusion:
-        from training.confusion import confusions
+        from streetwatch.training.confusion import confusions
 
         named = confusions(model, data, split, imgsz)
         result["confusion"] = {cls: dict(got) for cls, got in named.items()}
@@ -169,7 +176,7 @@ def evaluate(
             total = sum(got.values())
             console.print(f"{cls} ({total} labelled): " + ", ".join(f"{k} {v}" for k, v in got.most_common()))
     if worst:
-        from training.confusion import worst_images
+        from streetwatch.training.confusion import worst_images
 
         for image, missed, labelled, called in worst_images(model, data, worst, split, imgsz):
             console.print(f"{image}: {missed} of {labelled} {worst} missed"
@@ -192,7 +199,7 @@ def models_candidate(
     Example: streetwatch models candidate streetwatch-data/runs/v2-640 --out models/streetwatch-v2-candidate
     """
     quiet_libraries()
-    from training.candidate import save_candidate
+    from streetwatch.training.candidate import save_candidate
 
     path = save_candidate(run, out, weights)
     progress = json.loads((out / "progress.json").read_text())
@@ -209,8 +216,8 @@ def compare(a: Path, b: Path, data: Path = DEFAULT_DATASET, imgsz: int = 416) ->
     Example: streetwatch models compare models/streetwatch-default/streetwatch-default.pt runs/x/weights/last.pt
     """
     quiet_libraries()
-    from training.evaluate import evaluate as run_eval
-    from training.evaluate import not_worse
+    from streetwatch.training.evaluate import evaluate as run_eval
+    from streetwatch.training.evaluate import not_worse
 
     ra, rb = run_eval(a, data, imgsz), run_eval(b, data, imgsz)
     console.print(_metrics_table([ra, rb]))
@@ -238,7 +245,7 @@ def promote(
     Example: streetwatch models promote streetwatch-data/runs/streetwatch --reason "reviews of November"
     """
     quiet_libraries()
-    from training.evaluate import promote as run_promote
+    from streetwatch.training.evaluate import promote as run_promote
 
     decision = run_promote(run, data, data_dir, imgsz, force, reason, name)
     if decision["promoted"]:
@@ -262,8 +269,8 @@ def rollback(
 
     Example: streetwatch models rollback --reason "misses parked vans at night"
     """
-    from detector.model_registry import current_model
-    from training.evaluate import rollback as run_rollback
+    from streetwatch.detector.model_registry import current_model
+    from streetwatch.training.evaluate import rollback as run_rollback
 
     entry = run_rollback(data_dir, reason)
     console.print(f"rolled back {entry['from']} -> {entry['to']}; now in use: {current_model(data_dir)}",
@@ -276,7 +283,7 @@ def current(data_dir: DataDir = DEFAULT_DATA_DIR) -> None:
 
     Example: streetwatch models current
     """
-    from detector.model_registry import BUNDLED_MODEL, current_entry, current_model, read_history
+    from streetwatch.detector.model_registry import BUNDLED_MODEL, current_entry, current_model, read_history
 
     entry = current_entry(data_dir)
     for h in read_history(data_dir):
@@ -302,7 +309,7 @@ def export(
     Example: streetwatch models export models/streetwatch-default/streetwatch-default.pt --format openvino --imgsz 384 640
     """
     quiet_libraries()
-    from detector.model import export_cached
+    from streetwatch.detector.model import export_cached
 
     console.print(str(export_cached(model, format_, imgsz)))
 
@@ -320,7 +327,7 @@ def interpolate(
     Example: streetwatch models interpolate runs/x/weights/last.pt runs/x/init.pt --alpha 0.8
     """
     quiet_libraries()
-    from training.wise import interpolate as run
+    from streetwatch.training.wise import interpolate as run
 
     target = out or fine_tuned.with_name(f"{fine_tuned.stem}-wise{alpha:g}.pt")
     console.print(str(run(fine_tuned, start, alpha, target)))
@@ -344,8 +351,8 @@ def from_openvino(
     Example: streetwatch models from-openvino ../shared/weights/yolo26n_int8_openvino_model --arch yolo26n.yaml --out start.pt
     """
     quiet_libraries()
-    from training.openvino_init import convert_openvino, data_train_images
-    from training.train import check_dataset, data_names
+    from streetwatch.training.openvino_init import convert_openvino, data_train_images
+    from streetwatch.training.train import check_dataset, data_names
 
     names, images = None, []
     if data is not None:

@@ -1,8 +1,8 @@
 """streetwatch's analysis core: frames in, sightings out (model, tracking, zones, rules, geometry). The public names, re-exported flat."""
 
-from detector.config import ProblemType, Taxonomy, Zone, ZoneFile, load_taxonomy, load_zones
-from detector.detections import Detections, box_iou
-from detector.errors import (
+from streetwatch.detector.config import ProblemType, Taxonomy, Zone, ZoneFile, load_taxonomy, load_zones
+from streetwatch.detector.detections import Detections, box_iou
+from streetwatch.detector.errors import (
     ConfigError,
     DatasetError,
     ModelError,
@@ -12,10 +12,10 @@ from detector.errors import (
     StreetwatchError,
     TelemetryError,
 )
-from detector.frames import CameraPose, Frame
-from detector.rules import RuleEngine
-from detector.sightings import Sighting
-from detector.tracking import IouTracker
+from streetwatch.detector.frames import CameraPose, Frame
+from streetwatch.detector.rules import RuleEngine
+from streetwatch.detector.sightings import Sighting
+from streetwatch.detector.tracking import IouTracker
 
 __all__ = [
     "CameraPose",

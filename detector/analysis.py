@@ -15,16 +15,16 @@ from collections import Counter
 from dataclasses import dataclass, replace
 from functools import partial
 
-from detector.config import Taxonomy
-from detector.detections import Detections
-from detector.frames import Frame
-from detector.rules import Locator, RuleEngine
-from detector.scene import SceneBook
-from detector.scene_segment import SceneSegmenter, SceneState
-from detector.settings import AnalysisSettings, class_floors
-from detector.sightings import Sighting
-from detector.tracking import IouTracker, ground_boxes
-from detector.zones import ZoneIndex
+from streetwatch.detector.config import Taxonomy
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.rules import Locator, RuleEngine
+from streetwatch.detector.scene import SceneBook
+from streetwatch.detector.scene_segment import SceneSegmenter, SceneState
+from streetwatch.detector.settings import AnalysisSettings, class_floors
+from streetwatch.detector.sightings import Sighting
+from streetwatch.detector.tracking import IouTracker, ground_boxes
+from streetwatch.detector.zones import ZoneIndex
 
 __all__ = ["GROUND_TRACK_IDS", "AnalysisStep", "Explanation"]
 

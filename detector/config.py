@@ -24,8 +24,8 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from detector.errors import ConfigError
-from detector.safe_yaml import read_yaml
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.safe_yaml import read_yaml
 
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 DEFAULT_TAXONOMY = DEFAULTS_DIR / "taxonomy.yaml"

@@ -14,7 +14,7 @@ from typing import overload
 import numpy as np
 from numpy.typing import ArrayLike
 
-from detector.frames import CameraPose
+from streetwatch.detector.frames import CameraPose
 
 __all__ = [
     "DEFAULT_HFOV_DEG",

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from detector.errors import ConfigError
-from detector.frames import Frame
-from detector.geo import enu_offset_m, offset_latlon
-from detector.rules import Locator
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.geo import enu_offset_m, offset_latlon
+from streetwatch.detector.rules import Locator
 
 __all__ = ["GroundCalibration"]
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from detector.errors import ConfigError
+from streetwatch.detector.errors import ConfigError
 
 __all__ = ["CAMERA_ID_MAX", "CAMERA_ID_PATTERN", "check_camera_id", "folder_camera_id", "is_camera_id"]
 

@@ -17,11 +17,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.detections import Detections
-from detector.errors import ModelError
-from detector.model import export_cached, input_shape_for, model_format
-from detector.model_registry import BUNDLED_MODEL, current_model
-from detector.offline import prepare_offline
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.model import export_cached, input_shape_for, model_format
+from streetwatch.detector.model_registry import BUNDLED_MODEL, current_model
+from streetwatch.detector.offline import prepare_offline
 
 log = logging.getLogger(__name__)
 DEFAULT_MODEL = BUNDLED_MODEL  # the bundled weights; what runs when none are named is `current_model()`

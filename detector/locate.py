@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from detector.frames import Frame
-from detector.geo import CameraIntrinsics, intrinsics_for, pixel_to_ground
-from detector.rules import Locator
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.geo import CameraIntrinsics, intrinsics_for, pixel_to_ground
+from streetwatch.detector.rules import Locator
 
 __all__ = ["OBLIQUE_BELOW_DEG", "ground_point", "lens_intrinsics", "make_locator"]
 

@@ -11,8 +11,8 @@ import math
 import shutil
 from pathlib import Path
 
-from detector.errors import ModelError
-from detector.offline import prepare_offline
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.offline import prepare_offline, user_cache_dir
 
 
 def model_format(path: Path) -> str:
@@ -116,23 +116,32 @@ def weights_digest(path: Path) -> str:
 
 
 def export_cached(weights: Path, fmt: str, imgsz: tuple[int, int]) -> Path:
-    """Export `weights` (.pt) to ONNX/OpenVINO at `imgsz` once; later calls reuse the file beside it.
+    """Export `weights` (.pt) to ONNX/OpenVINO at `imgsz` once, into the user cache; later calls reuse it.
 
     The cache is keyed on the weights' content: after a promote, a rollback or a `git checkout` of other
-    weights under the same name, the old export is never reused by mistake.
+    weights under the same name, the old export is never reused by mistake. It lives in the user's cache folder
+    (`$XDG_CACHE_HOME/streetwatch/exports`), never beside the weights: an installed package's folder may be
+    read-only or shared by several users.
     """
     weights = Path(weights)
     if model_format(weights) != "pt":
         raise ModelError(f"{weights}: only .pt weights can be exported")
     h, w = imgsz
     digest = weights_digest(weights)[:12]
-    target = weights.with_name(f"{weights.stem}_{digest}_{h}x{w}" + (".onnx" if fmt == "onnx"
-                                                                         else "_openvino_model"))
+    cache = user_cache_dir() / "exports"
+    target = cache / (f"{weights.stem}_{digest}_{h}x{w}" + (".onnx" if fmt == "onnx" else "_openvino_model"))
     if target.exists():
         return target
     if fmt not in ("onnx", "openvino"):
         raise ModelError(f"export format {fmt!r} not supported (onnx, openvino)")
-    model = load_yolo(weights)
+    # Ultralytics writes an export beside the weights it reads, so it reads a copy in the cache.
+    cache.mkdir(parents=True, exist_ok=True)
+    source = cache / f"{weights.stem}_{digest}.pt"
+    if not source.exists():
+        partial = cache / f"{source.name}.partial"
+        shutil.copyfile(weights, partial)
+        partial.rename(source)
+    model = load_yolo(source)
     try:
         out = Path(model.export(format=fmt, imgsz=[h, w], half=False, int8=False, dynamic=False, verbose=False))
     except Exception as exc:  # exporters raise many types

@@ -21,13 +21,14 @@ import logging
 import os
 from pathlib import Path
 
-from detector.offline import PROJECT_ROOT
-
 __all__ = ["BUNDLED", "BUNDLED_MODEL", "HISTORY", "current_entry", "current_model", "default_data_dir",
            "models_dir", "promoted_stack", "read_history"]
 
 log = logging.getLogger(__name__)
-BUNDLED_MODEL = PROJECT_ROOT / "models" / "streetwatch-default" / "streetwatch-default.pt"
+# Package data (pyproject: [tool.setuptools.package-data]): beside the packages in a wheel, the repository root
+# in a checkout. Never a path into ../shared or the working directory.
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+BUNDLED_MODEL = PACKAGE_ROOT / "models" / "streetwatch-default" / "streetwatch-default.pt"
 BUNDLED = "bundled"  # the id history entries use for the bundled model
 HISTORY = "history.jsonl"
 

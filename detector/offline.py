@@ -11,8 +11,14 @@ import os
 import shutil
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 _DONE = False
+
+
+def user_cache_dir() -> Path:
+    """streetwatch's own cache ($XDG_CACHE_HOME/streetwatch, else ~/.cache/streetwatch): Ultralytics' settings and
+    model exports go here, never beside an installed package (site-packages may be read-only or shared)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "streetwatch"
 
 
 def _find_ttf() -> Path | None:
@@ -35,7 +41,7 @@ def prepare_offline(config_dir: Path | None = None) -> Path:
     Returns the settings folder. Safe to call many times.
     """
     global _DONE
-    cfg = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir or PROJECT_ROOT / ".yolo")
+    cfg = Path(os.environ.get("YOLO_CONFIG_DIR") or config_dir or user_cache_dir() / "ultralytics")
     if _DONE:
         return cfg
     os.environ.setdefault("YOLO_CONFIG_DIR", str(cfg))

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from detector.config import Taxonomy
-from detector.detections import Detections
-from detector.frames import Frame
-from detector.sightings import Sighting
-from detector.zones import ZoneIndex
+from streetwatch.detector.config import Taxonomy
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.sightings import Sighting
+from streetwatch.detector.zones import ZoneIndex
 
 # (frame, xyxy) -> (lat, lon, uncertainty_m) or None: pixel-to-ground for sources that know where they are
 Locator = Callable[[Frame, np.ndarray], "tuple[float, float, float] | None"]

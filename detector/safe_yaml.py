@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from detector.errors import ConfigError
+from streetwatch.detector.errors import ConfigError
 
 __all__ = ["MAX_ALIAS_VALUES", "MAX_CONFIG_BYTES", "MAX_DEPTH", "load_yaml_text", "read_yaml"]
 

@@ -25,9 +25,9 @@ import math
 
 import numpy as np
 
-from detector.frames import Frame
-from detector.scene import MIN_INLIERS, Match, SceneBook, SceneView, Thumb
-from detector.scene_segment import SceneSegmenter, SceneState
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.scene import MIN_INLIERS, Match, SceneBook, SceneView, Thumb
+from streetwatch.detector.scene_segment import SceneSegmenter, SceneState
 
 __all__ = ["MAX_VIEWS_COMPARED", "NEW_VIEW_BELOW", "PHOTO_MAX_SCALE", "PHOTO_REACH_M", "PhotoScenes",
            "identify_photo", "photo_locator", "photo_place_id"]

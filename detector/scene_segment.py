@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from detector.scene import Scene, SceneBook, SceneView, Thumb, map_box_norm
+from streetwatch.detector.scene import Scene, SceneBook, SceneView, Thumb, map_box_norm
 
 __all__ = ["SceneSegmenter", "SceneSettings", "SceneState"]
 

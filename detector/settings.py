@@ -14,10 +14,10 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from detector.config import ProblemType, RuleOverride, StrictModel, Taxonomy, load_taxonomy
-from detector.errors import ConfigError
-from detector.inference import DetectorSettings
-from detector.model_registry import current_model
+from streetwatch.detector.config import ProblemType, RuleOverride, StrictModel, Taxonomy, load_taxonomy
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.inference import DetectorSettings
+from streetwatch.detector.model_registry import current_model
 
 __all__ = ["AnalysisSettings", "class_floors", "resolve_taxonomy", "taxonomy_class_problems", "unknown_classes"]
 

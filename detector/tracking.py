@@ -16,7 +16,7 @@ from typing import NamedTuple
 import lap
 import numpy as np
 
-from detector.detections import Detections, box_iou
+from streetwatch.detector.detections import Detections, box_iou
 
 
 @dataclass
@@ -109,7 +109,7 @@ def ground_boxes(frame, dets: Detections, locate, origin: tuple[float, float]) -
     pixel IoU loses it; on the ground it stays put. Each box's four corners are cast to the ground
     and their axis-aligned extent is the metric box. None when any box cannot be placed.
     """
-    from detector.geo import enu_offset_m
+    from streetwatch.detector.geo import enu_offset_m
 
     if frame.pose is None:
         return None

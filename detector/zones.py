@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from shapely import prepared
 from shapely.geometry import Point, Polygon
 
-from detector.config import Zone, ZoneFile
+from streetwatch.detector.config import Zone, ZoneFile
 
 __all__ = ["ZoneIndex", "zone_warnings"]
 

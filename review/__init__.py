@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from review.app import create_app
-from review.settings import ReviewSettings, load_settings
+from streetwatch.review.app import create_app
+from streetwatch.review.settings import ReviewSettings, load_settings
 
 __all__ = ["ReviewSettings", "create_app", "load_settings"]

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from review import inputs
-from review.i18n import LANG_COOKIE, LANGUAGES, Msg
-from review.users import (
+from streetwatch.review import inputs
+from streetwatch.review.i18n import LANG_COOKIE, LANGUAGES, Msg
+from streetwatch.review.users import (
     Current,
     LoginLocked,
     LoginRefused,
@@ -22,7 +22,7 @@ from review.users import (
     log_in,
     set_disabled,
 )
-from review.web import (
+from streetwatch.review.web import (
     COOKIE,
     LOGIN_CSRF_COOKIE,
     admin_only,

@@ -27,12 +27,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
-from cases import tables as t
-from cases.locks import lock_problem_types
-from cases.status import REJECT_REASONS, CaseStatus
-from cases.tables import as_utc
-from detector.errors import StreetwatchError
-from review.i18n import Msg
+from streetwatch.cases import tables as t
+from streetwatch.cases.locks import lock_problem_types
+from streetwatch.cases.status import REJECT_REASONS, CaseStatus
+from streetwatch.cases.tables import as_utc
+from streetwatch.detector.errors import StreetwatchError
+from streetwatch.review.i18n import Msg
 
 # action -> (statuses it may start from, status it leads to)
 _S = CaseStatus

@@ -25,15 +25,15 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import pass_context
 
-from cases.export import clock_offset
-from cases.store import CaseStore
-from detector.errors import StoreError, StreetwatchError
-from review import accounts, routes
-from review.actions import Conflict, NotFound
-from review.i18n import LANGUAGES, Msg, catalogue
-from review.inputs import InvalidInput
-from review.settings import ReviewSettings
-from review.web import COOKIE, AuthRequired, Forbidden, error_page, error_response, message_of, wants_html
+from streetwatch.cases.export import clock_offset
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.errors import StoreError, StreetwatchError
+from streetwatch.review import accounts, routes
+from streetwatch.review.actions import Conflict, NotFound
+from streetwatch.review.i18n import LANGUAGES, Msg, catalogue
+from streetwatch.review.inputs import InvalidInput
+from streetwatch.review.settings import ReviewSettings
+from streetwatch.review.web import COOKIE, AuthRequired, Forbidden, error_page, error_response, message_of, wants_html
 
 HERE = Path(__file__).resolve().parent
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup
 
-from cases.status import REJECT_REASONS, CaseFlag, CaseStatus
+from streetwatch.cases.status import REJECT_REASONS, CaseFlag, CaseStatus
 
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 LANGUAGES = {"en": "English", "zh": "中文"}  # each named in itself: whoever cannot read the page finds theirs

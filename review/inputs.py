@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from detector.errors import StreetwatchError
-from review.actions import NotFound
-from review.i18n import Msg
+from streetwatch.detector.errors import StreetwatchError
+from streetwatch.review.actions import NotFound
+from streetwatch.review.i18n import Msg
 
 DB_INT_MAX = 2**31 - 1  # INTEGER on PostgreSQL (SQLite's is wider): no id, version or event id is larger
 MAX_TEXT = 2000  # notes and other free text a person types

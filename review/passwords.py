@@ -19,7 +19,7 @@ import os
 import secrets
 import threading
 
-from detector.errors import ConfigError
+from streetwatch.detector.errors import ConfigError
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**17, 8, 1
 COST_ENV = "STREETWATCH_SCRYPT_N"

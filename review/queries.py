@@ -10,14 +10,14 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases import tables as t
-from cases.export import case_dict, evidence_from, evidence_sighting, names_of, provenance, with_provenance
-from cases.review_tables import WebhookDelivery
-from cases.status import REVIEWABLE, CaseStatus
-from cases.store import as_utc
-from detector.geo import haversine_m
-from review import inputs
-from review.i18n import Msg
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import case_dict, evidence_from, evidence_sighting, names_of, provenance, with_provenance
+from streetwatch.cases.review_tables import WebhookDelivery
+from streetwatch.cases.status import REVIEWABLE, CaseStatus
+from streetwatch.cases.store import as_utc
+from streetwatch.detector.geo import haversine_m
+from streetwatch.review import inputs
+from streetwatch.review.i18n import Msg
 
 STATUSES = REVIEWABLE
 SORTS = {

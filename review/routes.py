@@ -15,11 +15,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from cases.export import case_dict, to_csv, to_geojson
-from cases.status import REJECT_REASONS, CaseStatus
-from review import actions, inputs
-from review.i18n import Msg
-from review.queries import (
+from streetwatch.cases.export import case_dict, to_csv, to_geojson
+from streetwatch.cases.status import REJECT_REASONS, CaseStatus
+from streetwatch.review import actions, inputs
+from streetwatch.review.i18n import Msg
+from streetwatch.review.queries import (
     STATUSES,
     Queue,
     case_page,
@@ -31,9 +31,9 @@ from review.queries import (
     neighbours,
     type_names,
 )
-from review.users import Current
-from review.web import checked, current, error_response, form_of, render, store_of, wants_json
-from review.webhook import DeliveryError, WebhookSettings, push_case
+from streetwatch.review.users import Current
+from streetwatch.review.web import checked, current, error_response, form_of, render, store_of, wants_json
+from streetwatch.review.webhook import DeliveryError, WebhookSettings, push_case
 
 router = APIRouter()
 EVIDENCE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}

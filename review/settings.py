@@ -8,9 +8,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from detector.errors import ConfigError
-from detector.safe_yaml import read_yaml
-from review.i18n import system_zone, valid_zone
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.safe_yaml import read_yaml
+from streetwatch.review.i18n import system_zone, valid_zone
 
 
 class ReviewSettings(BaseModel):

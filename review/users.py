@@ -15,11 +15,11 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from cases.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
-from cases.store import as_utc
-from detector.errors import StreetwatchError
-from review.i18n import Msg
-from review.passwords import cost_n, dummy_hash, hash_password, needs_rehash, verify_password
+from streetwatch.cases.review_tables import ROLES, AuditEvent, LoginAttempt, User, WebSession
+from streetwatch.cases.store import as_utc
+from streetwatch.detector.errors import StreetwatchError
+from streetwatch.review.i18n import Msg
+from streetwatch.review.passwords import cost_n, dummy_hash, hash_password, needs_rehash, verify_password
 
 MIN_PASSWORD = 8
 _USERNAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")

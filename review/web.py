@@ -18,10 +18,10 @@ from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.datastructures import FormData
 
-from cases.status import CaseStatus
-from cases.store import CaseStore
-from review.i18n import LANG_COOKIE, LANGUAGES, N_, I18n, Msg
-from review.users import Current, SessionExpired, resume_session
+from streetwatch.cases.status import CaseStatus
+from streetwatch.cases.store import CaseStore
+from streetwatch.review.i18n import LANG_COOKIE, LANGUAGES, N_, I18n, Msg
+from streetwatch.review.users import Current, SessionExpired, resume_session
 
 COOKIE = "sw_session"
 LOGIN_CSRF_COOKIE = "sw_login_csrf"

@@ -23,13 +23,13 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from cases import tables as t
-from cases.export import evidence_sighting, names_of, provenance
-from cases.review_tables import WebhookDelivery
-from cases.status import CaseStatus
-from cases.store import as_utc
-from detector.errors import StreetwatchError
-from review.i18n import Msg
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import evidence_sighting, names_of, provenance
+from streetwatch.cases.review_tables import WebhookDelivery
+from streetwatch.cases.status import CaseStatus
+from streetwatch.cases.store import as_utc
+from streetwatch.detector.errors import StreetwatchError
+from streetwatch.review.i18n import Msg
 
 PUSHABLE = (CaseStatus.CONFIRMED, CaseStatus.DISPATCHED)
 SCHEMA = "streetwatch.case/1"

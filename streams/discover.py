@@ -22,10 +22,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from detector.ids import CAMERA_ID_MAX, folder_camera_id
-from streams.images import ImageSource
-from streams.local_time import UTC_ZONE, LocalZone
-from streams.video import Sampling, VideoFileSource
+from streetwatch.detector.ids import CAMERA_ID_MAX, folder_camera_id
+from streetwatch.streams.images import ImageSource
+from streetwatch.streams.local_time import UTC_ZONE, LocalZone
+from streetwatch.streams.video import Sampling, VideoFileSource
 
 VIDEO_SUFFIXES = {".mp4", ".mov", ".mkv", ".avi", ".ts", ".m4v", ".flv", ".webm", ".mpg", ".mpeg", ".h264",
                   ".h265", ".hevc", ".264", ".265", ".dav", ".3gp", ".wmv", ".mts", ".m2ts"}

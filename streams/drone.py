@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from detector.errors import TelemetryError
-from detector.frames import Frame
-from streams.discover import FootageItem
-from streams.telemetry import PoseTrack, find_sidecar, load_telemetry
-from streams.video import probe
+from streetwatch.detector.errors import TelemetryError
+from streetwatch.detector.frames import Frame
+from streetwatch.streams.discover import FootageItem
+from streetwatch.streams.telemetry import PoseTrack, find_sidecar, load_telemetry
+from streetwatch.streams.video import probe
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import cv2
 
-from detector.errors import SourceError
-from detector.frames import CameraPose, Frame
-from streams.local_time import UTC_ZONE, LocalZone
-from streams.pixels import MAX_PIXELS, decoder_lines, image_size, jpeg_reduction, pil_open, size_problem
-from streams.video import start_time_from_name
+from streetwatch.detector.errors import SourceError
+from streetwatch.detector.frames import CameraPose, Frame
+from streetwatch.streams.local_time import UTC_ZONE, LocalZone
+from streetwatch.streams.pixels import MAX_PIXELS, decoder_lines, image_size, jpeg_reduction, pil_open, size_problem
+from streetwatch.streams.video import start_time_from_name
 
 PHONE_GPS_ERROR_M = 8.0  # horizontal error of a phone fix in a street when the photo does not say
 _EPOCH_MS = re.compile(r"(?<!\d)(1\d{12})(?!\d)")  # 13 digits: 2001-09-09 .. 2033-05-18 in milliseconds

@@ -28,8 +28,8 @@ from typing import Literal
 
 import av
 
-from detector.errors import SourceError, SourceUnavailable
-from detector.frames import Frame
+from streetwatch.detector.errors import SourceError, SourceUnavailable
+from streetwatch.detector.frames import Frame
 
 __all__ = ["LiveReader", "StreamStatus", "redact_url", "remember_secrets"]
 

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-from detector.errors import SourceError
+from streetwatch.detector.errors import SourceError
 
 __all__ = ["MAX_ASPECT", "MAX_PIXELS", "MIN_SIDE", "decoder_lines", "image_size", "jpeg_reduction", "pil_open",
            "size_problem"]

@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 
-from detector.frames import CameraPose
-from streams.telemetry_types import Telemetry, TelemetryEntry
+from streetwatch.detector.frames import CameraPose
+from streetwatch.streams.telemetry_types import Telemetry, TelemetryEntry
 
 __all__ = ["PoseTrack"]
 

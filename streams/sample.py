@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from detector.errors import SourceError
-from streams.writer import write_video
+from streetwatch.detector.errors import SourceError
+from streetwatch.streams.writer import write_video
 
 SAMPLE_VERSION = "v3"  # bump when the sample changes: old copies in data folders are then left alone
 SAMPLE_NAME = "kerbside-cam_20261128_080000.mp4"  # the date in the name gives the clip its wall time

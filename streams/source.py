@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Protocol
 
-from detector.frames import Frame
-from streams.video import VideoInfo
+from streetwatch.detector.frames import Frame
+from streetwatch.streams.video import VideoInfo
 
 __all__ = ["Source"]
 

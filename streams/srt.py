@@ -31,9 +31,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from streams.srt_blocks import Block, is_absent, parse_block, split_blocks, store_value
-from streams.telemetry_jumps import check_jumps
-from streams.telemetry_types import (
+from streetwatch.streams.srt_blocks import Block, is_absent, parse_block, split_blocks, store_value
+from streetwatch.streams.telemetry_jumps import check_jumps
+from streetwatch.streams.telemetry_types import (
     NO_FIX_ZERO,
     ProblemLog,
     Telemetry,

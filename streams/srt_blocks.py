@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from streams.telemetry_types import out_of_range, parse_number, show_raw
+from streetwatch.streams.telemetry_types import out_of_range, parse_number, show_raw
 
 __all__ = ["Block", "is_absent", "parse_block", "split_blocks", "store_value"]
 

@@ -22,11 +22,11 @@ import csv
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.errors import TelemetryError
-from streams.pose_track import PoseTrack
-from streams.srt import parse_srt
-from streams.telemetry_jumps import check_jumps
-from streams.telemetry_types import (
+from streetwatch.detector.errors import TelemetryError
+from streetwatch.streams.pose_track import PoseTrack
+from streetwatch.streams.srt import parse_srt
+from streetwatch.streams.telemetry_jumps import check_jumps
+from streetwatch.streams.telemetry_types import (
     NO_FIX_ZERO,
     ProblemLog,
     Telemetry,

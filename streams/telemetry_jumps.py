@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from streams.telemetry_types import TelemetryEntry, TelemetryProblem
+from streetwatch.streams.telemetry_types import TelemetryEntry, TelemetryProblem
 
 __all__ = [
     "ALTITUDE_SLACK_M",

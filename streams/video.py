@@ -26,10 +26,10 @@ from typing import Literal
 
 import numpy as np
 
-from detector.errors import SourceError
-from detector.frames import Frame
-from streams.local_time import UTC_ZONE, LocalZone
-from streams.pixels import size_problem
+from streetwatch.detector.errors import SourceError
+from streetwatch.detector.frames import Frame
+from streetwatch.streams.local_time import UTC_ZONE, LocalZone
+from streetwatch.streams.pixels import size_problem
 
 log = logging.getLogger(__name__)
 SamplingMode = Literal["auto", "all", "every", "fps", "keyframes"]

@@ -6,10 +6,10 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from detector.detections import Detections
-from detector.errors import SourceError
-from detector.frames import Frame
-from detector.sightings import Sighting
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.errors import SourceError
+from streetwatch.detector.frames import Frame
+from streetwatch.detector.sightings import Sighting
 
 NAMES = {0: "garbage", 1: "street_vendor", 2: "person", 3: "bicycle", 4: "car", 5: "motorcycle", 6: "bus",
          7: "truck", 8: "umbrella"}

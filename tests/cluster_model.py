@@ -20,9 +20,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.clips import Scene  # the same clip description the benchmarks use
-from detector.detections import Detections
-from streams.writer import write_video
+from streetwatch.benchmarks.clips import Scene  # the same clip description the benchmarks use
+from streetwatch.detector.detections import Detections
+from streetwatch.streams.writer import write_video
 from tests.builders import NAMES
 
 SIZE = (960, 540)
@@ -124,12 +124,12 @@ def make_slow_model() -> SlotModel:
 
 def main(argv: list[str]) -> None:
     """Driver for a killable subprocess: ADDRESS DB_URL EVIDENCE_DIR TAXONOMY SEGMENT_S FILE..."""
-    from batch.cluster import ClusterOptions, run_on_cluster
-    from batch.runner import PipelineSettings
-    from cases.store import CaseStore
-    from detector.settings import AnalysisSettings
-    from streams.discover import discover
-    from streams.video import Sampling
+    from streetwatch.batch.cluster import ClusterOptions, run_on_cluster
+    from streetwatch.batch.runner import PipelineSettings
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.detector.settings import AnalysisSettings
+    from streetwatch.streams.discover import discover
+    from streetwatch.streams.video import Sampling
 
     address, db, evidence, taxonomy, segment_s, *files = argv
     settings = PipelineSettings(analysis=AnalysisSettings(taxonomy=Path(taxonomy)), evidence_dir=Path(evidence),

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.offline import PROJECT_ROOT, prepare_offline
+from streetwatch.detector.offline import prepare_offline
+from tests.paths import PROJECT_ROOT
 
 prepare_offline()
 SHARED = Path(os.environ.get("STREETWATCH_SHARED", PROJECT_ROOT.parent / "shared"))

@@ -13,9 +13,9 @@ from typing import Any
 
 import yaml
 
-from camera_daemon.config import DaemonConfig, parse_daemon_config
-from detector.detections import Detections
-from detector.inference import DetectorSettings
+from streetwatch.camera_daemon.config import DaemonConfig, parse_daemon_config
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.inference import DetectorSettings
 from tests.builders import NAMES, dets
 
 GARBAGE, VENDOR, CAR = 0, 1, 4

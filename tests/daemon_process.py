@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from detector.offline import PROJECT_ROOT
 from tests.daemon_helpers import http_get
+from tests.paths import PROJECT_ROOT
 
 
 def streetwatch_cmd() -> list[str]:
     """The installed console script beside this interpreter, else `python -m cli` (a checkout without install)."""
     console_script = Path(sys.executable).with_name("streetwatch")
-    return [str(console_script)] if console_script.exists() else [sys.executable, "-m", "cli"]
+    return [str(console_script)] if console_script.exists() else [sys.executable, "-m", "streetwatch.cli"]
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:

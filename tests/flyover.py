@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from detector.geo import offset_latlon
-from streams.writer import write_video
+from streetwatch.detector.geo import offset_latlon
+from streetwatch.streams.writer import write_video
 
 LAT0, LON0 = 4.6097, -74.0817  # Bogotá
 GSD_M = 0.04  # metres per pixel: a 2.5 m umbrella is ~60 px, as in the chips

@@ -9,10 +9,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cases.evidence import save_evidence
-from cases.store import CaseStore
-from detector.config import load_taxonomy
-from review.users import add_user
+from streetwatch.cases.evidence import save_evidence
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.review.users import add_user
 from tests.builders import sighting
 
 TAX = load_taxonomy()

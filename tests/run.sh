@@ -33,4 +33,12 @@ if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
 .venv/bin/lint-imports --no-cache >/dev/null || { .venv/bin/lint-imports --no-cache; exit 1; }
 echo "import contracts: kept (lint-imports)"
 .venv/bin/ruff check --quiet . && echo "ruff: clean"
+# Types of the core packages, under their installed names: mypy cannot follow the editable install's import hook,
+# so it reads the checkout through a link named `streetwatch` (the repository root is that package).
+types_root=$(mktemp -d) && ln -s "$PWD" "$types_root/streetwatch"
+(cd "$types_root" && "$OLDPWD/.venv/bin/mypy" --config-file "$OLDPWD/pyproject.toml" \
+   -p streetwatch.detector -p streetwatch.cases -p streetwatch.streams >"$types_root/mypy.txt" 2>&1) \
+  || { grep -v annotation-unchecked "$types_root/mypy.txt"; echo "mypy: errors above"; exit 1; }
+rm -rf "$types_root"
+echo "mypy: clean (detector, cases, streams)"
 exec .venv/bin/python -m pytest "$@"

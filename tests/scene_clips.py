@@ -12,9 +12,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from benchmarks.clips import preset_view
-from detector.detections import Detections
-from streams.writer import write_video
+from streetwatch.benchmarks.clips import preset_view
+from streetwatch.detector.detections import Detections
+from streetwatch.streams.writer import write_video
 from tests.builders import NAMES
 from tests.conftest import shared_path
 

@@ -9,11 +9,11 @@ import json
 import pytest
 import yaml
 
-from detector.inference import DEFAULT_MODEL
-from detector.model import load_yolo
-from training.dataset import build_dataset
-from training.evaluate import evaluate
-from training.recipe import load_recipe
+from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.detector.model import load_yolo
+from streetwatch.training.dataset import build_dataset
+from streetwatch.training.evaluate import evaluate
+from streetwatch.training.recipe import load_recipe
 
 CARD_METRICS = DEFAULT_MODEL.parent / "metrics.json"
 PROJECT = DEFAULT_MODEL.parents[2]

@@ -17,11 +17,11 @@ import yaml
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from camera_daemon.config import Camera
-from cases.evidence import save_evidence
-from detector.errors import ConfigError
-from detector.ids import check_camera_id, folder_camera_id, is_camera_id
-from streams.discover import discover, item_camera_id
+from streetwatch.camera_daemon.config import Camera
+from streetwatch.cases.evidence import save_evidence
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.ids import check_camera_id, folder_camera_id, is_camera_id
+from streetwatch.streams.discover import discover, item_camera_id
 from tests.builders import sighting
 from tests.servers.fixtures import write_test_clip
 
@@ -70,7 +70,7 @@ def test_evidence_of_a_chinese_camera_goes_to_its_own_folder(tmp_path):
 
 
 def detect(*args: str):
-    from cli import app
+    from streetwatch.cli import app
 
     return CliRunner().invoke(app, ["detect", *args])
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.discover import (
+from streetwatch.streams.discover import (
     CAMERA_ID_RULES,
     CAMERA_RULE_CLI,
     CAMERA_RULE_FOLDER,

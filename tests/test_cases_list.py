@@ -9,12 +9,12 @@ from datetime import datetime, timedelta, timezone
 
 from typer.testing import CliRunner
 
-from cases import tables as t
-from cases.export import CaseFilter, count_cases
-from cases.status import CaseStatus
-from cases.store import CaseStore
-from cli import app
-from commands.cases import list_title
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import CaseFilter, count_cases
+from streetwatch.cases.status import CaseStatus
+from streetwatch.cases.store import CaseStore
+from streetwatch.cli import app
+from streetwatch.commands.cases import list_title
 
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)
 

@@ -3,8 +3,8 @@
 import typer
 from typer.testing import CliRunner
 
-import detector
-from cli import app
+import streetwatch.detector as detector
+from streetwatch.cli import app
 
 
 def walk(group: typer.Typer, prefix=()):
@@ -26,7 +26,7 @@ def test_every_command_has_help_with_an_example():
 
 
 def test_public_api_is_pinned():
-    import cases
+    import streetwatch.cases as cases
 
     assert detector.__all__ == [
         "CameraPose", "ConfigError", "DatasetError", "Detections", "Frame", "IouTracker", "ModelError",

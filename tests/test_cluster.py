@@ -22,18 +22,18 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from batch.cluster import ClusterOptions, require_cluster, run_on_cluster
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.status import RunStatus
-from cases.store import CaseStore, as_utc
-from detector.errors import ConfigError
-from detector.offline import PROJECT_ROOT
-from detector.settings import AnalysisSettings
-from streams.discover import discover
-from streams.video import Sampling
+from streetwatch.batch.cluster import ClusterOptions, require_cluster, run_on_cluster
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.status import RunStatus
+from streetwatch.cases.store import CaseStore, as_utc
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
 from tests.cluster_model import TAXONOMY, Scene, make_clip, make_model
 from tests.conftest import shared_path
+from tests.paths import PROJECT_ROOT
 
 
 def _ci_at_start() -> bool:
@@ -93,7 +93,7 @@ def reference(footage, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    from benchmarks.bench_cluster import LocalCluster
+    from streetwatch.benchmarks.bench_cluster import LocalCluster
 
     # the workers import tests.cluster_model (the scripted model) from this checkout
     local = LocalCluster(workers=1, env={"PYTHONPATH": str(PROJECT_ROOT)},
@@ -171,7 +171,7 @@ def runs(url: str) -> list[t.Run]:
 
 # -- the command line refuses what cannot work, in one line, before anything runs -----------------------
 def test_detect_ray_refuses_sqlite_in_one_line(footage, tmp_path, monkeypatch):
-    from cli import app
+    from streetwatch.cli import app
 
     monkeypatch.chdir(tmp_path)
     for extra in ([], ["--db", f"sqlite:///{tmp_path / 'x.db'}"]):
@@ -183,7 +183,7 @@ def test_detect_ray_refuses_sqlite_in_one_line(footage, tmp_path, monkeypatch):
 
 
 def test_detect_ray_without_ray_says_how_to_install(footage, tmp_path, monkeypatch):
-    from cli import app
+    from streetwatch.cli import app
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
@@ -330,7 +330,7 @@ def test_driver_killed_and_restarted_skips_finished_segments(cluster, footage, r
 def test_detect_command_on_the_cluster_files_what_a_local_run_files(cluster, footage, pg_url, tmp_path,
                                                                    monkeypatch):
     """The command line end to end with the real bundled model: `detect --ray` vs plain `detect`."""
-    from cli import app
+    from streetwatch.cli import app
 
     monkeypatch.chdir(tmp_path)  # no promoted model here: both runs use the bundled one
     clip = str(footage["short"])
@@ -389,9 +389,9 @@ class _Now:
 
 def test_an_evidence_folder_that_is_not_shared_is_refused(tmp_path):
     """Two nodes whose --data-dir are two local disks: each writes its file, neither sees the other's."""
-    from batch.cluster_start import ActorSlot, ClusterError, check_shared_evidence
-    from batch.cluster_worker import SegmentWorker
-    from streams.drone import DroneSettings
+    from streetwatch.batch.cluster_start import ActorSlot, ClusterError, check_shared_evidence
+    from streetwatch.batch.cluster_worker import SegmentWorker
+    from streetwatch.streams.drone import DroneSettings
 
     def node(folder: Path) -> ActorSlot:
         worker = SegmentWorker(PipelineSettings(evidence_dir=folder), "postgresql://unused", DroneSettings())
@@ -406,8 +406,8 @@ def test_an_evidence_folder_that_is_not_shared_is_refused(tmp_path):
 
 
 def test_lead_in_is_the_longest_dwell_of_the_rules_that_can_fire():
-    from batch.cluster_plan import lead_in_s
-    from detector.config import load_taxonomy
+    from streetwatch.batch.cluster_plan import lead_in_s
+    from streetwatch.detector.config import load_taxonomy
 
     taxonomy, sampling = load_taxonomy(), Sampling(mode="auto", fps=0.5)
     every_class = {c for pt in taxonomy.problem_types.values() for c in pt.classes}

@@ -16,15 +16,15 @@ import cv2
 import pytest
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from detector.detections import box_iou
-from detector.inference import Detector, DetectorSettings
-from detector.offline import PROJECT_ROOT
-from detector.settings import AnalysisSettings
-from streams.discover import discover
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.detections import box_iou
+from streetwatch.detector.inference import Detector, DetectorSettings
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
 from tests.conftest import shared_path
+from tests.paths import PROJECT_ROOT
 from tests.videos import on_canvas, scene_clip
 
 CANDIDATE = PROJECT_ROOT / "models" / "streetwatch-v2-candidate" / "candidate.pt"
@@ -33,7 +33,7 @@ GARBAGE, BIN, OVERFLOW = 0, 1, 2  # the shared set's own class ids
 
 def untouched_split() -> list[Path]:
     """The v2 recipe's untouched test split of garbage_cn_streets, recomputed from the recipe's rule."""
-    from training.dataset import _unit_hash, source_image_key
+    from streetwatch.training.dataset import _unit_hash, source_image_key
 
     images = sorted(shared_path("data", "garbage_cn_streets", "train", "images").glob("*.webp"))
     return [p for p in images if _unit_hash(0, f"garbage_cn_streets/{source_image_key(p)}") < 0.12]

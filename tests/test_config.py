@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from detector.config import DEFAULT_TAXONOMY, load_taxonomy, load_zones
-from detector.errors import ConfigError
+from streetwatch.detector.config import DEFAULT_TAXONOMY, load_taxonomy, load_zones
+from streetwatch.detector.errors import ConfigError
 
 
 def test_default_taxonomy_has_the_bureau_types():

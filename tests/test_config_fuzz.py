@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from streetwatch.cli import app
 
 CORPUS = Path(__file__).resolve().parent / "fuzz" / "config"
 runner = CliRunner()

@@ -14,11 +14,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from camera_daemon.config import check_daemon_config, parse_daemon_config
-from cli import app
-from detector.config import load_taxonomy, load_zones
-from detector.errors import ConfigError
-from detector.safe_yaml import load_yaml_text, read_yaml
+from streetwatch.camera_daemon.config import check_daemon_config, parse_daemon_config
+from streetwatch.cli import app
+from streetwatch.detector.config import load_taxonomy, load_zones
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.safe_yaml import load_yaml_text, read_yaml
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -96,8 +96,8 @@ def test_a_reasonable_use_of_aliases_stays_within_the_budget() -> None:
 
 
 def test_review_settings_and_dataset_recipes_use_the_same_loader(tmp_path: Path) -> None:
-    from review.settings import load_settings
-    from training.recipe import load_recipe
+    from streetwatch.review.settings import load_settings
+    from streetwatch.training.recipe import load_recipe
 
     bomb = tmp_path / "bomb.yaml"
     bomb.write_text(alias_bomb())
@@ -111,8 +111,8 @@ def test_review_settings_and_dataset_recipes_use_the_same_loader(tmp_path: Path)
 
 @pytest.mark.timeout(60)
 def test_a_reload_that_would_stop_every_camera_is_refused_unless_allowed(tmp_path: Path) -> None:
-    from camera_daemon.config import load_daemon_config
-    from camera_daemon.service import Daemon
+    from streetwatch.camera_daemon.config import load_daemon_config
+    from streetwatch.camera_daemon.service import Daemon
     from tests.daemon_helpers import ScriptedModel, config_dict, factory, model_file, write_config
     from tests.servers.fixtures import write_test_clip
 
@@ -168,8 +168,8 @@ def test_taxonomies_that_switch_a_type_off_or_cannot_be_stored_are_refused(
 
 
 def test_validation_limits_are_the_case_tables_column_widths() -> None:
-    from cases import tables as t
-    from detector import config as c
+    from streetwatch.cases import tables as t
+    from streetwatch.detector import config as c
 
     widths = {col: getattr(t.Case, col).type.length for col in ("problem_type", "code", "name_en", "name_zh",
                                                                "category", "category_zh")}
@@ -183,7 +183,7 @@ def test_validation_limits_are_the_case_tables_column_widths() -> None:
 
 
 def load_taxonomy_from(types: dict):
-    from detector.config import Taxonomy
+    from streetwatch.detector.config import Taxonomy
 
     return Taxonomy.model_validate({"problem_types": types})
 
@@ -244,7 +244,7 @@ def test_a_taxonomy_class_the_given_model_lacks_fails_config_check(tmp_path: Pat
 
 def test_a_live_camera_warns_of_taxonomy_classes_its_model_lacks(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from camera_daemon.cameras import CameraRuntime, plan_camera
+    from streetwatch.camera_daemon.cameras import CameraRuntime, plan_camera
 
     (tmp_path / "tax.yaml").write_text(yaml.safe_dump({"problem_types": {"litter": {**TYPE, "classes": ["garbge"]}}}))
     cfg = parse_daemon_config({"cameras": [{**CAM, "model": "m.onnx", "taxonomy": "tax.yaml"}]}, base=tmp_path)
@@ -269,7 +269,7 @@ def test_zones_that_can_never_apply_are_warned_about(tmp_path: Path) -> None:
 
 
 def test_zone_warnings_name_zones_for_cameras_the_run_has_not(tmp_path: Path) -> None:
-    from detector.zones import zone_warnings
+    from streetwatch.detector.zones import zone_warnings
 
     zones = load_zones(write_zones(tmp_path, "gate-*"))
     assert zone_warnings(zones.zones, ["gate-east"]) == []
@@ -292,8 +292,8 @@ def test_detect_fps_zero_is_a_usage_error(tmp_path: Path, fps: str) -> None:
 
 
 def test_geojson_export_says_how_many_cases_it_leaves_out(tmp_path: Path) -> None:
-    from cases.export import CaseFilter, render
-    from cases.store import CaseStore
+    from streetwatch.cases.export import CaseFilter, render
+    from streetwatch.cases.store import CaseStore
     from tests.builders import sighting
 
     store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
@@ -310,8 +310,8 @@ def test_geojson_export_says_how_many_cases_it_leaves_out(tmp_path: Path) -> Non
 
 
 def test_review_docs_state_the_per_address_login_limit_the_code_uses() -> None:
-    from detector.offline import PROJECT_ROOT
-    from review.settings import ReviewSettings
+    from streetwatch.review.settings import ReviewSettings
+    from tests.paths import PROJECT_ROOT
 
     docs = (PROJECT_ROOT / "docs" / "review.md").read_text()
     default = ReviewSettings().login_max_failures_per_address

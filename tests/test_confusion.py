@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from training.confusion import name_each_label
+from streetwatch.training.confusion import name_each_label
 
 GT = np.array([[0, 0, 10, 10], [20, 20, 30, 30], [50, 50, 60, 60]], float)
 

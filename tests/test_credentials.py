@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.engine import make_url
 
-from cases.store import quote_password, redact
-from streams.live import redact_url, remember_secrets
+from streetwatch.cases.store import quote_password, redact
+from streetwatch.streams.live import redact_url, remember_secrets
 from tests.daemon_helpers import http_get, metric, write_config
 from tests.daemon_process import daemon_process, run_cli, status
 from tests.servers.fixtures import free_port, wait_for
@@ -106,7 +106,9 @@ def test_hostile_passwords_never_appear_in_config_check_status_metrics_logs_or_r
     outputs["daemon log"] = log_path.read_text()
 
     messages = [json.loads(line)["msg"] for line in outputs["daemon log"].splitlines() if line.startswith("{")]
-    assert len(messages) >= 16, outputs["daemon log"]
+    # waited for 3+ failed connects per camera, each a line quoting its URL, plus start, database and stop lines;
+    # how many more came depends on timing, so only that floor is asserted
+    assert len(messages) >= 8, outputs["daemon log"]
     # the password's '@' did not make SQLAlchemy connect to a host named after its tail
     assert any(f'connection to server at "127.0.0.1", port {db_port} failed' in m for m in messages), messages
     for where, text in outputs.items():

@@ -24,10 +24,9 @@ import pytest
 import yaml
 from sqlalchemy import func, select
 
-from camera_daemon.service import Daemon, open_store
-from cases import tables as t
-from cases.store import CaseStore
-from detector.offline import PROJECT_ROOT
+from streetwatch.camera_daemon.service import Daemon, open_store
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
 from tests.conftest import shared_path
 from tests.daemon_helpers import (
     GARBAGE,
@@ -42,6 +41,7 @@ from tests.daemon_helpers import (
     model_file,
     write_config,
 )
+from tests.paths import PROJECT_ROOT
 from tests.servers.fixtures import free_port, mjpeg_server, needs_rtsp, rtsp_server, wait_for, write_test_clip
 
 SECRET = "s3cr3t-pw"
@@ -273,7 +273,7 @@ def test_an_overloaded_host_drops_and_counts_frames_instead_of_queueing(tmp_path
 @pytest.mark.timeout(60)
 def test_reload_changes_only_the_cameras_that_changed(
         tmp_path: Path, clip: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from camera_daemon.config import load_daemon_config
+    from streetwatch.camera_daemon.config import load_daemon_config
 
     caplog.set_level(logging.INFO)
     db_url = f"sqlite:///{tmp_path / 'cases.db'}"
@@ -405,7 +405,7 @@ def test_streetwatch_daemon_real_model_reloads_on_sighup_and_stops_cleanly_on_si
         data["defaults"] = {**data["defaults"], "model": str(model)}
         path = write_config(tmp_path / "cameras.yaml", data)
         console_script = Path(sys.executable).with_name("streetwatch")
-        cmd = [str(console_script)] if console_script.exists() else [sys.executable, "-m", "cli"]
+        cmd = [str(console_script)] if console_script.exists() else [sys.executable, "-m", "streetwatch.cli"]
         log_path = tmp_path / "daemon.log"
         with open(log_path, "w") as log_file:
             proc = subprocess.Popen([*cmd, "daemon", "--config", str(path), "--db", db_url], cwd=PROJECT_ROOT,

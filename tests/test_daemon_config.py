@@ -9,16 +9,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from camera_daemon.config import (
+from streetwatch.camera_daemon.config import (
     camera_taxonomy,
     camera_zones,
     check_daemon_config,
     load_daemon_config,
     parse_daemon_config,
 )
-from cli import app
-from detector.errors import ConfigError
-from detector.offline import PROJECT_ROOT
+from streetwatch.cli import app
+from streetwatch.detector.errors import ConfigError
+from tests.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from streams.discover import discover
-from streams.video import Sampling, VideoFileSource, probe
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling, VideoFileSource, probe
 from tests.builders import FakeModel, dets
 from tests.conftest import shared_path
 from tests.servers.fixtures import write_test_clip

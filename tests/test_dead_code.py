@@ -10,7 +10,7 @@ import ast
 import re
 from pathlib import Path
 
-from detector.offline import PROJECT_ROOT
+from tests.paths import PROJECT_ROOT
 
 SCANNED = [*sorted((PROJECT_ROOT / "cases").rglob("*.py")), *sorted((PROJECT_ROOT / "review").rglob("*.py")),
            PROJECT_ROOT / "training" / "from_reviews.py"]

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from detector.detections import Detections, box_iou
-from detector.tracking import IouTracker
+from streetwatch.detector.detections import Detections, box_iou
+from streetwatch.detector.tracking import IouTracker
 from tests.builders import dets
 
 

@@ -4,11 +4,11 @@ import cv2
 import numpy as np
 import pytest
 
-from detector.detections import box_iou
-from detector.errors import ModelError
-from detector.inference import DEFAULT_MODEL, Detector, DetectorSettings
-from detector.model import input_shape_for
-from streams.sample import bus_photo
+from streetwatch.detector.detections import box_iou
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.inference import DEFAULT_MODEL, Detector, DetectorSettings
+from streetwatch.detector.model import input_shape_for
+from streetwatch.streams.sample import bus_photo
 from tests.conftest import shared_path
 
 
@@ -55,10 +55,10 @@ def test_detections_are_in_original_pixels(images):
 
 
 def test_unknown_class_threshold_and_bad_paths(tmp_path):
-    from batch.runner import Pipeline, PipelineSettings
-    from cases.store import CaseStore
-    from detector.errors import ConfigError
-    from detector.settings import AnalysisSettings
+    from streetwatch.batch.runner import Pipeline, PipelineSettings
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.detector.errors import ConfigError
+    from streetwatch.detector.settings import AnalysisSettings
 
     store = CaseStore(f"sqlite:///{tmp_path / 'c.db'}")
     with pytest.raises(ConfigError, match="class_confidence names classes the model streetwatch-default.pt lacks: "

@@ -3,15 +3,15 @@
 import pytest
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from detector.geo import haversine_m
-from detector.inference import DEFAULT_MODEL
-from detector.settings import AnalysisSettings
-from streams.discover import discover
-from streams.drone import DroneSettings, drone_hooks
-from streams.video import Sampling
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.geo import haversine_m
+from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
+from streetwatch.streams.drone import DroneSettings, drone_hooks
+from streetwatch.streams.video import Sampling
 from tests import flyover
 from tests.conftest import shared_path
 

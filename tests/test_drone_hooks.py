@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.export import CaseFilter, render
-from cases.store import CaseStore
-from detector.locate import ground_point
-from streams.discover import discover
-from streams.drone import DroneSettings, drone_hooks
-from streams.video import Sampling
-from streams.writer import write_video
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import CaseFilter, render
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.locate import ground_point
+from streetwatch.streams.discover import discover
+from streetwatch.streams.drone import DroneSettings, drone_hooks
+from streetwatch.streams.video import Sampling
+from streetwatch.streams.writer import write_video
 from tests import flyover
 from tests.builders import FakeModel, dets
 

@@ -15,15 +15,15 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import cases.evidence as evidence
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.export import CaseFilter, case_detail, render
-from cases.store import CaseStore
-from cli import app
-from streams.discover import discover
-from streams.video import Sampling
-from streams.writer import write_video
+import streetwatch.cases.evidence as evidence
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import CaseFilter, case_detail, render
+from streetwatch.cases.store import CaseStore
+from streetwatch.cli import app
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
+from streetwatch.streams.writer import write_video
 from tests.builders import FakeModel, dets
 from tests.videos import numbered_frames
 
@@ -133,7 +133,7 @@ class _Rising:
 
 @pytest.mark.timeout(60)
 def test_the_daemons_evidence_names_its_best_frame(tmp_path, captions):
-    from camera_daemon.service import Daemon
+    from streetwatch.camera_daemon.service import Daemon
     from tests.daemon_helpers import make_config
     from tests.servers.fixtures import wait_for, write_test_clip
 

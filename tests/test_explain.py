@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from batch.runner import Pipeline, PipelineSettings
-from cases.store import CaseStore
-from cli import app
-from detector.config import ZoneFile
-from detector.settings import AnalysisSettings
-from streams.discover import discover
-from streams.video import Sampling
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases.store import CaseStore
+from streetwatch.cli import app
+from streetwatch.detector.config import ZoneFile
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
 from tests.builders import FakeModel, dets
 from tests.servers.fixtures import write_test_clip
 

@@ -12,16 +12,16 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from cases import tables as t
-from cases.store import CaseStore
-from detector.errors import DatasetError
-from review import actions
-from streams.sample import bus_photo
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.errors import DatasetError
+from streetwatch.review import actions
+from streetwatch.streams.sample import bus_photo
+from streetwatch.training.dataset import build_dataset
+from streetwatch.training.from_reviews import Frame, export_reviews, pick_frames
+from streetwatch.training.recipe import load_recipe
 from tests.conftest import shared_path
 from tests.reviewkit import file_sighting
-from training.dataset import build_dataset
-from training.from_reviews import Frame, export_reviews, pick_frames
-from training.recipe import load_recipe
 
 pytestmark = pytest.mark.timeout(60)
 T0 = 1_800_000_000.0
@@ -120,8 +120,8 @@ def test_reviews_become_a_source_that_builds_and_trains(reviewed, tmp_path):
     assert images == 5 and sum(s["labels"].get("garbage", 0) for s in built["splits"].values()) == 4
 
     # and `train` accepts it
-    from detector.inference import DEFAULT_MODEL
-    from training.train import TrainSettings, init_from_onnx, train
+    from streetwatch.detector.inference import DEFAULT_MODEL
+    from streetwatch.training.train import TrainSettings, init_from_onnx, train
 
     data_yaml = tmp_path / "ds" / "data.yaml"
     start = DEFAULT_MODEL if DEFAULT_MODEL.exists() else init_from_onnx(
@@ -132,7 +132,7 @@ def test_reviews_become_a_source_that_builds_and_trains(reviewed, tmp_path):
 
 
 def test_the_cli_writes_the_source_and_refuses_a_foreign_folder(reviewed, tmp_path):
-    from cli import app
+    from streetwatch.cli import app
 
     store, ev, ids = reviewed
     out = tmp_path / "from-cli"

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from detector.frames import CameraPose
-from detector.geo import (
+from streetwatch.detector.frames import CameraPose
+from streetwatch.detector.geo import (
     DEFAULT_HFOV_DEG,
     DJI_CAMERA_PRESETS,
     CameraIntrinsics,

@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from cases import tables as t
-from cases.store import CaseStore
-from detector.config import load_taxonomy
-from detector.errors import ConfigError
-from detector.geo import haversine_m, offset_latlon
-from detector.ground_calibration import GroundCalibration
-from detector.rules import RuleEngine
-from detector.tracking import IouTracker
-from detector.zones import ZoneFile, ZoneIndex
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.geo import haversine_m, offset_latlon
+from streetwatch.detector.ground_calibration import GroundCalibration
+from streetwatch.detector.rules import RuleEngine
+from streetwatch.detector.tracking import IouTracker
+from streetwatch.detector.zones import ZoneFile, ZoneIndex
 from tests.builders import NAMES, dets, frame
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own

@@ -8,7 +8,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from detector.offline import PROJECT_ROOT
+from tests.paths import PROJECT_ROOT
 
 PACKAGES = ("cases", "review", "training", "camera_daemon", "commands", "detector", "batch", "streams")
 OWN = ("cases", "review", "training.from_reviews")  # the layers these rules are about
@@ -41,10 +41,10 @@ def imports(module: str) -> dict[str, set[str]]:
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             for alias in node.names:
-                if target := _known(alias.name):
+                if target := _known(alias.name.removeprefix("streetwatch.")):
                     out.setdefault(target, set())
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
+            base = (node.module or "").removeprefix("streetwatch.")
             if node.level:
                 package = module.split(".") if path.name == "__init__.py" else module.split(".")[:-1]
                 base = ".".join(package[:len(package) - node.level + 1] + ([base] if base else []))

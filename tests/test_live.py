@@ -17,7 +17,7 @@ import av
 import numpy as np
 import pytest
 
-from streams.live import LiveReader, StreamStatus, redact_url
+from streetwatch.streams.live import LiveReader, StreamStatus, redact_url
 from tests.servers.fixtures import free_port, mjpeg_server, needs_rtsp, rtsp_server, wait_for, write_test_clip
 
 # Small backoff so that reconnect tests take a second, not thirty.

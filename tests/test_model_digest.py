@@ -13,14 +13,14 @@ import shutil
 
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from commands.detect_report import print_summary, write_report
-from detector.model import weights_digest
-from detector.model_registry import BUNDLED_MODEL
-from detector.settings import AnalysisSettings
-from streams.discover import discover
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.commands.detect_report import print_summary, write_report
+from streetwatch.detector.model import weights_digest
+from streetwatch.detector.model_registry import BUNDLED_MODEL
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
 from tests.builders import FakeModel
 from tests.conftest import shared_path
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from detector.inference import DetectorSettings
-from detector.model_registry import BUNDLED_MODEL, current_entry, current_model, read_history
-from detector.offline import PROJECT_ROOT
-from detector.settings import AnalysisSettings
+from streetwatch.cli import app
+from streetwatch.detector.inference import DetectorSettings
+from streetwatch.detector.model_registry import BUNDLED_MODEL, current_entry, current_model, read_history
+from streetwatch.detector.settings import AnalysisSettings
+from tests.paths import PROJECT_ROOT
 
 BUNDLED_SCORES = {"garbage": 0.19, "street_vendor": 0.70}
 
@@ -34,7 +34,7 @@ def metrics(scores: dict[str, float], model: Path) -> dict:
 @pytest.fixture(autouse=True)
 def scripted_eval(monkeypatch):
     """evaluate(model) reads the per-class mAP50-95 written inside a fake .pt; the bundled model has its own."""
-    import training.evaluate as ev
+    import streetwatch.training.evaluate as ev
 
     def fake(model_path, _data, _imgsz=416, **_):
         path = Path(model_path)
@@ -109,7 +109,7 @@ def test_promote_twice_refuse_a_regression_roll_back_twice(tmp_path, monkeypatch
 
 
 def test_promote_after_a_rollback_compares_with_the_model_in_use(tmp_path):
-    from training.evaluate import promote, rollback
+    from streetwatch.training.evaluate import promote, rollback
 
     data_dir, ds = tmp_path / "data", tmp_path / "ds.yaml"
     promote(run_folder(tmp_path, "a", 0.30, 0.80), ds, data_dir)
@@ -124,7 +124,7 @@ def test_promote_after_a_rollback_compares_with_the_model_in_use(tmp_path):
 
 
 def test_missing_weights_or_a_torn_log_line_fall_back_instead_of_failing(tmp_path, caplog):
-    from training.evaluate import promote
+    from streetwatch.training.evaluate import promote
 
     data_dir, ds = tmp_path / "data", tmp_path / "ds.yaml"
     promote(run_folder(tmp_path, "a", 0.30, 0.80), ds, data_dir)
@@ -137,17 +137,17 @@ def test_missing_weights_or_a_torn_log_line_fall_back_instead_of_failing(tmp_pat
 
 
 def test_detect_and_the_daemon_use_the_promoted_model_when_none_is_named(tmp_path, monkeypatch):
-    from batch.runner import Pipeline, PipelineSettings
-    from cases.store import CaseStore
+    from streetwatch.batch.runner import Pipeline, PipelineSettings
+    from streetwatch.cases.store import CaseStore
+    from streetwatch.training.evaluate import promote
     from tests.builders import FakeModel
-    from training.evaluate import promote
 
     data_dir = tmp_path / "data"
     monkeypatch.setenv("STREETWATCH_DATA", str(data_dir))
     run = tmp_path / "runs" / "same" / "weights"
     run.mkdir(parents=True)
     (run / "last.pt").write_bytes(BUNDLED_MODEL.read_bytes())  # real weights: as good as the bundled ones
-    monkeypatch.setattr("training.evaluate.evaluate", lambda path, *_a, **_k: metrics(BUNDLED_SCORES, Path(path)))
+    monkeypatch.setattr("streetwatch.training.evaluate.evaluate", lambda path, *_a, **_k: metrics(BUNDLED_SCORES, Path(path)))
     assert promote(run.parent, tmp_path / "ds.yaml", data_dir)["id"] == "0001-same"
 
     store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
@@ -167,14 +167,14 @@ def test_a_real_promotion_evaluates_both_models_and_writes_their_numbers(tmp_pat
     as the bundled model, so it is promoted, and its card carries the measured numbers."""
     import yaml
 
-    import training.evaluate as ev
-    from detector.model import load_yolo
+    import streetwatch.training.evaluate as ev
+    from streetwatch.detector.model import load_yolo
+    from streetwatch.training.dataset import build_dataset
+    from streetwatch.training.recipe import load_recipe
     from tests.conftest import shared_path
-    from training.dataset import build_dataset
-    from training.recipe import load_recipe
 
     monkeypatch.undo()  # the autouse scripted evaluation off: this one measures
-    assert ev.evaluate.__module__ == "training.evaluate"
+    assert ev.evaluate.__module__ == "streetwatch.training.evaluate"
     recipe = {"name": "tiny", "classes": list(load_yolo(BUNDLED_MODEL).names.values()), "sources": [
         {"name": "garbage", "path": str(shared_path("data", "garbage_montevideo")),
          "class_map": {"garbage": "garbage"}, "licence": "CC BY 4.0", "max_images": 8},

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmarks.not_inside_floor import ImageCase, match, tally
-from detector.config import Taxonomy, ZoneFile, load_taxonomy
-from detector.rules import RuleEngine, holds
-from detector.zones import ZoneIndex
+from streetwatch.benchmarks.not_inside_floor import ImageCase, match, tally
+from streetwatch.detector.config import Taxonomy, ZoneFile, load_taxonomy
+from streetwatch.detector.rules import RuleEngine, holds
+from streetwatch.detector.zones import ZoneIndex
 from tests.builders import NAMES, dets, frame
 
 NAMES_WITH_BINS = {**NAMES, 9: "overflowing_bin", 10: "garbage_bin"}

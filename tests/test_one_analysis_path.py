@@ -13,16 +13,16 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from camera_daemon.cameras import CameraRuntime, plan_camera
-from camera_daemon.config import parse_daemon_config
-from camera_daemon.service import Daemon
-from cases import tables as t
-from cases.store import CaseStore
-from detector.detections import Detections
-from detector.settings import AnalysisSettings
-from streams.discover import discover
-from streams.video import Sampling, VideoFileSource
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.camera_daemon.cameras import CameraRuntime, plan_camera
+from streetwatch.camera_daemon.config import parse_daemon_config
+from streetwatch.camera_daemon.service import Daemon
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling, VideoFileSource
 from tests.builders import FakeModel, dets
 from tests.daemon_helpers import GARBAGE, ScriptedModel, make_config
 from tests.servers.fixtures import wait_for, write_test_clip

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detector.errors import ModelError
+from streetwatch.detector.errors import ModelError
 from tests.conftest import shared_path
 
 pytestmark = pytest.mark.slow
@@ -49,7 +49,7 @@ def _assets() -> list[Path]:
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory):
-    from training.openvino_init import convert_openvino
+    from streetwatch.training.openvino_init import convert_openvino
 
     path, report = convert_openvino(shared_path(*IR), tmp_path_factory.mktemp("v26") / "yolo26n-coco.pt")
     return path, report
@@ -143,7 +143,7 @@ def test_checkpoint_has_ultralytics_layout(converted):
 
 
 def test_a_wrong_architecture_is_refused_in_one_line_with_the_count(tmp_path):
-    from training.openvino_init import recover_from_openvino
+    from streetwatch.training.openvino_init import recover_from_openvino
 
     with pytest.raises(ModelError) as err:
         recover_from_openvino(shared_path("weights", "yolo11n_int8_openvino_model"), "yolo26n.yaml")
@@ -158,7 +158,7 @@ def test_retargeted_to_the_project_classes_context_rows_keep_coco(converted, tmp
     import torch
     from ultralytics import YOLO
 
-    from training.openvino_init import convert_openvino
+    from streetwatch.training.openvino_init import convert_openvino
 
     coco_path, _ = converted
     path, report = convert_openvino(shared_path(*IR), tmp_path / "start-v2.pt", class_names=V2_CLASSES)
@@ -187,11 +187,11 @@ def test_training_starts_from_the_retargeted_start(tmp_path):
     with the project's classes."""
     import yaml
 
-    from detector.model import load_yolo
-    from training.dataset import build_dataset
-    from training.openvino_init import convert_openvino, data_train_images
-    from training.recipe import load_recipe
-    from training.train import TrainSettings, train
+    from streetwatch.detector.model import load_yolo
+    from streetwatch.training.dataset import build_dataset
+    from streetwatch.training.openvino_init import convert_openvino, data_train_images
+    from streetwatch.training.recipe import load_recipe
+    from streetwatch.training.train import TrainSettings, train
 
     recipe = {"name": "mini", "classes": ["garbage", "person", "car"], "sources": [
         {"name": "garbage", "path": str(shared_path("data", "garbage_montevideo")), "class_map": {"garbage": "garbage"},

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from camera_daemon.ops import TOKEN_ENV, OpsServer, Registry
+from streetwatch.camera_daemon.ops import TOKEN_ENV, OpsServer, Registry
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -19,15 +19,15 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from benchmarks.photo_scenes import rescaled, window
-from benchmarks.scene_methods import gamma, jpeg
-from cases import tables as t
-from cases.scenes import MAX_VIEWS
-from cases.store import CaseStore
-from cli import app
-from detector.detections import Detections
-from detector.scene import Scene, SceneBook, SceneView, Thumb, map_box_norm
-from detector.scene_photo import PhotoScenes, identify_photo
+from streetwatch.benchmarks.photo_scenes import rescaled, window
+from streetwatch.benchmarks.scene_methods import gamma, jpeg
+from streetwatch.cases import tables as t
+from streetwatch.cases.scenes import MAX_VIEWS
+from streetwatch.cases.store import CaseStore
+from streetwatch.cli import app
+from streetwatch.detector.detections import Detections
+from streetwatch.detector.scene import Scene, SceneBook, SceneView, Thumb, map_box_norm
+from streetwatch.detector.scene_photo import PhotoScenes, identify_photo
 from tests.builders import NAMES
 from tests.conftest import shared_path
 
@@ -97,7 +97,7 @@ class LabelledModel:
 @pytest.fixture
 def model(monkeypatch) -> LabelledModel:
     scripted = LabelledModel()
-    monkeypatch.setattr("batch.runner.Detector", lambda _settings: scripted)
+    monkeypatch.setattr("streetwatch.batch.runner.Detector", lambda _settings: scripted)
     return scripted
 
 

@@ -19,11 +19,11 @@ from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from streams.discover import discover
-from streams.images import ImageSource, time_from_name
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.streams.discover import discover
+from streetwatch.streams.images import ImageSource, time_from_name
 from tests.scene_clips import HEAP, HeapModel, street_photos
 
 MONTEVIDEO = (-34.9060, -56.1910)

@@ -11,15 +11,15 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from batch.keys import content_key
-from batch.resume import STALE_AFTER_S, Owner, _pid_alive, is_abandoned, resume_point
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from detector.detections import Detections
-from streams.discover import discover
-from streams.video import Sampling
-from streams.writer import write_video
+from streetwatch.batch.keys import content_key
+from streetwatch.batch.resume import STALE_AFTER_S, Owner, _pid_alive, is_abandoned, resume_point
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.detections import Detections
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
+from streetwatch.streams.writer import write_video
 from tests.builders import FakeModel, dets
 from tests.videos import numbered_frames
 
@@ -198,11 +198,11 @@ def test_abandoned_runs_and_resume_points_pure_logic():
 
 def test_threaded_pipeline_equals_sequential_reference(tmp_path, clips):
     """Same cases as running source -> model -> tracker -> rules by hand, one frame at a time."""
-    from detector.config import load_taxonomy, load_zones
-    from detector.rules import RuleEngine
-    from detector.tracking import IouTracker
-    from detector.zones import ZoneIndex
-    from streams.video import VideoFileSource
+    from streetwatch.detector.config import load_taxonomy, load_zones
+    from streetwatch.detector.rules import RuleEngine
+    from streetwatch.detector.tracking import IouTracker
+    from streetwatch.detector.zones import ZoneIndex
+    from streetwatch.streams.video import VideoFileSource
 
     _, files = clips
     script = {i: dets([(10 + (i % 2), 10, 60, 60), (200, 100, 260, 170)], [0.9, 0.95], [0, 0]) if i < 12

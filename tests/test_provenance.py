@@ -15,16 +15,16 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from batch.runner import Pipeline, PipelineSettings
-from camera_daemon.cameras import CameraRuntime
-from cases import tables as t
-from cases.export import CaseFilter, case_detail, case_text, clock_offset, render
-from cases.store import CaseStore
-from cli import app
-from detector.config import load_taxonomy
-from streams.discover import discover
-from streams.video import Sampling
-from streams.writer import write_video
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.camera_daemon.cameras import CameraRuntime
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import CaseFilter, case_detail, case_text, clock_offset, render
+from streetwatch.cases.store import CaseStore
+from streetwatch.cli import app
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
+from streetwatch.streams.writer import write_video
 from tests.builders import FakeModel, dets, sighting
 from tests.videos import numbered_frames
 
@@ -120,7 +120,7 @@ def test_provenance_of_an_old_sighting_is_said_to_be_unknown(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_the_daemon_files_live_sightings_with_their_stream_and_session_offset(tmp_path):
-    from camera_daemon.service import Daemon
+    from streetwatch.camera_daemon.service import Daemon
     from tests.daemon_helpers import GARBAGE, ScriptedModel, make_config
     from tests.servers.fixtures import wait_for, write_test_clip
 
@@ -145,8 +145,8 @@ def test_the_daemon_files_live_sightings_with_their_stream_and_session_offset(tm
 def test_the_case_page_says_which_file_and_when_in_it(filed, clip, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from review import ReviewSettings, create_app
-    from review.passwords import COST_ENV
+    from streetwatch.review import ReviewSettings, create_app
+    from streetwatch.review.passwords import COST_ENV
     from tests.reviewkit import add_users, login
 
     monkeypatch.setenv(COST_ENV, "1024")

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import typer
 
-from cli import app
-from detector.offline import PROJECT_ROOT
+from streetwatch.cli import app
+from tests.paths import PROJECT_ROOT
 
 README = (PROJECT_ROOT / "README.md").read_text()
 

@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from detector.inference import DEFAULT_MODEL, DetectorSettings
-from detector.settings import AnalysisSettings
-from streams.discover import discover
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.inference import DEFAULT_MODEL, DetectorSettings
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.streams.discover import discover
 from tests.conftest import shared_path
 from tests.videos import on_canvas, scene_clip
 
@@ -26,8 +26,8 @@ SCENES = 3
 
 
 def detectable_garbage(n: int) -> list[Path]:
-    from detector.detections import box_iou
-    from detector.inference import Detector
+    from streetwatch.detector.detections import box_iou
+    from streetwatch.detector.inference import Detector
 
     det = Detector(DetectorSettings(model=DEFAULT_MODEL, min_confidence=0.3))
     valid = shared_path("data", "garbage_montevideo", "valid")
@@ -87,7 +87,7 @@ def test_bundled_model_files_one_case_per_scene(tmp_path, footage):
 
 @pytest.mark.timeout(600)
 def test_cli_sample_run_then_list_and_export(tmp_path, monkeypatch):
-    from cli import app
+    from streetwatch.cli import app
 
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()

@@ -5,10 +5,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from cases import tables as t
-from cases.recheck import FLAG_OVERDUE, FLAG_VERIFIED, Area, after_analysis, on_sighting
-from cases.store import CaseStore, from_unix
-from review import actions
+from streetwatch.cases import tables as t
+from streetwatch.cases.recheck import FLAG_OVERDUE, FLAG_VERIFIED, Area, after_analysis, on_sighting
+from streetwatch.cases.store import CaseStore, from_unix
+from streetwatch.review import actions
 from tests.builders import sighting
 from tests.reviewkit import TAX
 

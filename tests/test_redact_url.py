@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.live import redact_url
+from streetwatch.streams.live import redact_url
 
 
 @pytest.mark.parametrize(

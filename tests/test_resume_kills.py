@@ -26,16 +26,16 @@ import yaml
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from batch.keys import content_key, run_key
-from batch.resume import Filed, Resume, StableKeys, lead_in_s
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from detector.config import load_taxonomy
-from detector.detections import Detections
-from streams.discover import discover
-from streams.video import Sampling
-from streams.writer import write_video
+from streetwatch.batch.keys import content_key, run_key
+from streetwatch.batch.resume import Filed, Resume, StableKeys, lead_in_s
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.detections import Detections
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
+from streetwatch.streams.writer import write_video
 from tests.builders import NAMES, dets, sighting
 
 FPS = 1  # clip frames per second; the runs analyse one frame in two (0.5 fps)
@@ -211,9 +211,9 @@ def test_ctrl_c_series_files_the_same_sightings_as_one_run(footage, reference, t
 
 # -- the kill series: SIGKILL and SIGINT of a process mid-file ----------------------------------------------------
 def _child(db: str, clip: str, zones: str, evidence: str) -> None:
-    import batch.runner
+    import streetwatch.batch.runner as runner
 
-    batch.runner.CHECKPOINT_EVERY_S = 0.0  # a checkpoint after every frame: kills land anywhere
+    runner.CHECKPOINT_EVERY_S = 0.0  # a checkpoint after every frame: kills land anywhere
     store = CaseStore(f"sqlite:///{db}")
     settings_ = PipelineSettings(evidence_dir=Path(evidence), zones_path=Path(zones),
                                  sampling=Sampling(mode="auto", fps=0.5))
@@ -317,7 +317,7 @@ def test_the_lead_in_follows_the_rules_that_can_fire():
 # -- the kill series on the real command, the real model, a real street clip ----------------------------------
 def bus_street_clip(path: Path, seconds: int, visits: list[tuple[int, int, int]], fps: int = 1) -> Path:
     """A grey street with a kerb; the bundled sample's bus photo stands at x during [start, end) of each visit."""
-    from streams.sample import bus_photo
+    from streetwatch.streams.sample import bus_photo
 
     photo = cv2.imread(str(bus_photo()))
     height = 300

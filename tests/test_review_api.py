@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from cases import tables as t
-from cases.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession
-from cases.store import CaseStore
-from review import ReviewSettings, actions, create_app
-from review.passwords import COST_ENV
-from review.routes import resolve_evidence
+from streetwatch.cases import tables as t
+from streetwatch.cases.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession
+from streetwatch.cases.store import CaseStore
+from streetwatch.review import ReviewSettings, actions, create_app
+from streetwatch.review.passwords import COST_ENV
+from streetwatch.review.routes import resolve_evidence
 from tests.builders import sighting
 from tests.reviewkit import PASSWORDS, TAX, add_users, csrf_of, file_sighting, login, login_form_token, seed_queue
 
@@ -554,7 +554,7 @@ def test_push_without_a_configured_url_is_a_clear_error(env):
 def test_users_cli_add_list_disable(tmp_path):
     from typer.testing import CliRunner
 
-    from cli import app
+    from streetwatch.cli import app
 
     runner = CliRunner()
     db = f"sqlite:///{tmp_path / 'u.db'}"

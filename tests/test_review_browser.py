@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from cases import tables as t
-from cases.store import CaseStore
-from review import ReviewSettings, create_app
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.review import ReviewSettings, create_app
 from tests.reviewkit import PASSWORDS, add_users, file_sighting
 
 pytestmark = pytest.mark.timeout(90)
@@ -253,7 +253,7 @@ LONG_SOURCE = ("/mnt/nvr-export/2027-01-15/" + "_".join(["huangpu_district_recor
 def server_long_paths(tmp_path):
     from dataclasses import replace
 
-    from cases.evidence import save_evidence
+    from streetwatch.cases.evidence import save_evidence
     from tests.builders import sighting
     from tests.reviewkit import TAX, street_image
 

@@ -15,8 +15,8 @@ import json
 import pytest
 from fastapi.testclient import TestClient
 
-from review import ReviewSettings, create_app
-from review.passwords import COST_ENV
+from streetwatch.review import ReviewSettings, create_app
+from streetwatch.review.passwords import COST_ENV
 from tests.reviewkit import add_users, csrf_of, login, seed_queue
 
 pytestmark = pytest.mark.timeout(120)
@@ -30,7 +30,7 @@ EDGES = [EARLIEST, "0001-01-01T00:00", "0001-01-01T00:00+14:00", LATEST, "9999-1
 @pytest.fixture
 def client(tmp_path, sqlite_url, monkeypatch):
     monkeypatch.setenv(COST_ENV, "1024")  # cheap hashes: the cost is test_review_security's concern
-    from cases.store import CaseStore
+    from streetwatch.cases.store import CaseStore
 
     store = CaseStore(sqlite_url)
     ids = seed_queue(store, tmp_path / "evidence", 3)
@@ -104,8 +104,8 @@ def test_a_stored_time_the_bureaus_zone_cannot_show_is_shown_in_utc(tmp_path, sq
     monkeypatch.setenv(COST_ENV, "1024")
     from datetime import datetime, timezone
 
-    from cases import tables as t
-    from cases.store import CaseStore
+    from streetwatch.cases import tables as t
+    from streetwatch.cases.store import CaseStore
 
     store = CaseStore(sqlite_url)
     case = seed_queue(store, tmp_path / "evidence", 1)[0]

@@ -16,14 +16,14 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
-from cases import tables as t
-from cases.store import CaseStore
-from detector.errors import ConfigError
-from review import ReviewSettings, create_app
-from review.i18n import JS_MESSAGES, LOCALE_DIR, I18n, Msg, system_zone
-from review.passwords import COST_ENV
-from review.settings import load_settings
-from review.webhook import WebhookSettings, push_case
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.errors import ConfigError
+from streetwatch.review import ReviewSettings, create_app
+from streetwatch.review.i18n import JS_MESSAGES, LOCALE_DIR, I18n, Msg, system_zone
+from streetwatch.review.passwords import COST_ENV
+from streetwatch.review.settings import load_settings
+from streetwatch.review.webhook import WebhookSettings, push_case
 from tests.reviewkit import TAX, add_users, csrf_of, file_sighting, login
 
 pytestmark = pytest.mark.timeout(60)

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from cases import tables as t
-from cases.export import query_cases, to_csv
-from cases.review_tables import AuditEvent, LoginAttempt, User
-from review.passwords import COST_ENV, hash_password, needs_rehash, verify_password
+from streetwatch.cases import tables as t
+from streetwatch.cases.export import query_cases, to_csv
+from streetwatch.cases.review_tables import AuditEvent, LoginAttempt, User
+from streetwatch.review.passwords import COST_ENV, hash_password, needs_rehash, verify_password
 from tests.reviewkit import PASSWORDS, csrf_of, file_sighting, login_form_token
 from tests.test_review_api import Env
 

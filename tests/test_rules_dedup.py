@@ -1,12 +1,12 @@
 
 import pytest
 
-from cases.dedup import CaseView, match_case
-from detector.config import Taxonomy, ZoneFile
-from detector.geo import haversine_m, offset_latlon
-from detector.rules import RuleEngine
-from detector.tracking import IouTracker
-from detector.zones import ZoneIndex
+from streetwatch.cases.dedup import CaseView, match_case
+from streetwatch.detector.config import Taxonomy, ZoneFile
+from streetwatch.detector.geo import haversine_m, offset_latlon
+from streetwatch.detector.rules import RuleEngine
+from streetwatch.detector.tracking import IouTracker
+from streetwatch.detector.zones import ZoneIndex
 from tests.builders import NAMES, dets, frame, sighting
 
 # The tests' own taxonomy: a change to the shipped thresholds must not change what these tests mean.
@@ -165,7 +165,7 @@ def test_rubbish_inside_a_bin_or_an_overflowing_bins_box_is_not_exposed_garbage(
 def test_half_inside_still_counts_and_the_share_is_of_the_rubbish_box():
     import numpy as np
 
-    from detector.rules import share_inside
+    from streetwatch.detector.rules import share_inside
 
     holder = np.array([[0, 0, 100, 100]], float)
     assert share_inside(np.array([50, 0, 150, 100], float), holder) == pytest.approx(0.5)

@@ -9,13 +9,13 @@ import pytest
 import torch
 from sqlalchemy import select
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.store import CaseStore
-from detector.inference import DEFAULT_MODEL
-from detector.model import export_cached, weights_digest
-from streams.discover import discover
-from streams.video import Sampling
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.detector.model import export_cached, weights_digest
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
 from tests.builders import FakeModel, dets
 from tests.servers.fixtures import write_test_clip
 
@@ -65,8 +65,8 @@ def test_a_located_fixed_camera_puts_its_cases_on_the_map(tmp_path):
 
     from typer.testing import CliRunner
 
-    from cases.export import CaseFilter, render
-    from cli import app
+    from streetwatch.cases.export import CaseFilter, render
+    from streetwatch.cli import app
 
     (tmp_path / "gate").mkdir()
     clip = write_test_clip(tmp_path / "gate" / "clip.mp4", seconds=30, fps=5, size=(320, 180))
@@ -74,7 +74,7 @@ def test_a_located_fixed_camera_puts_its_cases_on_the_map(tmp_path):
     cameras = tmp_path / "cameras.yaml"
     cameras.write_text("cameras:\n  - id: gate\n    url: rtsp://127.0.0.1:1/x\n"
                        "    location: {lat: 31.2304, lon: 121.4737}\n")
-    from commands.detect import camera_locations
+    from streetwatch.commands.detect import camera_locations
 
     settings = PipelineSettings(evidence_dir=tmp_path / "ev", sampling=Sampling(mode="fps", fps=1),
                                 camera_locations=camera_locations(cameras))
@@ -88,7 +88,7 @@ def test_a_located_fixed_camera_puts_its_cases_on_the_map(tmp_path):
 
 
 def test_a_sidecar_that_appeared_makes_a_new_run_and_an_off_frame_zone_warns(tmp_path):
-    from streams.drone import DroneSettings, drone_hooks
+    from streetwatch.streams.drone import DroneSettings, drone_hooks
 
     (tmp_path / "cam3").mkdir()
     clip = write_test_clip(tmp_path / "cam3" / "flight.mp4", seconds=10, fps=5, size=(320, 180))
@@ -118,8 +118,8 @@ def test_exports_name_the_model_and_an_unknown_type_is_an_error(tmp_path):
 
     from typer.testing import CliRunner
 
-    from cases.export import CaseFilter, render
-    from cli import app
+    from streetwatch.cases.export import CaseFilter, render
+    from streetwatch.cli import app
 
     (tmp_path / "kerb").mkdir()
     clip = write_test_clip(tmp_path / "kerb" / "clip.mp4", seconds=30, fps=5, size=(320, 180))

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from detector.errors import SourceError
-from streams.discover import discover
-from streams.video import Sampling, VideoFileSource, probe, start_time_from_name
-from streams.writer import write_video
+from streetwatch.detector.errors import SourceError
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling, VideoFileSource, probe, start_time_from_name
+from streetwatch.streams.writer import write_video
 from tests.videos import numbered_frames
 
 

@@ -10,11 +10,11 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import func, select
 
-from cases import tables as t
-from cases.spool import sighting_from_dict, sighting_to_dict
-from cases.store import CaseStore
-from detector.config import load_taxonomy
-from detector.scene import SceneView
+from streetwatch.cases import tables as t
+from streetwatch.cases.spool import sighting_from_dict, sighting_to_dict
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.scene import SceneView
 from tests.builders import sighting
 from tests.scene_clips import HEAP, SIZE, street_photos, view
 

@@ -12,13 +12,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from cases.dedup import CaseView, match_case
-from detector.analysis import AnalysisStep
-from detector.config import ZoneFile, load_taxonomy
-from detector.scene import SceneBook, SceneView, Thumb, align, map_box_norm
-from detector.scene_segment import SceneSegmenter
-from detector.settings import AnalysisSettings
-from detector.zones import ZoneIndex
+from streetwatch.cases.dedup import CaseView, match_case
+from streetwatch.detector.analysis import AnalysisStep
+from streetwatch.detector.config import ZoneFile, load_taxonomy
+from streetwatch.detector.scene import SceneBook, SceneView, Thumb, align, map_box_norm
+from streetwatch.detector.scene_segment import SceneSegmenter
+from streetwatch.detector.settings import AnalysisSettings
+from streetwatch.detector.zones import ZoneIndex
 from tests.builders import NAMES, dets, sighting
 from tests.scene_clips import HEAP, SIZE, street_photos, view
 
@@ -161,7 +161,7 @@ def test_a_cut_ends_every_track_and_sightings_name_their_scene(photos):
                        HEAP[3] * h - 5 * (k == 2)]])
         for i in range(7):  # 12 s at one frame every 2 s: dwell 10 s reached
             ts = k * 100 + 2.0 * i
-            from detector.frames import Frame
+            from streetwatch.detector.frames import Frame
 
             out += step.analyse(Frame("cam07", int(ts), ts, img, wall_time=1.8e9 + ts), moved if k == 2 else heap)
     out += step.finish()
@@ -191,7 +191,7 @@ def test_dedup_compares_boxes_only_within_one_scene():
 
 
 def test_the_evidence_footer_names_the_scene(monkeypatch):
-    import cases.evidence as evidence
+    import streetwatch.cases.evidence as evidence
 
     texts: list[str] = []
     monkeypatch.setattr(evidence.cv2, "putText", lambda _img, text, *_a, **_k: texts.append(text))

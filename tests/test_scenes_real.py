@@ -17,13 +17,13 @@ import pytest
 from sqlalchemy import func, select
 from typer.testing import CliRunner
 
-from batch.runner import Pipeline, PipelineSettings
-from cases import tables as t
-from cases.places import recheck_store
-from cases.store import CaseStore
-from detector.config import load_taxonomy
-from streams.discover import discover
-from streams.video import Sampling
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases import tables as t
+from streetwatch.cases.places import recheck_store
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.streams.discover import discover
+from streetwatch.streams.video import Sampling
 from tests.scene_clips import HEAP, HeapModel, clip, street_photos
 
 DRIFT = (6, -4, 0.6)  # round 2: the PTZ camera returns 6 px right, 4 px up, and it is dusk
@@ -142,7 +142,7 @@ def test_recheck_places_splits_what_the_camera_id_rule_merged(tmp_path, photos, 
 
 
 def test_recheck_places_command(tmp_path, photos, footage):
-    from cli import app
+    from streetwatch.cli import app
 
     _, clips = footage
     pipe, _ = pipeline(tmp_path, photos, scene_check=False)
@@ -162,8 +162,8 @@ def test_recheck_places_command(tmp_path, photos, footage):
 def test_the_review_pages_name_the_scene(tmp_path, photos, footage, monkeypatch):
     from fastapi.testclient import TestClient
 
-    from review import ReviewSettings, create_app
-    from review.passwords import COST_ENV
+    from streetwatch.review import ReviewSettings, create_app
+    from streetwatch.review.passwords import COST_ENV
     from tests.reviewkit import add_users, login
 
     monkeypatch.setenv(COST_ENV, "1024")  # cheap password hashes (test_review_security checks the real cost)
@@ -186,8 +186,8 @@ def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_p
     """Cluster workers analysing parts of one camera's footage at once (and the daemon) know only the scenes
     stored when they started: a place another worker stored meanwhile is renamed to its stored id before its
     evidence footer names it, and its sightings join that place's cases."""
-    import cases.sink as sink  # the one write path: its evidence step shows what the footer names
-    from detector.scene import SceneBook
+    import streetwatch.cases.sink as sink  # the one write path: its evidence step shows what the footer names
+    from streetwatch.detector.scene import SceneBook
 
     root, clips = footage
     pipe, store = pipeline(tmp_path, photos)
@@ -204,7 +204,7 @@ def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_p
 
 def test_a_restarted_daemon_knows_the_cameras_stored_scenes(tmp_path, photos, footage):
     """Live cameras keep their preset ids across restarts: the daemon loads the camera's stored scenes."""
-    from camera_daemon.service import Daemon
+    from streetwatch.camera_daemon.service import Daemon
     from tests.daemon_helpers import make_config
 
     _, clips = footage

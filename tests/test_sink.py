@@ -10,17 +10,17 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-import cases.evidence as evidence
-from camera_daemon.metrics import DaemonMetrics
-from camera_daemon.writer import SightingWriter
-from cases import tables as t
-from cases.sink import SightingSink
-from cases.spool import Spool
-from cases.store import CaseStore
-from detector.config import load_taxonomy
-from detector.errors import StoreError
-from detector.scene import SceneView
-from detector.settings import AnalysisSettings, unknown_classes
+import streetwatch.cases.evidence as evidence
+from streetwatch.camera_daemon.metrics import DaemonMetrics
+from streetwatch.camera_daemon.writer import SightingWriter
+from streetwatch.cases import tables as t
+from streetwatch.cases.sink import SightingSink
+from streetwatch.cases.spool import Spool
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.errors import StoreError
+from streetwatch.detector.scene import SceneView
+from streetwatch.detector.settings import AnalysisSettings, unknown_classes
 from tests.builders import sighting
 from tests.scene_clips import HEAP, SIZE, street_photos, view
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from camera_daemon.service import Daemon, open_store
-from cases import tables as t
-from cases.spool import REJECTED, Spool, SpoolRecord
-from detector.config import load_taxonomy
-from detector.errors import StoreError
+from streetwatch.camera_daemon.service import Daemon, open_store
+from streetwatch.cases import tables as t
+from streetwatch.cases.spool import REJECTED, Spool, SpoolRecord
+from streetwatch.detector.config import load_taxonomy
+from streetwatch.detector.errors import StoreError
 from tests.builders import sighting
 from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file
 from tests.servers.fixtures import free_port, wait_for, write_test_clip

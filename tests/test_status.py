@@ -9,12 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from cases import tables as t
-from cases.status import CaseFlag, CaseStatus, RunStatus
-from cases.store import CaseStore
-from detector.offline import PROJECT_ROOT
-from review import actions
+from streetwatch.cases import tables as t
+from streetwatch.cases.status import CaseFlag, CaseStatus, RunStatus
+from streetwatch.cases.store import CaseStore
+from streetwatch.review import actions
 from tests.builders import sighting
+from tests.paths import PROJECT_ROOT
 from tests.reviewkit import TAX
 
 WORDS = {m.value for enum in (CaseStatus, RunStatus, CaseFlag) for m in enum}

@@ -4,10 +4,10 @@ import threading
 
 from sqlalchemy import func, inspect, select
 
-from cases import schema
-from cases import tables as t
-from cases.store import CaseStore
-from detector.config import load_taxonomy
+from streetwatch.cases import schema
+from streetwatch.cases import tables as t
+from streetwatch.cases.store import CaseStore
+from streetwatch.detector.config import load_taxonomy
 from tests.builders import sighting
 
 TAX = load_taxonomy()

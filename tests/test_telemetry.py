@@ -19,10 +19,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from commands.telemetry import telemetry as telemetry_command
-from detector.errors import TelemetryError
-from detector.geo import enu_offset_m, offset_latlon
-from streams.telemetry import (
+from streetwatch.commands.telemetry import telemetry as telemetry_command
+from streetwatch.detector.errors import TelemetryError
+from streetwatch.detector.geo import enu_offset_m, offset_latlon
+from streetwatch.streams.telemetry import (
     PoseTrack,
     Telemetry,
     TelemetryEntry,
@@ -535,7 +535,7 @@ def test_matrice_second_60_is_still_a_valid_time_code() -> None:
 
 
 def test_parse_number_is_strict() -> None:
-    from streams.telemetry_types import parse_number
+    from streetwatch.streams.telemetry_types import parse_number
 
     assert [parse_number(x) for x in ("2.8", "+0.7", "-1/3", "0.0M", "85.80m", "110.4°", ".5", "7.")] == [
         2.8, 0.7, pytest.approx(-1 / 3), 0.0, 85.8, 110.4, 0.5, 7.0]
@@ -604,7 +604,7 @@ def test_csv_damaged_values_are_reported_and_rows_dropped() -> None:
 @needs_samples
 @pytest.mark.parametrize("name", sorted(n for n, g in GOLDEN.items() if g[0]))
 def test_every_real_value_is_within_its_limits(name: str) -> None:
-    from streams.telemetry_types import LIMITS
+    from streetwatch.streams.telemetry_types import LIMITS
 
     for e in sample(name).entries:
         for field_name, (lo, hi) in LIMITS.items():
@@ -920,7 +920,7 @@ def test_cli_leaves_out_camera_settings_the_file_lacks(cli: typer.Typer, tmp_pat
 
 
 def telemetry_columns() -> tuple[str, ...]:
-    from commands.telemetry import COLUMNS
+    from streetwatch.commands.telemetry import COLUMNS
 
     return COLUMNS
 

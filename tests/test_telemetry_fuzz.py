@@ -29,7 +29,7 @@ MANIFEST: dict[str, dict] = json.loads((CORPUS / "MANIFEST.json").read_text())
 
 @pytest.fixture(scope="module")
 def app() -> typer.Typer:
-    from cli import app as streetwatch  # the real command line, every command registered
+    from streetwatch.cli import app as streetwatch  # the real command line, every command registered
 
     return streetwatch
 

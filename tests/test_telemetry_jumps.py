@@ -17,12 +17,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from detector.frames import Frame
-from streams.discover import discover
-from streams.drone import drone_hooks
-from streams.telemetry import PoseTrack, Telemetry, TelemetryEntry, load_telemetry, parse_csv, parse_srt
-from streams.telemetry_jumps import MAX_HORIZONTAL_SPEED_MS, find_jumps
-from streams.writer import write_video
+from streetwatch.detector.frames import Frame
+from streetwatch.streams.discover import discover
+from streetwatch.streams.drone import drone_hooks
+from streetwatch.streams.telemetry import PoseTrack, Telemetry, TelemetryEntry, load_telemetry, parse_csv, parse_srt
+from streetwatch.streams.telemetry_jumps import MAX_HORIZONTAL_SPEED_MS, find_jumps
+from streetwatch.streams.writer import write_video
 
 SHARED = Path(os.environ.get("STREETWATCH_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 DJI_SRT = SHARED / "data" / "dji_srt"
@@ -208,7 +208,7 @@ def test_fnum_and_focal_length_zero_are_unknown() -> None:
 
 
 def test_cli_prints_fnum_zero_as_empty_not_zero(tmp_path: Path) -> None:
-    from cli import app
+    from streetwatch.cli import app
 
     path = tmp_path / "zero.SRT"
     path.write_text(real("MAVIC3.srt", 3).replace("[fnum: 3.2]", "[fnum: 0]"))

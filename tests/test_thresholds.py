@@ -16,12 +16,12 @@ import math
 
 import numpy as np
 
-from cases.dedup import CaseView, match_case
-from detector.config import ProblemType, Taxonomy, ZoneFile
-from detector.geo import haversine_m, offset_latlon
-from detector.rules import INSIDE_SHARE, RuleEngine
-from detector.tracking import IouTracker
-from detector.zones import ZoneIndex
+from streetwatch.cases.dedup import CaseView, match_case
+from streetwatch.detector.config import ProblemType, Taxonomy, ZoneFile
+from streetwatch.detector.geo import haversine_m, offset_latlon
+from streetwatch.detector.rules import INSIDE_SHARE, RuleEngine
+from streetwatch.detector.tracking import IouTracker
+from streetwatch.detector.zones import ZoneIndex
 from tests.builders import NAMES, dets, frame, sighting
 
 NAMES_WITH_BIN = {**NAMES, 9: "garbage_bin"}

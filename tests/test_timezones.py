@@ -18,13 +18,13 @@ import pytest
 import yaml
 from PIL import Image
 
-from batch.runner import Pipeline, PipelineSettings
-from cases.store import CaseStore
-from streams.discover import discover
-from streams.images import ImageSource, time_from_name
-from streams.local_time import UTC_ZONE, LocalZone, resolve_zone
-from streams.video import Sampling, creation_time, probe, start_time_from_name
-from streams.writer import write_video
+from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.cases.store import CaseStore
+from streetwatch.streams.discover import discover
+from streetwatch.streams.images import ImageSource, time_from_name
+from streetwatch.streams.local_time import UTC_ZONE, LocalZone, resolve_zone
+from streetwatch.streams.video import Sampling, creation_time, probe, start_time_from_name
+from streetwatch.streams.writer import write_video
 from tests.builders import FakeModel, dets
 from tests.servers.fixtures import write_test_clip
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 import yaml
 
-from detector.errors import ConfigError, DatasetError, ModelError
-from detector.model import load_yolo
+from streetwatch.detector.errors import ConfigError, DatasetError, ModelError
+from streetwatch.detector.model import load_yolo
+from streetwatch.training.dataset import build_dataset, source_image_key
+from streetwatch.training.recipe import load_recipe
 from tests.conftest import shared_path
-from training.dataset import build_dataset, source_image_key
-from training.recipe import load_recipe
 
 CLASSES = ["garbage", "street_vendor", "person", "car", "bus"]
 
@@ -144,9 +144,9 @@ def test_model_path_that_is_not_a_model(tmp_path):
 def test_int8_onnx_recovery_detects_like_the_export(tmp_path):
     import cv2
 
-    from detector.inference import Detector, DetectorSettings
-    from streams.sample import bus_photo
-    from training.onnx_init import init_checkpoint_from_onnx
+    from streetwatch.detector.inference import Detector, DetectorSettings
+    from streetwatch.streams.sample import bus_photo
+    from streetwatch.training.onnx_init import init_checkpoint_from_onnx
 
     ckpt = init_checkpoint_from_onnx(shared_path("weights", "yolov8n_int8.onnx"), tmp_path / "init.pt",
                                      [bus_photo()], ["garbage", "person", "bus"], imgsz=320)
@@ -157,8 +157,8 @@ def test_int8_onnx_recovery_detects_like_the_export(tmp_path):
 
 
 def test_training_smoke_run_writes_a_loadable_model_and_eval_is_sane(tmp_path):
-    from training.evaluate import evaluate
-    from training.train import TrainSettings, init_from_onnx, train
+    from streetwatch.training.evaluate import evaluate
+    from streetwatch.training.train import TrainSettings, init_from_onnx, train
 
     build_dataset(load_recipe(write_recipe(tmp_path)), tmp_path / "ds")
     data = tmp_path / "ds" / "data.yaml"
@@ -179,7 +179,7 @@ def test_training_smoke_run_writes_a_loadable_model_and_eval_is_sane(tmp_path):
 
 
 def test_promotion_rule_refuses_a_regression_on_any_class():
-    from training.evaluate import not_worse
+    from streetwatch.training.evaluate import not_worse
 
     def m(g, v):
         return {"classes": {"garbage": {"mAP50-95": g}, "street_vendor": {"mAP50-95": v}}}
@@ -231,8 +231,8 @@ def test_eval_says_what_each_labelled_box_was_called_and_where_the_misses_are(tm
     """The real CLI, the bundled model, 12 Montevideo images: every labelled garbage box is accounted for."""
     from typer.testing import CliRunner
 
-    from cli import app
-    from detector.inference import DEFAULT_MODEL
+    from streetwatch.cli import app
+    from streetwatch.detector.inference import DEFAULT_MODEL
 
     build_dataset(load_recipe(write_recipe(tmp_path)), tmp_path / "ds")
     labelled = sum(1 for p in (tmp_path / "ds" / "labels" / "val").glob("garbage__*.txt")

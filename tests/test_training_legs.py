@@ -12,13 +12,13 @@ import pytest
 import torch
 import yaml
 
-from detector.inference import DEFAULT_MODEL
-from detector.model import load_yolo
+from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.detector.model import load_yolo
+from streetwatch.training.candidate import save_candidate
+from streetwatch.training.dataset import build_dataset
+from streetwatch.training.recipe import load_recipe
+from streetwatch.training.train import TrainSettings, resume, start_checkpoint, train
 from tests.conftest import shared_path
-from training.candidate import save_candidate
-from training.dataset import build_dataset
-from training.recipe import load_recipe
-from training.train import TrainSettings, resume, start_checkpoint, train
 
 V2_CLASSES = ["garbage", "street_vendor", "person", "bicycle", "car", "motorcycle", "bus", "truck", "umbrella",
               "overflowing_bin", "garbage_bin"]
@@ -122,7 +122,7 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
 
 def test_the_run_card_draft_names_every_teacher(tmp_path):
     """A recipe with two teachers (model v2's) ended a real training leg in a TypeError before this was fixed."""
-    from training.card import write_card_draft
+    from streetwatch.training.card import write_card_draft
 
     ds, run = tmp_path / "ds", tmp_path / "run"
     ds.mkdir()

@@ -3,12 +3,12 @@
 import pytest
 import torch
 
-from detector.errors import ModelError
-from detector.model import load_yolo
-from streams.sample import bus_photo
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.model import load_yolo
+from streetwatch.streams.sample import bus_photo
+from streetwatch.training.onnx_init import init_checkpoint_from_onnx
+from streetwatch.training.wise import interpolate
 from tests.conftest import shared_path
-from training.onnx_init import init_checkpoint_from_onnx
-from training.wise import interpolate
 
 NAMES = ["garbage", "street_vendor", "person", "car", "bus"]
 

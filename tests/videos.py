@@ -7,7 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streams.writer import write_video
+from streetwatch.streams.writer import write_video
 
 
 def numbered_frames(n: int, size=(320, 180), label: str = ""):

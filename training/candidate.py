@@ -19,8 +19,8 @@ import csv
 import json
 from pathlib import Path
 
-from detector.errors import ModelError
-from detector.safe_yaml import read_yaml
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.safe_yaml import read_yaml
 
 __all__ = ["save_candidate"]
 

@@ -7,7 +7,7 @@ import json
 import platform
 from pathlib import Path
 
-from detector.safe_yaml import read_yaml
+from streetwatch.detector.safe_yaml import read_yaml
 
 
 def _last_metrics(run: Path) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.detections import box_iou
-from training.train import data_names, split_entry
+from streetwatch.detector.detections import box_iou
+from streetwatch.training.train import data_names, split_entry
 
 MISSED = "(nothing)"
 
@@ -55,7 +55,7 @@ def _images(data: Path, split: str) -> list[Path]:
 def named_boxes(model_path: Path, data: Path, split: str = "test", imgsz: int = 640, conf: float = 0.25,
                 iou: float = 0.45) -> Iterator[tuple[Path, str, str]]:
     """(image, labelled class, what the model called it) for every labelled box of one split."""
-    from detector.model import load_yolo
+    from streetwatch.detector.model import load_yolo
 
     model = load_yolo(model_path)
     labels = dict(enumerate(data_names(data)))

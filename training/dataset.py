@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from detector.detections import box_iou
-from detector.errors import ConfigError, DatasetError
-from detector.model import weights_digest
-from detector.safe_yaml import read_yaml
-from training.recipe import Recipe, SourceSpec
+from streetwatch.detector.detections import box_iou
+from streetwatch.detector.errors import ConfigError, DatasetError
+from streetwatch.detector.model import weights_digest
+from streetwatch.detector.safe_yaml import read_yaml
+from streetwatch.training.recipe import Recipe, SourceSpec
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 _ROBOFLOW_COPY = re.compile(r"\.rf\.[0-9a-f]{8,}$")
@@ -179,7 +179,7 @@ def add_pseudo_labels(
     items: list[Item], recipe: Recipe, on_progress: Callable[[int], None] | None = None
 ) -> None:
     """Label each teacher's classes on the images of its sources (all sources unless it names some)."""
-    from detector.model import load_yolo
+    from streetwatch.detector.model import load_yolo
 
     done = 0
     for teacher in recipe.teacher:

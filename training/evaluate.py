@@ -19,9 +19,9 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.errors import ModelError
-from detector.model import load_yolo
-from detector.model_registry import (
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.model import load_yolo
+from streetwatch.detector.model_registry import (
     BUNDLED,
     HISTORY,
     current_entry,
@@ -30,7 +30,7 @@ from detector.model_registry import (
     promoted_stack,
     read_history,
 )
-from training.train import check_dataset
+from streetwatch.training.train import check_dataset
 
 
 def evaluate(model_path: Path, data: Path, imgsz: int = 416, batch: int = 16, split: str = "val") -> dict:

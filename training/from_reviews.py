@@ -29,10 +29,10 @@ from pathlib import Path
 import yaml
 from sqlalchemy import select
 
-from cases import tables as t
-from cases.status import HARD_NEGATIVE_REASONS, POSITIVE, REJECT_REASONS, CaseStatus
-from cases.store import CaseStore, as_utc, redact
-from detector.errors import DatasetError
+from streetwatch.cases import tables as t
+from streetwatch.cases.status import HARD_NEGATIVE_REASONS, POSITIVE, REJECT_REASONS, CaseStatus
+from streetwatch.cases.store import CaseStore, as_utc, redact
+from streetwatch.detector.errors import DatasetError
 
 KIND = "streetwatch-reviews"
 

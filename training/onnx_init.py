@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.errors import ModelError
-from detector.offline import prepare_offline
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.offline import prepare_offline
 
 
 def _dequantised_weights(onnx_path: Path) -> dict[str, np.ndarray]:

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from detector.errors import ModelError
-from detector.offline import prepare_offline
+from streetwatch.detector.errors import ModelError
+from streetwatch.detector.offline import prepare_offline
 
 CONV_TYPES = ("Convolution", "GroupConvolution")
 _MODULE = re.compile(r"^__module\.([A-Za-z0-9_.]+)/")
@@ -240,7 +240,7 @@ def data_train_images(data: Path, limit: int = 128) -> list[Path]:
     """Up to `limit` training images of a data.yaml (an image folder or a .txt list), shuffled with a fixed seed."""
     import random
 
-    from training.train import split_entry
+    from streetwatch.training.train import split_entry
 
     entry = split_entry(data, "train")
     if entry.is_file():
@@ -264,7 +264,7 @@ def convert_openvino(
 ) -> tuple[Path, dict]:
     """Recover, optionally retarget to `class_names` (rows of classes the export knew are kept, in both heads of
     an end-to-end model) and calibrate BatchNorm on training images, save. Returns (path, report)."""
-    from training.onnx_init import calibrate_batchnorm, retarget_classes
+    from streetwatch.training.onnx_init import calibrate_batchnorm, retarget_classes
 
     model, report = recover_from_openvino(ir_dir, arch)
     if class_names:

@@ -29,9 +29,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from detector.config import StrictModel
-from detector.errors import ConfigError
-from detector.safe_yaml import load_yaml_text
+from streetwatch.detector.config import StrictModel
+from streetwatch.detector.errors import ConfigError
+from streetwatch.detector.safe_yaml import load_yaml_text
 
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 
@@ -122,10 +122,9 @@ def _expand(text: str) -> str:
 
 
 def default_shared_dir() -> Path:
-    """Where ../shared lives: $STREETWATCH_SHARED, else the folder beside the project."""
-    from detector.offline import PROJECT_ROOT
-
-    return Path(os.environ.get("STREETWATCH_SHARED", PROJECT_ROOT.parent / "shared"))
+    """Where the shared data lives: $STREETWATCH_SHARED, else ../shared from the working directory (a checkout's
+    root, where the recipes are run from); never a path computed from where the package is installed."""
+    return Path(os.environ.get("STREETWATCH_SHARED") or Path.cwd().parent / "shared")
 
 
 def load_recipe(path: Path) -> Recipe:

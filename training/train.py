@@ -17,9 +17,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from detector.errors import DatasetError, ModelError
-from detector.model import load_yolo
-from detector.offline import prepare_offline
+from streetwatch.detector.errors import DatasetError, ModelError
+from streetwatch.detector.model import load_yolo
+from streetwatch.detector.offline import prepare_offline
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def _trainer_class():
 
 def split_entry(data: Path, split: str) -> Path:
     """Where a data.yaml's split lives: an image folder, or a .txt list of images (per-source evaluation files)."""
-    from detector.safe_yaml import read_yaml
+    from streetwatch.detector.safe_yaml import read_yaml
 
     spec = read_yaml(Path(data)) or {}
     if split not in spec:
@@ -135,7 +135,7 @@ def _attach_leg_log(model, run: Path, kind: str) -> None:
 
 def data_names(data: Path) -> list[str]:
     """A data.yaml's class names in id order."""
-    from detector.safe_yaml import read_yaml
+    from streetwatch.detector.safe_yaml import read_yaml
 
     names = (read_yaml(Path(data)) or {}).get("names") or {}
     return [names[k] for k in sorted(names)] if isinstance(names, dict) else list(names)
@@ -145,7 +145,7 @@ def start_checkpoint(model_path: Path, data: Path, out: Path) -> Path:
     """Weights to start a run from: `model_path` itself, or, when its classes differ from the dataset's,
     a copy whose class head is retargeted by name (rows of classes it knew are kept: model v2 starts with
     v1's garbage and street_vendor, new classes start from the usual prior)."""
-    from training.onnx_init import retarget_classes, save_checkpoint
+    from streetwatch.training.onnx_init import retarget_classes, save_checkpoint
 
     wanted = data_names(data)
     model = load_yolo(model_path)
@@ -161,8 +161,8 @@ def init_from_onnx(onnx_path: Path, data: Path, out: Path, imgsz: int, calibrati
     """A trainable checkpoint for `data`'s classes recovered from an INT8 ONNX export (see onnx_init)."""
     import random
 
-    from detector.safe_yaml import read_yaml
-    from training.onnx_init import init_checkpoint_from_onnx
+    from streetwatch.detector.safe_yaml import read_yaml
+    from streetwatch.training.onnx_init import init_checkpoint_from_onnx
 
     check_dataset(data)
     spec = read_yaml(Path(data))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from detector.errors import ModelError
+from streetwatch.detector.errors import ModelError
 
 
 def _module(path: Path):
@@ -39,7 +39,7 @@ def interpolate(fine_tuned: Path, start: Path, alpha: float, out: Path) -> Path:
     if names != known:
         if not set(known) <= set(names):
             raise ModelError(f"{fine_tuned} and {start} have different classes: {ft.names} vs {base.names}")
-        from training.onnx_init import retarget_classes
+        from streetwatch.training.onnx_init import retarget_classes
 
         base = retarget_classes(base, dict(base.names), names)
     base_state = base.state_dict()

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-from cases.schema import metadata
+from streetwatch.cases.schema import metadata
 
 config = context.config
 target_metadata = metadata

@@ -23,7 +23,7 @@ import numpy as np
 
 from tests.servers.mjpeg_server import MjpegServer
 
-RTSP_SERVER_SCRIPT = Path(__file__).with_name("rtsp_server.py")
+RTSP_SERVER_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "rtsp_server.py"
 # python3-gi (GStreamer bindings) comes from Debian and is not importable from the venv.
 SYSTEM_PYTHON = "/usr/bin/python3"
 
