@@ -115,9 +115,10 @@ class Camera(CameraSettings):
     location: Location | None = None
     calibration: Calibration | None = None
     zones: list[CameraZone] = Field(default_factory=list)
-    timezone: str | None = Field(None, description="IANA zone of this camera's clock: `detect --cameras` reads the "
-                                                   "times its recordings give without a zone (file names, EXIF) "
-                                                   "in it; default: the zones file's, else the top-level one")
+    timezone: str | None = Field(None, description="IANA zone of this camera's clock: its zone time windows, live, "
+                                                   "and the times its recordings give without a zone (file names, "
+                                                   "EXIF, `detect --cameras`); default: the zones file's, else "
+                                                   "the top-level one")
 
     @field_validator("timezone")
     @classmethod
@@ -293,10 +294,17 @@ def camera_taxonomy(cam: CameraSettings) -> Taxonomy:
 
 
 def camera_zones(cfg: DaemonConfig, cam: Camera) -> ZoneFile:
-    """Zones that apply to `cam`: those of `zones_file` matching its id, plus its own."""
-    shared = [z for z in load_zones(cfg.zones_file).zones if z.applies_to(cam.id)] if cfg.zones_file else []
+    """Zones that apply to `cam`: those of `zones_file` matching its id, plus its own.
+
+    Their time windows are read in the camera's `timezone`, else the zones file's own `timezone` (when it states
+    one), else the top-level `timezone`: the order `detect` uses, so a window means the same hours live and on
+    the recordings of the same camera.
+    """
+    zone_file = load_zones(cfg.zones_file) if cfg.zones_file else None
+    shared = [z for z in zone_file.zones if z.applies_to(cam.id)] if zone_file else []
     own = [Zone.model_validate({**z.model_dump(exclude={"camera"}), "camera": cam.id}) for z in cam.zones]
-    return ZoneFile(timezone=cfg.timezone, zones=shared + own)
+    stated = zone_file.timezone if zone_file and "timezone" in zone_file.model_fields_set else None
+    return ZoneFile(timezone=cam.timezone or stated or cfg.timezone, zones=shared + own)
 
 
 @lru_cache(maxsize=32)

@@ -169,7 +169,7 @@ MAX_PIXELS = 16_384  # the widest frame a zone may describe (16K)
 
 class Zone(StrictModel):
     id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
-    camera: str = Field(pattern=r"^[A-Za-z0-9_.*?/-]{1,128}$",
+    camera: str = Field(pattern=r"^[\p{L}\p{M}\p{N}_.*?/-]{1,128}$",  # camera ids may be 东门 (detector/ids.py)
                         description="camera/source id this zone belongs to; * and ? wildcards allowed")
     kind: ZoneKind
     polygon: list[tuple[float, float]] = Field(max_length=1000,

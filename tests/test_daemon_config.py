@@ -18,6 +18,7 @@ from streetwatch.camera_daemon.config import (
 )
 from streetwatch.cli import app
 from streetwatch.detector.errors import ConfigError
+from tests.daemon_helpers import config_dict
 from tests.paths import PROJECT_ROOT
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
@@ -150,3 +151,42 @@ def test_config_check_command(tmp_path: Path, example_env: None) -> None:
     assert "cameras.1[cam-2].analysis_fps: Input should be greater than or equal to 0.001" in lines[1]
     missing = runner.invoke(app, ["config", "check", str(tmp_path / "none.yaml")])
     assert missing.exit_code == 2 and "file not found" in missing.output
+
+
+def test_a_cameras_zone_windows_are_read_in_its_own_time_zone(tmp_path: Path) -> None:
+    """A zone active 07:00-09:00 means those hours on the camera's clock: the camera's `timezone`, else the zones
+    file's stated one, else the top-level one (the order `detect` uses for the same camera's recordings)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from streetwatch.detector.zones import ZoneIndex
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"")
+    (tmp_path / "zones.yaml").write_text(yaml.safe_dump({"timezone": "Asia/Shanghai", "zones": [
+        {"id": "kerb", "kind": "no_parking", "camera": "*", "units": "relative",
+         "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]], "active": ["07:00-09:00"]}]}))
+    cfg = parse_daemon_config(config_dict(tmp_path, [
+        {"id": "shanghai", "url": str(clip)},
+        {"id": "lisbon", "url": str(clip), "timezone": "Europe/Lisbon"}], zones_file="zones.yaml"), base=tmp_path)
+    shanghai, lisbon = cfg.cameras
+    assert camera_zones(cfg, shanghai).timezone == "Asia/Shanghai"  # the zones file's (top level: UTC default)
+    assert camera_zones(cfg, lisbon).timezone == "Europe/Lisbon"  # the camera's own wins
+    eight_local = {c.id: datetime(2026, 11, 28, 8, 0, tzinfo=ZoneInfo(camera_zones(cfg, c).timezone)).timestamp()
+                   for c in cfg.cameras}
+    for cam in cfg.cameras:
+        idx = ZoneIndex(camera_zones(cfg, cam))
+        assert idx.zones_at(cam.id, x=10, y=10, width=100, height=100, wall_time=eight_local[cam.id])
+        assert not idx.zones_at(cam.id, x=10, y=10, width=100, height=100, wall_time=eight_local[cam.id] + 3 * 3600)
+
+
+def test_a_zone_can_name_a_camera_whose_id_is_not_ascii(tmp_path: Path) -> None:
+    """Camera ids may be written in any script (`--camera 东门`); a zone must be able to name such a camera."""
+    from streetwatch.detector.config import load_zones
+
+    path = tmp_path / "zones.yaml"
+    path.write_text(yaml.safe_dump({"zones": [{"id": "kerb", "kind": "no_parking", "camera": "东门",
+                                               "polygon": [[0, 0], [10, 0], [10, 10]]}]}, allow_unicode=True),
+                    encoding="utf-8")
+    (zone,) = load_zones(path).zones
+    assert zone.applies_to("东门") and not zone.applies_to("西门")
