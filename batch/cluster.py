@@ -37,7 +37,7 @@ from streetwatch.batch.cluster_start import (
 )
 from streetwatch.batch.keys import content_key, run_key
 from streetwatch.batch.resume import lead_in_s
-from streetwatch.batch.runner import FileResult, PipelineSettings, recheck_place
+from streetwatch.batch.runner import FileResult, PipelineSettings, footage_zone, recheck_place
 from streetwatch.cases.status import RunStatus
 from streetwatch.cases.store import CaseStore, as_utc, from_unix
 from streetwatch.detector.config import load_zones
@@ -299,7 +299,10 @@ def run_on_cluster(address: str, items: list[FootageItem], settings: PipelineSet
     console = console or Console(stderr=True)
     require_cluster(store.url)
     settings, items, drone = _absolute(settings, items, drone)
-    plans = [plan_file(i, item, options.segment_s, settings.start_time) for i, item in enumerate(items)]
+    zone_file = load_zones(settings.zones_path)
+    plans = [plan_file(i, item, options.segment_s, settings.start_time,
+                       footage_zone(settings, zone_file, settings.camera or item.camera_id))
+             for i, item in enumerate(items)]
     if not plans:  # nothing usable was given (discover said why): no cluster needed
         return ClusterOutcome([], "", 0)
     ray = connect(address, options.env_vars)

@@ -24,6 +24,7 @@ from streetwatch.cases.status import RunStatus
 from streetwatch.detector.analysis import Explanation
 from streetwatch.detector.errors import SourceError
 from streetwatch.streams.discover import FootageItem
+from streetwatch.streams.local_time import UTC_ZONE, LocalZone
 from streetwatch.streams.video import VideoInfo, probe
 
 __all__ = ["FilePlan", "Unit", "add_lead_in", "keyframes_at_or_before", "lead_in_s", "merge_explanations", "merge_results",
@@ -81,13 +82,15 @@ def keyframes_at_or_before(path: Path, targets: list[float]) -> list[float]:
     return out
 
 
-def plan_file(file_index: int, item: FootageItem, segment_s: float, start_time: float | None = None) -> FilePlan:
-    """The units of one file, cut at keyframes (see the module docstring); lead-ins come with `add_lead_in`."""
+def plan_file(file_index: int, item: FootageItem, segment_s: float, start_time: float | None = None,
+              zone: LocalZone = UTC_ZONE) -> FilePlan:
+    """The units of one file, cut at keyframes (see the module docstring); lead-ins come with `add_lead_in`.
+    `zone` reads a footage start given without a zone (file name, container), as the local run does."""
     whole = FilePlan(item, None, [Unit(file_index, 0, item, (0.0, None), (0.0, 0.0))])
     if item.kind != "video":
         return whole
     try:
-        info = probe(item.path, start_time)
+        info = probe(item.path, start_time, zone)
     except SourceError:
         return whole  # sent as one unit all the same: the worker reports it in the local run's words
     whole.info = info

@@ -25,7 +25,7 @@ from pathlib import Path
 from streetwatch.batch.explain_frames import ExplainWriter
 from streetwatch.batch.gate import ChangeGate
 from streetwatch.batch.keys import content_key, run_key, settings_key, sighting_prefix
-from streetwatch.batch.reader import StageTimer, read_frames
+from streetwatch.batch.reader import StageTimer, TimedScenes, read_frames
 from streetwatch.batch.resume import (
     CHECKPOINT_EVERY_S,
     Filed,
@@ -54,7 +54,7 @@ from streetwatch.detector.sightings import Sighting
 from streetwatch.detector.zones import ZoneIndex
 from streetwatch.streams.discover import CAMERA_RULE_CLI, FootageItem
 from streetwatch.streams.drone import DroneHooks
-from streetwatch.streams.local_time import resolve_zone
+from streetwatch.streams.local_time import LocalZone, resolve_zone
 from streetwatch.streams.source import Source
 from streetwatch.streams.video import Sampling
 
@@ -108,7 +108,10 @@ class FileResult:
     cases_opened: int = 0
     case_ids: set[int] = field(default_factory=set)
     error: str | None = None
-    stage_s: dict[str, float] = field(default_factory=dict)
+    stage_s: dict[str, float] = field(default_factory=dict)  # wall seconds per stage
+    stage_cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of the thread running the stage
+    wait_s: dict[str, float] = field(default_factory=dict)  # wall seconds a thread waited on a queue
+    thread_cpu_s: dict[str, float] = field(default_factory=dict)  # per thread, and "process" (all threads)
     notes: dict = field(default_factory=dict)
     frames_gated: int = 0  # analysed frames whose inference was skipped by the change gate
     ground_bounds: tuple[tuple[float, float], tuple[float, float]] | None = None  # drone: (min, max) lat/lon seen
@@ -139,6 +142,13 @@ def recheck_place(store: CaseStore, camera_id: str, info, result: FileResult) ->
                                    result.case_ids)
     if decided:
         result.notes["recheck"] = {str(k): v for k, v in decided.items()}
+
+
+def footage_zone(settings: PipelineSettings, zone_file: ZoneFile, camera_id: str) -> LocalZone:
+    """The zone a footage time given without one (file name, EXIF, container) is read in for `camera_id`:
+    `streams.local_time`'s order over these settings. One rule for the runner and the cluster driver's plan."""
+    stated = zone_file.timezone if "timezone" in zone_file.model_fields_set else None
+    return resolve_zone(camera_id, settings.timezone, settings.camera_timezones, stated, settings.cameras_timezone)
 
 
 class Pipeline:
@@ -227,9 +237,7 @@ class Pipeline:
             result.notes["span_s"] = [span_start, span_end]
         result.notes["owner"] = Owner.me().as_note()
         result.notes["camera_id_rule"] = CAMERA_RULE_CLI if self.settings.camera else item.camera_id_rule
-        zone = resolve_zone(camera_id, self.settings.timezone, self.settings.camera_timezones,
-                            self.zone_file.timezone if "timezone" in self.zone_file.model_fields_set else None,
-                            self.settings.cameras_timezone)
+        zone = footage_zone(self.settings, self.zone_file, camera_id)
         result.notes["time_zone"] = zone.as_note()  # which zone read the times given without one
         source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width,
                            start_s=start_s, end_s=span_end, zone=zone)
@@ -255,14 +263,15 @@ class Pipeline:
         elif self.settings.scene_check and posed is None:  # the camera's scenes so far: ids hold across runs
             scenes = SceneSegmenter(self.store.scene_book(camera_id))
         prefix = sighting_prefix(key, self.settings_key, camera_id, span_start)  # never where it resumed
+        timer = StageTimer()
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
-                            key_prefix=prefix, locator=locator, still=still, scenes=scenes, place_id=place_id,
+                            key_prefix=prefix, locator=locator, still=still, place_id=place_id,
+                            scenes=TimedScenes(scenes, timer) if scenes is not None else None,  # type: ignore[arg-type]
                             scene_check=self.settings.scene_check)
         reach = self.settings.analysis.track_max_age_s + sampling_step_s(self.settings.sampling)
         keys = StableKeys(prefix, resume, reach_s=reach, keep_s=self.lead_s + reach,  # keys that survive a resume
                           stored=lambda k: stored_confidence(self.store, k))
         started = time.perf_counter()
-        timer = StageTimer()
         try:
             self._process(source, step, keys, run_id, result, timer, posed, on_progress)
             if scenes is not None:  # scenes no sighting named keep their ids too
@@ -285,6 +294,9 @@ class Pipeline:
             result.wall_s = time.perf_counter() - started
             result.frames_decoded = source.frames_decoded
             result.stage_s = {k: round(v, 3) for k, v in timer.seconds.items()}
+            result.stage_cpu_s = {k: round(v, 3) for k, v in timer.cpu.items()}
+            result.wait_s = {k: round(v, 3) for k, v in timer.waits.items()}
+            result.thread_cpu_s = {k: round(v, 3) for k, v in timer.threads.items()}
             result.notes.setdefault("sampling", source.effective_mode)
             result.warnings.extend([*getattr(source, "notices", []), *source.warnings])  # notices: not partial
             if result.warnings:
@@ -317,14 +329,15 @@ class Pipeline:
 
         def write() -> None:
             nonlocal last_checkpoint
-            while (s := out.get()) is not _END:
+            while (s := timer.get(out, "writer: sightings queue empty")) is not _END:
                 if errors:
                     continue  # the store failed: drain without writing so the producer never blocks
                 if isinstance(s, _Committed):
                     if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
                         last_checkpoint = time.monotonic()
                         try:
-                            checkpoint(self.store, run_id, s.ts, s.filed)
+                            with timer.stage("checkpoint"):
+                                checkpoint(self.store, run_id, s.ts, s.filed)
                         except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                             errors.append(exc)
                     continue
@@ -335,8 +348,11 @@ class Pipeline:
                     result.cases_opened += int(rec.created)
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                     errors.append(exc)
+            if threaded:
+                timer.thread_done("writer", time.thread_time())
 
         threaded = self.settings.threaded
+        cpu0, process0 = time.thread_time(), time.process_time()
         writer = threading.Thread(target=write, name="streetwatch-writer", daemon=True)
         if threaded:
             writer.start()
@@ -352,7 +368,7 @@ class Pipeline:
             for s in sightings:
                 if isinstance(s, Sighting):  # where to find it again: this file, seconds from its start (PTS)
                     s = replace(s, source=where, source_offset_s=s.first_ts)
-                out.put(s)
+                timer.put(out, s, "main: sightings queue put")
             if not threaded:
                 out.put(_END)
                 write()  # drains what was just queued, on this thread
@@ -360,26 +376,25 @@ class Pipeline:
         try:
             prepare = getattr(self.detector, "prepare", None)  # test doubles need not letterbox
             for frame, ready in read_frames(source, timer, posed, prepare, self.settings.threaded):
-                t0 = time.perf_counter()
-                if gate is not None and gate.unchanged(frame.image):
-                    dets = gate.last  # a static scene: the previous boxes still stand, and dwell keeps counting
-                    result.frames_gated += 1
-                else:
-                    dets = (self.detector.detect_prepared([ready]) if ready is not None
-                            else self.detector.detect([frame.image]))[0]
-                    if gate is not None:
-                        gate.last = dets
-                t1 = time.perf_counter()
+                with timer.stage("inference"):
+                    if gate is not None and gate.unchanged(frame.image):
+                        dets = gate.last  # a static scene: the previous boxes still stand, dwell keeps counting
+                        result.frames_gated += 1
+                    else:
+                        dets = (self.detector.detect_prepared([ready]) if ready is not None
+                                else self.detector.detect([frame.image]))[0]
+                        if gate is not None:
+                            gate.last = dets
                 if frame.pose is not None:
                     _widen(result, frame.pose.lat, frame.pose.lon)
                 if first:
                     first = False
                     result.warnings.extend(self.zones.outside_frame(result.camera_id, frame.width, frame.height))
-                emit([*keys.apply(step.analyse(frame, dets)), _Committed(frame.ts, keys.snapshot(frame.ts))])
+                with timer.stage("analysis"):  # tracker, rules (the scene check is its own stage)
+                    found = [*keys.apply(step.analyse(frame, dets)), _Committed(frame.ts, keys.snapshot(frame.ts))]
+                emit(found)
                 if explain is not None:
                     explain.maybe_write(frame, step.last_tracked, step)
-                timer.add("inference", t1 - t0)
-                timer.add("analysis", time.perf_counter() - t1)
                 result.frames_analysed += 1
                 result.progress_s = frame.ts
                 if on_progress:
@@ -390,5 +405,7 @@ class Pipeline:
             if threaded:
                 out.put(_END)
                 writer.join()
+            timer.thread_done("main", time.thread_time() - cpu0)
+            timer.thread_done("process", time.process_time() - process0)
         if errors:
             raise errors[0]

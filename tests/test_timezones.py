@@ -133,3 +133,19 @@ def test_the_timezone_option_wins_and_is_recorded(tmp_path, gate_clip):
     res = run_gate(tmp_path / "cams", gate_clip, zones_path=zones_file(tmp_path, "Asia/Shanghai"),
                    camera_timezones={"gate": "Asia/Shanghai"}, cameras_timezone="UTC")
     assert res.notes["time_zone"] == "Asia/Shanghai (cameras.yaml camera gate)" and res.cases_opened == 1
+
+
+def test_a_cluster_plan_reads_the_file_name_in_the_same_zone_as_the_local_run(tmp_path, gate_clip):
+    """The Ray driver records each file's footage start from its plan: the same zone rule as the local run
+    (batch.runner.footage_zone), not UTC."""
+    from streetwatch.batch.cluster_plan import plan_file
+    from streetwatch.batch.runner import footage_zone
+    from streetwatch.detector.config import load_zones
+
+    settings = PipelineSettings(evidence_dir=tmp_path / "ev", zones_path=zones_file(tmp_path, "Asia/Shanghai"))
+    (item,) = discover([gate_clip])[0]
+    zone = footage_zone(settings, load_zones(settings.zones_path), item.camera_id)
+    plan = plan_file(0, item, 600.0, None, zone)
+    assert zone.as_note() == "Asia/Shanghai (zones file)"
+    assert plan.info is not None
+    assert plan.info.start_time == datetime(2026, 11, 28, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
