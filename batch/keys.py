@@ -51,9 +51,14 @@ def _file_sha(path: Path) -> str:
 
 
 def settings_key(analysis: AnalysisSettings, sampling: Sampling, zones_path: Path | None, camera: str | None,
-                 model_id: str) -> str:
-    """Re-running with other settings is a new run; with the same ones it is a no-op."""
+                 model_id: str, clock: dict | None = None) -> str:
+    """Re-running with other settings is a new run; with the same ones it is a no-op.
+
+    `clock`: what reads footage times (`--start-time`, `--timezone`, cameras' zones): a file first read in the
+    wrong zone and run again in the right one is new work, not "already done" (zone windows depend on it).
+    """
     parts = {
+        "clock": clock or {},
         "model": model_id,
         "sampling": [sampling.mode, sampling.fps, sampling.every],
         "analysis": analysis.model_dump(mode="json", exclude={"model", "taxonomy"}),

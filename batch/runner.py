@@ -173,7 +173,10 @@ class Pipeline:
                               f"{', '.join(unknown)}; it has {', '.join(self.detector.names.values())}")
         model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
-        self.settings_key = settings_key(analysis, settings.sampling, settings.zones_path, settings.camera, model_id)
+        clock = {"start_time": settings.start_time, "timezone": settings.timezone,
+                 "camera_timezones": settings.camera_timezones, "cameras_timezone": settings.cameras_timezone}
+        self.settings_key = settings_key(analysis, settings.sampling, settings.zones_path, settings.camera, model_id,
+                                         clock)
         # a resumed run reads this much again before its checkpoint: the longest dwell of the rules that can fire
         self.lead_s = lead_in_s(self.taxonomy, settings.sampling, set(self.detector.names.values()),
                                 {z.kind for z in self.zone_file.zones})

@@ -149,3 +149,14 @@ def test_a_cluster_plan_reads_the_file_name_in_the_same_zone_as_the_local_run(tm
     assert zone.as_note() == "Asia/Shanghai (zones file)"
     assert plan.info is not None
     assert plan.info.start_time == datetime(2026, 11, 28, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+
+
+def test_a_file_read_in_the_wrong_zone_is_new_work_in_the_right_one(tmp_path, gate_clip):
+    """The time zone decides which zone windows apply, so it is part of the run's settings: the same file run
+    again with the right `--timezone` is analysed again (not skipped as already done) and files the case."""
+    wrong = run_gate(tmp_path, gate_clip, zones_path=zones_file(tmp_path, "Asia/Shanghai"), timezone="UTC")
+    right = run_gate(tmp_path, gate_clip, zones_path=zones_file(tmp_path, "Asia/Shanghai"), timezone="Asia/Shanghai")
+    again = run_gate(tmp_path, gate_clip, zones_path=zones_file(tmp_path, "Asia/Shanghai"), timezone="Asia/Shanghai")
+    assert (wrong.status, wrong.cases_opened) == ("done", 0)
+    assert (right.status, right.cases_opened) == ("done", 1)
+    assert again.status == "skipped"  # the same settings again: nothing to do
