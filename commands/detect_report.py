@@ -27,7 +27,7 @@ def explain_lines(r) -> list[str]:
 def one_line(r) -> str:
     """The per-file line under the summary table: what was seen and the main thing held back."""
     e = r.explanation
-    if e is None:
+    if e is None or (str(r.status) == "failed" and not r.frames_analysed):  # nothing was analysed: say why
         return f"{r.path.name}: {r.status}" + (f" ({_reason(r)})" if _reason(r) else "")
     held = ", ".join(f"{p} x{n} ({rule})" for p, rule, n, _ in e.stopped) or "nothing"
     return (f"{r.path.name}: {sum(e.detections.values())} detections, {sum(e.tracks.values())} tracks, "

@@ -143,3 +143,16 @@ def test_detect_over_odd_media_says_one_line_per_bad_file(tmp_path, corpus):
         statuses = {s for (s,) in db.execute("SELECT status FROM runs")}
     assert "running" not in statuses
     assert rss < MAX_RSS_BYTES, f"peak memory {rss / 1e9:.2f} GB"
+
+
+def test_the_summary_line_of_a_file_that_failed_says_why_not_what_was_seen():
+    """A picture refused before analysis has an empty explanation; its summary line gives the reason, not
+    '0 detections ... held back: nothing', which reads as if it had been analysed and was clean."""
+    from types import SimpleNamespace
+
+    from streetwatch.commands.detect_report import one_line
+    from streetwatch.detector.analysis import Explanation
+
+    failed = SimpleNamespace(path=Path("huge.png"), status="failed", frames_analysed=0, error="too large to decode",
+                             notes={}, explanation=Explanation({}, {}, {}, {}, 0, [], {}))
+    assert one_line(failed) == "huge.png: failed (too large to decode)"
