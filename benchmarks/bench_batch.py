@@ -16,14 +16,16 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from sqlalchemy import select
 
-from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.batch.runner import FileResult, Pipeline, PipelineSettings
 from streetwatch.benchmarks.clips import build_clip, build_cruise_clip, concat_clip
+from streetwatch.benchmarks.stage_table import native_cpu, stage_table
 from streetwatch.cases import tables as t
 from streetwatch.cases.dedup import iou_norm
 from streetwatch.cases.store import CaseStore, as_utc
@@ -47,6 +49,8 @@ class Row:
     note: str = ""
     sightings: int = 0
     cpu_s: float = 0.0
+    result: FileResult | None = None  # a streetwatch run's own figures (stage CPU, waits)
+    pool_cpu: float | None = None  # CPU s of the threads alive before the run (ONNX Runtime's pool)
 
     @property
     def realtime(self) -> float:
@@ -102,8 +106,14 @@ def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: 
     reset_peak_rss()
     t0, cpu0 = time.perf_counter(), time.process_time()
     pipe = Pipeline(replace(settings, evidence_dir=workdir / f"evidence-{name}"), store, detector=detector)
+    before = native_cpu()
     res = pipe.run([FootageItem(clip, "video", "bench-cam")])[0]
+    after = native_cpu()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    me = threading.get_native_id()
+    # threads still alive after the run (the pipeline's own have ended, and FFmpeg's with the file): ONNX Runtime's
+    # pool, made with the session (on first use, so maybe during this run)
+    pool = sum(c - before.get(t, 0.0) for t, c in after.items() if t != me) if after else None
     if res.status != "done":
         raise RuntimeError(f"{name}: {res.error}")
     stage = {k: round(1000 * v / max(1, res.frames_analysed), 1) for k, v in res.stage_s.items()}
@@ -113,7 +123,7 @@ def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: 
         sc = res.notes["scenes"]
         note += f"; {len(sc['seen'])} scenes, {sc['cuts']} cuts, {sc['identifications']} ORB identifications"
     return Row(name, res.footage_s, wall, res.frames_decoded, res.frames_analysed, stage, peak_rss_mb(),
-               cases_of(store), note=note, sightings=res.sightings, cpu_s=cpu)
+               cases_of(store), note=note, sightings=res.sightings, cpu_s=cpu, result=res, pool_cpu=pool)
 
 
 def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSettings, workdir: Path) -> Row:
@@ -161,7 +171,8 @@ def run_baseline(clip: Path, model: Path, seconds: float, settings: PipelineSett
 
 
 def startup_seconds(model: Path) -> float:
-    code = ("import time; t=time.perf_counter(); from detector.inference import Detector, DetectorSettings; "
+    code = ("import time; t=time.perf_counter(); "
+            "from streetwatch.detector.inference import Detector, DetectorSettings; "
             f"d=Detector(DetectorSettings(model=__import__('pathlib').Path({str(model)!r}))); d.warmup(1920,1080); "
             "print(time.perf_counter()-t)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -265,6 +276,7 @@ def bench_cruise(shared: Path, workdir: Path, base: PipelineSettings, minutes: f
                                         runs, detector))
             rows[-1].name = name
     out.append(format_table(rows))
+    out.append(f"\nstages of the cruise, scene check on:\n{stage_table(rows[-1].result, rows[-1].pool_cpu)}")
     out.append("\neach stage alone (one stage at a time), CPU ms per analysed frame:")
     costs = {label: stage_costs(clip, detector, base.sampling) for clip, label in ((synthetic, "synthetic"),
                                                                                   (cruise, "cruise"))}
@@ -304,6 +316,8 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
                           f"recall of (b) vs (a) on the baseline's window: {fast.recall}")
         else:
             report.append(format_table(rows))
+        report += [f"\nstages of {r.name} ({clip.name}):\n{stage_table(r.result, r.pool_cpu)}" for r in rows
+                   if r.name.startswith("b)") and r.result is not None]
     if cruise:
         report.append(bench_cruise(shared, workdir, base, minutes, runs))
     if scale:

@@ -40,7 +40,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streetwatch.benchmarks.scene_methods import gamma, jpeg
+from streetwatch.benchmarks.scene_methods import gamma, jpeg, photos
 from streetwatch.cases.scenes import MAX_VIEWS
 from streetwatch.detector.config import load_taxonomy
 from streetwatch.detector.scene import MIN_INLIERS, SceneBook, SceneView, align, map_box_norm
@@ -55,15 +55,6 @@ REAL_SAME = {"phone moved": [(158, 159), (188, 189), (236, 237)],
 # different streets that look alike (the same green container, bags around it), checked by eye
 REAL_LOOKALIKE = [(271, 272), (272, 273), (195, 196), (229, 230), (231, 232), (293, 294), (256, 257)]
 
-
-def photos(shared: Path, n: int) -> list[Path]:
-    """`n` photos of each street dataset, spread over the folder."""
-    out = []
-    for folder, pattern in (("garbage_montevideo/train/images", "*.jpg"), ("garbage_cn_streets/train/images", "*.webp")):
-        files = sorted((shared / "data" / folder).glob(pattern))
-        step = max(1, len(files) // n)
-        out += files[::step][:n]
-    return out
 
 
 def montevideo(shared: Path, number: int) -> Path:

@@ -56,3 +56,19 @@ def db_url(request, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'cases.db'}"
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def captions(monkeypatch) -> list[str]:
+    """Every caption burnt into an annotated image (a spy: the images are drawn as always)."""
+    seen: list[str] = []
+    import streetwatch.cases.evidence as evidence
+
+    real = evidence.caption
+
+    def spy(s):
+        seen.append(real(s))
+        return seen[-1]
+
+    monkeypatch.setattr(evidence, "caption", spy)
+    return seen

@@ -126,3 +126,13 @@ def metric(text: str, name: str, **labels: str) -> float:
         if all(part in label_text for part in want.split(",") if part):
             total += float(value)
     return total
+
+
+def sighting_rows(store) -> list:
+    """Every sighting row the store holds now (the daemon writes from its own thread: poll this)."""
+    from sqlalchemy import select
+
+    from streetwatch.cases import tables as t
+
+    with store.session() as ses:
+        return list(ses.scalars(select(t.Sighting)).all())

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-import streetwatch.cases.evidence as evidence
 from streetwatch.batch.runner import Pipeline, PipelineSettings
 from streetwatch.cases import tables as t
 from streetwatch.cases.export import CaseFilter, case_detail, render
@@ -41,19 +40,6 @@ class PeakModel(FakeModel):
             self.calls += 1
         return out
 
-
-@pytest.fixture
-def captions(monkeypatch) -> list[str]:
-    """Every caption burnt into an annotated image (a spy: the images are drawn as always)."""
-    seen: list[str] = []
-    real = evidence.caption
-
-    def spy(s):
-        seen.append(real(s))
-        return seen[-1]
-
-    monkeypatch.setattr(evidence, "caption", spy)
-    return seen
 
 
 def _utc(when: datetime) -> str:
@@ -134,7 +120,7 @@ class _Rising:
 @pytest.mark.timeout(60)
 def test_the_daemons_evidence_names_its_best_frame(tmp_path, captions):
     from streetwatch.camera_daemon.service import Daemon
-    from tests.daemon_helpers import make_config
+    from tests.daemon_helpers import make_config, sighting_rows
     from tests.servers.fixtures import wait_for, write_test_clip
 
     clip = write_test_clip(tmp_path / "loop.mp4", seconds=2, fps=10, size=(640, 360))
@@ -148,8 +134,7 @@ def test_the_daemons_evidence_names_its_best_frame(tmp_path, captions):
     store = CaseStore(db_url)
 
     def rows():
-        with store.session() as ses:
-            return ses.scalars(select(t.Sighting)).all()
+        return sighting_rows(store)
     try:
         assert wait_for(lambda: rows(), 20)
     finally:

@@ -121,7 +121,7 @@ def test_provenance_of_an_old_sighting_is_said_to_be_unknown(tmp_path):
 @pytest.mark.timeout(60)
 def test_the_daemon_files_live_sightings_with_their_stream_and_session_offset(tmp_path):
     from streetwatch.camera_daemon.service import Daemon
-    from tests.daemon_helpers import GARBAGE, ScriptedModel, make_config
+    from tests.daemon_helpers import GARBAGE, ScriptedModel, make_config, sighting_rows
     from tests.servers.fixtures import wait_for, write_test_clip
 
     clip = write_test_clip(tmp_path / "loop.mp4", seconds=1, fps=10, size=(640, 360))
@@ -132,8 +132,7 @@ def test_the_daemon_files_live_sightings_with_their_stream_and_session_offset(tm
     store = CaseStore(db_url)
 
     def rows():
-        with store.session() as ses:
-            return ses.scalars(select(t.Sighting)).all()
+        return sighting_rows(store)
     try:
         assert wait_for(lambda: rows(), 20)
     finally:

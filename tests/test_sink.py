@@ -10,7 +10,6 @@ from dataclasses import replace
 import pytest
 from sqlalchemy import select
 
-import streetwatch.cases.evidence as evidence
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.camera_daemon.writer import SightingWriter
 from streetwatch.cases import tables as t
@@ -32,19 +31,6 @@ SPEC = TAX.problem_types["exposed_garbage"]
 def photos():
     return street_photos(2)
 
-
-@pytest.fixture
-def captions(monkeypatch) -> list[str]:
-    """Every caption burnt into an annotated image (a spy: the images are drawn as always)."""
-    seen: list[str] = []
-    real = evidence.caption
-
-    def spy(s):
-        seen.append(real(s))
-        return seen[-1]
-
-    monkeypatch.setattr(evidence, "caption", spy)
-    return seen
 
 
 def heap_seen(key: str, img, proposed: str):
