@@ -17,7 +17,8 @@ instead of a scene number the store might still change.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Protocol
@@ -32,13 +33,14 @@ __all__ = ["SightingSink", "Stages"]
 
 
 class Stages(Protocol):
-    """Where the sink reports seconds per stage ("evidence", "database"); the batch's `StageTimer`."""
+    """Where the sink reports wall and thread CPU seconds per stage ("scene registration", "evidence",
+    "database"); the batch's `StageTimer`."""
 
-    def add(self, stage: str, seconds: float) -> None: ...
+    def add(self, stage: str, seconds: float, cpu: float | None = None) -> None: ...
 
 
 class _NoStages:
-    def add(self, stage: str, seconds: float) -> None:
+    def add(self, stage: str, seconds: float, cpu: float | None = None) -> None:
         pass
 
 
@@ -49,7 +51,7 @@ class SightingSink:
         store: the case store; None (or `store` set later) while the database has not been reached yet.
         evidence_dir: the evidence root (paths in the database are relative to it).
         actor: who the case history says filed it.
-        stages: receives seconds spent per stage.
+        stages: receives wall and thread CPU seconds spent per stage.
         on_evidence_error: None: an evidence write that fails raises (a batch stops: its results would lack
             evidence). Given: it gets the StoreError and the sighting is filed without evidence (the daemon:
             sinks fail independently, the case is still filed).
@@ -76,30 +78,34 @@ class SightingSink:
         Placing raises StoreError when the database cannot be reached: the caller may retry with `place=False`.
         """
         if place and self.store is not None and s.scene_view is not None:
-            t0 = time.perf_counter()
-            s = self.store.place(s)
-            self.stages.add("database", time.perf_counter() - t0)
+            with self._timed("scene registration"):
+                s = self.store.place(s)
         evidence: dict = {}
         if s.image is not None:
-            t0 = time.perf_counter()
-            try:
-                evidence = save_evidence(s, self.evidence_dir)
-            except StoreError as exc:
-                if self.on_evidence_error is None:
-                    raise
-                self.on_evidence_error(s, exc)
-            self.stages.add("evidence", time.perf_counter() - t0)
+            with self._timed("evidence"):
+                try:
+                    evidence = save_evidence(s, self.evidence_dir)
+                except StoreError as exc:
+                    if self.on_evidence_error is None:
+                        raise
+                    self.on_evidence_error(s, exc)
         return replace(s, image=None), evidence
 
     def record(self, s: Sighting, evidence: dict, spec: ProblemType, run_id: int | None = None) -> Recorded:
         """Step 3: file `s` (placed or not: the store places what is still unplaced) with its evidence files."""
         if self.store is None:
             raise StoreError("database not connected yet")
-        t0 = time.perf_counter()
-        rec = self.store.record_sighting(s, Taxonomy(problem_types={s.problem_type: spec}), evidence, run_id,
-                                         actor=self.actor)
-        self.stages.add("database", time.perf_counter() - t0)
-        return rec
+        with self._timed("database"):
+            return self.store.record_sighting(s, Taxonomy(problem_types={s.problem_type: spec}), evidence, run_id,
+                                              actor=self.actor)
+
+    @contextmanager
+    def _timed(self, stage: str) -> Iterator[None]:
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            self.stages.add(stage, time.perf_counter() - t0, time.thread_time() - c0)
 
     def file(self, s: Sighting, spec: ProblemType, run_id: int | None = None) -> Recorded:
         """All three steps, for a writer that has the database at hand (the batch runner)."""
