@@ -30,7 +30,8 @@ DEFAULT_MODEL = BUNDLED_MODEL  # the bundled weights; what runs when none are na
 @dataclass(frozen=True)
 class DetectorSettings:
     model: Path = field(default_factory=current_model)  # the current promoted model, else the bundled one
-    backend: str = "auto"  # auto (= onnx for .pt weights) | pytorch | onnx | openvino
+    backend: str = "auto"  # auto (= onnx for .pt weights) | pytorch | onnx | onnx-int8 | openvino
+    # onnx-int8: the INT8 export built by `python -m streetwatch.detector.quantize` (detector/quantize.py)
     imgsz: int = 640  # long side of the model input
     min_confidence: float = 0.2  # NMS floor for every class; per-class floors are the AnalysisStep's
     iou: float = 0.6
@@ -110,7 +111,13 @@ class Detector:
             return self._base
         with self._lock:
             if shape not in self._backends:
-                self._backends[shape] = self._load(export_cached(self.path, self.backend_name, shape))
+                if self.backend_name == "onnx-int8":
+                    from streetwatch.detector.quantize import find_int8
+
+                    model = find_int8(self.path, shape)
+                else:
+                    model = export_cached(self.path, self.backend_name, shape)
+                self._backends[shape] = self._load(model)
             return self._backends[shape]
 
     def input_shape(self, width: int, height: int) -> tuple[int, int]:
