@@ -7,6 +7,7 @@ and CI here has none, so every one of those paths is switched off in one place.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -22,15 +23,13 @@ def user_cache_dir() -> Path:
 
 
 def _find_ttf() -> Path | None:
-    """Any TrueType font will do for Ultralytics' plot labels; DejaVu ships with matplotlib."""
-    try:
-        import matplotlib
-
-        bundled = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    """Any TrueType font will do for Ultralytics' plot labels; DejaVu ships with matplotlib (found without
+    importing it: that costs ~0.4 s of every start-up)."""
+    spec = importlib.util.find_spec("matplotlib")
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        bundled = Path(folder) / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
         if bundled.exists():
             return bundled
-    except ImportError:  # pragma: no cover - matplotlib is an ultralytics dependency
-        pass
     system = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
     return system if system.exists() else None
 
@@ -53,10 +52,9 @@ def prepare_offline(config_dir: Path | None = None) -> Path:
     os.environ.setdefault("CI", os.environ.get("CI", "true"))
     font_dir = cfg / "Ultralytics"
     font_dir.mkdir(parents=True, exist_ok=True)
-    ttf = _find_ttf()
-    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-        target = font_dir / name
-        if ttf and not target.exists():
-            shutil.copyfile(ttf, target)
+    missing = [font_dir / name for name in ("Arial.ttf", "Arial.Unicode.ttf") if not (font_dir / name).exists()]
+    ttf = _find_ttf() if missing else None
+    for target in missing if ttf else []:
+        shutil.copyfile(ttf, target)
     _DONE = True
     return cfg
