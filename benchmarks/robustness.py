@@ -3,7 +3,7 @@ images as they are) and under infrared-like grayscale, dusk (gamma darkening plu
 and low-bitrate H.264, with each condition's ratio to daylight.
 
 Usage: python benchmarks/robustness.py MODEL [--data work-data/datasets/streetwatch-v2c] [--split test]
-       [--imgsz 640] [--out work-data/robustness] [--conditions daylight,grayscale,dark,jpeg15,h264]
+       [--imgsz 640] [--out work-data/robustness] [--conditions daylight,grayscale,dark,jpeg15,h264] [--seed N]
 
 The transformed images go to OUT/<condition>/<source>/images/<split>/ (same stem as the original, PNG so that
 nothing but the condition itself is lossy; the JPEG condition keeps its own JPEG bytes), the labels are linked
@@ -18,6 +18,7 @@ The transforms are pure functions of a BGR uint8 array (and a seed): tests/test_
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import tempfile
@@ -96,11 +97,18 @@ def _seed(name: str, base: int = 0) -> int:
 CONDITIONS: dict[str, tuple[str, Callable[[np.ndarray, str], np.ndarray] | None]] = {
     "daylight": ("daylight", None),
     "grayscale": ("grayscale", lambda im, _n: grayscale(im)),
-    "dark": (f"dark-g{DARK_GAMMA}-l{DARK_LEVEL}-s{DARK_SIGMA:g}",
-             lambda im, n: dark(im, seed=_seed(n))),
+    "dark": (f"dark-g{DARK_GAMMA}-l{DARK_LEVEL}-s{DARK_SIGMA:g}", lambda im, n: dark(im, seed=_seed(n))),
     "jpeg15": (f"jpeg-q{JPEG_QUALITY}", lambda im, _n: jpeg(im)),
     "h264": (f"h264-crf{H264_CRF}", lambda im, _n: h264(im)),
 }
+
+
+def condition(name: str, seed: int = 0) -> tuple[str, Callable[[np.ndarray, str], np.ndarray] | None]:
+    """The folder and transform of `name`; `seed` != 0 draws another sensor noise for dark (its own folder)."""
+    folder, transform = CONDITIONS[name]
+    if name == "dark" and seed:
+        return f"{folder}-seed{seed}", lambda im, n: dark(im, seed=_seed(n, seed))
+    return folder, transform
 
 
 def _split_list(data_yaml: Path, split: str) -> Path:
@@ -117,10 +125,10 @@ def _label_for(image: Path) -> Path:
     return Path(*parts[:i], "labels", *parts[i + 1:]).with_suffix(".txt")
 
 
-def prepare(dataset: Path, source: str, condition: str, split: str, out: Path) -> Path:
-    """The data yaml for `source` under `condition` (the dataset's own for daylight), writing missing images."""
+def prepare(dataset: Path, source: str, name: str, split: str, out: Path, seed: int = 0) -> Path:
+    """The data yaml for `source` under condition `name` (the dataset's own for daylight), writing missing images."""
     src_yaml = dataset / f"data-{source}.yaml"
-    folder_name, transform = CONDITIONS[condition]
+    folder_name, transform = condition(name, seed)
     if transform is None:
         return src_yaml
     import yaml
@@ -132,13 +140,13 @@ def prepare(dataset: Path, source: str, condition: str, split: str, out: Path) -
     listed = []
     for line in _split_list(src_yaml, split).read_text().split():
         original = Path(line)
-        target = images / (original.stem + (".jpg" if condition == "jpeg15" else ".png"))
+        target = images / (original.stem + (".jpg" if name == "jpeg15" else ".png"))
         if not target.is_file():
             picture = cv2.imread(str(original), cv2.IMREAD_COLOR)
             if picture is None:
                 raise ValueError(f"{original}: not readable")
             part = target.with_name(target.name + ".part")
-            if condition == "jpeg15":  # the JPEG's own bytes: decoding them is the round trip
+            if name == "jpeg15":  # the JPEG's own bytes: decoding them is the round trip
                 part.write_bytes(jpeg_bytes(picture))
             else:
                 ok, buf = cv2.imencode(".png", transform(picture, original.name), [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -162,23 +170,25 @@ def prepare(dataset: Path, source: str, condition: str, split: str, out: Path) -
     return data_yaml
 
 
-def measure(model: Path, dataset: Path, split: str, imgsz: int, out: Path, conditions: list[str]) -> dict:
+def measure(model: Path, dataset: Path, split: str, imgsz: int, out: Path, conditions: list[str],
+            seed: int = 0) -> dict:
     from streetwatch.training.evaluate import evaluate
 
     results: dict = {}
     cache = out / "results"
     cache.mkdir(parents=True, exist_ok=True)
-    for condition in conditions:
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:12]  # two runs' last.pt are different models
+    for name in conditions:
         for source in SOURCES:
-            kept = cache / f"{model.stem}-{CONDITIONS[condition][0]}-{source}-{split}-{imgsz}.json"
+            kept = cache / f"{model.stem}-{digest}-{condition(name, seed)[0]}-{source}-{split}-{imgsz}.json"
             if kept.is_file():
                 got = json.loads(kept.read_text())
             else:
-                data_yaml = prepare(dataset, source, condition, split, out)
+                data_yaml = prepare(dataset, source, name, split, out, seed)
                 got = evaluate(model, data_yaml, imgsz=imgsz, split=split)
                 kept.write_text(json.dumps(got, indent=2))
-            results.setdefault(condition, {})[source] = got
-            print(f"{condition:9s} {source:22s} all mAP50 {got['all']['mAP50']:.3f}", flush=True)
+            results.setdefault(name, {})[source] = got
+            print(f"{name:9s} {source:22s} all mAP50 {got['all']['mAP50']:.3f}", flush=True)
     return results
 
 
@@ -194,13 +204,14 @@ def table(results: dict, conditions: list[str]) -> tuple[list[str], list[str]]:
         for name in order:
             day = base[name]["mAP50"]
             cells = []
-            for condition in others:
-                value = results[condition][source]["classes"].get(name, {}).get("mAP50", 0.0)
+            for cond in others:
+                value = results[cond][source]["classes"].get(name, {}).get("mAP50", 0.0)
                 ratio = value / day if day > 0 else float("nan")
                 low = name in PROBLEM_CLASSES and day > 0 and ratio < FLAG_BELOW
-                cells.append(f"{'**' if low else ''}{value:.3f} ({ratio:.2f}){'**' if low else ''}")
+                shown = f"{ratio:.2f}" if day > 0 else "-"
+                cells.append(f"{'**' if low else ''}{value:.3f} ({shown}){'**' if low else ''}")
                 if low:
-                    flagged.append(f"{name} ({source}) {condition}: {value:.3f} / {day:.3f} = {ratio:.2f}")
+                    flagged.append(f"{name} ({source}) {cond}: {value:.3f} / {day:.3f} = {ratio:.2f}")
             label = f"{name} ({source})" + ("" if name in PROBLEM_CLASSES else " [context]")
             lines.append(f"| {label} | {base[name].get('instances')} | {day:.3f} | " + " | ".join(cells) + " |")
     return lines, flagged
@@ -214,13 +225,15 @@ def main() -> None:
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--out", type=Path, default=Path("work-data/robustness"))
     ap.add_argument("--conditions", default=",".join(CONDITIONS))
+    ap.add_argument("--seed", type=int, default=0, help="another draw of the dark condition's sensor noise")
     ap.add_argument("--json", type=Path, help="write every evaluation and the flags here")
     args = ap.parse_args()
     conditions = [c.strip() for c in args.conditions.split(",") if c.strip()]
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or "daylight" not in conditions:
         ap.error(f"conditions are {', '.join(CONDITIONS)} and must include daylight (unknown: {unknown})")
-    results = measure(args.model, args.data.resolve(), args.split, args.imgsz, args.out.resolve(), conditions)
+    results = measure(args.model, args.data.resolve(), args.split, args.imgsz, args.out.resolve(), conditions,
+                      args.seed)
     lines, flagged = table(results, conditions)
     print(f"\n{args.model} on {args.data} ({args.split}, imgsz {args.imgsz}); ratio = condition / daylight mAP50")
     print("\n".join(lines))
