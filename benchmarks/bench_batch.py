@@ -6,7 +6,8 @@
 Then a PTZ camera's cruise over 4 real street photos (1080p, 12 s per preset, `clips.build_cruise_clip`) beside
 the synthetic clip, each with and without the scene check, to show what real footage and scenes cost.
 Printed: realtime factor, frames decoded/analysed, ms per stage, peak RSS, cases, recall of each
-variant's cases against the baseline's (same type, overlapping box and time).
+variant's cases against the baseline's (same type, overlapping box and time); for the defaults and the cruise
+with its scene check, every stage's thread CPU seconds and each thread's queue waits (`stage_table`).
 """
 
 from __future__ import annotations
@@ -112,7 +113,7 @@ def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: 
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     me = threading.get_native_id()
     # threads still alive after the run (the pipeline's own have ended, and FFmpeg's with the file): ONNX Runtime's
-    # pool, made with the session (on first use, so maybe during this run)
+    # pool, made with the session (on first use, so maybe during this run), and PyTorch's
     pool = sum(c - before.get(t, 0.0) for t, c in after.items() if t != me) if after else None
     if res.status != "done":
         raise RuntimeError(f"{name}: {res.error}")
