@@ -1,7 +1,7 @@
 """FP32 vs INT8 (ONNX Runtime), and one core vs two: per-frame forward time on real street photos, one process.
 
 Frames: real photos from the dataset's street sources (garbage_cn_streets, garbage_montevideo test lists),
-letterboxed to the pipeline's 16:9 input (384x640) by the Detector's own `_letterbox`.
+letterboxed to the pipeline's 16:9 input (384x640) by the Detector's own `letterbox`.
 
   int8  FP32 export vs INT8 export (`detector.quantize`), ORT's default threads (what the Detector runs), A and B
         alternating frame by frame, `--rounds` passes over the frames; median ms per forward and the ratio.
@@ -28,8 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from streetwatch.detector.inference import _letterbox
-from streetwatch.detector.model import export_cached
+from streetwatch.detector.model import export_cached, letterbox
 from streetwatch.detector.quantize import find_int8
 
 BUNDLED = Path(__file__).resolve().parents[1] / "models/streetwatch-default/streetwatch-default.pt"
@@ -43,7 +42,7 @@ def frames(count: int) -> list[np.ndarray]:
         paths += (DATASET / f"{source}-test.txt").read_text().split()[: count // 2 + 1]
     out = []
     for p in paths[:count]:
-        boxed, _, _ = _letterbox(cv2.imread(p), SHAPE)
+        boxed, _, _ = letterbox(cv2.imread(p), SHAPE)
         out.append(np.ascontiguousarray(boxed[None, ..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0)
     return out
 

@@ -14,12 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from streetwatch.detector.detections import Detections
 from streetwatch.detector.errors import ModelError
-from streetwatch.detector.model import export_cached, input_shape_for, model_format
+from streetwatch.detector.model import export_cached, input_shape_for, letterbox, model_format
 from streetwatch.detector.model_registry import BUNDLED_MODEL, current_model
 from streetwatch.detector.offline import prepare_offline
 
@@ -47,18 +46,6 @@ class Prepared:
     ratio: float
     pad: tuple[int, int]
     size: tuple[int, int]  # original (h, w)
-
-
-def _letterbox(image: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
-    h, w = image.shape[:2]
-    ih, iw = shape
-    r = min(ih / h, iw / w)
-    nh, nw = int(round(h * r)), int(round(w * r))
-    out = np.full((ih, iw, 3), 114, np.uint8)
-    top, left = (ih - nh) // 2, (iw - nw) // 2
-    resized = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
-    out[top : top + nh, left : left + nw] = resized
-    return out, r, (left, top)
 
 
 class Detector:
@@ -139,7 +126,7 @@ class Detector:
         import torch
 
         shape = self.input_shape(image.shape[1], image.shape[0])
-        boxed, ratio, pad = _letterbox(image, shape)
+        boxed, ratio, pad = letterbox(image, shape)
         x = torch.from_numpy(np.ascontiguousarray(boxed[None, ..., ::-1].transpose(0, 3, 1, 2))).float().div_(255.0)
         return Prepared(x, shape, ratio, pad, image.shape[:2])
 

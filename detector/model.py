@@ -11,6 +11,9 @@ import math
 import shutil
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 from streetwatch.detector.errors import ModelError
 from streetwatch.detector.offline import prepare_offline, user_cache_dir
 
@@ -92,6 +95,20 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def letterbox(image: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """`image` scaled to fit `shape` (h, w) and padded with grey: the model input, its scale and (left, top) pad.
+    One function for the Detector and the INT8 calibration, so both see the same pixels."""
+    h, w = image.shape[:2]
+    ih, iw = shape
+    r = min(ih / h, iw / w)
+    nh, nw = int(round(h * r)), int(round(w * r))
+    out = np.full((ih, iw, 3), 114, np.uint8)
+    top, left = (ih - nh) // 2, (iw - nw) // 2
+    resized = image if (nh, nw) == (h, w) else cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    out[top : top + nh, left : left + nw] = resized
+    return out, r, (left, top)
 
 
 def weights_digest(path: Path) -> str:

@@ -54,7 +54,8 @@ def prepare_offline(config_dir: Path | None = None) -> Path:
     font_dir.mkdir(parents=True, exist_ok=True)
     missing = [font_dir / name for name in ("Arial.ttf", "Arial.Unicode.ttf") if not (font_dir / name).exists()]
     ttf = _find_ttf() if missing else None
-    for target in missing if ttf else []:
-        shutil.copyfile(ttf, target)
+    if ttf is not None:
+        for target in missing:
+            shutil.copyfile(ttf, target)
     _DONE = True
     return cfg

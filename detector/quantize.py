@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from streetwatch.detector.errors import ModelError
-from streetwatch.detector.model import export_cached, file_sha256, model_format, weights_digest
+from streetwatch.detector.model import export_cached, file_sha256, letterbox, model_format, weights_digest
 from streetwatch.detector.offline import user_cache_dir
 
 HEAD_FLOAT_OPS = ("Concat", "Reshape", "Softmax", "Transpose", "Sigmoid", "Add", "Sub", "Mul", "Div", "Slice",
@@ -61,12 +61,11 @@ def calibration_images(data_yaml: Path, count: int = 300, seed: int = 0) -> list
 
 
 def _letterboxed(path: Path, shape: tuple[int, int]) -> np.ndarray:
-    from streetwatch.detector.inference import _letterbox  # the Detector's own pre-processing
 
     image = cv2.imread(str(path))
     if image is None:
         raise ModelError(f"{path}: not an image")
-    boxed, _, _ = _letterbox(image, shape)
+    boxed, _, _ = letterbox(image, shape)
     return np.ascontiguousarray(boxed[None, ..., ::-1].transpose(0, 3, 1, 2)).astype(np.float32) / 255.0
 
 
@@ -109,9 +108,14 @@ def export_int8_cached(weights: Path, shape: tuple[int, int], images: Sequence[P
     Metadata (names, stride, imgsz) is copied from the FP32 export, so Ultralytics loads the result like any
     export; `<name>.json` beside it records the calibration set.
     """
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                          quantize_static)
     import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
 
     weights = Path(weights)
     if model_format(weights) != "pt":
