@@ -17,6 +17,7 @@ from streetwatch.camera_daemon.config import DaemonConfig, parse_daemon_config
 from streetwatch.detector.detections import Detections
 from streetwatch.detector.inference import DetectorSettings
 from tests.builders import NAMES, dets
+from tests.servers.fixtures import wait_for
 
 GARBAGE, VENDOR, CAR = 0, 1, 4
 
@@ -136,3 +137,17 @@ def sighting_rows(store) -> list:
 
     with store.session() as ses:
         return list(ses.scalars(select(t.Sighting)).all())
+
+
+def daemon_sightings(cfg, db_url: str, model, timeout_s: float = 20) -> list:
+    """Run a daemon with `model` until it has written a sighting (or `timeout_s`), stop it, return every row."""
+    from streetwatch.camera_daemon.service import Daemon
+    from streetwatch.cases.store import CaseStore
+
+    daemon = Daemon(cfg, db_url=db_url, detector_factory=lambda _s: model).start()
+    store = CaseStore(db_url)
+    try:
+        assert wait_for(lambda: sighting_rows(store), timeout_s)
+    finally:
+        daemon.stop()
+    return sighting_rows(store)

@@ -119,9 +119,8 @@ class _Rising:
 
 @pytest.mark.timeout(60)
 def test_the_daemons_evidence_names_its_best_frame(tmp_path, captions):
-    from streetwatch.camera_daemon.service import Daemon
-    from tests.daemon_helpers import make_config, sighting_rows
-    from tests.servers.fixtures import wait_for, write_test_clip
+    from tests.daemon_helpers import daemon_sightings, make_config
+    from tests.servers.fixtures import write_test_clip
 
     clip = write_test_clip(tmp_path / "loop.mp4", seconds=2, fps=10, size=(640, 360))
     # a 2 s dwell: the frame confirming the track (its last so far) is seconds after the best one, so a caption
@@ -129,17 +128,8 @@ def test_the_daemons_evidence_names_its_best_frame(tmp_path, captions):
     rules = {"exposed_garbage": {"min_dwell_s": 2.0, "min_hits": 2}}
     cfg = make_config(tmp_path, [{"id": "loop-cam", "url": str(clip), "rules": rules}])
     db_url = f"sqlite:///{tmp_path / 'cases.db'}"
-    model = _Rising()
-    daemon = Daemon(cfg, db_url=db_url, detector_factory=lambda _s: model).start()
-    store = CaseStore(db_url)
-
-    def rows():
-        return sighting_rows(store)
-    try:
-        assert wait_for(lambda: rows(), 20)
-    finally:
-        daemon.stop()
-    row = rows()[0]
+    rows = daemon_sightings(cfg, db_url, _Rising())
+    row = rows[0]
     first, frame, last = (as_unix(v) for v in (row.first_seen, row.frame_seen, row.last_seen))
     assert first < frame and frame + 1.5 < last  # the 2nd frame: neither the track's start nor its end
     # offset and wall time name the same frame: both moved on from the sighting's start by the same seconds

@@ -120,24 +120,14 @@ def test_provenance_of_an_old_sighting_is_said_to_be_unknown(tmp_path):
 
 @pytest.mark.timeout(60)
 def test_the_daemon_files_live_sightings_with_their_stream_and_session_offset(tmp_path):
-    from streetwatch.camera_daemon.service import Daemon
-    from tests.daemon_helpers import GARBAGE, ScriptedModel, make_config, sighting_rows
-    from tests.servers.fixtures import wait_for, write_test_clip
+    from tests.daemon_helpers import GARBAGE, ScriptedModel, daemon_sightings, make_config
+    from tests.servers.fixtures import write_test_clip
 
     clip = write_test_clip(tmp_path / "loop.mp4", seconds=1, fps=10, size=(640, 360))
     cfg = make_config(tmp_path, [{"id": "loop-cam", "url": str(clip)}])
     db_url = f"sqlite:///{tmp_path / 'cases.db'}"
-    model = ScriptedModel(GARBAGE)
-    daemon = Daemon(cfg, db_url=db_url, detector_factory=lambda _s: model).start()
-    store = CaseStore(db_url)
-
-    def rows():
-        return sighting_rows(store)
-    try:
-        assert wait_for(lambda: rows(), 20)
-    finally:
-        daemon.stop()
-    for row in rows():
+    rows = daemon_sightings(cfg, db_url, ScriptedModel(GARBAGE))
+    for row in rows:
         assert row.source == str(clip) and 0.0 <= row.source_offset_s < 60 and row.frame_index >= 0
 
 
