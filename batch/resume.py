@@ -49,12 +49,12 @@ import socket
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
-from pathlib import Path
 
 from sqlalchemy import select
 
 from streetwatch.batch.keys import sighting_key
 from streetwatch.cases import tables as t
+from streetwatch.cases.owners import pid_alive
 from streetwatch.cases.status import RunStatus
 from streetwatch.cases.store import CaseStore
 from streetwatch.cases.tables import as_utc
@@ -85,32 +85,9 @@ class Owner:
         return {"host": self.host, "pid": self.pid}
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return not _is_zombie(pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    """A killed process stays in the table until its parent reaps it; `kill(pid, 0)` still succeeds then.
-
-    Seen in the cluster test: a worker node killed, its unit retried elsewhere within the same second, and the
-    dead owner judged alive, so its run stayed `running` forever. Linux says so in /proc; elsewhere we cannot tell.
-    """
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # the state letter follows the command name, which is in parentheses and may itself hold spaces or ')'
-    return stat[stat.rfind(")") + 2:][:1] == "Z"
-
 
 def is_abandoned(owner: dict | None, heartbeat: datetime | None, started: datetime | None, now: datetime,
-                 me: Owner, pid_alive=_pid_alive) -> bool:
+                 me: Owner, pid_alive=pid_alive) -> bool:
     """Whether a run still marked `running` belongs to a process that is gone."""
     if owner and owner.get("host") == me.host and isinstance(owner.get("pid"), int):
         return owner["pid"] != me.pid and not pid_alive(owner["pid"])

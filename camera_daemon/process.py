@@ -23,6 +23,7 @@ from pathlib import Path
 
 from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
 from streetwatch.camera_daemon.service import Daemon
+from streetwatch.cases.owners import pid_alive
 from streetwatch.detector.errors import ConfigError
 
 __all__ = ["PID_FILE", "ReloadSent", "pid_file", "reload_running", "run", "serve"]
@@ -64,12 +65,8 @@ def _read_pid(path: Path) -> int | None:
 
 def _is_daemon(pid: int) -> bool:
     """Whether `pid` is alive and, where /proc tells, a `streetwatch daemon` (not a process that reused the id)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+    if not pid_alive(pid):
         return False
-    except PermissionError:
-        return True  # alive, another user's
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:

@@ -12,9 +12,10 @@ import pytest
 from sqlalchemy import func, select
 
 from streetwatch.batch.keys import content_key
-from streetwatch.batch.resume import STALE_AFTER_S, Owner, _pid_alive, is_abandoned, resume_point
+from streetwatch.batch.resume import STALE_AFTER_S, Owner, is_abandoned, resume_point
 from streetwatch.batch.runner import Pipeline, PipelineSettings
 from streetwatch.cases import tables as t
+from streetwatch.cases.owners import pid_alive
 from streetwatch.cases.store import CaseStore
 from streetwatch.detector.detections import Detections
 from streetwatch.streams.discover import discover
@@ -169,17 +170,17 @@ def test_a_run_left_running_by_a_dead_process_is_marked_interrupted(tmp_path, cl
 def test_a_killed_but_unreaped_owner_counts_as_gone():
     """A zombie (killed, parent not yet waited) still answers kill(pid, 0): the cluster retry saw it as alive."""
     child = subprocess.Popen(["sleep", "30"])
-    assert _pid_alive(child.pid)
+    assert pid_alive(child.pid)
     child.kill()
     deadline = time.monotonic() + 10
     while Path(f"/proc/{child.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
         assert time.monotonic() < deadline, "the child never became a zombie"
         time.sleep(0.05)
     try:
-        assert not _pid_alive(child.pid)  # not reaped yet: only /proc tells it is dead
+        assert not pid_alive(child.pid)  # not reaped yet: only /proc tells it is dead
     finally:
         child.wait()
-    assert not _pid_alive(child.pid)
+    assert not pid_alive(child.pid)
 
 
 def test_abandoned_runs_and_resume_points_pure_logic():
