@@ -47,6 +47,7 @@ from streetwatch.detector.errors import ConfigError, SourceError, StoreError, St
 from streetwatch.detector.inference import Detector
 from streetwatch.detector.locate import lens_intrinsics, make_locator
 from streetwatch.detector.model import weights_digest
+from streetwatch.detector.privacy import PrivacySettings, Redactor
 from streetwatch.detector.scene_photo import MAX_VIEWS_COMPARED, PhotoScenes, photo_locator, photo_place_id
 from streetwatch.detector.scene_segment import SceneSegmenter
 from streetwatch.detector.settings import AnalysisSettings, resolve_taxonomy, unknown_classes
@@ -92,6 +93,8 @@ class PipelineSettings:
     camera_timezones: dict[str, str] = field(default_factory=dict)  # by camera id (cameras.yaml), below --timezone
     cameras_timezone: str | None = None  # cameras.yaml's top-level timezone, when it sets one
     scene_check: bool = True  # place = scene (PTZ preset), not camera id alone; False: benchmarks' "before"
+    # how evidence is redacted; not part of the settings key: it changes the copies, not what is found
+    privacy: PrivacySettings = field(default_factory=PrivacySettings)
 
 
 @dataclass
@@ -173,6 +176,7 @@ class Pipeline:
                               f"{', '.join(unknown)}; it has {', '.join(self.detector.names.values())}")
         model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
+        self.redactor = Redactor(settings.privacy)  # a stated models_dir that is missing stops here
         clock = {"start_time": settings.start_time, "timezone": settings.timezone,
                  "camera_timezones": settings.camera_timezones, "cameras_timezone": settings.cameras_timezone}
         self.settings_key = settings_key(analysis, settings.sampling, settings.zones_path, settings.camera, model_id,
@@ -242,6 +246,7 @@ class Pipeline:
         result.notes["camera_id_rule"] = CAMERA_RULE_CLI if self.settings.camera else item.camera_id_rule
         zone = footage_zone(self.settings, self.zone_file, camera_id)
         result.notes["time_zone"] = zone.as_note()  # which zone read the times given without one
+        result.notes["redaction"] = self.redactor.describe()  # what the redacted evidence copies hide
         source = item.open(camera_id, self.settings.sampling, self.settings.start_time, self.settings.decode_width,
                            start_s=start_s, end_s=span_end, zone=zone)
         result.notes.update(hooks.notes)
@@ -328,7 +333,8 @@ class Pipeline:
 
         last_checkpoint = time.monotonic()
 
-        sink = SightingSink(self.store, self.settings.evidence_dir, stages=timer)  # place → evidence → record
+        sink = SightingSink(self.store, self.settings.evidence_dir, stages=timer,  # place → evidence → record
+                            redactor=self.redactor)
 
         def write() -> None:
             nonlocal last_checkpoint

@@ -21,6 +21,7 @@ from streetwatch.cases.sink import SightingSink
 from streetwatch.cases.spool import Spool, SpoolRecord
 from streetwatch.detector.config import ProblemType
 from streetwatch.detector.errors import ConfigError, StoreError
+from streetwatch.detector.privacy import Redactor
 from streetwatch.detector.sightings import Sighting
 
 __all__ = ["SightingWriter", "open_store", "with_connect_timeout"]
@@ -76,10 +77,11 @@ class SightingWriter:
     def __init__(self, db_url: str, evidence_dir: Path, spool: Spool, metrics: DaemonMetrics,
                  queue_size: int = 1000, retry_initial_s: float = 1.0, retry_max_s: float = 30.0,
                  actor: str = "streetwatch-daemon", camera_meta: dict[str, dict] | None = None,
-                 latencies: deque[float] | None = None) -> None:
+                 latencies: deque[float] | None = None, redactor: Redactor | None = None) -> None:
         self.db_url = db_url
         self.evidence_dir = Path(evidence_dir)
-        self.sink = SightingSink(None, self.evidence_dir, actor=actor, on_evidence_error=self._evidence_failed)
+        self.sink = SightingSink(None, self.evidence_dir, actor=actor, on_evidence_error=self._evidence_failed,
+                                 redactor=redactor)
         self.spool = spool
         self.metrics = metrics
         self.actor = actor

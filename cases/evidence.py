@@ -1,6 +1,8 @@
-"""Evidence files for a sighting: the raw frame, the frame with the box drawn, and the crop, with SHA-256s.
+"""Evidence files for a sighting: the raw frame, the frame with the box drawn, and the crop, with SHA-256s;
+and the same three redacted (faces, plates, heads and plate bands hidden; the problem's own box never).
 
-Hashes go into the database so a reviewer (or a court) can show a file was not altered.
+Hashes go into the database so a reviewer (or a court) can show a file was not altered. What leaves
+streetwatch uses only the redacted tier (`redacted_raw`, `redacted_annotated`, `redacted_crop`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import cv2
 import numpy as np
 
 from streetwatch.detector.errors import StoreError
+from streetwatch.detector.privacy import Redactor, Region, redact
 from streetwatch.detector.sightings import Sighting
 
 _UNSAFE = re.compile(r"[^\w.-]+")  # \w: letters and digits of any script (camera 东门), never / or a control
@@ -75,10 +78,16 @@ def crop(image: np.ndarray, xyxy: tuple[float, float, float, float], margin: flo
     return image[cy0:cy1, cx0:cx1] if cx1 > cx0 and cy1 > cy0 else image
 
 
-def save_evidence(s: Sighting, evidence_dir: Path) -> dict[str, dict[str, str]]:
-    """Write raw/annotated/crop JPEGs for `s`; returns {"raw": {"path", "sha256"}, ...} ({} without an image).
+def redaction_summary(regions: list[Region], redactor: Redactor) -> dict:
+    """What a redacted copy hides, counted by kind, and what found it (kept beside its hash)."""
+    counts = {kind: sum(r.kind == kind for r in regions) for kind in ("face", "plate", "head", "plate_band")}
+    return {**counts, "by": redactor.describe().removeprefix("redaction: ")}
 
-    Paths are relative to `evidence_dir`.
+
+def save_evidence(s: Sighting, evidence_dir: Path, redactor: Redactor | None = None) -> dict[str, dict]:
+    """Write raw/annotated/crop JPEGs for `s`, and their redacted copies when `redactor` is given and on;
+    returns {"raw": {"path", "sha256"}, ..., "redacted_raw": {"path", "sha256", "redaction"}, ...}
+    ({} without an image). Paths are relative to `evidence_dir`.
     """
     if s.image is None:
         return {}
@@ -88,10 +97,19 @@ def save_evidence(s: Sighting, evidence_dir: Path) -> dict[str, dict[str, str]]:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         stem = _safe(s.key)
-        return {
+        files: dict[str, dict] = {
             "raw": _write_jpeg(folder / f"{stem}_raw.jpg", s.image, root),
             "annotated": _write_jpeg(folder / f"{stem}_annotated.jpg", annotate(s.image, s), root),
             "crop": _write_jpeg(folder / f"{stem}_crop.jpg", crop(s.image, s.xyxy), root),
         }
+        if redactor is not None and redactor.settings.redact:
+            regions = redactor.regions(s.image, list(s.context))
+            safe = redact(s.image, regions, keep=[s.xyxy], method=redactor.settings.method)
+            files["redacted_raw"] = {**_write_jpeg(folder / f"{stem}_raw.redacted.jpg", safe, root),
+                                     "redaction": redaction_summary(regions, redactor)}
+            files["redacted_annotated"] = _write_jpeg(folder / f"{stem}_annotated.redacted.jpg", annotate(safe, s),
+                                                      root)
+            files["redacted_crop"] = _write_jpeg(folder / f"{stem}_crop.redacted.jpg", crop(safe, s.xyxy), root)
+        return files
     except OSError as exc:
         raise StoreError(f"{folder}: cannot write evidence ({exc.strerror})") from exc

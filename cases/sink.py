@@ -27,6 +27,7 @@ from streetwatch.cases.evidence import save_evidence
 from streetwatch.cases.store import CaseStore, Recorded
 from streetwatch.detector.config import ProblemType, Taxonomy
 from streetwatch.detector.errors import StoreError
+from streetwatch.detector.privacy import Redactor
 from streetwatch.detector.sightings import Sighting
 
 __all__ = ["SightingSink", "Stages"]
@@ -64,8 +65,10 @@ class SightingSink:
 
     def __init__(self, store: CaseStore | None, evidence_dir: Path, actor: str = "streetwatch",
                  stages: Stages | None = None,
-                 on_evidence_error: Callable[[Sighting, StoreError], None] | None = None) -> None:
+                 on_evidence_error: Callable[[Sighting, StoreError], None] | None = None,
+                 redactor: Redactor | None = None) -> None:
         self.store = store
+        self.redactor = redactor
         self.evidence_dir = Path(evidence_dir)
         self.actor = actor
         self.stages: Stages = stages or _NoStages()
@@ -84,12 +87,12 @@ class SightingSink:
         if s.image is not None:
             with self._timed("evidence"):
                 try:
-                    evidence = save_evidence(s, self.evidence_dir)
+                    evidence = save_evidence(s, self.evidence_dir, self.redactor)
                 except StoreError as exc:
                     if self.on_evidence_error is None:
                         raise
                     self.on_evidence_error(s, exc)
-        return replace(s, image=None), evidence
+        return replace(s, image=None, context=()), evidence
 
     def record(self, s: Sighting, evidence: dict, spec: ProblemType, run_id: int | None = None) -> Recorded:
         """Step 3: file `s` (placed or not: the store places what is still unplaced) with its evidence files."""

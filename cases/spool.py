@@ -42,8 +42,9 @@ REJECTED = "rejected.jsonl"
 
 
 def sighting_to_dict(s: Sighting) -> dict[str, Any]:
-    """Every field of `s` except the image (the evidence files hold it), JSON-ready."""
-    return {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name != "image"}
+    """Every field of `s` except the image and its context boxes (the evidence files hold what they were for),
+    JSON-ready."""
+    return {f.name: getattr(s, f.name) for f in dataclasses.fields(s) if f.name not in ("image", "context")}
 
 
 def sighting_from_dict(data: dict[str, Any]) -> Sighting:

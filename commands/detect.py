@@ -62,6 +62,11 @@ def detect(
     ray: Annotated[str | None, typer.Option("--ray", help="Run the batch on the Ray cluster at this address: auto, "
                                             "HOST:PORT or ray://HOST:PORT (needs --db PostgreSQL and a shared "
                                             "--data-dir; docs/cluster.md).")] = None,
+    redact: Annotated[bool, typer.Option("--redact/--no-redact", help="Write a redacted copy (faces, plates) of "
+                                         "every evidence image; only that copy leaves streetwatch.")] = True,
+    privacy_models: Annotated[Path | None, typer.Option(help="Folder with the YuNet face and LPD-YuNet plate "
+                                                        "models (default: $STREETWATCH_PRIVACY_MODELS, else "
+                                                        "$STREETWATCH_SHARED/weights/privacy).")] = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     db: DbUrl = None,
 ) -> None:
@@ -83,6 +88,7 @@ def detect(
         except ClusterError as exc:
             fail(str(exc))  # fail() escapes markup: the hint holds "[cluster]"
     from streetwatch.batch.runner import Pipeline, PipelineSettings
+    from streetwatch.detector.privacy import PrivacySettings
     from streetwatch.detector.settings import AnalysisSettings
     from streetwatch.streams.discover import discover
     from streetwatch.streams.sample import build_sample
@@ -118,7 +124,8 @@ def detect(
         analysis=analysis, sampling=Sampling(mode=mode, fps=fps, every=every or 1),
         zones_path=zones, evidence_dir=data_dir / "evidence", camera=camera,
         start_time=_start and _start.timestamp(), rerun=rerun, explain_dir=explain_dir,
-        location=parse_location(location), camera_locations=camera_locations(cameras), timezone=timezone)
+        location=parse_location(location), camera_locations=camera_locations(cameras), timezone=timezone,
+        privacy=parse_settings(PrivacySettings, {"redact": redact, "models_dir": privacy_models}))
     from streetwatch.detector.config import load_zones
     from streetwatch.detector.settings import resolve_taxonomy
 
@@ -159,6 +166,7 @@ def detect(
             raise typer.Exit(1)
         return
     pipeline = Pipeline(settings, store)
+    err_console.print(f"note: {escape(pipeline.redactor.describe())}", highlight=False, soft_wrap=True)
     from streetwatch.detector.settings import taxonomy_class_problems
 
     for line in taxonomy_class_problems(pipeline.taxonomy, pipeline.detector.names.values(),

@@ -39,6 +39,7 @@ class _Progress:
     best_ts: float | None = None  # the best frame's footage seconds and UNIX time: the evidence's own time
     best_wall: float | None = None
     best_image: np.ndarray | None = None
+    best_context: tuple = ()  # the other boxes of the best frame (class, xyxy): who the redaction must hide
     frame_size: tuple[int, int] = (0, 0)
     zone_id: str | None = None
     positions: list[tuple[float, float, float]] = field(default_factory=list)
@@ -126,6 +127,12 @@ class RuleEngine:
         masks = {c: np.array([n == c for n in names]) for c in self._holder_classes if c in names}
         return {c: (dets.xyxy[m], dets.confidence[m]) for c, m in masks.items()}
 
+    def _context(self, dets: Detections, own: int) -> tuple[tuple[str, tuple[float, ...]], ...]:
+        """Every box of the frame but the track's own, by class name: the people and vehicles in an evidence
+        frame, whose heads and plates its redacted copy hides (`detector.privacy`)."""
+        return tuple((self._class_names.get(int(c), str(c)), tuple(float(v) for v in box))
+                     for j, (c, box) in enumerate(zip(dets.class_id, dets.xyxy)) if j != own)
+
     def update(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """Feed one analysed frame's tracked detections; returns sightings confirmed by it."""
         out: list[Sighting] = []
@@ -174,6 +181,8 @@ class RuleEngine:
                     prog.best_ts, prog.best_wall = frame.ts, frame.wall_time
                     prog.frame_size = (frame.width, frame.height)
                     prog.best_image = frame.image if self.keep_images else None
+                    if self.keep_images:
+                        prog.best_context = self._context(dets, i)
                 if not prog.confirmed and (self.still or (
                     prog.hits >= spec.min_hits and prog.last_ts - prog.first_ts >= spec.min_dwell_s
                 )):
@@ -266,4 +275,5 @@ class RuleEngine:
             uncertainty_m=unc,
             final=final,
             image=prog.best_image,
+            context=prog.best_context,
         )

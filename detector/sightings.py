@@ -55,6 +55,9 @@ class Sighting:
     frame_ts: float | None = None  # None: built before this was kept (spooled by an older version)
     frame_seen: float | None = None
     image: np.ndarray | None = field(default=None, repr=False, compare=False)  # evidence frame (BGR), not in the DB
+    # the evidence frame's other boxes (class name, xyxy): the people and vehicles whose heads and plates the
+    # redacted copy hides (detector.privacy); travels with `image`, not in the DB
+    context: tuple[tuple[str, tuple[float, ...]], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def box_norm(self) -> tuple[float, float, float, float]:

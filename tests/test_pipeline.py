@@ -67,7 +67,8 @@ def test_one_case_per_camera_place_with_evidence(tmp_path, clips):
     with store.session() as ses:
         case = ses.scalars(select(t.Case)).first()
         assert case.sighting_count == 1 and case.problem_type == "exposed_garbage"
-        for kind in ("raw", "annotated", "crop"):
+        # both tiers: the raw files and their redacted copies (redaction is on by default)
+        for kind in ("raw", "annotated", "crop", "redacted_raw", "redacted_annotated", "redacted_crop"):
             path = tmp_path / "evidence" / case.evidence[kind]["path"]
             import hashlib
 
