@@ -8,6 +8,7 @@ override any default. Unknown keys are rejected, and every problem is reported a
     http:       host, port                      health, readiness, Prometheus metrics, reload
     inference:  max_batch, queue_size           one model per distinct model setting, bounded queue
     writer:     queue_size, retry_initial_s, retry_max_s, connect_timeout_s
+    retention:  enabled, every_hours, raw_days_*, redacted_days   evidence deleted past its days (retention_job)
     defaults:   CameraSettings                  rate, model, thresholds, taxonomy, rules, timeouts
     cameras:    [Camera]                        id, name, url, location, calibration, zones + overrides
 
@@ -38,6 +39,7 @@ from streetwatch.camera_daemon.config_fields import (
     expand_env,
     system_folder,
 )
+from streetwatch.camera_daemon.retention_job import RetentionSection
 from streetwatch.detector.config import (
     StrictModel,
     Taxonomy,
@@ -152,6 +154,8 @@ class DaemonConfig(StrictModel):
     http: HttpSettings = Field(default_factory=HttpSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     writer: WriterSettings = Field(default_factory=WriterSettings)
+    retention: RetentionSection = Field(default_factory=RetentionSection,
+                                        description="evidence retention, run at start and every every_hours")
     defaults: CameraSettings = Field(default_factory=CameraSettings)
     cameras: list[Camera] = Field(default_factory=list, max_length=10_000)
     allow_no_cameras: bool = Field(False, description="let a reload stop every camera; without it, a reload "

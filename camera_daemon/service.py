@@ -66,6 +66,7 @@ from streetwatch.camera_daemon.cameras import (
 from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.camera_daemon.ops import OpsServer
+from streetwatch.camera_daemon.retention_job import RetentionJob
 from streetwatch.camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
 from streetwatch.cases.spool import Spool
 from streetwatch.cases.store import quote_password, redact, sqlite_url
@@ -156,6 +157,8 @@ class Daemon:
                                       cfg.writer.queue_size, cfg.writer.retry_initial_s, cfg.writer.retry_max_s,
                                       actor=self.actor, camera_meta=self._camera_meta,
                                       latencies=self.latencies).start()
+        # evidence past its retention: now, then every `retention.every_hours` (read afresh: a reload applies)
+        RetentionJob(lambda: self.config.retention, self.db_url, cfg.evidence_path, self._stopping, self.actor).start()
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
         self._apply(cfg)

@@ -1,4 +1,5 @@
-"""`streetwatch cases list|show|export|re-check-places`: read the cases a run filed; re-check their places."""
+"""`streetwatch cases list|show|export|re-check-places|expire-evidence`: read the cases a run filed; re-check their
+places; delete evidence past its retention."""
 
 from __future__ import annotations
 
@@ -158,6 +159,65 @@ def recheck_places(
         console.print(line, highlight=False, soft_wrap=True)
     if dry_run:
         console.print("dry run: nothing was changed")
+
+
+def _days(text: str, option: str) -> int | None:
+    """A days option's value: a whole number, or `keep` (None)."""
+    if text.strip().lower() == "keep":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"{option} {text!r}: a whole number of days, or keep") from None
+
+
+RETENTION_OPTIONS = {"raw_days_unconfirmed": "--raw-days", "raw_days_confirmed": "--confirmed-days",
+                     "redacted_days": "--redacted-days"}
+
+
+@app.command("expire-evidence")
+@one_line_errors
+def expire_evidence_cmd(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")] = False,
+    raw_days: Annotated[int | None, typer.Option(
+        help="Raw frames of rejected or never-reviewed cases older than this many days are deleted [default: 30].")]
+    = None,
+    confirmed_days: Annotated[str | None, typer.Option(
+        help="Raw frames of confirmed, dispatched or resolved cases: days, or keep [default: 365].")] = None,
+    redacted_days: Annotated[str | None, typer.Option(
+        help="Redacted copies, any status: days, or keep [default: keep].")] = None,
+    evidence_dir: Annotated[Path | None, typer.Option(help="Evidence root (default: DATA_DIR/evidence).")] = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+) -> None:
+    """Delete evidence past its retention: raw frames of rejected and never-reviewed cases after 30 days,
+    of positive cases after 365, redacted copies only when --redacted-days says so. Cases, sightings and the
+    files' SHA-256 stay; each emptied entry says when it expired, and the case's history says why. The camera
+    daemon runs the same job (its `retention:` section).
+
+    Example: streetwatch cases expire-evidence --dry-run --raw-days 30 --confirmed-days 365
+    """
+    from pydantic import ValidationError
+
+    from streetwatch.cases.expire import expire_evidence
+    from streetwatch.cases.retention import RetentionSettings
+    from streetwatch.detector.config import error_message
+
+    given: dict[str, int | None] = {} if raw_days is None else {"raw_days_unconfirmed": raw_days}
+    for key, text in (("raw_days_confirmed", confirmed_days), ("redacted_days", redacted_days)):
+        if text is not None:
+            given[key] = _days(text, RETENTION_OPTIONS[key])
+    try:
+        settings = RetentionSettings.model_validate(given)
+    except ValidationError as exc:
+        raise typer.BadParameter("; ".join(
+            f"{RETENTION_OPTIONS.get(str(e['loc'][0]), '') if e['loc'] else ''} {error_message(e)}".strip()
+            for e in exc.errors())) from None
+    report = expire_evidence(open_store(data_dir, db), evidence_dir or data_dir / "evidence", settings,
+                             dry_run=dry_run, actor="retention")
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+    if dry_run:
+        console.print("dry run: nothing was deleted")
 
 
 def check_type(name: str, store=None) -> None:
