@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from streetwatch.cases import tables as t
+from streetwatch.cases.evidence_tiers import outward_record, same_files
 from streetwatch.cases.status import CaseStatus
 from streetwatch.cases.store import CaseStore, as_utc
 from streetwatch.detector.config import load_taxonomy
@@ -74,12 +75,14 @@ def names_of(c: t.Case) -> dict[str, str]:
 
 
 def case_dict(c: t.Case) -> dict:
+    """One case as it leaves streetwatch (exports, the review app's JSON): its evidence is the redacted tier only
+    (`cases.evidence_tiers.outward_record`), with `evidence_note` saying why there is no image to show."""
     out = {k: getattr(c, k) for k in CASE_FIELDS if k not in (*PROVENANCE_FIELDS, "model")}
     out.update(names_of(c))
     for key in ("first_seen", "last_seen"):
         out[key] = as_utc(out[key]).isoformat()
     out["box_norm"] = (c.box_norm or {}).get("xyxy")
-    out["evidence"] = c.evidence or {}
+    out["evidence"], out["evidence_note"] = outward_record(c.evidence)
     return out
 
 
@@ -105,9 +108,10 @@ def evidence_from(s: t.Sighting) -> dict:
 
 
 def evidence_sighting(case: t.Case | dict, sightings: list[t.Sighting]) -> t.Sighting | None:
-    """The sighting whose frame is the case's evidence (same raw file), else its most confident one."""
-    raw = ((case["evidence"] if isinstance(case, dict) else case.evidence) or {}).get("raw") or {}
-    same = [s for s in sightings if raw and ((s.evidence or {}).get("raw") or {}).get("path") == raw.get("path")]
+    """The sighting whose files are the case's evidence (`same_files`: expired files match by hash), else its most
+    confident one. `case` is a case or `{"evidence": <its evidence, both tiers>}`."""
+    held = case["evidence"] if isinstance(case, dict) else case.evidence
+    same = [s for s in sightings if same_files(held, s.evidence)]
     ranked = same or sorted(sightings, key=lambda s: (-s.confidence, s.id))
     return ranked[0] if ranked else None
 
@@ -115,17 +119,20 @@ def evidence_sighting(case: t.Case | dict, sightings: list[t.Sighting]) -> t.Sig
 def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
     """Add to each case row its evidence sighting's source, offset and frame index, and every sighting's."""
     by_case: dict[int, list[t.Sighting]] = {}
+    filed: dict[int, dict] = {}  # each case's evidence with both tiers: a row holds only the redacted one
     ids = [row["id"] for row in rows]
     for chunk in range(0, len(ids), 500):  # bounded IN lists
         for s in ses.scalars(select(t.Sighting).where(t.Sighting.case_id.in_(ids[chunk:chunk + 500]))
                              .order_by(t.Sighting.first_seen, t.Sighting.id)):
             by_case.setdefault(s.case_id, []).append(s)
+        filed.update({cid: ev for cid, ev in ses.execute(select(t.Case.id, t.Case.evidence)
+                                                           .where(t.Case.id.in_(ids[chunk:chunk + 500])))})
     cameras = {c.id: c for c in ses.scalars(select(t.Camera).where(t.Camera.id.in_({r["camera_id"] for r in rows})))}
     run_ids = {s.run_id for found in by_case.values() for s in found if s.run_id is not None}
     models = {rid: model for rid, model in ses.execute(select(t.Run.id, t.Run.model).where(t.Run.id.in_(run_ids)))}
     for row in rows:
         sightings = by_case.get(row["id"], [])
-        best = evidence_sighting(row, sightings)
+        best = evidence_sighting({"evidence": filed.get(row["id"])}, sightings)
         evidence = evidence_from(best) if best else {}
         row.update({k: evidence.get(k) for k in PROVENANCE_FIELDS})
         # which model (name:sha256 prefix) found the evidence: a stale or swapped model shows in the export
@@ -156,6 +163,7 @@ def case_detail(store: CaseStore, case_id: int) -> dict | None:
         if case is None:
             return None
         out = case_dict(case)
+        out["evidence"] = dict(case.evidence or {})  # the operator's own view: both tiers (never an export)
         sightings = list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id)
                                      .order_by(t.Sighting.first_seen, t.Sighting.id)))
         best = evidence_sighting(case, sightings)
@@ -180,10 +188,11 @@ def inert(value):
 
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[*CASE_FIELDS, "evidence_annotated"], extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=[*CASE_FIELDS, "evidence_annotated", "evidence_note"],
+                            extrasaction="ignore")
     writer.writeheader()
-    for row in rows:
-        cells = {**row, "evidence_annotated": (row["evidence"].get("annotated") or {}).get("path", "")}
+    for row in rows:  # the redacted annotated frame (`case_dict`); `evidence_note` says when there is none
+        cells = {**row, "evidence_annotated": (row["evidence"].get("annotated") or {}).get("path") or ""}
         writer.writerow({k: inert(v) for k, v in cells.items()})
     return buf.getvalue()
 
@@ -272,6 +281,8 @@ def case_text(d: dict) -> str:
     ]
     if d.get("frame_seen"):
         fields.append(("evidence time", d["frame_seen"]))
+    if d.get("evidence_note"):  # said to the operator as exports say it: this case cannot leave with an image
+        fields.append(("evidence note", d["evidence_note"]))
     fields += [(f"evidence {k}", f"{v.get('path')} sha256 {v.get('sha256')}") for k, v in (d.get("evidence") or {}).items()]
     width = max(len(k) for k, _ in fields)
     lines += [f"  {k.ljust(width)}  {v}" for k, v in fields]

@@ -15,9 +15,18 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from streetwatch.cases.evidence_tiers import outward_record
 from streetwatch.cases.export import case_dict, to_csv, to_geojson
 from streetwatch.cases.status import REJECT_REASONS, CaseStatus
 from streetwatch.review import actions, inputs
+from streetwatch.review.evidence_access import (
+    RAW_REFUSED,
+    EvidenceView,
+    log_raw_view,
+    may_see_raw,
+    name_file,
+    outward_detail,
+)
 from streetwatch.review.i18n import Msg
 from streetwatch.review.queries import (
     STATUSES,
@@ -32,7 +41,17 @@ from streetwatch.review.queries import (
     type_names,
 )
 from streetwatch.review.users import Current
-from streetwatch.review.web import checked, current, error_response, form_of, render, store_of, wants_json
+from streetwatch.review.web import (
+    checked,
+    client_ip,
+    clock,
+    current,
+    error_response,
+    form_of,
+    render,
+    store_of,
+    wants_json,
+)
 from streetwatch.review.webhook import DeliveryError, WebhookSettings, push_case
 
 router = APIRouter()
@@ -40,6 +59,10 @@ EVIDENCE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_PAGE = 1_000_000  # far past any list; bounds the SQL OFFSET
 def _tz(request: Request) -> str:
     return request.app.state.settings.timezone
+
+
+def _view(request: Request, cur: Current) -> EvidenceView:
+    return EvidenceView(may_see_raw(cur, request.app.state.settings.raw_evidence_roles))
 
 
 @router.get("/")
@@ -59,7 +82,7 @@ def cases_page(request: Request, page: int = 1, cur: Current = Depends(current))
         rows, total = list_cases(ses, q, limit=size, offset=(page - 1) * size)
         return render(request, "cases.html", cur, rows=rows, total=total, grid=counts(ses, q), q=q, errors=errors,
                       opts=choices(ses), statuses=STATUSES, page=page, pages=max(1, -(-total // size)),
-                      names=type_names(ses))
+                      names=type_names(ses), evi=_view(request, cur))
 
 
 @router.get("/cases/{case_id}")
@@ -73,7 +96,7 @@ def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -
         prev_id, next_id, position, length = neighbours(ses, q, case_id)
         return render(request, "case.html", cur, **data, q=q, prev_id=prev_id, next_id=next_id, position=position,
                       length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS,
-                      can_push=bool(request.app.state.settings.webhook_url))
+                      can_push=bool(request.app.state.settings.webhook_url), evi=_view(request, cur))
 
 
 def _seen(form: FormData) -> int | None:
@@ -209,11 +232,22 @@ def resolve_evidence(root: Path, rel: str) -> Path | None:
 
 
 @router.get("/evidence/{rel:path}")
-def evidence(request: Request, rel: str, cur: Current = Depends(current)) -> Response:
+def evidence(request: Request, rel: str, case: int | None = None, cur: Current = Depends(current)) -> Response:
+    """A redacted copy to anyone logged in; any other file (raw) only to a role in `raw_evidence_roles`, each
+    time logged (`review.evidence_access`). `case`: the case whose page asks, to find the file quickly."""
     path = resolve_evidence(request.app.state.evidence_dir, rel)
     if path is None:
         return error_response(request, 404, Msg("no such evidence file"))
-    return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+    hint = case if case is not None and 1 <= case <= inputs.DB_INT_MAX else None
+    with store_of(request).sessions.begin() as ses:  # the audit row is committed before the file goes out
+        named = name_file(ses, rel, hint)
+        if named.redacted:
+            return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})
+        if not may_see_raw(cur, request.app.state.settings.raw_evidence_roles):
+            return error_response(request, 403, RAW_REFUSED)
+        log_raw_view(ses, cur, named, rel, client_ip(request), clock(request))
+    # never cached: every view of a raw file reaches the server and its log
+    return FileResponse(path, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/export.{fmt}")
@@ -270,10 +304,11 @@ def api_case(request: Request, case_id: int, cur: Current = Depends(current)) ->
             **_api_case(data["case"]),
             "last_event": data["events"][-1].id if data["events"] else None,  # send back as `seen` with an action
             "sightings": [{"id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": iso(s.first_seen),
-                           "last_seen": iso(s.last_seen), "confidence": s.confidence, "evidence": s.evidence,
+                           "last_seen": iso(s.last_seen), "confidence": s.confidence,
+                           "evidence": outward_record(s.evidence)[0],
                            **data["sources"][s.id]} for s in data["sightings"]],
             "evidence_from": data["evidence_from"],
-            "history": [{"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": e.detail}
+            "history": [{"at": iso(e.at), "actor": e.actor, "action": e.action, "detail": outward_detail(e.detail)}
                         for e in data["events"]],
             "deliveries": [{"attempt": d.attempt, "at": iso(d.at), "status_code": d.status_code, "ok": d.ok,
                             "error": d.error} for d in data["deliveries"]],

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from streetwatch.cases.review_tables import ROLES
 from streetwatch.detector.errors import ConfigError
 from streetwatch.detector.safe_yaml import read_yaml
 from streetwatch.review.i18n import system_zone, valid_zone
@@ -37,6 +38,9 @@ class ReviewSettings(BaseModel):
     webhook_timeout_s: float = Field(10.0, gt=0)
     tile_url: str | None = Field(None, description="optional map tiles, e.g. https://tiles.example.org/{z}/{x}/{y}.png")
     tile_attribution: str = Field("", description="credit line shown under the map when tiles are used")
+    raw_evidence_roles: list[str] = Field(
+        default_factory=lambda: ["admin"], description="roles that may open raw (unredacted) evidence; every view of "
+                                                      "a raw file is logged. The others see redacted copies only")
     title: str = Field("streetwatch review", description="shown in the page header")
     language: Literal["en", "zh"] = Field("en", description="the pages' language until a user picks one "
                                                             "(the choice is kept in a cookie)")
@@ -49,6 +53,14 @@ class ReviewSettings(BaseModel):
     def _zone(cls, value: str) -> str:
         if not valid_zone(value):
             raise ValueError(f"{value!r} is not a time zone name (e.g. Asia/Shanghai, UTC)")
+        return value
+
+    @field_validator("raw_evidence_roles")
+    @classmethod
+    def _roles(cls, value: list[str]) -> list[str]:
+        unknown = [r for r in value if r not in ROLES]
+        if unknown:
+            raise ValueError(f"{unknown[0]!r} is not a role (roles: {', '.join(ROLES)})")
         return value
 
     @field_validator("trusted_proxies")

@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from streetwatch.cases import tables as t
+from streetwatch.cases.evidence_tiers import outward_record
 from streetwatch.cases.export import evidence_sighting, names_of, provenance
 from streetwatch.cases.review_tables import WebhookDelivery
 from streetwatch.cases.status import CaseStatus
@@ -60,12 +61,14 @@ class PushResult:
 
 
 def case_payload(ses: Session, case: t.Case) -> dict:
-    """The JSON a bureau system receives for one case (stable keys; evidence by relative path and SHA-256)."""
+    """The JSON a bureau system receives for one case (stable keys; evidence by relative path and SHA-256, of the
+    redacted copies only: `cases.evidence_tiers.outward_record`)."""
     confirmed = ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == case.id, t.CaseEvent.action == "status")
                             .order_by(t.CaseEvent.id.desc())).all()
     verdict = next((e for e in confirmed if (e.detail or {}).get("to") == CaseStatus.CONFIRMED), None)
     iso = lambda dt: as_utc(dt).isoformat() if dt else None  # noqa: E731
     best = evidence_sighting(case, list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case.id))))
+    evidence, note = outward_record(case.evidence)
     return {
         "schema": SCHEMA,
         "case_id": case.id,
@@ -86,7 +89,10 @@ def case_payload(ses: Session, case: t.Case) -> dict:
         "due_at": iso(case.due_at),
         "confirmed_by": verdict.actor if verdict else None,
         "confirmed_at": iso(verdict.at) if verdict else None,
-        "evidence": {k: {"path": v.get("path"), "sha256": v.get("sha256")} for k, v in (case.evidence or {}).items()},
+        # the redacted copies only (under the plain names raw/annotated/crop), expired ones by hash; a case without
+        # any sends no image, and says so in evidence_note
+        "evidence": evidence,
+        "evidence_note": note,
         "evidence_source": provenance(best) if best else None,  # the footage file (or stream) and seconds into it
         "version": case.version,
     }

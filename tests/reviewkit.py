@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 from pathlib import Path
 
 import cv2
 import numpy as np
+from sqlalchemy import select
 
+from streetwatch.cases import tables as t
 from streetwatch.cases.evidence import save_evidence
+from streetwatch.cases.evidence_tiers import RAW_KEYS, REDACTED
 from streetwatch.cases.store import CaseStore
 from streetwatch.detector.config import load_taxonomy
 from streetwatch.review.users import add_user
@@ -68,3 +72,20 @@ def login(client, user: str, password: str | None = None):
 
 def csrf_of(client) -> str:
     return client.get("/api/session").json()["csrf_token"]
+
+
+def add_redacted(store: CaseStore, evidence_dir: Path, case_id: int) -> None:
+    """Give a case and its sightings redacted copies the way the evidence writer files them: a blurred JPEG
+    beside each raw-tier file, under `redacted_<key>` (with a summary on `redacted_raw`)."""
+    with store.sessions.begin() as ses:
+        rows = [ses.get(t.Case, case_id), *ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id))]
+        for row in rows:
+            ev = dict(row.evidence)
+            for key in RAW_KEYS:
+                rel = ev[key]["path"].removesuffix(".jpg") + "_redacted.jpg"
+                image = cv2.imdecode(np.fromfile(evidence_dir / ev[key]["path"], np.uint8), cv2.IMREAD_COLOR)
+                data = cv2.imencode(".jpg", cv2.GaussianBlur(image, (31, 31), 0))[1].tobytes()
+                (evidence_dir / rel).write_bytes(data)
+                ev[REDACTED[key]] = {"path": rel, "sha256": hashlib.sha256(data).hexdigest()}
+            ev["redacted_raw"]["redaction"] = {"faces": 1, "plates": 0}
+            row.evidence = ev

@@ -107,5 +107,11 @@ def test_cli_sample_run_then_list_and_export(tmp_path, monkeypatch):
     cases = json.loads(out.read_text())
     assert [(c["problem_type"], c["zone_id"], c["camera_id"]) for c in cases] == [
         ("illegal_parking", "kerb-no-parking", "kerbside-cam")]
-    assert cases[0]["evidence"]["annotated"]["sha256"]
-    assert (Path("streetwatch-data/evidence") / cases[0]["evidence"]["annotated"]["path"]).exists()
+    # an export names only redacted copies (issue 28), or says the case has none; `cases show` (the operator, at the
+    # machine that holds the files) names the annotated frame as filed
+    shown = cases[0]["evidence"]
+    assert shown or cases[0]["evidence_note"] == "no redacted copy"
+    assert all((Path("streetwatch-data/evidence") / e["path"]).exists() for e in shown.values())
+    detail = json.loads(runner.invoke(app, ["cases", "show", str(cases[0]["id"]), "--format", "json"]).stdout)
+    assert detail["evidence"]["annotated"]["sha256"]
+    assert (Path("streetwatch-data/evidence") / detail["evidence"]["annotated"]["path"]).exists()

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from streetwatch.cases import tables as t
+from streetwatch.cases.evidence_tiers import outward_record
 from streetwatch.cases.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession
 from streetwatch.cases.store import CaseStore
 from streetwatch.review import ReviewSettings, actions, create_app
@@ -418,12 +419,13 @@ def test_list_filters_sorting_counts_and_pages(env):
     assert page.status_code == 200 and "is not a date" in page.text and f'id="row-{b}"' in page.text
     assert client.get("/map").status_code == 200
     detail = client.get(f"/cases/{placed}")
-    assert "31.230400, 121.473700" in detail.text and "/evidence/" in detail.text
+    # its evidence: the redacted image, or (filed without a redacted copy) the note that there is none
+    assert "31.230400, 121.473700" in detail.text and ("/evidence/" in detail.text or 'id="no-redacted"' in detail.text)
 
 
 # evidence ---------------------------------------------------------------------------------------------
 def test_evidence_is_served_only_from_inside_the_evidence_folder(env, tmp_path):
-    client = env.client("alice")
+    client = env.client("root")  # an admin, who may open raw files (test_privacy_outward: who may open what)
     secret = tmp_path / "secret.jpg"
     secret.write_bytes(b"\xff\xd8 not for you")
     (env.evidence / "link.jpg").symlink_to(secret)
@@ -511,7 +513,8 @@ def test_confirmed_cases_are_pushed_with_a_retry_after_a_500(tmp_path, sqlite_ur
     headers, body = bureau.requests[-1]
     sent = json.loads(body)
     assert sent["case_id"] == a and sent["status"] == "confirmed" and sent["confirmed_by"] == "alice"
-    assert sent["evidence"]["raw"]["sha256"] == env.case(a).evidence["raw"]["sha256"]
+    filed = env.case(a).evidence  # only its redacted copies leave (test_privacy_outward), never a raw path
+    assert sent["evidence"] == outward_record(filed)[0] and filed["raw"]["path"] not in body.decode()
     expected = hmac.new(b"shared-key", body, hashlib.sha256).hexdigest()
     assert headers["X-Streetwatch-Signature"] == f"sha256={expected}"
     with env.store.session() as ses:

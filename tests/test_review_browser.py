@@ -255,12 +255,14 @@ def server_long_paths(tmp_path):
 
     from streetwatch.cases.evidence import save_evidence
     from tests.builders import sighting
-    from tests.reviewkit import TAX, street_image
+    from tests.reviewkit import TAX, add_redacted, street_image
 
     def seed(store, evidence):
         s = sighting("long-paths-" + "x" * 40, camera_id=LONG_CAMERA, size=(320, 240), xyxy=(60, 60, 200, 180))
         s = replace(s, image=street_image(3), source=LONG_SOURCE, source_offset_s=3725.0)
-        return [store.record_sighting(s, TAX, save_evidence(s, evidence), None).case_id]
+        case_id = store.record_sighting(s, TAX, save_evidence(s, evidence), None).case_id
+        add_redacted(store, evidence, case_id)  # the analyst's page lists the redacted files' (longer) paths
+        return [case_id]
 
     yield from _serve(tmp_path, ReviewSettings(timezone="Asia/Shanghai", language="zh"), seed)
 
