@@ -52,6 +52,7 @@ from streetwatch.detector.config import (
 )
 from streetwatch.detector.errors import ConfigError, ModelError
 from streetwatch.detector.ids import CAMERA_ID_PATTERN
+from streetwatch.detector.privacy import PrivacySettings, Redactor
 from streetwatch.detector.safe_yaml import read_yaml
 from streetwatch.detector.settings import AnalysisSettings, resolve_taxonomy, taxonomy_class_problems, unknown_classes
 from streetwatch.detector.zones import zone_warnings
@@ -156,6 +157,8 @@ class DaemonConfig(StrictModel):
     writer: WriterSettings = Field(default_factory=WriterSettings)
     retention: RetentionSection = Field(default_factory=RetentionSection,
                                         description="evidence retention, run at start and every every_hours")
+    privacy: PrivacySettings = Field(default_factory=PrivacySettings,
+                                     description="redacted copies of evidence (faces, plates): on by default")
     defaults: CameraSettings = Field(default_factory=CameraSettings)
     cameras: list[Camera] = Field(default_factory=list, max_length=10_000)
     allow_no_cameras: bool = Field(False, description="let a reload stop every camera; without it, a reload "
@@ -243,6 +246,7 @@ def _resolve_paths(cfg: DaemonConfig, base: Path) -> DaemonConfig:
         "evidence_dir": _resolve(base, cfg.evidence_dir),
         "spool_dir": _resolve(base, cfg.spool_dir),
         "zones_file": _resolve(base, cfg.zones_file),
+        "privacy": cfg.privacy.model_copy(update={"models_dir": _resolve(base, cfg.privacy.models_dir)}),
         "defaults": cfg.defaults.model_copy(update=settings(cfg.defaults)),
         "cameras": cameras,
     })
@@ -259,6 +263,7 @@ def parse_daemon_config(raw: Any, path: Path | str = "<config>", base: Path | No
     except ValidationError as exc:
         raise ConfigError(_format_errors(path, exc, raw)) from None  # the input may hold credentials
     cfg = _resolve_paths(cfg, base or Path.cwd())
+    Redactor(cfg.privacy)  # a stated privacy.models_dir without the two models is refused here, before any camera
     for key in ("data_dir", "evidence_dir", "spool_dir"):  # after resolving: `../../proc` is /proc too
         folder = getattr(cfg, key)
         system = folder is not None and system_folder(folder)

@@ -71,6 +71,7 @@ from streetwatch.camera_daemon.writer import SightingWriter, open_store, with_co
 from streetwatch.cases.spool import Spool
 from streetwatch.cases.store import quote_password, redact, sqlite_url
 from streetwatch.detector.errors import ConfigError, StreetwatchError
+from streetwatch.detector.privacy import Redactor
 from streetwatch.detector.scene_segment import SceneSegmenter
 from streetwatch.detector.sightings import Sighting
 from streetwatch.streams.live import redact_url, remember_secrets
@@ -156,7 +157,8 @@ class Daemon:
         self._writer = SightingWriter(self.db_url, cfg.evidence_path, Spool(cfg.spool_path), self.metrics,
                                       cfg.writer.queue_size, cfg.writer.retry_initial_s, cfg.writer.retry_max_s,
                                       actor=self.actor, camera_meta=self._camera_meta,
-                                      latencies=self.latencies).start()
+                                      latencies=self.latencies, redactor=Redactor(cfg.privacy)).start()
+        log.info("%s", self._writer.sink.redactor.describe(), extra={"event": "redaction"})
         # evidence past its retention: now, then every `retention.every_hours` (read afresh: a reload applies)
         RetentionJob(lambda: self.config.retention, self.db_url, cfg.evidence_path, self._stopping, self.actor).start()
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),

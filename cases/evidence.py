@@ -103,7 +103,7 @@ def save_evidence(s: Sighting, evidence_dir: Path, redactor: Redactor | None = N
             "crop": _write_jpeg(folder / f"{stem}_crop.jpg", crop(s.image, s.xyxy), root),
         }
         if redactor is not None and redactor.settings.redact:
-            regions = redactor.regions(s.image, list(s.context))
+            regions = redactor.regions(s.image, s.context)
             safe = redact(s.image, regions, keep=[s.xyxy], method=redactor.settings.method)
             files["redacted_raw"] = {**_write_jpeg(folder / f"{stem}_raw.redacted.jpg", safe, root),
                                      "redaction": redaction_summary(regions, redactor)}

@@ -98,7 +98,7 @@ def test_rtsp_and_mjpeg_cameras_make_cases_and_survive_a_server_restart(
                 {"id": "market-2", "url": mjpeg.url.replace("http://", f"http://viewer:{SECRET}@"),
                  "model": str(model_file(tmp_path, "vendor")), "stall_timeout_s": 8, "read_timeout_s": 8,
                  "watchdog_s": 30},
-            ])
+            ], privacy={"models_dir": str(shared_path("weights", "privacy"))})
             daemon = Daemon(cfg, db_url=db_url, detector_factory=factory(models)).start()
             store = open_store(db_url)
             expected = {("street-1", "exposed_garbage"): 1, ("market-2", "street_vendor"): 1}
@@ -138,9 +138,11 @@ def test_rtsp_and_mjpeg_cameras_make_cases_and_survive_a_server_restart(
     assert all(k.startswith(("street-1:", "market-2:")) for k in keys)
     with store.session() as ses:
         for case in ses.scalars(select(t.Case)):
-            raw = case.evidence["raw"]
-            data = (cfg.evidence_path / raw["path"]).read_bytes()
-            assert hashlib.sha256(data).hexdigest() == raw["sha256"]
+            for key in ("raw", "redacted_raw", "redacted_crop"):  # privacy is on by default in the daemon too
+                entry = case.evidence[key]
+                data = (cfg.evidence_path / entry["path"]).read_bytes()
+                assert hashlib.sha256(data).hexdigest() == entry["sha256"]
+            assert "yunet-face" in case.evidence["redacted_raw"]["redaction"]["by"]  # the shared models were used
     # Cases were written within seconds of the frame that confirmed them.
     assert daemon.latencies and max(daemon.latencies) < 2.0
     assert metric(metrics_text, "streetwatch_cases_opened_total") == 2
