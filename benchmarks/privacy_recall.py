@@ -95,6 +95,7 @@ def main(
     cover: float = typer.Option(0.8, help="share of a labelled box that must be hidden to count as covered"),
     face_thresholds: str = typer.Option("0.3,0.5,0.7", help="YuNet score thresholds to report"),
     plate_thresholds: str = typer.Option("0.3,0.4,0.6", help="LPD-YuNet score thresholds to report"),
+    vehicle_band: float = typer.Option(PrivacySettings().vehicle_band, help="lower share of a vehicle box hidden"),
     json_out: Path | None = typer.Option(None, "--json", help="also write the figures here"),
 ) -> None:
     labels = load_labels()
@@ -102,7 +103,9 @@ def main(
     plate_ts = [float(v) for v in plate_thresholds.split(",")]
     analysis = AnalysisSettings()
     detector = Detector(analysis.detector_settings())
-    redactor = Redactor(PrivacySettings(face_threshold=min(face_ts), plate_threshold=min(plate_ts)))
+    redactor = Redactor(
+        PrivacySettings(face_threshold=min(face_ts), plate_threshold=min(plate_ts), vehicle_band=vehicle_band)
+    )
     if redactor.detectors != ["yunet-face", "lpd-yunet-plate"]:
         raise typer.BadParameter(f"the face and plate detectors are needed: {redactor.describe()}")
     default = PrivacySettings()

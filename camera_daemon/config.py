@@ -338,6 +338,8 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
     if not cfg.cameras:
         warnings.append("cameras: none configured; add some and reload (SIGHUP)")
+    if cfg.privacy.redact and not Redactor(cfg.privacy).detectors:  # the heuristic regions alone miss many faces
+        warnings.append(f"privacy: {Redactor(cfg.privacy).describe().removeprefix('redaction: ')}")
     if cfg.zones_file is not None:
         try:
             shared = load_zones(cfg.zones_file)

@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streetwatch.cases.evidence_tiers import REDACTED
 from streetwatch.detector.errors import StoreError
 from streetwatch.detector.privacy import Redactor, Region, redact
 from streetwatch.detector.sightings import Sighting
@@ -105,11 +106,11 @@ def save_evidence(s: Sighting, evidence_dir: Path, redactor: Redactor | None = N
         if redactor is not None and redactor.settings.redact:
             regions = redactor.regions(s.image, s.context)
             safe = redact(s.image, regions, keep=[s.xyxy], method=redactor.settings.method)
-            files["redacted_raw"] = {**_write_jpeg(folder / f"{stem}_raw.redacted.jpg", safe, root),
+            files[REDACTED["raw"]] = {**_write_jpeg(folder / f"{stem}_raw.redacted.jpg", safe, root),
                                      "redaction": redaction_summary(regions, redactor)}
-            files["redacted_annotated"] = _write_jpeg(folder / f"{stem}_annotated.redacted.jpg", annotate(safe, s),
+            files[REDACTED["annotated"]] = _write_jpeg(folder / f"{stem}_annotated.redacted.jpg", annotate(safe, s),
                                                       root)
-            files["redacted_crop"] = _write_jpeg(folder / f"{stem}_crop.redacted.jpg", crop(safe, s.xyxy), root)
+            files[REDACTED["crop"]] = _write_jpeg(folder / f"{stem}_crop.redacted.jpg", crop(safe, s.xyxy), root)
         return files
     except OSError as exc:
         raise StoreError(f"{folder}: cannot write evidence ({exc.strerror})") from exc

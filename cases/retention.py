@@ -43,11 +43,10 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
+from streetwatch.cases.evidence_tiers import RAW_KEYS, REDACTED_KEYS
 from streetwatch.cases.status import POSITIVE, CaseStatus
 from streetwatch.detector.config import StrictModel
 
-RAW_KEYS = ("raw", "annotated", "crop")
-REDACTED_KEYS = ("redacted_raw", "redacted_annotated", "redacted_crop")
 MAX_DAYS = 36_500
 
 

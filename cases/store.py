@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from streetwatch.cases import locks, recheck, scenes
 from streetwatch.cases import tables as t
 from streetwatch.cases.dedup import CaseView, match_case, place_box
+from streetwatch.cases.evidence_tiers import same_files
 from streetwatch.cases.status import CaseStatus, RunStatus
 from streetwatch.cases.tables import as_utc, from_unix  # callers of the store take both from here
 from streetwatch.detector.config import Taxonomy
@@ -118,12 +119,6 @@ class Recorded:
     sighting_id: int
     created: bool  # a new case was opened
     reopened: bool  # a resolved case came back
-
-
-def _same_files(a: dict | None, b: dict | None) -> bool:
-    if not a or not b:
-        return False
-    return (a.get("raw") or {}).get("path") == (b.get("raw") or {}).get("path")
 
 
 class CaseStore:
@@ -286,7 +281,7 @@ class CaseStore:
         row.last_seen, row.last_ts, row.hits = from_unix(s.last_seen), s.last_ts, max(row.hits, s.hits)
         if evidence:  # the files of this key were just rewritten: every reference must take the new hashes
             row.evidence = evidence
-            if _same_files(case.evidence, evidence):
+            if same_files(case.evidence, evidence):
                 case.evidence = evidence
         if s.source is not None:
             row.source, row.source_offset_s = s.source, s.source_offset_s

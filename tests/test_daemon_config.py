@@ -190,3 +190,19 @@ def test_a_zone_can_name_a_camera_whose_id_is_not_ascii(tmp_path: Path) -> None:
                     encoding="utf-8")
     (zone,) = load_zones(path).zones
     assert zone.applies_to("东门") and not zone.applies_to("西门")
+
+
+def test_privacy_section_is_checked_and_a_missing_detector_is_a_warning(tmp_path, monkeypatch):
+    monkeypatch.delenv("STREETWATCH_PRIVACY_MODELS", raising=False)
+    monkeypatch.setenv("STREETWATCH_SHARED", str(tmp_path / "nowhere"))
+    base = {"data_dir": str(tmp_path / "data"), "cameras": [{"id": "cam-1", "url": "cam.mp4"}]}
+    path = tmp_path / "cameras.yaml"
+    path.write_text(yaml.safe_dump({**base, "privacy": {"vehicle_band": 1.5}}))
+    with pytest.raises(ConfigError, match="privacy.vehicle_band"):
+        check_daemon_config(path)
+    path.write_text(yaml.safe_dump({**base, "privacy": {"models_dir": str(tmp_path / "absent")}}))
+    with pytest.raises(ConfigError, match="absent"):  # a stated folder without the models: refused before any camera
+        check_daemon_config(path)
+    path.write_text(yaml.safe_dump(base))
+    cfg, warnings = check_daemon_config(path)
+    assert cfg.privacy.redact and any("privacy: no face/plate detectors" in w for w in warnings), warnings

@@ -55,7 +55,7 @@ def test_heads_and_plate_bands_come_from_the_main_models_boxes(tmp_path):
     kinds = {reg.kind: reg.xyxy for reg in regions}
     assert set(kinds) == {"head", "plate_band"}  # garbage is no person and no vehicle
     assert kinds["head"] == (100, 50, 140, 110)  # top 30 % of a standing person's box
-    assert kinds["plate_band"] == pytest.approx((200, 255, 380, 300))  # lower 45 % of the car
+    assert kinds["plate_band"] == pytest.approx((200, 225, 380, 300))  # lower 75 % of the car
 
 
 def test_a_stated_models_folder_without_the_models_is_refused(tmp_path):
