@@ -157,3 +157,20 @@ def test_nothing_reviewed_is_a_clear_error(tmp_path, sqlite_url):
     file_sighting(store, tmp_path / "ev", "k")
     with pytest.raises(DatasetError, match="no reviewed cases"):
         export_reviews(store, tmp_path / "ev", tmp_path / "out")
+
+
+def test_frames_deleted_by_retention_are_named_as_skipped(reviewed, tmp_path):
+    from datetime import datetime, timezone
+
+    store, ev, ids = reviewed
+    # entries as cases/expire.py leaves them (tests/test_retention.py runs that job): three of the long case's four
+    with store.sessions.begin() as ses:
+        late = [s for s in ses.query(t.Sighting).filter(t.Sighting.case_id == ids["long"])]
+        for s in late[1:]:
+            s.evidence = {**s.evidence, "raw": {"path": None, "sha256": s.evidence["raw"]["sha256"],
+                                                "expired_at": datetime(2030, 1, 1, tzinfo=timezone.utc).isoformat()}}
+    manifest = export_reviews(store, ev, tmp_path / "reviews", frames_per_case=3, classes=["garbage"])
+    expired = [line for line in manifest["skipped"] if "expired" in line]
+    assert len(expired) == 3 and all(f"case {ids['long']}" in line and "retention" in line for line in expired)
+    by_case = {e["case"]: e for e in manifest["entries"]}
+    assert len(by_case[ids["long"]]["frames"]) == 1  # the one frame left, not four

@@ -91,6 +91,8 @@ def _frames(ses, case: t.Case, evidence_dir: Path, skipped: list[str]) -> tuple[
     for s in rows:
         raw = (s.evidence or {}).get("raw") or {}
         if not raw.get("path"):
+            if raw.get("expired_at"):  # retention deleted it: say so, a dataset must not shrink unexplained
+                skipped.append(f"case {case.id} sighting {s.id}: raw frame expired {raw['expired_at']} (retention)")
             continue
         path = (evidence_dir / raw["path"]).resolve()
         if not path.is_relative_to(evidence_dir) or not path.is_file():
