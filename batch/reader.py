@@ -15,7 +15,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 
 from streetwatch.detector.frames import Frame
@@ -84,7 +84,7 @@ class StageTimer:
 
 
 def read_frames(source: Source, timer: StageTimer, posed: Callable[[Frame], Frame] | None,
-                prepare: Callable | None, threaded: bool = True) -> Iterator[tuple[Frame, object]]:
+                prepare: Callable | None, threaded: bool = True) -> Generator[tuple[Frame, object], None, None]:
     """Decode (and letterbox, with `prepare`) on a reader thread; yield (frame, model input or None) here."""
     if not threaded:
         yield from _frames_inline(source, timer, posed)

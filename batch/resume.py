@@ -30,6 +30,10 @@ Design: the resumed run files exactly what the uninterrupted run files, and noth
   started before R, was still within reach, and overlaps its box most (IoU >= `CONTINUE_IOU`), each noted
   sighting at most once. Its update extends the stored sighting (last second, hits), as the uninterrupted
   run's final version would.
+- Before each checkpoint the runner writes the confirmed tracks still open as seen so far (`AnalysisStep.progress`,
+  no frame): a run killed after it leaves every sighting as long as it was seen up to there. (A track that had
+  left the screen but was not yet given up is never seen by the resumed run: it kept the span it had when
+  confirmed, found by a SIGKILL that landed late on a loaded host.)
 - A key filed again (the overlap, a continued track, a forced re-run) keeps the best evidence it has: a
   version that scores below the best stored or sent for its key goes without its frame, so it extends the
   stored sighting (last second, hits) but leaves its images, box and score alone. A resumed run sees part of a

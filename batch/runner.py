@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import queue
+import signal
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -63,6 +65,24 @@ log = logging.getLogger(__name__)
 _END = object()
 
 
+@contextmanager
+def _ctrl_c_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that comes while the writer finishes until it has: raised there, it would leave the writer
+    thread running (its queued sightings unwritten) into interpreter exit, where a thread inside OpenCV's C++
+    aborts the process ("terminate called without an active exception", seen with redaction on)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
+        yield  # signals reach only the main thread; None: a handler set outside Python, left alone
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held:
+        raise KeyboardInterrupt
+
+
 @dataclass(frozen=True)
 class _Committed:
     """Passed through the writer's queue after a frame's sightings: all before it are in the database; `filed`
@@ -70,6 +90,14 @@ class _Committed:
 
     ts: float
     filed: tuple[Filed, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Extension:
+    """A confirmed track's sighting so far, written before a checkpoint (`AnalysisStep.progress`): it extends
+    the stored sighting and is not a new one."""
+
+    sighting: Sighting
 
 
 @dataclass
@@ -337,23 +365,23 @@ class Pipeline:
                             redactor=self.redactor)
 
         def write() -> None:
-            nonlocal last_checkpoint
             while (s := timer.get(out, "writer: sightings queue empty")) is not _END:
                 if errors:
                     continue  # the store failed: drain without writing so the producer never blocks
                 if isinstance(s, _Committed):
-                    if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
-                        last_checkpoint = time.monotonic()
-                        try:
-                            with timer.stage("checkpoint"):
-                                checkpoint(self.store, run_id, s.ts, s.filed)
-                        except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
-                            errors.append(exc)
+                    try:
+                        with timer.stage("checkpoint"):
+                            checkpoint(self.store, run_id, s.ts, s.filed)
+                    except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
+                        errors.append(exc)
                     continue
+                extension = isinstance(s, _Extension)
+                if isinstance(s, _Extension):
+                    s = s.sighting
                 try:
                     rec = sink.file(s, self.taxonomy.problem_types[s.problem_type], run_id)
                     result.case_ids.add(rec.case_id)
-                    result.sightings += 0 if s.final else 1
+                    result.sightings += 0 if s.final or extension else 1
                     result.cases_opened += int(rec.created)
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                     errors.append(exc)
@@ -373,18 +401,21 @@ class Pipeline:
         first = True
         where = str(result.path.absolute())
 
-        def emit(sightings: list[Sighting | _Committed]) -> None:
+        def emit(sightings: list[Sighting | _Extension | _Committed]) -> None:
             for s in sightings:
                 if isinstance(s, Sighting):  # where to find it again: this file, seconds from its start (PTS)
                     s = replace(s, source=where, source_offset_s=s.first_ts)
+                elif isinstance(s, _Extension):
+                    s = _Extension(replace(s.sighting, source=where, source_offset_s=s.sighting.first_ts))
                 timer.put(out, s, "main: sightings queue put")
             if not threaded:
                 out.put(_END)
                 write()  # drains what was just queued, on this thread
 
+        prepare = getattr(self.detector, "prepare", None)  # test doubles need not letterbox
+        frames = read_frames(source, timer, posed, prepare, self.settings.threaded)
         try:
-            prepare = getattr(self.detector, "prepare", None)  # test doubles need not letterbox
-            for frame, ready in read_frames(source, timer, posed, prepare, self.settings.threaded):
+            for frame, ready in frames:
                 with timer.stage("inference"):
                     if gate is not None and gate.unchanged(frame.image):
                         dets = gate.last  # a static scene: the previous boxes still stand, dwell keeps counting
@@ -400,7 +431,13 @@ class Pipeline:
                     first = False
                     result.warnings.extend(self.zones.outside_frame(result.camera_id, frame.width, frame.height))
                 with timer.stage("analysis"):  # tracker, rules (the scene check is its own stage)
-                    found = [*keys.apply(step.analyse(frame, dets)), _Committed(frame.ts, keys.snapshot(frame.ts))]
+                    found: list[Sighting | _Extension | _Committed] = [*keys.apply(step.analyse(frame, dets))]
+                    if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
+                        # open tracks' sightings as seen so far go first: a run killed after this checkpoint
+                        # must find each one as long as it was seen, not as long as when it was confirmed
+                        last_checkpoint = time.monotonic()
+                        found += [_Extension(s) for s in keys.apply(step.progress())]
+                        found.append(_Committed(frame.ts, keys.snapshot(frame.ts)))
                 emit(found)
                 if explain is not None:
                     explain.maybe_write(frame, step.last_tracked, step)
@@ -409,11 +446,16 @@ class Pipeline:
                 if on_progress:
                     on_progress(result, frame.index)
         finally:
-            emit(keys.apply(step.finish()))  # on success, error or Ctrl-C: what was confirmed gets written
-            result.explanation = step.explain()
-            if threaded:
-                out.put(_END)
-                writer.join()
+            # Stop and join the reader now: on Ctrl-C the traceback keeps this generator alive until interpreter
+            # exit, and a reader thread still decoding then aborted the process ("terminate called ...").
+            # Stop and join the reader now: on Ctrl-C the traceback keeps this generator alive until exit.
+            frames.close()
+            with _ctrl_c_deferred():  # a writer thread left inside OpenCV at interpreter exit aborts the process
+                emit(keys.apply(step.finish()))  # on success, error or Ctrl-C: what was confirmed gets written
+                result.explanation = step.explain()
+                if threaded:
+                    out.put(_END)
+                    writer.join()
             timer.thread_done("main", time.thread_time() - cpu0)
             timer.thread_done("process", time.process_time() - process0)
         if errors:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from streetwatch.detector.safe_yaml import read_yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-LABELS = PROJECT_ROOT / "datasets" / "privacy" / "labels.yaml"
+# Benchmarks run from a checkout's root (the labels are the checkout's, not the installed package's).
+LABELS = Path(os.environ.get("STREETWATCH_PRIVACY_LABELS", "datasets/privacy/labels.yaml"))
 ULTRALYTICS_PREFIX = "ultralytics:"  # an image shipped inside the installed ultralytics package
 SIZE_BUCKETS = ((0, 24, "<24 px"), (24, 64, "24-64 px"), (64, 1 << 30, ">64 px"))  # by box height
 
@@ -37,7 +37,7 @@ class LabelledImage:
 
 
 def shared_root() -> Path:
-    return Path(os.environ.get("STREETWATCH_SHARED", PROJECT_ROOT.parent / "shared"))
+    return Path(os.environ.get("STREETWATCH_SHARED") or Path.cwd().parent / "shared")
 
 
 def image_path(ref: str, shared: Path | None = None) -> Path:

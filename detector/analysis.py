@@ -124,6 +124,10 @@ class AnalysisStep:
         self.last_tracked = tracked  # for annotated explain frames
         return out
 
+    def progress(self) -> list[Sighting]:
+        """Confirmed tracks still open, seen since last reported: their sightings so far (`RuleEngine.progress`)."""
+        return self.rules.progress()
+
     def finish(self) -> list[Sighting]:
         """End of the source: every open track ends with its final sighting."""
         out = self._place(self.rules.finish(), self.scenes.state if self.scenes else None)

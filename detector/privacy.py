@@ -17,7 +17,8 @@ The problem's own box is never hidden: a vendor's stall stays visible even where
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import product
@@ -124,8 +125,9 @@ class Redactor:
     def _faces(self) -> cv2.FaceDetectorYN | None:
         if self.face_path is None or not self.face_path.is_file():
             return None
-        return cv2.FaceDetectorYN.create(str(self.face_path), "", (320, 320), self.settings.face_threshold, 0.3,
-                                         5000)
+        with _opencv_quiet():
+            return cv2.FaceDetectorYN.create(str(self.face_path), "", (320, 320), self.settings.face_threshold, 0.3,
+                                             5000)
 
     @cached_property
     def _plates(self) -> PlateDetector | None:
@@ -217,6 +219,19 @@ def _clip(r: Region, w: int, h: int) -> Region:
     return Region(r.kind, (max(0.0, x0), max(0.0, y0), min(float(w), x1), min(float(h), y1)), r.score)
 
 
+@contextmanager
+def _opencv_quiet() -> Iterator[None]:
+    """OpenCV 4.13's DNN engine prints a '[ WARN ] setPreferableTarget ... not supported by the new graph engine'
+    line on every detector it loads (harmless: it runs on the CPU as asked); a user's stderr should carry only
+    streetwatch's own lines."""
+    before = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(before)
+
+
 class PlateDetector:
     """LPD-YuNet (OpenCV Zoo): prior boxes on four strides, four-corner regression, score = sqrt(cls * iou).
 
@@ -230,7 +245,8 @@ class PlateDetector:
     VARIANCE = 0.1
 
     def __init__(self, path: Path, threshold: float) -> None:
-        self.net = cv2.dnn.readNet(str(path))
+        with _opencv_quiet():
+            self.net = cv2.dnn.readNet(str(path))
         self.threshold = threshold
         self._priors: dict[tuple[int, int], np.ndarray] = {}
 

@@ -8,9 +8,10 @@ frames. Pure logic: frames in, sightings out, no I/O and no clock.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -44,6 +45,7 @@ class _Progress:
     zone_id: str | None = None
     positions: list[tuple[float, float, float]] = field(default_factory=list)
     confirmed: bool = False
+    reported_ts: float = -math.inf  # the last second a sighting of this track was handed out with
 
 
 INSIDE_SHARE = 0.6  # this much of a box's area within a holder's box (see ProblemType.not_inside)
@@ -186,7 +188,7 @@ class RuleEngine:
                 if not prog.confirmed and (self.still or (
                     prog.hits >= spec.min_hits and prog.last_ts - prog.first_ts >= spec.min_dwell_s
                 )):
-                    prog.confirmed = True
+                    prog.confirmed, prog.reported_ts = True, prog.last_ts
                     out.append(self._sighting(track_id, ptype, prog, int(dets.class_id[i]), final=False))
         return out
 
@@ -211,6 +213,21 @@ class RuleEngine:
             if track_id in closing:
                 del self._held[(track_id, ptype)]
                 self._count_held(ptype, rule, detail)
+        return out
+
+    def progress(self) -> list[Sighting]:
+        """Confirmed tracks still open that were seen since they were last reported: their sighting so far,
+        without its frame or position (it extends the stored one, last second and hits; its evidence and place
+        come with the final version). A batch run writes these before each checkpoint, so a run killed after it
+        leaves every sighting as long as it was seen up to there (a track that left the screen but is not given
+        up yet would otherwise keep the span it had when confirmed)."""
+        out = []
+        for (track_id, ptype), prog in self._state.items():
+            if prog.confirmed and prog.last_ts > prog.reported_ts:
+                prog.reported_ts = prog.last_ts
+                cls = next((c for c, t in self._types_by_class.items() if ptype in t), -1)
+                out.append(replace(self._sighting(track_id, ptype, prog, cls, final=False), image=None, context=(),
+                                   lat=None, lon=None, uncertainty_m=None))
         return out
 
     def status(self, track_id: int, class_id: int) -> str:

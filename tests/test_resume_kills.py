@@ -401,3 +401,56 @@ def test_streetwatch_detect_killed_and_resumed_files_what_one_run_files(tmp_path
     assert rows(store) == expected
     assert case_rows(store) == case_rows(reference)
     assert_evidence_holds(store, data / "evidence")
+
+
+# -- a SIGKILL while a track that left is not yet given up -------------------------------------------------------
+LINGER = [(20, 60, (110, 40, 150, 80), GARBAGE)]  # garbage seen 20-58 s (every 2 s), then gone
+
+
+def _linger_settings(evidence: Path, zones: Path) -> PipelineSettings:
+    from streetwatch.detector.settings import AnalysisSettings
+
+    # the tracker waits 300 s for an unseen track: longer than the 124 s lead-in, so a resume can start after
+    # the object was last seen while its track is still open
+    return PipelineSettings(evidence_dir=evidence, zones_path=zones, sampling=Sampling(mode="auto", fps=0.5),
+                            analysis=AnalysisSettings(track_max_age_s=300))
+
+
+def _linger_child(db: str, clip: str, zones: str, evidence: str) -> None:
+    import streetwatch.batch.runner as runner
+
+    runner.CHECKPOINT_EVERY_S = 0.0
+    Pipeline(_linger_settings(Path(evidence), Path(zones)), CaseStore(f"sqlite:///{db}"),
+             detector=TimedModel(LINGER, pause_s=0.01)).run(discover([Path(clip)])[0])
+
+
+def test_a_sigkill_after_an_object_left_keeps_how_long_it_was_seen(footage, tmp_path):
+    """Killed at 200 s, its garbage gone since 58 s but its track still open: the resumed run (from 76 s) never
+    sees it again, yet its sighting spans 20-58 s as one uninterrupted run files it, because each checkpoint
+    writes the open tracks' sightings as seen so far (it stayed at 20-30 s, as confirmed, before)."""
+    clip, zones = footage
+    one = CaseStore(f"sqlite:///{tmp_path / 'one.db'}")
+    Pipeline(_linger_settings(tmp_path / "one", zones), one, detector=TimedModel(LINGER)).run(discover([clip])[0])
+    expected = rows(one)
+    assert [(r[2], r[3]) for r in expected] == [(20.0, 58.0)]
+
+    db = tmp_path / "killed.db"
+    store = CaseStore(f"sqlite:///{db}")
+    child = multiprocessing.get_context("fork").Process(
+        target=_linger_child, args=(str(db), str(clip), str(zones), str(tmp_path / "killed")))
+    child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while (p := _progress(store, 0)) is None or p < 200.0:
+            assert child.is_alive() and time.monotonic() < deadline, "the run ended before 200 s of footage"
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(60)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+    (res,) = Pipeline(_linger_settings(tmp_path / "killed", zones), store,
+                      detector=TimedModel(LINGER)).run(discover([clip])[0])
+    assert res.status == "done" and res.notes["resumed_from_s"] > 60.0  # it never saw the garbage again
+    assert rows(store) == expected

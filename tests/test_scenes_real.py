@@ -194,7 +194,7 @@ def test_a_worker_that_met_a_stored_place_as_new_names_it_by_its_stored_id(tmp_p
     pipe.run(discover([clips["cruise"]])[0])  # stores preset-1..4
     monkeypatch.setattr(store, "scene_book", lambda camera_id: SceneBook(camera_id))  # started before that
     footers, save = [], sink.save_evidence
-    monkeypatch.setattr(sink, "save_evidence", lambda s, folder: (footers.append(s.scene_id), save(s, folder))[1])
+    monkeypatch.setattr(sink, "save_evidence", lambda s, folder, redactor=None: (footers.append(s.scene_id), save(s, folder, redactor))[1])
     later = clip(root / "cam07" / "cam07_20261204_080000.mp4", [(photos[2], 0, 0, 1.0), (photos[0], -5, 3, 1.2)])
     (res,) = pipe.run(discover([later])[0])  # this worker calls them preset-1 and preset-2
     assert res.cases_opened == 0 and set(footers) == {"cam07/preset-3", "cam07/preset-1"}
