@@ -18,6 +18,7 @@ from streetwatch.cases import tables as t
 from streetwatch.cases.evidence_tiers import outward_record, same_files
 from streetwatch.cases.status import CaseStatus
 from streetwatch.cases.store import CaseStore, as_utc
+from streetwatch.detector.codes import OWN_SCHEME, CodeProfile, recode
 from streetwatch.detector.config import load_taxonomy
 
 log = logging.getLogger("streetwatch.export")
@@ -26,10 +27,14 @@ log = logging.getLogger("streetwatch.export")
 # sends whoever opens the export to any site); OWASP's "CSV injection" list.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 NAME_FIELDS = ("code", "name_zh", "name_en", "category_zh")  # the taxonomy's, as filed with the case
+# the selected code scheme (detector.codes.recode): which one, whether its code is checked against the official
+# text, why a type has no code in it, and the code the case was filed with
+CODE_FIELDS = ("code_scheme", "code_verified", "code_note", "filed_code")
 # where the case's evidence frame came from: the file (or stream), seconds into it, the frame's index, its wall
 # time — all four name the frame the evidence images show (`evidence_from`)
 PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index", "frame_seen")
-CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", "status", "camera_id",
+CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", *CODE_FIELDS, "status",
+               "camera_id",
                "first_seen", "last_seen", "sighting_count", "recurrence_count", "best_confidence", "lat", "lon",
                "uncertainty_m", "zone_id", "scene_id", *PROVENANCE_FIELDS, "model")
 
@@ -74,11 +79,21 @@ def names_of(c: t.Case) -> dict[str, str]:
     return {k: known[k] for k in NAME_FIELDS} if known and known["category"] == c.category else stored
 
 
-def case_dict(c: t.Case) -> dict:
+def coded_names(c: t.Case, codes: CodeProfile | None) -> dict:
+    """The case's code and names in the selected scheme (`codes`; None: as filed), and the code it was filed with.
+
+    Applied here, as the case leaves, not when it was filed: the stored code stays what the taxonomy said then
+    (an audit trail that never changes under the case), and a bureau whose platform changes scheme re-sends its
+    open cases in the new codes without rewriting a row."""
+    return recode(names_of(c), c.problem_type, codes)
+
+
+def case_dict(c: t.Case, codes: CodeProfile | None = None) -> dict:
     """One case as it leaves streetwatch (exports, the review app's JSON): its evidence is the redacted tier only
-    (`cases.evidence_tiers.outward_record`), with `evidence_note` saying why there is no image to show."""
-    out = {k: getattr(c, k) for k in CASE_FIELDS if k not in (*PROVENANCE_FIELDS, "model")}
-    out.update(names_of(c))
+    (`cases.evidence_tiers.outward_record`), with `evidence_note` saying why there is no image to show; its code
+    and names are the selected scheme's (`coded_names`)."""
+    out = {k: getattr(c, k) for k in CASE_FIELDS if k not in (*PROVENANCE_FIELDS, *CODE_FIELDS, "model")}
+    out.update(coded_names(c, codes))
     for key in ("first_seen", "last_seen"):
         out[key] = as_utc(out[key]).isoformat()
     out["box_norm"] = (c.box_norm or {}).get("xyxy")
@@ -143,12 +158,13 @@ def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
     return rows
 
 
-def query_cases(store: CaseStore, f: CaseFilter = CaseFilter(), limit: int | None = None) -> list[dict]:
+def query_cases(store: CaseStore, f: CaseFilter = CaseFilter(), limit: int | None = None,
+                codes: CodeProfile | None = None) -> list[dict]:
     with store.session() as ses:
         query = _where(select(t.Case), f).order_by(t.Case.last_seen.desc(), t.Case.id.desc())
         if limit:
             query = query.limit(limit)
-        return with_provenance(ses, [case_dict(c) for c in ses.scalars(query)])
+        return with_provenance(ses, [case_dict(c, codes) for c in ses.scalars(query)])
 
 
 def count_cases(store: CaseStore, f: CaseFilter = CaseFilter()) -> int:
@@ -157,12 +173,12 @@ def count_cases(store: CaseStore, f: CaseFilter = CaseFilter()) -> int:
         return ses.scalar(_where(select(func.count(t.Case.id)), f)) or 0
 
 
-def case_detail(store: CaseStore, case_id: int) -> dict | None:
+def case_detail(store: CaseStore, case_id: int, codes: CodeProfile | None = None) -> dict | None:
     with store.session() as ses:
         case = ses.get(t.Case, case_id)
         if case is None:
             return None
-        out = case_dict(case)
+        out = case_dict(case, codes)
         out["evidence"] = dict(case.evidence or {})  # the operator's own view: both tiers (never an export)
         sightings = list(ses.scalars(select(t.Sighting).where(t.Sighting.case_id == case_id)
                                      .order_by(t.Sighting.first_seen, t.Sighting.id)))
@@ -186,13 +202,18 @@ def inert(value):
     return "'" + value if isinstance(value, str) and value.startswith(FORMULA_START) else value
 
 
+def yes_no(flag: bool | None) -> str:
+    return "" if flag is None else "yes" if flag else "no"
+
+
 def to_csv(rows: list[dict]) -> str:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[*CASE_FIELDS, "evidence_annotated", "evidence_note"],
                             extrasaction="ignore")
     writer.writeheader()
     for row in rows:  # the redacted annotated frame (`case_dict`); `evidence_note` says when there is none
-        cells = {**row, "evidence_annotated": (row["evidence"].get("annotated") or {}).get("path") or ""}
+        cells = {**row, "evidence_annotated": (row["evidence"].get("annotated") or {}).get("path") or "",
+                 "code_verified": yes_no(row.get("code_verified"))}
         writer.writerow({k: inert(v) for k, v in cells.items()})
     return buf.getvalue()
 
@@ -222,10 +243,10 @@ def to_geojson(rows: list[dict], gcj02: bool = False) -> dict:
 
 
 def render(store: CaseStore, f: CaseFilter, fmt: str, gcj02: bool = False,
-           warn: Callable[[str], None] | None = None) -> str:
-    """The cases `f` selects as CSV, JSON or GeoJSON text; `warn` (default: the log) hears of cases GeoJSON leaves
-    out, so an empty map is explained rather than silent."""
-    rows = query_cases(store, f)
+           warn: Callable[[str], None] | None = None, codes: CodeProfile | None = None) -> str:
+    """The cases `f` selects as CSV, JSON or GeoJSON text, coded in the scheme `codes` (None: as filed); `warn`
+    (default: the log) hears of cases GeoJSON leaves out, so an empty map is explained rather than silent."""
+    rows = query_cases(store, f, codes=codes)
     if fmt == "csv":
         return to_csv(rows)
     if fmt == "geojson":
@@ -261,6 +282,14 @@ def where_seen(p: dict) -> str:
     return f"{p['source']} at {span} ({frame})"
 
 
+def code_line(d: dict) -> str:
+    """`06010 in gbt47678-2026 (unverified), filed as 0101`, or why the scheme has no code for the case."""
+    checked = {"yes": " (verified)", "no": " (unverified)"}.get(yes_no(d.get("code_verified")), "")
+    text = f"{d['code']} in {d['code_scheme']}{checked}" if d.get("code") else f"no code in {d['code_scheme']}"
+    text += f", filed as {d['filed_code']}" if d.get("filed_code") else ""
+    return text + (f": {d['code_note']}" if d.get("code_note") and not d.get("code") else "")
+
+
 def case_text(d: dict) -> str:
     """`case_detail` as plain text for a terminal: fields, where the evidence came from, sightings, history."""
     names = " · ".join(x for x in (d.get("name_zh"), d.get("name_en")) if x)
@@ -271,6 +300,7 @@ def case_text(d: dict) -> str:
         place = f"{d['lat']:.6f}, {d['lon']:.6f}" + (f" (±{d['uncertainty_m']:.0f} m)" if d.get("uncertainty_m") else "")
     fields = [
         ("category", d["category"] + (f" ({d['category_zh']})" if d.get("category_zh") else "")),
+        *([("code scheme", code_line(d))] if d.get("code_scheme", OWN_SCHEME) != OWN_SCHEME else []),
         ("status", d["status"]),
         ("camera", (d.get("camera_id") or "") + (f", scene {d['scene_id']}" if d.get("scene_id") else "")),
         ("first seen", d["first_seen"]), ("last seen", d["last_seen"]),

@@ -41,6 +41,20 @@ CameraOpt = Annotated[str | None, typer.Option(help="Camera id.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Last seen at or after (ISO 8601).")]
 UntilOpt = Annotated[str | None, typer.Option(help="First seen at or before (ISO 8601).")]
 LimitOpt = Annotated[int, typer.Option(min=0, help="Show at most this many, newest first; 0: all.")]
+CodesOpt = Annotated[str | None, typer.Option(
+    "--codes", envvar="STREETWATCH_CODES",
+    help="Code scheme of the output: streetwatch (the codes as filed, default), cjt214-2013, gbt47678-2026, or a "
+         "bureau's CSV table (docs/codes.md).")]
+
+
+def _codes(setting: str | None):
+    """The code profile `--codes` names, loaded (and refused, one line per problem) before any case is read."""
+    from streetwatch.detector.codes import load_code_profile
+
+    profile = load_code_profile(setting)
+    for line in profile.warnings if profile else ():
+        err_console.print(f"warning: {line}", highlight=False, markup=False)
+    return profile
 
 
 def list_title(shown: int, matching: int | None = None) -> str:
@@ -85,7 +99,7 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
 def show_case(
     case_id: int,
     format_: Annotated[str, typer.Option("--format", help="text (readable) | json")] = "text",
-    data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None, codes: CodesOpt = None,
 ) -> None:
     """Show one case: its code and names, where its evidence came from (file, seconds into it, frame),
     evidence files, sightings and history.
@@ -96,7 +110,8 @@ def show_case(
 
     if format_ not in ("text", "json"):
         raise typer.BadParameter(f"--format {format_!r}: choose text or json")
-    detail = case_detail(open_store(data_dir, db), case_id)
+    profile = _codes(codes)
+    detail = case_detail(open_store(data_dir, db), case_id, profile)
     if detail is None:
         fail(f"case {case_id}: no such case", 1)
     if format_ == "json":
@@ -115,19 +130,22 @@ def export_cases(
     gcj02: Annotated[bool, typer.Option("--gcj02", help="GeoJSON in GCJ-02 (AutoNavi/Tencent maps), approximate.")]
     = False,
     type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOpt = None, since: SinceOpt = None,
-    until: UntilOpt = None, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+    until: UntilOpt = None, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None, codes: CodesOpt = None,
 ) -> None:
-    """Export cases as CSV, JSON or GeoJSON (RFC 7946: lon, lat; only cases with a position).
+    """Export cases as CSV, JSON or GeoJSON (RFC 7946: lon, lat; only cases with a position), coded in the
+    scheme --codes names.
 
-    Example: streetwatch cases export --format geojson --out cases.geojson --status confirmed
+    Example: streetwatch cases export --format geojson --out cases.geojson --status confirmed --codes gbt47678-2026
     """
     from streetwatch.cases.export import render
 
     if format_ not in ("csv", "json", "geojson"):
         raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")
+    profile = _codes(codes)
     store = open_store(data_dir, db)
     text = render(store, _filters(type_, status, camera, since, until, store), format_, gcj02=gcj02,
-                  warn=lambda line: err_console.print(f"warning: {line}", highlight=False, markup=False))
+                  warn=lambda line: err_console.print(f"warning: {line}", highlight=False, markup=False),
+                  codes=profile)
     if out:
         out.write_text(text, encoding="utf-8")
         console.print(f"wrote {out}")

@@ -1,4 +1,5 @@
-"""`streetwatch daemon`, `streetwatch config check` and `streetwatch bench daemon`: the live-camera service."""
+"""`streetwatch daemon`, `streetwatch config check` and `streetwatch bench daemon`: the live-camera service (and
+`config check` of a bureau's code table)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from rich.markup import escape
 
 from streetwatch.commands.common import DbUrl, console, err_console, one_line_errors, quiet_libraries
 
-config_app = typer.Typer(help="Check camera daemon configuration files.", no_args_is_help=True)
+config_app = typer.Typer(help="Check camera daemon configuration files and code tables.", no_args_is_help=True)
 
 
 @one_line_errors
@@ -62,23 +63,57 @@ def _reload(config: Path) -> int:
     return 1
 
 
+def _print_errors(exc: Exception) -> None:
+    for line in str(exc).splitlines():
+        err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+
+
+def _check_code_table(file: Path, taxonomy: Path | None) -> None:
+    """`config check bureau-codes.csv`: the table as the review app and `cases export --codes` would load it, and
+    what it leaves open for the taxonomy (types with no row, rows naming no type of it)."""
+    from streetwatch.detector.codes import profile_warnings, read_code_table
+    from streetwatch.detector.config import load_taxonomy
+    from streetwatch.detector.errors import ConfigError
+
+    try:
+        profile = read_code_table(file)
+        tax = load_taxonomy(taxonomy)
+    except ConfigError as exc:
+        _print_errors(exc)
+        raise typer.Exit(2) from None
+    warnings = [*profile.warnings, *profile_warnings(profile, tax)]
+    for warning in warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    mapped = [e for e in profile.entries if e.problem_type]
+    for e in mapped:
+        line = f"{e.problem_type}  {e.code or '(no code)'}  {e.name}" + (f"  [{e.category}]" if e.category else "")
+        console.print(escape(line), highlight=False, soft_wrap=True)
+    console.print(escape(f"{file}: OK ({len(profile.entries)} codes, {len(mapped)} mapped to problem types, "
+                         f"{len(warnings)} warnings)"), highlight=False)
+
+
 @config_app.command("check")
 def config_check(
-    file: Annotated[Path, typer.Argument(help="Cameras YAML to check.")],
+    file: Annotated[Path, typer.Argument(help="Cameras YAML, or a code table (.csv), to check.")],
+    taxonomy: Annotated[Path | None, typer.Option(
+        help="For a code table: the taxonomy whose problem types it maps (default: the bundled one).")] = None,
 ) -> None:
-    """Validate a cameras file: every problem printed as `FILE: key.path: message`; exit 2 if any.
+    """Validate a cameras file: every problem printed as `FILE: key.path: message`; exit 2 if any. A .csv file
+    is checked as a bureau's code table (`FILE: line N: field: message`, docs/codes.md).
 
-    Example: streetwatch config check cameras.yaml
+    Example: streetwatch config check cameras.yaml; streetwatch config check bureau-codes.csv
     """
     from streetwatch.camera_daemon.config import check_daemon_config
     from streetwatch.detector.errors import ConfigError
     from streetwatch.streams.live import redact_url, remember_secrets
 
+    if file.suffix.lower() == ".csv":
+        _check_code_table(file, taxonomy)
+        return
     try:
         cfg, warnings = check_daemon_config(file)
     except ConfigError as exc:
-        for line in str(exc).splitlines():
-            err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        _print_errors(exc)
         raise typer.Exit(2) from None
     for url in (cfg.database or "", *(cam.url for cam in cfg.cameras)):
         remember_secrets(url)  # a password with a space is only known for one once its whole URL was seen

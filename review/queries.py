@@ -11,10 +11,19 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from streetwatch.cases import tables as t
-from streetwatch.cases.export import case_dict, evidence_from, evidence_sighting, names_of, provenance, with_provenance
+from streetwatch.cases.export import (
+    NAME_FIELDS,
+    case_dict,
+    coded_names,
+    evidence_from,
+    evidence_sighting,
+    provenance,
+    with_provenance,
+)
 from streetwatch.cases.review_tables import WebhookDelivery
 from streetwatch.cases.status import REVIEWABLE, CaseStatus
 from streetwatch.cases.store import as_utc
+from streetwatch.detector.codes import CodeProfile
 from streetwatch.detector.geo import haversine_m
 from streetwatch.review import inputs
 from streetwatch.review.i18n import Msg
@@ -194,27 +203,28 @@ def choices(ses: Session) -> dict[str, list[str]]:
             "zones": distinct(t.Case.zone_id)}
 
 
-def type_names(ses: Session) -> dict[str, dict[str, str]]:
-    """problem type -> its bureau code and names (as the cases were filed), for lists and the count grid."""
-    out: dict[str, dict[str, str]] = {}
+def type_names(ses: Session, codes: CodeProfile | None = None) -> dict[str, dict]:
+    """problem type -> its code and names in the selected scheme (`codes`; None: as the cases were filed), for
+    lists, filters and the count grid."""
+    out: dict[str, dict] = {}
     cols = (t.Case.problem_type, t.Case.category, t.Case.code, t.Case.name_zh, t.Case.name_en, t.Case.category_zh)
     for row in ses.execute(select(*cols).distinct()):
-        names = names_of(row)  # type: ignore[arg-type] - a row has the same attributes as a case
-        if any(names.values()) or row.problem_type not in out:
+        names = coded_names(row, codes)  # type: ignore[arg-type] - a row has the same attributes as a case
+        if any(names[k] for k in NAME_FIELDS) or row.problem_type not in out:
             out[row.problem_type] = names
     return out
 
 
-def export_rows(ses: Session, q: Queue) -> list[dict]:
+def export_rows(ses: Session, q: Queue, codes: CodeProfile | None = None) -> list[dict]:
     """Rows for `cases.export.to_csv` / `to_geojson`, in the list's order, merged cases left out."""
-    return with_provenance(ses, [case_dict(c) for c in list_cases(ses, q)[0]])
+    return with_provenance(ses, [case_dict(c, codes) for c in list_cases(ses, q)[0]])
 
 
 def iso(dt: datetime | None) -> str:
     return as_utc(dt).strftime("%Y-%m-%d %H:%M:%S") if dt else ""  # type: ignore[union-attr]
 
 
-def case_page(ses: Session, case_id: int) -> dict | None:
+def case_page(ses: Session, case_id: int, codes: CodeProfile | None = None) -> dict | None:
     """Everything the case page shows: the case, its sightings (timeline), history and webhook attempts."""
     case = ses.get(t.Case, case_id)
     if case is None:
@@ -227,5 +237,5 @@ def case_page(ses: Session, case_id: int) -> dict | None:
     merged_from = [e.detail.get("from_case") for e in events if e.action == "merged" and e.detail.get("from_case")]
     best = evidence_sighting(case, sightings)
     return {"case": case, "sightings": sightings, "events": events, "deliveries": deliveries,
-            "merged_from": merged_from, "names": names_of(case), "sources": {s.id: provenance(s) for s in sightings},
+            "merged_from": merged_from, "names": coded_names(case, codes), "sources": {s.id: provenance(s) for s in sightings},
             "evidence_from": evidence_from(best) if best else None}
