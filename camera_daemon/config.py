@@ -9,6 +9,7 @@ override any default. Unknown keys are rejected, and every problem is reported a
     inference:  max_batch, queue_size           one model per distinct model setting, bounded queue
     writer:     queue_size, retry_initial_s, retry_max_s, connect_timeout_s
     retention:  enabled, every_hours, raw_days_*, redacted_days   evidence deleted past its days (retention_job)
+    work_orders: url, secret, send, attempts, backoff_s           work orders to the city platform (outbox_job)
     defaults:   CameraSettings                  rate, model, thresholds, taxonomy, rules, timeouts
     cameras:    [Camera]                        id, name, url, location, calibration, zones + overrides
 
@@ -40,6 +41,7 @@ from streetwatch.camera_daemon.config_fields import (
     system_folder,
 )
 from streetwatch.camera_daemon.retention_job import RetentionSection
+from streetwatch.cases.work_orders import WorkOrderSettings
 from streetwatch.detector.config import (
     StrictModel,
     Taxonomy,
@@ -157,6 +159,9 @@ class DaemonConfig(StrictModel):
     writer: WriterSettings = Field(default_factory=WriterSettings)
     retention: RetentionSection = Field(default_factory=RetentionSection,
                                         description="evidence retention, run at start and every every_hours")
+    work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings,
+                                           description="work orders to the city-management platform from the "
+                                                       "outbox (docs/work_orders.md); off without a url")
     privacy: PrivacySettings = Field(default_factory=PrivacySettings,
                                      description="redacted copies of evidence (faces, plates): on by default")
     defaults: CameraSettings = Field(default_factory=CameraSettings)

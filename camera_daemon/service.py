@@ -66,6 +66,7 @@ from streetwatch.camera_daemon.cameras import (
 from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.camera_daemon.ops import OpsServer
+from streetwatch.camera_daemon.outbox_job import OutboxJob
 from streetwatch.camera_daemon.retention_job import RetentionJob
 from streetwatch.camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
 from streetwatch.cases.spool import Spool
@@ -161,6 +162,8 @@ class Daemon:
         log.info("%s", self._writer.sink.redactor.describe(), extra={"event": "redaction"})
         # evidence past its retention: now, then every `retention.every_hours` (read afresh: a reload applies)
         RetentionJob(lambda: self.config.retention, self.db_url, cfg.evidence_path, self._stopping, self.actor).start()
+        # work orders to the city-management platform, while work_orders.url is set (read afresh: a reload applies)
+        OutboxJob(lambda: self.config.work_orders, self.db_url, self._stopping).start()
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
         self._apply(cfg)

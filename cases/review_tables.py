@@ -1,7 +1,8 @@
-"""Tables of the review surface: users, their log-in sessions and attempts, an audit log, webhook deliveries.
+"""Tables of the review surface: users, their log-in sessions and attempts, an audit log, webhook deliveries,
+and the outbox of work orders (`cases.outbox`).
 
 They share `Base` (and so one metadata and one Alembic history) with `cases.tables`; migration
-`0002_review` creates them. `cases.schema` imports both modules for whatever needs every table.
+`0002_review` creates them (`0008b_outbox` the work orders). `cases.schema` imports both modules for whatever needs every table.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Float, ForeignKey, Integer, String, Text, false
+from sqlalchemy import Boolean, Float, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from streetwatch.cases.tables import Base, utcnow
@@ -86,3 +87,33 @@ class WebhookDelivery(Base):
     error: Mapped[str | None] = mapped_column(Text)
     ok: Mapped[bool] = mapped_column(Boolean, default=False)
     duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    work_order_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the work order sent (work_orders.id)
+
+
+class WorkOrder(Base):
+    """One event of one case for the city-management platform, stored before any attempt to send it.
+
+    `state`: pending (due at `next_attempt_at`; a claimed order's `next_attempt_at` is its lease), delivered,
+    or dead (attempts spent, or refused: an operator lists and replays it). `payload` is what is sent, built
+    when the order was made; `idempotency_key` goes with every attempt, so the platform can drop copies.
+    """
+
+    __tablename__ = "work_orders"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    case_event_id: Mapped[int | None] = mapped_column(Integer)  # the case_events row of the change it reports
+    event: Mapped[str] = mapped_column(String(32))
+    idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128), default="")  # who made the change (or asked for the push)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None]
+    dead_at: Mapped[datetime | None]
+    replays: Mapped[int] = mapped_column(Integer, default=0)
+    __table_args__ = (Index("ix_work_orders_due", "state", "next_attempt_at"),)

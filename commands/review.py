@@ -39,10 +39,12 @@ def serve(
     from streetwatch.review import create_app, load_settings
 
     settings = load_settings(config)
-    if webhook_url:
-        settings = settings.model_copy(update={"webhook_url": webhook_url})
+    if webhook_url:  # wins over both spellings in the file
+        settings = settings.model_copy(update={
+            "webhook_url": webhook_url, "work_orders": settings.work_orders.model_copy(update={"url": webhook_url})})
     url = db_url(data_dir, db)
     app = create_app(url, evidence_dir or data_dir / "evidence", settings)
+    _deliver_in_app(app, settings)
     with app.state.store.session() as ses:
         if ses.query(User).count() == 0:
             console.print("no users yet: add one first with  streetwatch users add NAME --role admin")
@@ -53,6 +55,24 @@ def serve(
                       "HTTPS (a reverse proxy) and set secure_cookies: true, and trusted_proxies to the proxy's "
                       "address so that log-in limits see each client's own address")
     uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=False)
+
+
+def _deliver_in_app(app, settings):
+    """With a work-order URL (and `deliver_in_app`), a delivery worker thread beside the app (`cases.delivery`).
+    Returns the event that stops it (None when none was started); the process's end stops it too."""
+    import threading
+
+    from streetwatch.cases.delivery import OutboxWorker
+    from streetwatch.cases.store import redact
+    from streetwatch.review.settings import outbox_settings
+
+    orders = outbox_settings(settings)
+    if not (orders.enabled and orders.deliver_in_app):
+        return None
+    stop = threading.Event()
+    OutboxWorker(app.state.store.sessions, orders).start(stop)
+    console.print(f"work orders: delivered from here to {redact(orders.url)} (send: {orders.send})", highlight=False)
+    return stop
 
 
 def _check_listen(host: str, port: int) -> None:

@@ -37,7 +37,8 @@ STATUS_LABELS = {CaseStatus.NEW: N_("new"), CaseStatus.CONFIRMED: N_("confirmed"
                  CaseFlag.OVERDUE: N_("overdue"), CaseFlag.VERIFIED_HANDLED: N_("verified_handled")}
 # event actions (not statuses, though "merged" is spelt like one)
 ACTION_LABELS = dict(created=N_("created"), sighting=N_("sighting"), reopened=N_("reopened"), status=N_("status"),
-                     merged=N_("merged"), split=N_("split"), recheck=N_("re-check"), pushed=N_("sent to the bureau"))
+                     merged=N_("merged"), split=N_("split"), recheck=N_("re-check"), pushed=N_("sent to the bureau"),
+                     push_requested=N_("queued for the bureau"))
 ROLE_LABELS = {"analyst": N_("analyst"), "admin": N_("admin")}
 # the model classes a sighting can carry (the bundled models' and the default taxonomy's); any other shows as named
 CLASS_LABELS = {"garbage": N_("garbage"), "overflowing_bin": N_("overflowing bin"), "garbage_bin": N_("garbage bin"),

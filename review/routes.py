@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
+from streetwatch.cases import outbox
 from streetwatch.cases.evidence_tiers import outward_record
 from streetwatch.cases.export import case_dict, to_csv, to_geojson
 from streetwatch.cases.status import REJECT_REASONS, CaseStatus
@@ -40,6 +41,7 @@ from streetwatch.review.queries import (
     neighbours,
     type_names,
 )
+from streetwatch.review.settings import outbox_settings
 from streetwatch.review.users import Current
 from streetwatch.review.web import (
     checked,
@@ -52,11 +54,11 @@ from streetwatch.review.web import (
     store_of,
     wants_json,
 )
-from streetwatch.review.webhook import DeliveryError, WebhookSettings, push_case
 
 router = APIRouter()
 EVIDENCE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
 MAX_PAGE = 1_000_000  # far past any list; bounds the SQL OFFSET
+PUSHABLE = (CaseStatus.CONFIRMED, CaseStatus.DISPATCHED)  # what an analyst may send again by hand
 def _tz(request: Request) -> str:
     return request.app.state.settings.timezone
 
@@ -96,7 +98,7 @@ def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -
         prev_id, next_id, position, length = neighbours(ses, q, case_id)
         return render(request, "case.html", cur, **data, q=q, prev_id=prev_id, next_id=next_id, position=position,
                       length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS,
-                      can_push=bool(request.app.state.settings.webhook_url), evi=_view(request, cur))
+                      can_push=outbox_settings(request.app.state.settings).enabled, evi=_view(request, cur))
 
 
 def _seen(form: FormData) -> int | None:
@@ -155,21 +157,20 @@ def split_route(request: Request, case_id: int, cur: Current = Depends(checked),
 
 @router.post("/cases/{case_id}/push")
 def push_route(request: Request, case_id: int, cur: Current = Depends(checked)) -> Response:
+    """Queue the case for the bureau's system again (a new work order; `cases.delivery` sends it)."""
     case_id = inputs.case_id(case_id)
-    s = request.app.state.settings
-    if not s.webhook_url:
-        raise DeliveryError(Msg("no webhook URL is configured (webhook_url in the review settings)"))
-    result = push_case(store_of(request).sessions, case_id, WebhookSettings(
-        s.webhook_url, s.webhook_secret, s.webhook_attempts, s.webhook_backoff_s, timeout_s=s.webhook_timeout_s),
-        actor=cur.username)
-    if not result.ok:
-        return error_response(request, 502, Msg("the bureau's system did not take case %(id)s after %(n)s attempt(s): "
-                                                "%(error)s. Every attempt is recorded on the case page.", id=case_id,
-                                                n=result.attempts, error=result.error),
-                              (f"/cases/{case_id}", Msg("Case %(id)s", id=case_id)))
+    settings = outbox_settings(request.app.state.settings)
+    if not settings.enabled:
+        raise actions.ActionError(Msg("no work-order URL is configured (work_orders.url in the review settings)"))
+    with store_of(request).sessions.begin() as ses:
+        case = actions.load_case(ses, case_id)
+        if case.status not in PUSHABLE:
+            raise actions.ActionError(Msg("case %(id)s is %(status)s; only %(pushable)s cases are pushed", id=case_id,
+                                          status=Msg(case.status), pushable=" or ".join(PUSHABLE)))
+        order = outbox.enqueue_push(ses, case, settings, cur.username)
+        payload = {"ok": True, "work_order": order.id, "idempotency_key": order.idempotency_key}
     q, _ = Queue.from_params(request.query_params, _tz(request))
-    return _done(request, q, case_id, f"pushed-{case_id}",
-                 {"ok": True, "attempts": result.attempts, "status_code": result.status_code})
+    return _done(request, q, case_id, f"pushed-{case_id}", payload)
 
 
 @router.post("/cases/{case_id}/{action}")
@@ -202,6 +203,8 @@ def status_route(request: Request, case_id: int, action: str, cur: Current = Dep
         _, next_id, _, _ = neighbours(ses, q, case_id)
         case = actions.set_status(ses, case_id, action, cur.username, version, reason=reason, note=note,
                                   due_at=due_at, seen_event=_seen(form))
+        # the platform's work order, in the transaction of the change (`cases.outbox`): both or neither
+        outbox.enqueue_change(ses, case, outbox_settings(request.app.state.settings), cur.username)
         payload = {"case": case_dict(case), "version": case.version, "next": next_id}
     go_to = case_id if form.get("stay") else next_id
     return _done(request, q, go_to, f"{case.status}-{case_id}", payload)

@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from streetwatch.cases.review_tables import ROLES
+from streetwatch.cases.work_orders import WorkOrderSettings
 from streetwatch.detector.errors import ConfigError
 from streetwatch.detector.safe_yaml import read_yaml
 from streetwatch.review.i18n import system_zone, valid_zone
@@ -31,11 +32,15 @@ class ReviewSettings(BaseModel):
                                           "names the client; from anyone else the header is ignored")
     secure_cookies: bool = Field(False, description="mark cookies Secure: set true when served over HTTPS")
     page_size: int = Field(100, ge=5, le=1000, description="cases per list page")
-    webhook_url: str | None = Field(None, description="the bureau's case system: confirmed cases are POSTed here")
-    webhook_secret: str | None = Field(None, description="HMAC-SHA256 key to sign webhook bodies")
-    webhook_attempts: int = Field(4, ge=1, le=20)
-    webhook_backoff_s: float = Field(1.0, ge=0)
-    webhook_timeout_s: float = Field(10.0, gt=0)
+    work_orders: WorkOrderSettings = Field(
+        default_factory=WorkOrderSettings, description="the city-management platform: work orders through the outbox "
+                                                       "(docs/work_orders.md); with a url, status changes queue orders")
+    # the settings of the inline webhook before the outbox: still read, as `work_orders` when that has no url
+    webhook_url: str | None = Field(None, description="older name of work_orders.url")
+    webhook_secret: str | None = Field(None, description="older name of work_orders.secret")
+    webhook_attempts: int = Field(4, ge=1, le=20, description="older name of work_orders.attempts")
+    webhook_backoff_s: float = Field(1.0, ge=0, description="older name of work_orders.backoff_s")
+    webhook_timeout_s: float = Field(10.0, gt=0, description="older name of work_orders.timeout_s")
     tile_url: str | None = Field(None, description="optional map tiles, e.g. https://tiles.example.org/{z}/{x}/{y}.png")
     tile_attribution: str = Field("", description="credit line shown under the map when tiles are used")
     raw_evidence_roles: list[str] = Field(
@@ -72,6 +77,16 @@ class ReviewSettings(BaseModel):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network (e.g. 10.0.0.5 or 10.0.0.0/24)") from None
         return value
+
+
+def outbox_settings(settings: ReviewSettings) -> WorkOrderSettings:
+    """The work-order settings in force: `work_orders`, or, when it names no url, the older `webhook_*` keys
+    (url, secret, attempts, backoff, timeout) over its other fields."""
+    if settings.work_orders.url or not settings.webhook_url:
+        return settings.work_orders
+    return settings.work_orders.model_copy(update={
+        "url": settings.webhook_url, "secret": settings.webhook_secret, "attempts": settings.webhook_attempts,
+        "backoff_s": settings.webhook_backoff_s, "timeout_s": settings.webhook_timeout_s})
 
 
 def load_settings(path: Path | None) -> ReviewSettings:

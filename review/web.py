@@ -30,7 +30,7 @@ FLASH = {  # keyed by the status an action leads to, or by the action; %(a)s and
     CaseStatus.DISPATCHED: N_("Case %(a)s dispatched."), CaseStatus.RESOLVED: N_("Case %(a)s marked resolved."),
     CaseStatus.MERGED: N_("Case %(b)s merged into case %(a)s."),
     "split": N_("Sightings moved from case %(a)s to new case %(b)s."),
-    "pushed": N_("Case %(a)s sent to the bureau's system."),
+    "pushed": N_("Case %(a)s queued for the bureau's system."),
     "user": N_("User %(a)s saved."), "queue-empty": N_("Queue cleared: no more cases match these filters."),
 }
 _FLASH_RE = re.compile(r"^([a-z-]+)(?:-(\d+))?(?:-(\d+))?$")

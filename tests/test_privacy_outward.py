@@ -34,12 +34,12 @@ from streetwatch.cases.evidence_tiers import (
 from streetwatch.cases.export import CaseFilter, case_detail, case_text, render
 from streetwatch.cases.review_tables import AuditEvent
 from streetwatch.cases.store import CaseStore
+from streetwatch.cases.work_orders import work_order_payload
 from streetwatch.detector.errors import ConfigError
 from streetwatch.review import ReviewSettings, create_app
 from streetwatch.review.evidence_access import RAW_REFUSED, RAW_VIEWED
 from streetwatch.review.passwords import COST_ENV
 from streetwatch.review.settings import load_settings
-from streetwatch.review.webhook import case_payload
 from tests.reviewkit import add_redacted, add_users, file_sighting, login
 
 pytestmark = pytest.mark.timeout(90)
@@ -229,7 +229,7 @@ def test_files_of_the_real_evidence_writer_are_told_apart_by_the_database_not_by
     page = alice.get(f"/cases/{case_id}").text
     assert url_of(ev["redacted_raw"]["path"], case_id) in page and holds_no_raw_path(page, world.raw_paths(case_id))
     with world.store.session() as ses:
-        sent = case_payload(ses, ses.get(t.Case, case_id))
+        sent = work_order_payload(ses, ses.get(t.Case, case_id))
     assert {k: v["path"] for k, v in sent["evidence"].items()} == {k: ev[REDACTED[k]]["path"] for k in RAW_KEYS}
 
 
@@ -274,8 +274,8 @@ def test_the_webhook_payload_carries_only_redacted_copies_and_keeps_the_hashes_o
     a, b = world.both, world.raw_only
     ev = world.ev(a)
     with world.store.session() as ses:
-        sent = case_payload(ses, ses.get(t.Case, a))
-        old = case_payload(ses, ses.get(t.Case, b))
+        sent = work_order_payload(ses, ses.get(t.Case, a))
+        old = work_order_payload(ses, ses.get(t.Case, b))
     body = json.dumps(sent, ensure_ascii=False)
     assert not [s for s in _secrets(world, a) if s in body]
     assert {k: v["path"] for k, v in sent["evidence"].items()} == {k: ev[REDACTED[k]]["path"] for k in RAW_KEYS}
@@ -290,8 +290,9 @@ def test_the_webhook_payload_carries_only_redacted_copies_and_keeps_the_hashes_o
     with world.store.sessions.begin() as ses:
         ses.get(t.Case, a).evidence = gone
     with world.store.session() as ses:
-        sent = case_payload(ses, ses.get(t.Case, a))
-    assert sent["evidence"]["raw"] == {"path": None, "sha256": ev["redacted_raw"]["sha256"], "expired_at": expired}
+        sent = work_order_payload(ses, ses.get(t.Case, a))
+    assert sent["evidence"]["raw"] == {"path": None, "sha256": ev["redacted_raw"]["sha256"], "expired_at": expired,
+                                       "url": None}  # a work order links each file (evidence_base_url) or says None
     assert sent["evidence"]["crop"]["path"] == ev["redacted_crop"]["path"] and sent["evidence_note"] is None
     assert ev["raw"]["sha256"] not in json.dumps(sent)
     assert sent["evidence_source"]["frame_index"] == 0  # its sighting is still found (by the crop's file)

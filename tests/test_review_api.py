@@ -18,12 +18,14 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from streetwatch.cases import tables as t
+from streetwatch.cases.delivery import OutboxWorker
 from streetwatch.cases.evidence_tiers import outward_record
-from streetwatch.cases.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession
+from streetwatch.cases.review_tables import AuditEvent, LoginAttempt, WebhookDelivery, WebSession, WorkOrder
 from streetwatch.cases.store import CaseStore
 from streetwatch.review import ReviewSettings, actions, create_app
 from streetwatch.review.passwords import COST_ENV
 from streetwatch.review.routes import resolve_evidence
+from streetwatch.review.settings import outbox_settings
 from tests.builders import sighting
 from tests.reviewkit import PASSWORDS, TAX, add_users, csrf_of, file_sighting, login, login_form_token, seed_queue
 
@@ -499,20 +501,29 @@ def receiver():
         r.close()
 
 
-def test_confirmed_cases_are_pushed_with_a_retry_after_a_500(tmp_path, sqlite_url, receiver):
+def test_a_confirmation_queues_a_work_order_that_a_worker_delivers_with_a_retry(tmp_path, sqlite_url, receiver):
     bureau = receiver([500, 200])
-    env = Env(tmp_path, sqlite_url, webhook_url=bureau.url, webhook_secret="shared-key")
+    env = Env(tmp_path, sqlite_url, webhook_url=bureau.url, webhook_secret="shared-key")  # the older keys still work
     client = env.client("alice")
     a, b = env.ids[:2]
     assert act(client, b, "push", env.case(b).version).status_code == 400  # only confirmed cases
     act(client, a, "confirm", env.case(a).version)
+    assert bureau.requests == []  # the request that confirmed it sent nothing: the order waits in the outbox
+    with env.store.session() as ses:
+        [order] = ses.scalars(select(WorkOrder)).all()
+        assert (order.case_id, order.event, order.state, order.actor) == (a, "confirmed", "pending", "alice")
     assert f'action="/cases/{a}/push"' in client.get(f"/cases/{a}").text
-    r = act(client, a, "push", env.case(a).version)
-    assert r.status_code == 200 and r.json() == {"ok": True, "attempts": 2, "status_code": 200}
-    assert len(bureau.requests) == 2
-    headers, body = bureau.requests[-1]
+    r = act(client, a, "push", env.case(a).version)  # "send again": an order of its own
+    assert r.status_code == 200 and r.json()["idempotency_key"].startswith(f"streetwatch:case-{a}:pushed:")
+    worker = OutboxWorker(env.store.sessions, outbox_settings(env.settings).model_copy(update={"backoff_s": 0}))
+    first = worker.deliver_once()  # the confirmation gets a 500, the push a 200
+    assert (first.claimed, first.retrying, first.delivered) == (2, 1, 1)
+    assert worker.deliver_once().delivered == 1  # the confirmation again (no backoff here): 200
+    assert len(bureau.requests) == 3
+    headers, body = bureau.requests[2]
     sent = json.loads(body)
     assert sent["case_id"] == a and sent["status"] == "confirmed" and sent["confirmed_by"] == "alice"
+    assert headers["Idempotency-Key"] == sent["idempotency_key"] == bureau.requests[0][0]["Idempotency-Key"]
     filed = env.case(a).evidence  # only its redacted copies leave (test_privacy_outward), never a raw path
     assert sent["evidence"] == outward_record(filed)[0] and filed["raw"]["path"] not in body.decode()
     expected = hmac.new(b"shared-key", body, hashlib.sha256).hexdigest()
@@ -520,29 +531,13 @@ def test_confirmed_cases_are_pushed_with_a_retry_after_a_500(tmp_path, sqlite_ur
     with env.store.session() as ses:
         tries = ses.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
         assert [(d.attempt, d.status_code, d.ok, d.actor) for d in tries] == [(1, 500, False, "alice"),
+                                                                               (1, 200, True, "alice"),
                                                                                (2, 200, True, "alice")]
-        assert tries[1].payload == sent
+        assert tries[2].payload == sent
     history = client.get(f"/api/cases/{a}").json()
-    assert history["history"][-1]["action"] == "pushed" and len(history["deliveries"]) == 2
+    assert [e["action"] for e in history["history"]][-3:] == ["push_requested", "pushed", "pushed"]
+    assert len(history["deliveries"]) == 3
     assert "Hand-offs to the bureau" in client.get(f"/cases/{a}").text
-
-
-def test_a_refusal_is_not_retried_and_the_analyst_is_told(tmp_path, sqlite_url, receiver):
-    bureau = receiver([422])
-    env = Env(tmp_path, sqlite_url, webhook_url=bureau.url)
-    client = env.client("alice")
-    a = env.ids[0]
-    act(client, a, "confirm", env.case(a).version)
-    r = act(client, a, "push", env.case(a).version)
-    assert r.status_code == 502 and "HTTP 422" in r.json()["detail"] and len(bureau.requests) == 1
-    down = Env(tmp_path / "2", f"sqlite:///{tmp_path / 'down.db'}", webhook_url="http://127.0.0.1:9/none",
-               webhook_attempts=3)
-    client = down.client("alice")
-    a = down.ids[0]
-    act(client, a, "confirm", down.case(a).version)
-    r = act(client, a, "push", down.case(a).version)
-    assert r.status_code == 502 and "3 attempt(s)" in r.json()["detail"]
-    assert down.count(WebhookDelivery, WebhookDelivery.ok.is_(False)) == 3
 
 
 def test_push_without_a_configured_url_is_a_clear_error(env):
@@ -550,7 +545,8 @@ def test_push_without_a_configured_url_is_a_clear_error(env):
     a = env.ids[0]
     act(client, a, "confirm", env.case(a).version)
     r = act(client, a, "push", env.case(a).version)
-    assert r.status_code == 400 and "no webhook URL" in r.json()["detail"]
+    assert r.status_code == 400 and "no work-order URL" in r.json()["detail"]
+    assert env.count(WorkOrder) == 0  # without a platform nothing is queued either
 
 
 # CLI --------------------------------------------------------------------------------------------------

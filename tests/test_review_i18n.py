@@ -16,14 +16,16 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from fastapi.testclient import TestClient
 
+from streetwatch.cases import outbox
 from streetwatch.cases import tables as t
+from streetwatch.cases.delivery import OutboxWorker
 from streetwatch.cases.store import CaseStore
+from streetwatch.cases.work_orders import WorkOrderSettings
 from streetwatch.detector.errors import ConfigError
 from streetwatch.review import ReviewSettings, create_app
 from streetwatch.review.i18n import JS_MESSAGES, LOCALE_DIR, I18n, Msg, system_zone
 from streetwatch.review.passwords import COST_ENV
 from streetwatch.review.settings import load_settings
-from streetwatch.review.webhook import WebhookSettings, push_case
 from tests.reviewkit import TAX, add_users, csrf_of, file_sighting, login
 
 pytestmark = pytest.mark.timeout(60)
@@ -159,9 +161,11 @@ def test_the_webhook_and_json_api_carry_the_code_and_names(tmp_path):
     assert r.status_code == 200
     sent = []
     transport = httpx.MockTransport(lambda req: sent.append(json.loads(req.content)) or httpx.Response(200))
-    result = push_case(store.sessions, case_id, WebhookSettings("http://bureau.test/cases"), "alice",
-                       client=httpx.Client(transport=transport))
-    assert result.ok
+    with store.sessions.begin() as ses:
+        outbox.enqueue_push(ses, ses.get(t.Case, case_id), WorkOrderSettings(url="http://bureau.test/cases"), "alice")
+    worker = OutboxWorker(store.sessions, WorkOrderSettings(url="http://bureau.test/cases"),
+                          client=httpx.Client(transport=transport))
+    assert worker.deliver_once().delivered == 1
     payload = sent[0]
     assert (payload["code"], payload["name_zh"], payload["name_en"], payload["category"], payload["category_zh"]) == (
         "0101", "暴露垃圾", TAX.problem_types["exposed_garbage"].name_en, "city_appearance", "市容环境")
