@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from streetwatch.commands import bench, cases, detect, outbox, review, telemetry, training
+from streetwatch.commands import bench, cases, detect, outbox, report, review, telemetry, training
 from streetwatch.commands import daemon as daemon_cmd
 
 app = typer.Typer(
@@ -66,6 +66,7 @@ app.add_typer(daemon_cmd.config_app, name="config")
 bench.bench_app.command("daemon")(daemon_cmd.bench_daemon)
 app.command("telemetry")(telemetry.telemetry)
 app.add_typer(outbox.app, name="outbox")
+app.command("report")(report.report)
 
 if __name__ == "__main__":
     app()

@@ -68,6 +68,7 @@ from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.camera_daemon.ops import OpsServer
 from streetwatch.camera_daemon.outbox_job import OutboxJob
 from streetwatch.camera_daemon.retention_job import RetentionJob
+from streetwatch.camera_daemon.uptime_job import UptimeJob
 from streetwatch.camera_daemon.writer import SightingWriter, open_store, with_connect_timeout
 from streetwatch.cases.spool import Spool
 from streetwatch.cases.store import quote_password, redact, sqlite_url
@@ -164,6 +165,8 @@ class Daemon:
         RetentionJob(lambda: self.config.retention, self.db_url, cfg.evidence_path, self._stopping, self.actor).start()
         # work orders to the city-management platform, while work_orders.url is set (read afresh: a reload applies)
         OutboxJob(lambda: self.config.work_orders, self.db_url, self._stopping).start()
+        # each camera's minutes live, by the hour, for the bureau report (`streetwatch report`)
+        UptimeJob(self._reader_states, self.db_url, self._stopping).start()
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
         self._apply(cfg)
@@ -383,6 +386,11 @@ class Daemon:
         self._writer.submit(s, rt.plan.taxonomy.problem_types[s.problem_type])
 
     # ---- introspection (camera_daemon.health) ----------------------------------------------------------
+
+    def _reader_states(self) -> dict[str, str]:
+        with self._lock:
+            cameras = list(self._cameras.values())
+        return {rt.id: rt.reader.status().state for rt in cameras}
 
     def _snapshot(self) -> health.Snapshot:
         with self._lock:

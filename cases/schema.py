@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from streetwatch.cases import review_tables, tables
+from streetwatch.cases import review_tables, tables, uptime
 
-__all__ = ["metadata", "review_tables", "tables"]  # importing review_tables is what adds its tables to Base
+# importing review_tables and uptime is what adds their tables to Base
+__all__ = ["metadata", "review_tables", "tables", "uptime"]
 
 metadata: MetaData = tables.Base.metadata
