@@ -37,8 +37,8 @@ from streetwatch.detector.config import (
 )
 from streetwatch.detector.errors import ConfigError
 
-__all__ = ["OWN_SCHEME", "CodeEntry", "CodeProfile", "bundled_schemes", "load_code_profile", "parse_code_table",
-           "profile_warnings", "read_code_table", "recode"]
+__all__ = ["OWN_SCHEME", "CodeEntry", "CodeProfile", "bundled_schemes", "load_code_profile", "names_a_table",
+           "parse_code_table", "profile_warnings", "read_code_table", "recode"]
 
 PROFILES_DIR = DEFAULTS_DIR / "code_profiles"
 OWN_SCHEME = "streetwatch"  # the taxonomy's own `code` fields, as each case was filed
@@ -222,13 +222,18 @@ def read_code_table(path: Path, scheme: str | None = None) -> CodeProfile:
     return parse_code_table(_decode(data, path), path, scheme)
 
 
+def names_a_table(setting: str) -> bool:
+    """Whether a `codes` value is a path (a bureau's table) rather than a scheme's name."""
+    return "/" in setting or "\\" in setting or setting.lower().endswith(".csv")
+
+
 def load_code_profile(setting: str | Path | None, base: Path | None = None) -> CodeProfile | None:
     """The profile a `codes` setting names: None for `streetwatch` (or no setting: the codes as filed), a shipped
     scheme by name (`gbt47678-2026`), else a bureau's CSV table by path (relative to `base`)."""
     if setting is None or str(setting) in ("", OWN_SCHEME):
         return None
     text = str(setting)
-    if "/" not in text and "\\" not in text and not text.lower().endswith(".csv"):
+    if not names_a_table(text):
         shipped = PROFILES_DIR / f"{text}.csv"
         if not shipped.is_file():
             raise ConfigError(f"codes: {text!r} is not a shipped scheme ({', '.join(bundled_schemes())}); "

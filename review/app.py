@@ -27,8 +27,9 @@ from jinja2 import pass_context
 
 from streetwatch.cases.export import clock_offset
 from streetwatch.cases.store import CaseStore
+from streetwatch.detector.codes import load_code_profile
 from streetwatch.detector.errors import StoreError, StreetwatchError
-from streetwatch.review import accounts, routes
+from streetwatch.review import accounts, platform_api, routes
 from streetwatch.review.actions import Conflict, NotFound
 from streetwatch.review.i18n import LANGUAGES, Msg, catalogue
 from streetwatch.review.inputs import InvalidInput
@@ -70,6 +71,8 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
     app.state.store = CaseStore(db_url)
     app.state.evidence_dir = Path(evidence_dir).resolve()
     app.state.settings = settings
+    # the code scheme of every page, export, API answer and work order (docs/codes.md): a bad table stops the start
+    app.state.codes = load_code_profile(settings.codes)
     app.state.clock = now or (lambda: datetime.now(timezone.utc))
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     env = app.state.templates.env
@@ -124,4 +127,5 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(accounts.router)
     app.include_router(routes.router)
+    app.include_router(platform_api.router)  # the platform's status reports: signed, no log-in
     return app

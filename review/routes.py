@@ -17,8 +17,9 @@ from starlette.datastructures import FormData
 
 from streetwatch.cases import outbox
 from streetwatch.cases.evidence_tiers import outward_record
-from streetwatch.cases.export import case_dict, to_csv, to_geojson
+from streetwatch.cases.export import case_dict, coded_names, to_csv, to_geojson
 from streetwatch.cases.status import REJECT_REASONS, CaseStatus
+from streetwatch.detector.codes import CodeProfile
 from streetwatch.review import actions, inputs
 from streetwatch.review.evidence_access import (
     RAW_REFUSED,
@@ -63,6 +64,11 @@ def _tz(request: Request) -> str:
     return request.app.state.settings.timezone
 
 
+def _codes(request: Request) -> CodeProfile | None:
+    """The code scheme every page, export and API answer uses (`codes` in the settings; None: as filed)."""
+    return request.app.state.codes
+
+
 def _view(request: Request, cur: Current) -> EvidenceView:
     return EvidenceView(may_see_raw(cur, request.app.state.settings.raw_evidence_roles))
 
@@ -84,14 +90,15 @@ def cases_page(request: Request, page: int = 1, cur: Current = Depends(current))
         rows, total = list_cases(ses, q, limit=size, offset=(page - 1) * size)
         return render(request, "cases.html", cur, rows=rows, total=total, grid=counts(ses, q), q=q, errors=errors,
                       opts=choices(ses), statuses=STATUSES, page=page, pages=max(1, -(-total // size)),
-                      names=type_names(ses), evi=_view(request, cur))
+                      names=type_names(ses, _codes(request)), evi=_view(request, cur),
+                      row_names={c.id: coded_names(c, _codes(request)) for c in rows})
 
 
 @router.get("/cases/{case_id}")
 def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -> Response:
     q, _ = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
-        data = case_page(ses, case_id) if 1 <= case_id <= inputs.DB_INT_MAX else None
+        data = case_page(ses, case_id, _codes(request)) if 1 <= case_id <= inputs.DB_INT_MAX else None
         if data is None:
             return error_response(request, 404, Msg("case %(id)s: no such case", id=case_id),
                                   ("/cases", Msg("All cases")))
@@ -134,7 +141,7 @@ def merge_route(request: Request, case_id: int, cur: Current = Depends(checked),
     version, other_version = _version(form), _version(form, "other_version", required=False)
     with store_of(request).sessions.begin() as ses:
         keep = actions.merge(ses, case_id, other, cur.username, version, other_version, _seen(form))
-        payload = {"case": case_dict(keep), "version": keep.version, "merged": other}
+        payload = {"case": case_dict(keep, _codes(request)), "version": keep.version, "merged": other}
     return _done(request, q, case_id, f"{CaseStatus.MERGED}-{case_id}-{other}", payload)
 
 
@@ -151,7 +158,7 @@ def split_route(request: Request, case_id: int, cur: Current = Depends(checked),
     version = _version(form)
     with store_of(request).sessions.begin() as ses:
         new = actions.split(ses, case_id, ids, cur.username, version, _seen(form))
-        payload = {"case": case_dict(new), "version": new.version, "from_case": case_id}
+        payload = {"case": case_dict(new, _codes(request)), "version": new.version, "from_case": case_id}
     return _done(request, q, case_id, f"split-{case_id}-{new.id}", payload)
 
 
@@ -205,7 +212,7 @@ def status_route(request: Request, case_id: int, action: str, cur: Current = Dep
                                   due_at=due_at, seen_event=_seen(form))
         # the platform's work order, in the transaction of the change (`cases.outbox`): both or neither
         outbox.enqueue_change(ses, case, outbox_settings(request.app.state.settings), cur.username)
-        payload = {"case": case_dict(case), "version": case.version, "next": next_id}
+        payload = {"case": case_dict(case, _codes(request)), "version": case.version, "next": next_id}
     go_to = case_id if form.get("stay") else next_id
     return _done(request, q, go_to, f"{case.status}-{case_id}", payload)
 
@@ -261,7 +268,7 @@ def export(request: Request, fmt: str, cur: Current = Depends(current)) -> Respo
     if errors:  # a page shows what it dropped above the list; a file cannot, and would silently hold every case
         return error_response(request, 400, errors[0], ("/cases", Msg("All cases")))
     with store_of(request).session() as ses:
-        rows = export_rows(ses, q)
+        rows = export_rows(ses, q, _codes(request))
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     if fmt == "csv":
         return Response(to_csv(rows), media_type="text/csv; charset=utf-8",
@@ -275,7 +282,7 @@ def map_page(request: Request, cur: Current = Depends(current)) -> Response:
     q, errors = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
         return render(request, "map.html", cur, q=q, errors=errors, opts=choices(ses), statuses=STATUSES,
-                      names=type_names(ses))
+                      names=type_names(ses, _codes(request)))
 
 
 # JSON API -----------------------------------------------------------------------------------------
@@ -284,8 +291,8 @@ def api_session(cur: Current = Depends(current)) -> dict:
     return {"username": cur.username, "role": cur.role, "csrf_token": cur.csrf_token}
 
 
-def _api_case(c) -> dict:
-    return {**case_dict(c), "version": c.version, "flag": c.flag, "merged_into": c.merged_into,
+def _api_case(c, codes: CodeProfile | None) -> dict:
+    return {**case_dict(c, codes), "version": c.version, "flag": c.flag, "merged_into": c.merged_into,
             "due_at": iso(c.due_at) or None}
 
 
@@ -294,17 +301,17 @@ def api_cases(request: Request, cur: Current = Depends(current)) -> dict:
     q, errors = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
         rows, total = list_cases(ses, q)
-        return {"total": total, "errors": errors, "counts": counts(ses, q), "cases": [_api_case(c) for c in rows]}
+        return {"total": total, "errors": errors, "counts": counts(ses, q), "cases": [_api_case(c, _codes(request)) for c in rows]}
 
 
 @router.get("/api/cases/{case_id}")
 def api_case(request: Request, case_id: int, cur: Current = Depends(current)) -> Response:
     with store_of(request).session() as ses:
-        data = case_page(ses, case_id) if 1 <= case_id <= inputs.DB_INT_MAX else None
+        data = case_page(ses, case_id, _codes(request)) if 1 <= case_id <= inputs.DB_INT_MAX else None
         if data is None:
             return JSONResponse({"detail": f"case {case_id}: no such case"}, status_code=404)
         return JSONResponse({
-            **_api_case(data["case"]),
+            **_api_case(data["case"], _codes(request)),
             "last_event": data["events"][-1].id if data["events"] else None,  # send back as `seen` with an action
             "sightings": [{"id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": iso(s.first_seen),
                            "last_seen": iso(s.last_seen), "confidence": s.confidence,

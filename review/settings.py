@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from streetwatch.cases.review_tables import ROLES
 from streetwatch.cases.work_orders import WorkOrderSettings
+from streetwatch.detector.codes import names_a_table
 from streetwatch.detector.errors import ConfigError
 from streetwatch.detector.safe_yaml import read_yaml
 from streetwatch.review.i18n import system_zone, valid_zone
@@ -49,6 +50,9 @@ class ReviewSettings(BaseModel):
     title: str = Field("streetwatch review", description="shown in the page header")
     language: Literal["en", "zh"] = Field("en", description="the pages' language until a user picks one "
                                                             "(the choice is kept in a cookie)")
+    codes: str = Field("streetwatch", min_length=1, description="code scheme of pages, exports and work orders: "
+                       "streetwatch (as filed), cjt214-2013, gbt47678-2026, or a bureau's CSV table (path relative "
+                       "to this file; docs/codes.md)")
     timezone: str = Field(default_factory=system_zone, description="the bureau's time zone (IANA name, e.g. "
                                                                    "Asia/Shanghai) for times on the pages; "
                                                                    "default: the host's. Exports stay in UTC")
@@ -81,10 +85,14 @@ class ReviewSettings(BaseModel):
 
 def outbox_settings(settings: ReviewSettings) -> WorkOrderSettings:
     """The work-order settings in force: `work_orders`, or, when it names no url, the older `webhook_*` keys
-    (url, secret, attempts, backoff, timeout) over its other fields."""
-    if settings.work_orders.url or not settings.webhook_url:
-        return settings.work_orders
-    return settings.work_orders.model_copy(update={
+    (url, secret, attempts, backoff, timeout) over its other fields. Its code scheme is the pages' (`codes`) unless
+    `work_orders.codes` sets the platform's apart: what an analyst reads is what the platform receives."""
+    chosen = settings.work_orders
+    if "codes" not in chosen.model_fields_set:
+        chosen = chosen.model_copy(update={"codes": settings.codes})
+    if chosen.url or not settings.webhook_url:
+        return chosen
+    return chosen.model_copy(update={
         "url": settings.webhook_url, "secret": settings.webhook_secret, "attempts": settings.webhook_attempts,
         "backoff_s": settings.webhook_backoff_s, "timeout_s": settings.webhook_timeout_s})
 
@@ -94,7 +102,11 @@ def load_settings(path: Path | None) -> ReviewSettings:
         return ReviewSettings()
     raw = read_yaml(path) or {}  # the config loader: bounded aliases, one ConfigError line naming the file
     try:
-        return ReviewSettings.model_validate(raw)
+        settings = ReviewSettings.model_validate(raw)
     except ValidationError as exc:
         first = exc.errors()[0]
         raise ConfigError(f"{path}: {'.'.join(map(str, first['loc'])) or '(top)'}: {first['msg']}") from exc
+    table = Path(settings.codes).expanduser()
+    if names_a_table(settings.codes) and not table.is_absolute():  # beside the settings, as cameras.yaml's paths are
+        settings = settings.model_copy(update={"codes": str(Path(path).parent / table)})
+    return settings

@@ -238,3 +238,89 @@ def test_config_check_reports_a_malformed_bureau_table_and_passes_a_good_one(tmp
     assert good.exit_code == 0, good.output
     assert "illegal_parking  (no code)" in good.output and "8 codes, 6 mapped to problem types, 0 warnings" in " ".join(
         good.output.split())
+
+
+# ---- the review app -----------------------------------------------------------------------------------------
+
+
+def review_client(tmp_path: Path, url: str, users: bool = True, **settings):
+    from fastapi.testclient import TestClient
+
+    from streetwatch.review import ReviewSettings, create_app
+    from tests.reviewkit import add_users, login
+
+    if users:
+        add_users(CaseStore(url))
+    client = TestClient(create_app(url, tmp_path / "evidence", ReviewSettings(**settings)), base_url="http://testserver")
+    assert login(client, "alice").status_code == 303
+    return client
+
+
+def test_the_review_pages_exports_and_api_use_the_selected_scheme(store, tmp_path, monkeypatch):
+    from streetwatch.review.passwords import COST_ENV
+
+    monkeypatch.setenv(COST_ENV, "1024")
+    _, url, case_id = store
+    client = review_client(tmp_path, url, codes="gbt47678-2026")
+    page = client.get(f"/cases/{case_id}").text
+    assert re.search(r'id="case-code">06010<', page)
+    scheme = re.search(r'id="code-scheme">(.*?)</span>', page).group(1)
+    assert scheme == "gbt47678-2026, unverified; filed as 0101"
+    assert re.search(r'<td class="code"[^>]*>06010</td>', client.get("/cases").text)
+    [row] = csv.DictReader(io.StringIO(client.get("/export.csv").text))
+    assert (row["code"], row["code_scheme"], row["filed_code"]) == ("06010", "gbt47678-2026", "0101")
+    assert client.get(f"/api/cases/{case_id}").json()["code"] == "06010"
+    assert client.get("/api/cases").json()["cases"][0]["code"] == "06010"
+    plain = review_client(tmp_path, url, users=False).get(f"/cases/{case_id}").text  # the default: the code as filed
+    assert re.search(r'id="case-code">0101<', plain) and 'id="code-scheme"' not in plain
+
+
+def test_a_type_the_scheme_has_no_code_for_shows_why(tmp_path, monkeypatch):
+    from streetwatch.review.passwords import COST_ENV
+
+    monkeypatch.setenv(COST_ENV, "1024")
+    url = f"sqlite:///{tmp_path / 'cases.db'}"
+    case_id = file_sighting(CaseStore(url), tmp_path / "evidence", "p1", problem_type="illegal_parking").case_id
+    page = review_client(tmp_path, url, codes="gbt47678-2026").get(f"/cases/{case_id}").text
+    assert 'id="case-code"' not in page and 'id="fact-names"><span lang="zh">机动车乱停</span>' in page
+    assert "the source quotes none for 机动车乱停放" in re.search(r'id="code-note">(.*?)</span>', page).group(1)
+
+
+def test_the_review_settings_find_a_bureau_table_beside_them_and_refuse_a_bad_one(tmp_path):
+    from streetwatch.review import create_app
+    from streetwatch.review.settings import load_settings
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "review.yaml").write_text("codes: bureau.csv\n", encoding="utf-8")
+    (tmp_path / "conf" / "bureau.csv").write_text(HEADER + "0102,暴露垃圾,市容环境,exposed_garbage\n0103,x\n",
+                                                  encoding="utf-8")
+    settings = load_settings(tmp_path / "conf" / "review.yaml")
+    assert settings.codes == str(tmp_path / "conf" / "bureau.csv")
+    with pytest.raises(ConfigError, match=r"bureau\.csv: line 3: 2 cells where the header has 4 columns"):
+        create_app(f"sqlite:///{tmp_path / 'cases.db'}", tmp_path / "evidence", settings)
+
+
+@pytest.mark.parametrize(("orders", "expected"), [({}, ("06010", "gbt47678-2026")),
+                                                  ({"codes": "cjt214-2013"}, ("0102", "cjt214-2013"))])
+def test_work_orders_the_review_app_queues_carry_its_scheme_unless_the_platform_has_its_own(
+        store, tmp_path, monkeypatch, orders, expected):
+    """What the platform receives (the work order's stored payload, sent and signed as it is) uses the pages' scheme,
+    or `work_orders.codes` when the platform takes another."""
+    from sqlalchemy import select
+
+    from streetwatch.cases.review_tables import WorkOrder
+    from streetwatch.review.passwords import COST_ENV
+    from tests.reviewkit import csrf_of
+
+    monkeypatch.setenv(COST_ENV, "1024")
+    case_store, url, case_id = store
+    client = review_client(tmp_path, url, codes="gbt47678-2026",
+                           work_orders={"url": "http://platform.test/in", "deliver_in_app": False, **orders})
+    version = str(client.get(f"/api/cases/{case_id}").json()["version"])
+    confirmed = client.post(f"/cases/{case_id}/confirm", data={"version": version},
+                            headers={"X-CSRF-Token": csrf_of(client), "Accept": "application/json"})
+    assert confirmed.status_code == 200 and confirmed.json()["case"]["code"] == "06010"  # the page's scheme
+    with case_store.session() as ses:
+        [order] = ses.scalars(select(WorkOrder).where(WorkOrder.case_id == case_id)).all()
+    sent = order.payload
+    assert (sent["code"], sent["code_scheme"], sent["filed_code"], sent["code_verified"]) == (*expected, "0101", False)
