@@ -222,10 +222,10 @@ class CameraRuntime:
         return status, max(0, frames), max(0, reconnects)
 
     def meta(self) -> dict:
-        """The camera's row in the database: name and location."""
+        """The camera's row in the database: name, location and named unit grid."""
         cam = self.cam
         return {"name": cam.name, "lat": cam.location.lat if cam.location else None,
-                "lon": cam.location.lon if cam.location else None}
+                "lon": cam.location.lon if cam.location else None, "grid": cam.grid}
 
     def analyse(self, frame: Frame, dets: Detections) -> list[Sighting]:
         """The camera's analysis step: the sightings the frame confirms or closes. Inference thread only."""

@@ -118,6 +118,9 @@ class Camera(CameraSettings):
     url: str = Field(description="rtsp(s)://, http(s):// (MJPEG/HLS), file:// or a path (looped, for tests)")
     enabled: bool = True
     location: Location | None = None
+    grid: str | None = Field(None, min_length=1, max_length=64,
+                             description="the unit grid (单元网格) code of this camera's cases, whatever its location "
+                                         "says (docs/grids.md)")
     calibration: Calibration | None = None
     zones: list[CameraZone] = Field(default_factory=list)
     timezone: str | None = Field(None, description="IANA zone of this camera's clock: its zone time windows, live, "

@@ -300,10 +300,11 @@ class SightingWriter:
                                "case_id": rec.case_id, "key": s.key, "final": s.final})
 
     def _ensure_camera(self, store, camera_id: str) -> None:
-        """The camera's row (name, location from cameras.yaml), once per camera; the store makes it."""
+        """The camera's row (name, location and grid from cameras.yaml), once per camera; the store makes it."""
         if camera_id in self._known_cameras:
             return
         meta = self.camera_meta.get(camera_id, {})
         location = (meta["lat"], meta["lon"]) if meta.get("lat") is not None else None
-        store.ensure_camera(camera_id, kind="live", name=meta.get("name") or "", location=location)
+        store.ensure_camera(camera_id, kind="live", name=meta.get("name") or "", location=location,
+                            grid=meta.get("grid"))
         self._known_cameras.add(camera_id)

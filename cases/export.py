@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from streetwatch.cases import tables as t
 from streetwatch.cases.evidence_tiers import outward_record, same_files
+from streetwatch.cases.grids import GRID_FIELDS, grid_fields
 from streetwatch.cases.status import CaseStatus
 from streetwatch.cases.store import CaseStore, as_utc
 from streetwatch.detector.codes import OWN_SCHEME, CodeProfile, recode
@@ -36,7 +37,8 @@ PROVENANCE_FIELDS = ("source", "source_offset_s", "frame_index", "frame_seen")
 CASE_FIELDS = ("id", "problem_type", "code", "name_zh", "name_en", "category", "category_zh", *CODE_FIELDS, "status",
                "camera_id",
                "first_seen", "last_seen", "sighting_count", "recurrence_count", "best_confidence", "lat", "lon",
-               "uncertainty_m", "zone_id", "scene_id", *PROVENANCE_FIELDS, "model")
+               "uncertainty_m", "zone_id", *GRID_FIELDS, "scene_id", *PROVENANCE_FIELDS, "model")
+NO_GRID = "none"  # `--grid none`: the cases in no grid
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class CaseFilter:
     camera_id: str | None = None
     since: datetime | None = None  # last seen at or after
     until: datetime | None = None  # first seen at or before
+    grid: str | None = None  # a unit grid's code; NO_GRID: cases in none
 
 
 def _where(query, f: CaseFilter):
@@ -61,6 +64,8 @@ def _where(query, f: CaseFilter):
         query = query.where(t.Case.last_seen >= f.since)
     if f.until:
         query = query.where(t.Case.first_seen <= f.until)
+    if f.grid:
+        query = query.where(t.Case.grid_code.is_(None) if f.grid == NO_GRID else t.Case.grid_code == f.grid)
     return query
 
 
@@ -92,7 +97,8 @@ def case_dict(c: t.Case, codes: CodeProfile | None = None) -> dict:
     """One case as it leaves streetwatch (exports, the review app's JSON): its evidence is the redacted tier only
     (`cases.evidence_tiers.outward_record`), with `evidence_note` saying why there is no image to show; its code
     and names are the selected scheme's (`coded_names`)."""
-    out = {k: getattr(c, k) for k in CASE_FIELDS if k not in (*PROVENANCE_FIELDS, *CODE_FIELDS, "model")}
+    out = {k: getattr(c, k) for k in CASE_FIELDS
+           if k not in (*PROVENANCE_FIELDS, *CODE_FIELDS, *GRID_FIELDS[1:], "model")}  # grid names: `grid_fields`
     out.update(coded_names(c, codes))
     for key in ("first_seen", "last_seen"):
         out[key] = as_utc(out[key]).isoformat()
@@ -155,6 +161,7 @@ def with_provenance(ses: Session, rows: list[dict]) -> list[dict]:
         row["sources"] = [provenance(s) for s in sightings]
         cam = cameras.get(row["camera_id"])
         row["camera_lat"], row["camera_lon"] = (cam.lat, cam.lon) if cam is not None else (None, None)
+    grid_fields(ses, rows)
     return rows
 
 
@@ -185,6 +192,7 @@ def case_detail(store: CaseStore, case_id: int, codes: CodeProfile | None = None
         best = evidence_sighting(case, sightings)
         evidence = evidence_from(best) if best else {}
         out.update({k: evidence.get(k) for k in PROVENANCE_FIELDS})
+        grid_fields(ses, [out])
         out["sightings"] = [{
             "id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": as_utc(s.first_seen).isoformat(),
             "last_seen": as_utc(s.last_seen).isoformat(), "hits": s.hits, "confidence": round(s.confidence, 3),
@@ -290,6 +298,15 @@ def code_line(d: dict) -> str:
     return text + (f": {d['code_note']}" if d.get("code_note") and not d.get("code") else "")
 
 
+def grid_line(d: dict) -> str:
+    """`110105001001001 麦子店 1, head 王五`, or why the case is in no grid."""
+    if not d.get("grid_code"):
+        return f"none: {d.get('grid_note') or 'not assigned'}"
+    text = d["grid_code"] + (f" {d['grid_name']}" if d.get("grid_name") else "")
+    text += f", head {d['grid_head']}" if d.get("grid_head") else ""
+    return text + (f" ({d['grid_note']})" if d.get("grid_note") else "")
+
+
 def case_text(d: dict) -> str:
     """`case_detail` as plain text for a terminal: fields, where the evidence came from, sightings, history."""
     names = " · ".join(x for x in (d.get("name_zh"), d.get("name_en")) if x)
@@ -307,6 +324,7 @@ def case_text(d: dict) -> str:
         ("sightings", f"{d['sighting_count']} (came back {d['recurrence_count']} time(s) after resolved)"),
         ("confidence", f"{d['best_confidence']:.2f}"),
         ("place", place + (f"; zone {d['zone_id']}" if d.get("zone_id") else "")),
+        ("grid", grid_line(d)),
         ("evidence from", where_seen({**d, "source_end_s": None}) if d.get("frame_index") is not None else "none"),
     ]
     if d.get("frame_seen"):

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from streetwatch.cases import locks, recheck, scenes
+from streetwatch.cases import grids, locks, recheck, scenes
 from streetwatch.cases import tables as t
 from streetwatch.cases.dedup import CaseView, match_case, place_box
 from streetwatch.cases.evidence_tiers import same_files
@@ -110,7 +110,7 @@ def migrate(engine: Engine) -> None:
         if engine.dialect.name == "postgresql":
             locks.hold(conn, locks.MIGRATE)
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, "heads")  # every head: branches written side by side migrate before their merge
 
 
 @dataclass(frozen=True)
@@ -139,16 +139,17 @@ class CaseStore:
         except (SQLAlchemyError, OSError) as exc:
             raise StoreError(f"database {redact(url)}: {exc.__class__.__name__}: {str(exc).splitlines()[0]}") from exc
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.grids = grids.GridCache()  # the unit grids a case is placed in when filed (cases.grids)
 
     def session(self) -> Session:
         return self.sessions()
 
     def ensure_camera(self, camera_id: str, kind: str = "file", name: str = "",
-                      location: tuple[float, float] | None = None) -> None:
+                      location: tuple[float, float] | None = None, grid: str | None = None) -> None:
         """The camera's row (the one place that creates it: batch runs, the cluster driver and the daemon all
         call this); a location given (detect --location / --cameras, the daemon's cameras.yaml) is stored or
-        updated, so its fixed-camera cases can be drawn on a map at the camera. StoreError when the database
-        cannot be reached."""
+        updated, so its fixed-camera cases can be drawn on a map at the camera; so is a grid named for it
+        (cameras.yaml `grid:`), the grid of its cases. StoreError when the database cannot be reached."""
         from sqlalchemy.exc import IntegrityError
 
         for _attempt in range(2):  # two workers may insert the same camera at once: the loser updates instead
@@ -160,6 +161,8 @@ class CaseStore:
                         ses.add(row)
                     if location is not None:
                         row.lat, row.lon = location
+                    if grid is not None:
+                        row.grid_code = grid
                 return
             except IntegrityError:
                 continue
@@ -183,6 +186,7 @@ class CaseStore:
                 ses.add(row)
                 ses.flush()
                 self._absorb(case, s, evidence)
+                grids.assign(ses, case, self.grids.index(ses))
                 case.sighting_count += 1
                 ses.add(t.CaseEvent(case_id=case.id, actor=actor, action="sighting",
                                     detail={"sighting": row.id, "camera": s.camera_id, "key": s.key}))
@@ -296,6 +300,8 @@ class CaseStore:
         if s.lat is not None:
             row.lat, row.lon, row.uncertainty_m = s.lat, s.lon, s.uncertainty_m
         self._absorb(case, s, evidence)
+        if s.lat is not None:  # the blended position may have crossed into the next grid
+            grids.assign(ses, case, self.grids.index(ses))
         recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
         return Recorded(case.id, row.id, False, False)
 

@@ -58,6 +58,8 @@ class Camera(Base):
     lat: Mapped[float | None] = mapped_column(Float)
     lon: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # the unit grid cameras.yaml names for it (`grid:`): its cases' grid, whatever its position says (cases.grids)
+    grid_code: Mapped[str | None] = mapped_column(String(64))
 
 
 class Run(Base):
@@ -113,6 +115,8 @@ class Case(Base):
     lon: Mapped[float | None] = mapped_column(Float)
     uncertainty_m: Mapped[float | None] = mapped_column(Float)
     zone_id: Mapped[str | None] = mapped_column(String(128))
+    # the unit grid (单元网格) it lies in, assigned when filed and by `cases regrid` (cases.grids); NULL: in none
+    grid_code: Mapped[str | None] = mapped_column(String(64), index=True)
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"annotated": {"path", "sha256"}, ...}
     due_at: Mapped[datetime | None]  # dispatch deadline, for the automatic re-check
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking for concurrent reviewers
@@ -176,6 +180,19 @@ class SceneRef(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)  # detector.scene.SceneView.encode(): thumbnail + ORB features
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     __table_args__ = (Index("ix_scene_refs_camera", "camera_id", "number"), Index("ix_scene_refs_digest", "digest"))
+
+
+class GridRow(Base):
+    """One of the bureau's unit grids (单元网格), as `cases regrid --grids FILE` last loaded them
+    (`cases.grid_file`): the whole set is replaced at once."""
+
+    __tablename__ = "grids"
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    head: Mapped[str] = mapped_column(String(200), default="")  # the grid head: person or team responsible
+    geometry: Mapped[dict[str, Any]]  # GeoJSON Polygon / MultiPolygon, WGS84 lon/lat
+    source: Mapped[str] = mapped_column(Text, default="")  # the file it was loaded from
+    loaded_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class CaseEvent(Base):

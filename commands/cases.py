@@ -1,5 +1,5 @@
-"""`streetwatch cases list|show|export|re-check-places|expire-evidence`: read the cases a run filed; re-check their
-places; delete evidence past its retention."""
+"""`streetwatch cases list|show|export|regrid|re-check-places|expire-evidence`: read the cases a run filed; place
+them in the bureau's unit grids; re-check their places; delete evidence past its retention."""
 
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ from streetwatch.commands.common import (
 app = typer.Typer(help="List, inspect and export cases.", no_args_is_help=True)
 
 
-def _filters(type_, status, camera, since, until, store=None):
+def _filters(type_, status, camera, since, until, store=None, grid=None):
     from streetwatch.cases.export import CaseFilter
 
     if type_ is not None:
         check_type(type_, store)
+    if grid is not None and store is not None:
+        check_grid(grid, store)
     return CaseFilter(problem_type=type_, status=status, camera_id=camera, since=parse_when(since, "--since"),
-                      until=parse_when(until, "--until"))
+                      until=parse_when(until, "--until"), grid=grid)
 
 
 TypeOpt = Annotated[str | None, typer.Option("--type", help="Problem type, e.g. illegal_parking.")]
@@ -40,6 +42,8 @@ StatusOpt = Annotated[CaseStatus | None, typer.Option(help="Case status.", case_
 CameraOpt = Annotated[str | None, typer.Option(help="Camera id.")]
 SinceOpt = Annotated[str | None, typer.Option(help="Last seen at or after (ISO 8601).")]
 UntilOpt = Annotated[str | None, typer.Option(help="First seen at or before (ISO 8601).")]
+GridOpt = Annotated[str | None, typer.Option(
+    "--grid", help="Unit grid code (cases regrid --grids loads them); none: the cases in no grid.")]
 LimitOpt = Annotated[int, typer.Option(min=0, help="Show at most this many, newest first; 0: all.")]
 CodesOpt = Annotated[str | None, typer.Option(
     "--codes", envvar="STREETWATCH_CODES",
@@ -67,8 +71,8 @@ def list_title(shown: int, matching: int | None = None) -> str:
 @app.command("list")
 @one_line_errors
 def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOpt = None, since: SinceOpt = None,
-               until: UntilOpt = None, limit: LimitOpt = 50, data_dir: DataDir = DEFAULT_DATA_DIR,
-               db: DbUrl = None) -> None:
+               until: UntilOpt = None, grid: GridOpt = None, limit: LimitOpt = 50,
+               data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None) -> None:
     """List cases, newest first; the title says how many match when not all are shown.
 
     Example: streetwatch cases list --type illegal_parking --status new --since 2026-11-01
@@ -76,18 +80,19 @@ def list_cases(type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOp
     from streetwatch.cases.export import count_cases, query_cases
 
     store = open_store(data_dir, db)
-    filters = _filters(type_, status, camera, since, until, store)
+    filters = _filters(type_, status, camera, since, until, store, grid)
     rows = query_cases(store, filters, limit=limit)
     # counted only when the limit was reached: below it, the rows are all there is
     matching = count_cases(store, filters) if limit and len(rows) >= limit else len(rows)
     table = Table(title=list_title(len(rows), matching))
-    for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place"):
+    for col in ("id", "type", "status", "camera", "first seen", "last seen", "sightings", "conf", "place", "grid"):
         table.add_column(col, no_wrap=col in ("id", "type", "status"), overflow="fold")
     for c in rows:
         place = f"{c['lat']:.6f},{c['lon']:.6f}" if c["lat"] is not None else " ".join(
             filter(None, (c.get("scene_id"), c["zone_id"])))  # the scene: which PTZ preset / view of the camera
         table.add_row(str(c["id"]), c["problem_type"], c["status"], c["camera_id"] or "", c["first_seen"][:19],
-                      c["last_seen"][:19], str(c["sighting_count"]), f"{c['best_confidence']:.2f}", place)
+                      c["last_seen"][:19], str(c["sighting_count"]), f"{c['best_confidence']:.2f}", place,
+                      c["grid_code"] or f"none: {c['grid_note']}")
     console.print(table)
     if matching > len(rows):  # said again below the table: 50 rows push the title off the screen
         console.print(f"showing the newest {len(rows):,} of {matching:,} matching cases (use --limit N, 0 for all)",
@@ -130,10 +135,11 @@ def export_cases(
     gcj02: Annotated[bool, typer.Option("--gcj02", help="GeoJSON in GCJ-02 (AutoNavi/Tencent maps), approximate.")]
     = False,
     type_: TypeOpt = None, status: StatusOpt = None, camera: CameraOpt = None, since: SinceOpt = None,
-    until: UntilOpt = None, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None, codes: CodesOpt = None,
+    until: UntilOpt = None, grid: GridOpt = None, data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+    codes: CodesOpt = None,
 ) -> None:
     """Export cases as CSV, JSON or GeoJSON (RFC 7946: lon, lat; only cases with a position), coded in the
-    scheme --codes names.
+    scheme --codes names; each with its unit grid (code, name, head, or why it is in none).
 
     Example: streetwatch cases export --format geojson --out cases.geojson --status confirmed --codes gbt47678-2026
     """
@@ -143,7 +149,7 @@ def export_cases(
         raise typer.BadParameter(f"--format {format_!r}: choose csv, json or geojson")
     profile = _codes(codes)
     store = open_store(data_dir, db)
-    text = render(store, _filters(type_, status, camera, since, until, store), format_, gcj02=gcj02,
+    text = render(store, _filters(type_, status, camera, since, until, store, grid), format_, gcj02=gcj02,
                   warn=lambda line: err_console.print(f"warning: {line}", highlight=False, markup=False),
                   codes=profile)
     if out:
@@ -151,6 +157,50 @@ def export_cases(
         console.print(f"wrote {out}")
     else:
         sys.stdout.write(text)
+
+
+@app.command("regrid")
+@one_line_errors
+def regrid_cases(
+    grids: Annotated[Path | None, typer.Option(
+        help="The bureau's unit grids (GeoJSON, docs/grids.md): checked, then stored in place of the old ones.")]
+    = None,
+    cameras: Annotated[Path | None, typer.Option(
+        help="A cameras.yaml: its cameras' location and grid: are stored first (batch runs, edited positions).")]
+    = None,
+    data_dir: DataDir = DEFAULT_DATA_DIR, db: DbUrl = None,
+) -> None:
+    """Place every case in its unit grid (单元网格): by its ground position, else its camera's grid: in
+    cameras.yaml, else its camera's position. New cases are placed when filed; run this after loading or editing
+    the grids (--grids) or camera positions (--cameras). A malformed grids file changes nothing.
+
+    Example: streetwatch cases regrid --grids grids.geojson
+    """
+    from streetwatch.cases import grids as grid_store
+    from streetwatch.cases.grid_file import read_grids
+
+    grid_set = read_grids(grids) if grids is not None else None  # refused whole, before anything is stored
+    for line in grid_set.warnings if grid_set else ():
+        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
+    placed = _camera_grids(cameras) if cameras is not None else None
+    store = open_store(data_dir, db)
+    with store.sessions.begin() as ses:
+        if grid_set is not None:
+            grid_store.save_grids(ses, grid_set)
+        report = grid_store.regrid(ses, placed)
+    for line in report.warnings:
+        err_console.print(f"warning: {line}", highlight=False, markup=False, soft_wrap=True)
+    for line in report.lines():
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _camera_grids(path: Path) -> dict[str, tuple[tuple[float, float] | None, str | None]]:
+    """Camera id -> (location, named grid) from a cameras.yaml, validated in full (as `config check` does)."""
+    from streetwatch.camera_daemon.config import check_daemon_config
+
+    cfg, _warnings = check_daemon_config(path)
+    return {c.id: ((c.location.lat, c.location.lon) if c.location else None, getattr(c, "grid", None))
+            for c in cfg.cameras}
 
 
 @app.command("re-check-places")
@@ -236,6 +286,21 @@ def expire_evidence_cmd(
         console.print(line, highlight=False, soft_wrap=True)
     if dry_run:
         console.print("dry run: nothing was deleted")
+
+
+def check_grid(code: str, store) -> None:
+    """`--grid` must name a loaded grid (or `none`): a typo is an error, not an empty list."""
+    from streetwatch.cases.export import NO_GRID
+    from streetwatch.cases.grids import grid_rows
+
+    if code == NO_GRID:
+        return
+    with store.session() as ses:
+        known = grid_rows(ses)
+    if code not in known:
+        shown = ", ".join(sorted(known)[:10]) + (f" and {len(known) - 10} more" if len(known) > 10 else "")
+        raise typer.BadParameter(f"--grid {code!r} is not a loaded grid; "
+                                 + (f"known: {shown}" if known else "none are loaded (cases regrid --grids FILE)"))
 
 
 def check_type(name: str, store=None) -> None:

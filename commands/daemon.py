@@ -92,14 +92,38 @@ def _check_code_table(file: Path, taxonomy: Path | None) -> None:
                          f"{len(warnings)} warnings)"), highlight=False)
 
 
+def _check_grids(file: Path) -> None:
+    """`config check grids.geojson`: the unit grids as `cases regrid --grids` would load them (docs/grids.md)."""
+    from streetwatch.cases.grid_file import read_grids
+    from streetwatch.detector.errors import ConfigError
+
+    try:
+        grids = read_grids(file)
+    except ConfigError as exc:
+        _print_errors(exc)
+        raise typer.Exit(2) from None
+    for warning in grids.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
+    for g in grids.grids:
+        console.print(escape(f"{g.code}  {g.name or '(no name)'}  head {g.head or '(none)'}"), highlight=False,
+                      soft_wrap=True)
+    heads = len({g.head for g in grids.grids if g.head})
+    console.print(escape(f"{file}: OK ({len(grids.grids)} grids, {heads} grid heads, {len(grids.warnings)} warnings)"),
+                  highlight=False)
+
+
+GRID_SUFFIXES = (".geojson", ".json", ".shp")
+
+
 @config_app.command("check")
 def config_check(
-    file: Annotated[Path, typer.Argument(help="Cameras YAML, or a code table (.csv), to check.")],
+    file: Annotated[Path, typer.Argument(help="Cameras YAML, a code table (.csv) or unit grids (.geojson) to check.")],
     taxonomy: Annotated[Path | None, typer.Option(
         help="For a code table: the taxonomy whose problem types it maps (default: the bundled one).")] = None,
 ) -> None:
     """Validate a cameras file: every problem printed as `FILE: key.path: message`; exit 2 if any. A .csv file
-    is checked as a bureau's code table (`FILE: line N: field: message`, docs/codes.md).
+    is checked as a bureau's code table (`FILE: line N: field: message`, docs/codes.md), a .geojson file as its
+    unit grids (`FILE: feature N: field: message`; overlaps warned, docs/grids.md).
 
     Example: streetwatch config check cameras.yaml; streetwatch config check bureau-codes.csv
     """
@@ -109,6 +133,9 @@ def config_check(
 
     if file.suffix.lower() == ".csv":
         _check_code_table(file, taxonomy)
+        return
+    if file.suffix.lower() in GRID_SUFFIXES:
+        _check_grids(file)
         return
     try:
         cfg, warnings = check_daemon_config(file)
