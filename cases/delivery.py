@@ -24,6 +24,7 @@ from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 import httpx
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import sessionmaker
 
 from streetwatch.cases import outbox
@@ -44,7 +45,7 @@ log = logging.getLogger("streetwatch.outbox")
 class TurnReport:
     """What one turn of a worker did."""
 
-    queued: int = 0  # "filed" orders made for unsent cases (send: all)
+    queued: int = 0  # orders made by the worker: "filed" (send: all), "reopened" and "rechecked"
     claimed: int = 0
     delivered: int = 0
     retrying: int = 0
@@ -106,12 +107,17 @@ class OutboxWorker:
             self._client = None
 
     def deliver_once(self) -> TurnReport:
-        """One turn: queue unsent cases (send: all), claim due orders, send each once. Nothing to do without a URL."""
+        """One turn: queue unsent cases (send: all) and the pipeline's and re-check's changes of cases the platform
+        knows, claim due orders, send each once. Nothing to do without a URL."""
         s = self.settings
         if not s.enabled:
             return TurnReport()
-        with self.sessions.begin() as ses:
-            queued = len(outbox.enqueue_unsent(ses, s, s.batch))
+        try:
+            with self.sessions.begin() as ses:
+                queued = len(outbox.enqueue_unsent(ses, s, s.batch))
+                queued += len(outbox.enqueue_machine_changes(ses, s, s.batch))
+        except IntegrityError:  # another worker gave the same case its "filed" order first: nothing lost
+            queued = 0
         with self.sessions.begin() as ses:
             claimed = outbox.claim(ses, self.name, s, now=self.now())
         states = [self._send(c, s) for c in claimed]

@@ -39,6 +39,12 @@ from streetwatch.cases.work_orders import (
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 STATES = (PENDING, DELIVERED, DEAD)
+# changes written where no outbox settings are known (the pipeline reopening a resolved case, the re-check's verdict):
+# case_events action -> the order's event
+MACHINE_EVENTS = {"reopened": "reopened", "recheck": "rechecked"}
+# how far below the newest machine event already ordered the worker looks again: a transaction that took its event
+# id earlier may commit later
+WATERMARK_MARGIN = 1000
 
 
 @dataclass(frozen=True)
@@ -116,6 +122,28 @@ def enqueue_unsent(ses: Session, settings: WorkOrderSettings, limit: int) -> lis
                                               ~exists().where(WorkOrder.case_id == t.Case.id))
                          .order_by(t.Case.id).limit(limit)).all()
     return [enqueue(ses, case, FILED, None, settings, actor="outbox").id for case in unsent]
+
+
+def enqueue_machine_changes(ses: Session, settings: WorkOrderSettings, limit: int) -> list[int]:
+    """An order for each change the pipeline or the re-check made (`MACHINE_EVENTS`) to a case the platform knew
+    before it (a work order older than the change), oldest first, at most `limit`; its payload is the case as it
+    is now. Returns the new orders' ids."""
+    if not settings.enabled:
+        return []
+    done = ses.scalar(select(func.max(WorkOrder.case_event_id))
+                      .where(WorkOrder.event.in_(list(MACHINE_EVENTS.values())))) or 0
+    known_since = (select(func.min(WorkOrder.created_at)).where(WorkOrder.case_id == t.CaseEvent.case_id)
+                   .scalar_subquery())
+    events = ses.scalars(select(t.CaseEvent).where(
+        t.CaseEvent.id > done - WATERMARK_MARGIN, t.CaseEvent.action.in_(list(MACHINE_EVENTS)),
+        t.CaseEvent.at > known_since, ~exists().where(WorkOrder.case_event_id == t.CaseEvent.id))
+        .order_by(t.CaseEvent.id).limit(limit)).all()
+    made = []
+    for event in events:
+        case = ses.get(t.Case, event.case_id)
+        assert case is not None  # the event's foreign key
+        made.append(enqueue(ses, case, MACHINE_EVENTS[event.action], event.id, settings, actor=event.actor).id)
+    return made
 
 
 def claim(ses: Session, worker: str, settings: WorkOrderSettings, now: datetime | None = None,

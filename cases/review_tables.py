@@ -101,7 +101,7 @@ class WorkOrder(Base):
     __tablename__ = "work_orders"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
-    case_event_id: Mapped[int | None] = mapped_column(Integer)  # the case_events row of the change it reports
+    case_event_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the case_events row it reports
     event: Mapped[str] = mapped_column(String(32))
     idempotency_key: Mapped[str] = mapped_column(String(200), unique=True)
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -41,7 +41,8 @@ SCHEMA = "streetwatch.work_order/1"  # a superset of the old webhook's streetwat
 SIGNATURE_HEADER = "X-Streetwatch-Signature"
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})  # anything else outside 2xx: the platform said no
 # the event an order reports, by the status a case moved to ("filed": a case sent as the pipeline filed it, with
-# `send: all`; "pushed": an analyst asked for it to be sent again)
+# `send: all`; "pushed": an analyst asked for it to be sent again; "reopened" and "rechecked" also come from the
+# pipeline and the re-check: `cases.outbox.MACHINE_EVENTS`)
 STATUS_EVENTS = {CaseStatus.CONFIRMED: "confirmed", CaseStatus.DISPATCHED: "dispatched",
                  CaseStatus.RESOLVED: "resolved", CaseStatus.REJECTED: "rejected", CaseStatus.NEW: "reopened"}
 FILED, PUSHED = "filed", "pushed"
@@ -71,6 +72,8 @@ class WorkOrderSettings(StrictModel):
     poll_s: float = Field(5.0, gt=0, le=3600, description="a worker's pause when nothing is due")
     evidence_base_url: str | None = Field(None, description="prefix of evidence links (e.g. the review app's "
                                                             "https://host/evidence/); without it, paths only")
+    dispatch_hours: float = Field(24.0, gt=0, le=24 * 365, description="deadline of a platform's 派遣 (dispatched) "
+                                  "report that names none: streetwatch re-checks the place after it")
     deliver_in_app: bool = Field(True, description="`streetwatch serve` runs a delivery worker itself; false: "
                                                    "the daemon or `streetwatch outbox deliver` sends")
 
@@ -110,8 +113,10 @@ class WorkOrderSettings(StrictModel):
 
     @property
     def lease_s(self) -> float:
-        """How long a claimed order stays claimed: a worker that died mid-send frees it after this."""
-        return 2 * self.timeout_s + 30.0
+        """How long a claimed order stays claimed: a worker that died mid-send frees it after this. Long enough for
+        a whole batch sent one after another, each up to its timeout, or a slow platform would see the end of a
+        batch sent twice (by its claimer, late, and by a worker that took the order over)."""
+        return (self.batch + 1) * self.timeout_s + 30.0
 
 
 @lru_cache(maxsize=8)
@@ -208,6 +213,7 @@ def work_order_payload(ses: Session, case: t.Case, *, event: str = "confirmed", 
         **coded_names(case, codes),
         "category": case.category,
         "status": case.status,
+        "flag": case.flag,  # the re-check's finding after a dispatch deadline: overdue | verified_handled | null
         "camera_id": case.camera_id,
         "camera": _camera(ses, case.camera_id),
         "first_seen": _iso(case.first_seen),
@@ -231,4 +237,17 @@ def work_order_payload(ses: Session, case: t.Case, *, event: str = "confirmed", 
         "model": run.model if run is not None else None,  # name:sha256-prefix of the model that found the evidence
         "run_id": run.id if run is not None else None,
         "version": case.version,
+        # streetwatch's own re-check (核查) of the place after the deadline: "verified_handled" (gone: resolved) or
+        # "overdue" (still there), with when and what footage it looked at; None before any
+        "recheck": _recheck(ses, case),
     }
+
+
+def _recheck(ses: Session, case: t.Case) -> dict[str, Any] | None:
+    last = ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == case.id, t.CaseEvent.action == "recheck")
+                       .order_by(t.CaseEvent.id.desc()).limit(1)).first()
+    if last is None:
+        return None
+    detail = last.detail or {}
+    return {"result": detail.get("result"), "at": _iso(last.at), "analysed": detail.get("analysed"),
+            "due_at": detail.get("due_at")}

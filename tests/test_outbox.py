@@ -446,3 +446,28 @@ def test_serve_runs_a_delivery_worker_beside_the_app_unless_told_not_to(tmp_path
     finally:
         stop.set()
     assert len(platform.processed) == 1
+
+
+def test_a_sent_case_the_pipeline_reopens_goes_out_again_an_unsent_one_does_not(tmp_path, sqlite_url, receiver):
+    from tests.reviewkit import file_sighting
+
+    platform = receiver([])
+    s = settings(platform.url)
+    store, (a, b) = world(tmp_path, sqlite_url)
+    confirm(store, b, s, "resolve")  # judged real and resolved: sent
+    with store.sessions.begin() as ses:  # resolved without an order (before the outbox): unknown to the platform
+        actions.set_status(ses, a, "resolve", "alice")
+    worker = OutboxWorker(store.sessions, s)
+    assert worker.deliver_once().delivered == 1
+    t0 = 1_800_000_000.0
+    for key, case_id, x in (("back-a", a, 10), ("back-b", b, 85)):  # both seen again at their places
+        again = file_sighting(store, tmp_path / "evidence", key, xyxy=(x, 100, x + 50, 160), first_seen=t0 + 7200)
+        assert again.case_id == case_id and again.reopened
+    turn = worker.deliver_once()
+    assert (turn.queued, turn.delivered) == (1, 1) and worker.deliver_once().queued == 0  # once, for b only
+    sent = json.loads(platform.requests[-1][1])
+    assert (sent["case_id"], sent["event"], sent["status"], sent["recurrence_count"]) == (b, "reopened", "new", 1)
+    with store.session() as ses:
+        reopened = ses.scalars(select(t.CaseEvent).where(t.CaseEvent.case_id == b,
+                                                         t.CaseEvent.action == "reopened")).one()
+    assert sent["event_id"] == reopened.id and sent["idempotency_key"] == f"streetwatch:case-{b}:reopened:{reopened.id}"

@@ -40,6 +40,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('work_orders', schema=None) as batch_op:
         batch_op.create_index('ix_work_orders_case_id', ['case_id'], unique=False)
+        batch_op.create_index('ix_work_orders_case_event_id', ['case_event_id'], unique=False)
         batch_op.create_index('ix_work_orders_due', ['state', 'next_attempt_at'], unique=False)
     # attempts made before the outbox (inline pushes) keep NULL: they sent no stored order
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
@@ -53,5 +54,6 @@ def downgrade() -> None:
         batch_op.drop_column('work_order_id')
     with op.batch_alter_table('work_orders', schema=None) as batch_op:
         batch_op.drop_index('ix_work_orders_due')
+        batch_op.drop_index('ix_work_orders_case_event_id')
         batch_op.drop_index('ix_work_orders_case_id')
     op.drop_table('work_orders')
