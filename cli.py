@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from streetwatch.commands import bench, cases, detect, outbox, report, review, telemetry, training
+from streetwatch.commands import bench, cases, detect, outbox, platform, report, review, telemetry, training
 from streetwatch.commands import daemon as daemon_cmd
 
 app = typer.Typer(
@@ -67,6 +67,7 @@ bench.bench_app.command("daemon")(daemon_cmd.bench_daemon)
 app.command("telemetry")(telemetry.telemetry)
 app.add_typer(outbox.app, name="outbox")
 app.command("report")(report.report)
+app.add_typer(platform.app, name="platform")
 
 if __name__ == "__main__":
     app()

@@ -137,7 +137,8 @@ def build_report(period: Period, cases: Iterable[CaseFact], events: Iterable[Eve
     totals: Counter = Counter()
     by_type: dict[str, Counter] = defaultdict(Counter)
     by_grid: dict[str, Counter] = defaultdict(Counter)
-    hours_new, hours_back = Counter(), Counter()
+    hours_new: Counter[int] = Counter()
+    hours_back: Counter[int] = Counter()
     per_camera: Counter = Counter()
     returns: dict[int, list[int]] = defaultdict(list)
 
@@ -153,9 +154,10 @@ def build_report(period: Period, cases: Iterable[CaseFact], events: Iterable[Eve
             per_camera[case.camera_id or ""] += 1
     seen: set[tuple[int, str]] = set()
     for ev in sorted(events, key=lambda e: e.at):
-        case = by_id.get(ev.case_id)
-        if case is None or not period.holds(ev.at) or ev.kind not in EVENT_KINDS:
+        of = by_id.get(ev.case_id)
+        if of is None or not period.holds(ev.at) or ev.kind not in EVENT_KINDS:
             continue
+        case = of
         if ev.kind == "reopened":
             count(case, "recurring")
             hours_back[period.hour(ev.at)] += 1

@@ -12,7 +12,8 @@ from streetwatch.cases.tables import as_utc
 from streetwatch.cases.uptime import uptime_between
 from streetwatch.detector.codes import CodeProfile, recode
 
-_KIND_OF_STATUS = {CaseStatus.CONFIRMED: "confirmed", CaseStatus.REJECTED: "rejected", CaseStatus.RESOLVED: "closed"}
+_KIND_OF_STATUS: dict[str, str] = {CaseStatus.CONFIRMED: "confirmed", CaseStatus.REJECTED: "rejected",
+                                   CaseStatus.RESOLVED: "closed"}
 
 
 def event_kind(action: str, detail: dict) -> str | None:
@@ -20,7 +21,7 @@ def event_kind(action: str, detail: dict) -> str | None:
     if action == "reopened":
         return "reopened"
     if action in ("status", "recheck"):
-        return _KIND_OF_STATUS.get(detail.get("to"))  # type: ignore[call-overload]
+        return _KIND_OF_STATUS.get(str(detail.get("to")))
     return None
 
 

@@ -17,12 +17,12 @@ def bar_chart(title: str, bars: list[tuple[str, list[int]]], series: tuple[str, 
     """Horizontal bars, one row per label, one colour per series (stacked); an SVG string."""
     colours = ("#1f6fb2", "#d9822b", "#3a9c4a")
     row_h, label_w, top = 18, 170, 28
-    most = max((sum(v) for _, v in bars), default=0) or 1
+    most = float(max((sum(v) for _, v in bars), default=0) or 1)
     scale = (width - label_w - 50) / most
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{top + row_h * len(bars) + 24}" '
              f'role="img" aria-label="{escape(title)}"><text x="0" y="16" font-weight="bold">{escape(title)}</text>']
     for i, (label, values) in enumerate(bars):
-        y, x = top + i * row_h, label_w
+        y, x = top + i * row_h, float(label_w)
         parts.append(f'<text x="{label_w - 6}" y="{y + 13}" text-anchor="end" font-size="12">{escape(label)}</text>')
         for k, v in enumerate(values):
             parts.append(f'<rect x="{x:.1f}" y="{y + 2}" width="{v * scale:.1f}" height="{row_h - 4}" '

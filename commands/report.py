@@ -26,7 +26,10 @@ def report(
     db: DbUrl = None,
 ) -> None:
     """Write the bureau report: new, confirmed, closed and recurring cases by type, grid and hour of day, the
-    places that come back after closing, and each camera's uptime."""
+    places that come back after closing, and each camera's uptime.
+
+    Example: streetwatch report 2026-W49 --timezone Asia/Shanghai --codes gbt47678-2026
+    """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     from streetwatch.cases.report import parse_period
