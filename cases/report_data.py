@@ -50,7 +50,7 @@ def gather(store: CaseStore, period: Period, profile: CodeProfile | None = None)
         rows = ses.scalars(select(t.Case).where(or_(t.Case.id.in_(touched),
                                                     (t.Case.created_at >= start) & (t.Case.created_at < end)))
                            .where(t.Case.status != CaseStatus.MERGED)).all()
-        cases = [CaseFact(c.id, c.problem_type, label(c, profile), c.camera_id, getattr(c, "grid_code", None), as_utc(c.created_at),
+        cases = [CaseFact(c.id, c.problem_type, label(c, profile), c.camera_id, c.grid_code, as_utc(c.created_at),
                           c.status, c.recurrence_count, _where(c)) for c in rows]
     facts = [EventFact(e.case_id, as_utc(e.at), kind) for e in events
              if (kind := event_kind(e.action, e.detail or {})) is not None]

@@ -17,6 +17,7 @@ from streetwatch.cases.delivery import OutboxWorker
 from streetwatch.cases.platform_status import NotApplicable, PlatformReport, UnknownCase, apply_report
 from streetwatch.cases.recheck import FLAG_VERIFIED, after_analysis
 from streetwatch.cases.review_tables import WorkOrder
+from streetwatch.cases.store import CaseStore
 from streetwatch.cases.work_orders import SIGNATURE_HEADER, sign
 from streetwatch.cli import app as cli
 from streetwatch.review import ReviewSettings, create_app
@@ -135,3 +136,40 @@ def test_the_cli_records_a_report_read_off_the_platform(tmp_path, sqlite_url):
     assert case(store, a).status == "dispatched"
     bad = CliRunner().invoke(cli, ["platform", "report", str(a), "paid", "--ref", "P-10", "--db", sqlite_url])
     assert bad.exit_code == 2 and "event 'paid'" in bad.output
+
+
+def test_handled_on_the_platform_is_rechecked_from_the_cameras_next_footage(tmp_path):
+    """The whole loop through real clips: a heap filed by the pipeline, confirmed, sent; the platform reports the
+    crew's 处置完成; the camera's next footage (heap gone) is analysed; the verdict reaches the platform."""
+    from streetwatch.batch.runner import Pipeline
+    from streetwatch.streams.discover import discover
+    from streetwatch.streams.writer import write_video
+    from tests.builders import FakeModel
+    from tests.test_pipeline import BoxModel
+    from tests.test_pipeline import settings as pipeline_settings
+    from tests.videos import numbered_frames
+
+    platform = Receiver([])
+    try:
+        store = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}")
+        first = write_video(tmp_path / "cam1" / "cam1_20261101_080000.mp4", numbered_frames(300, (320, 180), "cam1"),
+                            fps=10)
+        Pipeline(pipeline_settings(tmp_path), store, detector=BoxModel()).run(discover([first])[0])
+        with store.session() as ses:
+            (heap,) = ses.scalars(select(t.Case.id)).all()
+        s = settings(platform.url)
+        worker = OutboxWorker(store.sessions, s)
+        confirm(store, heap, s)
+        with store.sessions.begin() as ses:  # the crew cleared it on the 3rd at 07:00 (footage time is UTC here)
+            apply_report(ses, PlatformReport("处置完成", "PLAT-1", case_id=heap,
+                                             at=datetime(2026, 11, 3, 7, 0, tzinfo=UTC)))
+        gone = write_video(tmp_path / "cam1" / "cam1_20261103_080000.mp4", numbered_frames(900, (320, 180), "d3"),
+                           fps=10)
+        (res,) = Pipeline(pipeline_settings(tmp_path), store, detector=FakeModel()).run(discover([gone])[0])
+        assert res.notes["recheck"] == {str(heap): FLAG_VERIFIED}
+        worker.deliver_once()
+        sent = [json.loads(body) for _, body in platform.requests]
+        assert [(p["event"], p["status"]) for p in sent] == [("confirmed", "confirmed"), ("rechecked", "resolved")]
+        assert sent[1]["recheck"]["result"] == FLAG_VERIFIED and sent[1]["case_id"] == heap
+    finally:
+        platform.close()
