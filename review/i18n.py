@@ -60,6 +60,8 @@ JS_MESSAGES = {  # what app.js and map.js say, handed over in a data attribute (
     "cannot_load": N_("Cannot load cases: %(error)s"),
     "no_points": N_("No cases with a known position match these filters."),
     "point": N_("#%(id)s %(type)s (%(status)s), %(n)s sighting(s)"),
+    "grid": N_("Grid %(code)s %(name)s (grid head: %(head)s): %(n)s case(s)"),
+    "outside_grids": N_("%(n)s case(s) in no grid"),
 }
 
 

@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from streetwatch.cases import grids
 from streetwatch.cases import tables as t
 from streetwatch.cases.export import (
     NAME_FIELDS,
+    NO_GRID,
     case_dict,
     coded_names,
     evidence_from,
@@ -26,7 +28,7 @@ from streetwatch.cases.store import as_utc
 from streetwatch.detector.codes import CodeProfile
 from streetwatch.detector.geo import haversine_m
 from streetwatch.review import inputs
-from streetwatch.review.i18n import Msg
+from streetwatch.review.i18n import N_, Msg
 
 STATUSES = REVIEWABLE
 SORTS = {
@@ -34,7 +36,10 @@ SORTS = {
     "sightings": t.Case.sighting_count, "id": t.Case.id, "type": t.Case.problem_type, "status": t.Case.status,
     "camera": t.Case.camera_id, "due": t.Case.due_at,
 }
-FILTER_KEYS = ("type", "status", "camera", "since", "until", "zone", "near", "flag", "sort", "dir")
+FILTER_KEYS = ("type", "status", "camera", "since", "until", "zone", "grid", "near", "flag", "sort", "dir")
+# why a case is in no unit grid (cases.grids), as the pages say it
+GRID_NOTES = {grids.NO_GRIDS: N_("no grids loaded"), grids.OUTSIDE: N_("outside all grids"),
+              grids.NO_POSITION: N_("no position (neither the case nor its camera has one)")}
 
 
 class FilterError(ValueError):
@@ -69,6 +74,7 @@ class Queue:
     since: str = ""
     until: str = ""
     zone: str = ""
+    grid: str = ""  # a unit grid's code; "none": the cases in no grid
     near: str = ""  # "lat,lon[,radius_m]"
     flag: str = ""  # overdue | verified_handled
     sort: str = "last_seen"
@@ -133,6 +139,8 @@ def _filtered(q: Queue, *, skip: tuple[str, ...] = ()):
         query = query.where(t.Case.first_seen <= _when(q.until, "until", q.tz))
     if q.zone:
         query = query.where(t.Case.zone_id == q.zone)
+    if q.grid and "grid" not in skip:
+        query = query.where(t.Case.grid_code.is_(None) if q.grid == NO_GRID else t.Case.grid_code == q.grid)
     if q.flag:
         query = query.where(t.Case.flag == q.flag)
     near = q.near_point()
@@ -200,7 +208,24 @@ def choices(ses: Session) -> dict[str, list[str]]:
     def distinct(col):
         return [v for v in ses.scalars(select(col).where(t.Case.status != CaseStatus.MERGED).distinct().order_by(col)) if v]
     return {"types": distinct(t.Case.problem_type), "cameras": distinct(t.Case.camera_id),
-            "zones": distinct(t.Case.zone_id)}
+            "zones": distinct(t.Case.zone_id),
+            "grids": [(code, name) for code, name in ses.execute(select(t.GridRow.code, t.GridRow.name)
+                                                                 .order_by(t.GridRow.code))]}
+
+
+def grid_map(ses: Session, q: Queue) -> dict:
+    """The unit grids as a GeoJSON FeatureCollection, each with how many cases the other filters select in it
+    (`count`), for the map; `outside`: how many of them are in no grid."""
+    if q.near:  # exact distance: the listed cases themselves
+        found = [c.grid_code for c in list_cases(ses, replace(q, grid=""))[0]]
+        per: dict[str | None, int] = {code: found.count(code) for code in set(found)}
+    else:
+        base = _filtered(q, skip=("grid",)).subquery()
+        per = {code: n for code, n in ses.execute(select(base.c.grid_code, func.count()).group_by(base.c.grid_code))}
+    features = [{"type": "Feature", "id": g.code, "geometry": g.geometry,
+                 "properties": {"code": g.code, "name": g.name, "head": g.head, "count": per.get(g.code, 0)}}
+                for g in ses.scalars(select(t.GridRow).order_by(t.GridRow.code))]
+    return {"type": "FeatureCollection", "features": features, "outside": per.get(None, 0)}
 
 
 def type_names(ses: Session, codes: CodeProfile | None = None) -> dict[str, dict]:
@@ -237,5 +262,6 @@ def case_page(ses: Session, case_id: int, codes: CodeProfile | None = None) -> d
     merged_from = [e.detail.get("from_case") for e in events if e.action == "merged" and e.detail.get("from_case")]
     best = evidence_sighting(case, sightings)
     return {"case": case, "sightings": sightings, "events": events, "deliveries": deliveries,
+            "grid": grids.grid_of_case(ses, case),
             "merged_from": merged_from, "names": coded_names(case, codes), "sources": {s.id: provenance(s) for s in sightings},
             "evidence_from": evidence_from(best) if best else None}

@@ -31,12 +31,14 @@ from streetwatch.review.evidence_access import (
 )
 from streetwatch.review.i18n import Msg
 from streetwatch.review.queries import (
+    GRID_NOTES,
     STATUSES,
     Queue,
     case_page,
     choices,
     counts,
     export_rows,
+    grid_map,
     iso,
     list_cases,
     neighbours,
@@ -104,7 +106,7 @@ def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -
                                   ("/cases", Msg("All cases")))
         prev_id, next_id, position, length = neighbours(ses, q, case_id)
         return render(request, "case.html", cur, **data, q=q, prev_id=prev_id, next_id=next_id, position=position,
-                      length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS,
+                      length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS, grid_notes=GRID_NOTES,
                       can_push=outbox_settings(request.app.state.settings).enabled, evi=_view(request, cur))
 
 
@@ -277,6 +279,16 @@ def export(request: Request, fmt: str, cur: Current = Depends(current)) -> Respo
                     headers={"Content-Disposition": f'inline; filename="cases-{stamp}.geojson"'})
 
 
+@router.get("/grids.geojson")
+def grids_geojson(request: Request, cur: Current = Depends(current)) -> Response:
+    """The unit grids with each one's count of the cases the filters select (the map draws them)."""
+    q, errors = Queue.from_params(request.query_params, _tz(request))
+    if errors:
+        return error_response(request, 400, errors[0], ("/map", Msg("Map")))
+    with store_of(request).session() as ses:
+        return Response(json.dumps(grid_map(ses, q), ensure_ascii=False), media_type="application/geo+json")
+
+
 @router.get("/map")
 def map_page(request: Request, cur: Current = Depends(current)) -> Response:
     q, errors = Queue.from_params(request.query_params, _tz(request))
@@ -312,6 +324,7 @@ def api_case(request: Request, case_id: int, cur: Current = Depends(current)) ->
             return JSONResponse({"detail": f"case {case_id}: no such case"}, status_code=404)
         return JSONResponse({
             **_api_case(data["case"], _codes(request)),
+            **data["grid"],  # grid_code, grid_name, grid_head, grid_note (why it is in none)
             "last_event": data["events"][-1].id if data["events"] else None,  # send back as `seen` with an action
             "sightings": [{"id": s.id, "camera_id": s.camera_id, "class": s.class_name, "first_seen": iso(s.first_seen),
                            "last_seen": iso(s.last_seen), "confidence": s.confidence,

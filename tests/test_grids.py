@@ -287,3 +287,36 @@ def test_regrid_takes_camera_locations_and_grids_from_a_cameras_yaml(filed, tmp_
     assert out.exit_code == 0, out.output
     with CaseStore(url).session() as ses:
         assert dict(ses.execute(select(t.Case.camera_id, t.Case.grid_code)).all()) == {"drone": A, "gate": A, "roof": C}
+
+
+# ---- the review app: list filter, case page, map data ------------------------------------------------------
+
+
+def test_the_review_app_filters_by_grid_names_it_on_the_case_page_and_counts_cases_per_grid(filed, tmp_path):
+    from fastapi.testclient import TestClient
+
+    from streetwatch.review.app import create_app
+    from streetwatch.review.settings import ReviewSettings
+    from tests.reviewkit import add_users, login
+
+    url, path = filed
+    store = CaseStore(url)
+    load(store)
+    add_users(store)
+    client = TestClient(create_app(url, tmp_path / "evidence", ReviewSettings()), base_url="http://testserver")
+    assert login(client, "alice").status_code == 303
+    listing = client.get("/cases", params={"grid": B}).text
+    assert 'id="row-2"' in listing and 'id="row-1"' not in listing and 'id="row-3"' not in listing
+    assert f'<option value="{B}" selected>{B} 拉坎德拉里亚 2</option>' in listing
+    assert 'id="row-3"' in client.get("/cases", params={"grid": "none"}).text
+    page = client.get("/cases/1").text
+    assert re.search(rf'id="grid"><a href="/cases\?grid={A}">{A}</a> 拉坎德拉里亚 1; grid head 王五</td>', page)
+    assert "in no grid: no position (neither the case nor its camera has one)" in client.get("/cases/3").text
+    assert client.get("/api/cases/2").json()["grid_head"] == "第二组"
+    grids = client.get("/grids.geojson", params={"camera": "gate"}).json()  # counted under the other filters
+    assert {f["id"]: f["properties"]["count"] for f in grids["features"]} == {A: 0, B: 1, C: 0}
+    assert grids["outside"] == 0 and grids["features"][0]["geometry"]["type"] == "Polygon"
+    everything = client.get("/grids.geojson", params={"grid": A}).json()  # the map's own grid filter is not applied
+    assert ({f["id"]: f["properties"]["count"] for f in everything["features"]}, everything["outside"]) == (
+        {A: 1, B: 1, C: 0}, 1)
+    assert f'data-grids="/grids.geojson?grid={A}" data-grid-queue=""' in client.get("/map", params={"grid": A}).text

@@ -328,3 +328,46 @@ def test_a_chinese_case_page_draws_real_glyphs_and_long_paths_stay_inside_the_wi
             }
             return {vw, scroll: document.documentElement.scrollWidth, over: over.slice(0, 12)};""")
         assert layout["over"] == [] and layout["scroll"] <= layout["vw"], (width, layout)
+
+
+def _places_in_grids(store, evidence) -> list[int]:
+    """The four places, the first two in one unit grid, the third in another, the fourth in none."""
+    from streetwatch.cases import grids
+    from streetwatch.cases.grid_file import parse_grids
+
+    def square(code, lat, lon, d):
+        ring = [[lon - d, lat - d], [lon + d, lat - d], [lon + d, lat + d], [lon - d, lat + d], [lon - d, lat - d]]
+        return {"type": "Feature", "properties": {"code": code, "name": code[-3:], "head": "王五"},
+                "geometry": {"type": "Polygon", "coordinates": [ring]}}
+
+    mid = ((PLACES[0][0] + PLACES[1][0]) / 2, (PLACES[0][1] + PLACES[1][1]) / 2)
+    doc = {"type": "FeatureCollection", "features": [square("310101002003001", *mid, 0.0008),
+                                                     square("310101002003002", *PLACES[2], 0.0003)]}
+    with store.sessions.begin() as ses:
+        grids.save_grids(ses, parse_grids(doc))
+    return _four_places(store, evidence)
+
+
+@pytest.fixture
+def server_grids(tmp_path):
+    yield from _serve(tmp_path, ReviewSettings(), seed=_places_in_grids)
+
+
+def test_the_map_draws_the_unit_grids_with_their_case_counts(server_grids, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    base, _, _ = server_grids
+    browser.get(f"{base}/map")
+    wait_for(browser, lambda dr: dr.find_element(By.ID, "username"), "the log-in form")
+    keys(browser, "alice", Keys.TAB, PASSWORDS["alice"], Keys.ENTER)
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map-svg .unit-grids path")) == 2, "two grids")
+    labels = [e.text for e in browser.find_elements(By.CSS_SELECTOR, "#map-svg .unit-grids text")]
+    assert labels == ["001: 2", "002: 1"] and len(browser.find_elements(By.CSS_SELECTOR, "#map-svg circle")) == 4
+    assert "1 case(s) in no grid" in browser.find_element(By.ID, "legend").text
+    if os.environ.get("STREETWATCH_SCREENSHOTS"):
+        browser.save_screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "map-grids.png"))
+    browser.get(f"{base}/map?grid=310101002003002")  # a grid's link: its cases only, every grid still drawn
+    wait_for(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#map-svg circle")) == 1, "one point")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#map-svg .unit-grids path")) == 2
+    assert [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []

@@ -1,4 +1,5 @@
-/* streetwatch review: draws the cases of /export.geojson on a Web Mercator plane; tiles only when configured. */
+/* streetwatch review: draws the cases of /export.geojson on a Web Mercator plane, over the bureau's unit grids
+   (/grids.geojson, each with its count of the filtered cases); tiles only when configured. */
 (function () {
   "use strict";
   var box = document.getElementById("map"), svg = document.getElementById("map-svg"), NS = "http://www.w3.org/2000/svg";
@@ -26,18 +27,62 @@
     var p = Math.pow(10, Math.floor(Math.log10(span / 4))), m = span / 4 / p;
     return p * (m >= 5 ? 5 : m >= 2 ? 2 : 1);
   }
-  fetch(box.dataset.geojson, { credentials: "same-origin", headers: { Accept: "application/geo+json" } })
-    .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); })
-    .then(draw)
+  function load(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json" } })
+      .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); });
+  }
+  Promise.all([load(box.dataset.geojson), box.dataset.grids ? load(box.dataset.grids) : null])
+    .then(function (both) { draw(both[0], both[1]); })
     .catch(function (err) { document.getElementById("map-note").textContent = msg("cannot_load", { error: err.message }); });
 
-  function draw(gj) {
+  function polygons(geom) {  // a Polygon's or MultiPolygon's rings, as a list of polygons
+    return !geom ? [] : geom.type === "Polygon" ? [geom.coordinates] : geom.type === "MultiPolygon" ? geom.coordinates : [];
+  }
+
+  function drawGrids(grids, px) {
+    var feats = grids.features || [], layer = el("g", { "class": "unit-grids" });
+    var most = Math.max.apply(null, [1].concat(feats.map(function (f) { return f.properties.count; })));
+    var queue = box.dataset.gridQueue;
+    feats.forEach(function (f) {
+      var p = f.properties, d = "", left = Infinity, right = -Infinity, top = Infinity;
+      polygons(f.geometry).forEach(function (poly, pi) {
+        poly.forEach(function (ring, ri) {
+          ring.forEach(function (c, i) {
+            var at = px(merc(c[0], c[1]));
+            d += (i ? "L" : "M") + at[0].toFixed(1) + " " + at[1].toFixed(1);
+            if (pi === 0 && ri === 0) { left = Math.min(left, at[0]); right = Math.max(right, at[0]); top = Math.min(top, at[1]); }
+          });
+          d += "Z";
+        });
+      });
+      var link = el("a", { href: "/map?" + (queue ? queue + "&" : "") + "grid=" + encodeURIComponent(p.code), "class": "grid-area" }, layer);
+      el("path", { d: d, "fill-rule": "evenodd", "fill-opacity": p.count ? (0.08 + 0.35 * p.count / most).toFixed(2) : 0.03 }, link);
+      el("title", {}, link).textContent = msg("grid", { code: p.code, name: p.name || "", head: p.head || "-", n: p.count });
+      // the label inside the top edge of the first outline, clear of the points in its middle
+      if (top < Infinity) el("text", { x: (left + right) / 2, y: top + 14, "text-anchor": "middle", "class": "grid-count" }, link).textContent = (p.name || p.code) + ": " + p.count;
+    });
+    if (feats.length && grids.outside) {
+      var li = document.createElement("li");
+      li.textContent = msg("outside_grids", { n: grids.outside });
+      document.getElementById("legend").appendChild(li);
+    }
+  }
+
+  function draw(gj, grids) {
     var feats = (gj.features || []).filter(function (f) { return f.geometry && f.geometry.type === "Point"; });
     var W = box.clientWidth || 800, H = box.clientHeight || 520;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
-    if (!feats.length) { el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", "class": "empty" }).textContent = msg("no_points"); return; }
+    var outline = [];  // with no case to show, the grids frame the map
+    ((grids && grids.features) || []).forEach(function (f) {
+      polygons(f.geometry).forEach(function (poly) { poly[0].forEach(function (c) { outline.push(merc(c[0], c[1])); }); });
+    });
+    if (!feats.length) {
+      el("text", { x: W / 2, y: outline.length ? 24 : H / 2, "text-anchor": "middle", "class": "empty" }).textContent = msg("no_points");
+      if (!outline.length) return;
+    }
     var pts = feats.map(function (f) { return merc(f.geometry.coordinates[0], f.geometry.coordinates[1]); });
-    var xs = pts.map(function (p) { return p[0]; }), ys = pts.map(function (p) { return p[1]; });
+    var frame = pts.length ? pts : outline;
+    var xs = frame.map(function (p) { return p[0]; }), ys = frame.map(function (p) { return p[1]; });
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs), y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
     var fit = Math.min(W / Math.max(x1 - x0, 1e-9), H / Math.max(y1 - y0, 1e-9)) * 0.8;
     var z = Math.max(1, Math.min(19, Math.floor(Math.log2(fit / 256))));
@@ -63,6 +108,7 @@
         el("text", { x: 3, y: b[1] - 3 }, g).textContent = lat.toFixed(5).replace(/0+$/, "").replace(/\.$/, "");
       }
     }
+    if (grids) drawGrids(grids, px);
     var colours = {}, legend = document.getElementById("legend");
     feats.forEach(function (f, i) {
       var t = f.properties.problem_type;
