@@ -23,8 +23,8 @@ from streetwatch.cases.grid_file import Grid, GridIndex, GridSet
 from streetwatch.cases.status import CaseStatus
 from streetwatch.cases.tables import utcnow
 
-__all__ = ["GRID_FIELDS", "GridCache", "RegridReport", "assign", "grid_fields", "grid_of_case", "grid_rows",
-           "load_index", "regrid", "save_grids"]
+__all__ = ["GRID_FIELDS", "GridCache", "RegridReport", "assign", "grid_fields", "grid_for_order", "grid_of_case",
+           "grid_rows", "load_index", "regrid", "save_grids"]
 
 GRID_FIELDS = ("grid_code", "grid_name", "grid_head", "grid_note")
 NO_GRIDS = "no grids loaded"
@@ -173,3 +173,12 @@ def grid_of_case(ses: Session, case: t.Case) -> dict:
     row = {"grid_code": case.grid_code, "lat": case.lat, "camera_id": case.camera_id}
     grid_fields(ses, [row])
     return {k: row[k] for k in GRID_FIELDS}
+
+
+def grid_for_order(ses: Session, case: t.Case) -> dict | None:
+    """A work order's `grid`: None while no grids are loaded; else {code, name, head, note}, where a case in no
+    grid has code None and `note` says why (outside all grids, no position)."""
+    if not ses.scalar(select(func.count(t.GridRow.code))):
+        return None
+    g = grid_of_case(ses, case)
+    return {"code": g["grid_code"], "name": g["grid_name"], "head": g["grid_head"], "note": g["grid_note"]}

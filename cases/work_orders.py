@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 from streetwatch.cases import tables as t
 from streetwatch.cases.evidence_tiers import outward_record
 from streetwatch.cases.export import coded_names, evidence_sighting, provenance
+from streetwatch.cases.grids import grid_for_order
 from streetwatch.cases.status import POSITIVE, CaseStatus
 from streetwatch.cases.store import as_utc
 from streetwatch.detector.codes import OWN_SCHEME, CodeProfile, load_code_profile
@@ -223,7 +224,7 @@ def work_order_payload(ses: Session, case: t.Case, *, event: str = "confirmed", 
         "confidence": round(case.best_confidence, 4),
         "position": None if case.lat is None else {"lat": case.lat, "lon": case.lon, "uncertainty_m": case.uncertainty_m,
                                                     "crs": "WGS84"},
-        "grid": None,  # the unit grid (单元网格) of the case: filled once grids are loaded (issue 25 item 2)
+        "grid": grid_for_order(ses, case),  # the unit grid (单元网格): null while none are loaded (cases.grids)
         "zone_id": case.zone_id,
         "scene_id": case.scene_id,
         "box_norm": (case.box_norm or {}).get("xyxy"),  # 0..1 of the camera image (with a scene: its reference)

@@ -320,3 +320,19 @@ def test_the_review_app_filters_by_grid_names_it_on_the_case_page_and_counts_cas
     assert ({f["id"]: f["properties"]["count"] for f in everything["features"]}, everything["outside"]) == (
         {A: 1, B: 1, C: 0}, 1)
     assert f'data-grids="/grids.geojson?grid={A}" data-grid-queue=""' in client.get("/map", params={"grid": A}).text
+
+
+def test_a_work_order_carries_the_grid_once_grids_are_loaded(sqlite_url):
+    from streetwatch.cases.work_orders import work_order_payload
+
+    store = CaseStore(sqlite_url)
+    inside = store.record_sighting(sighting("d1", camera_id="drone", lat=4.597, lon=-74.083, unc=3.0), TAX, {}, None)
+    away = store.record_sighting(sighting("a1", camera_id="drone", lat=4.70, lon=-74.05, unc=3.0), TAX, {}, None)
+    with store.session() as ses:
+        assert work_order_payload(ses, ses.get(t.Case, inside.case_id))["grid"] is None  # no grids: nothing to say
+    load(store)
+    with store.session() as ses:
+        assert work_order_payload(ses, ses.get(t.Case, inside.case_id))["grid"] == {
+            "code": A, "name": "拉坎德拉里亚 1", "head": "王五", "note": None}
+        assert work_order_payload(ses, ses.get(t.Case, away.case_id))["grid"] == {
+            "code": None, "name": None, "head": None, "note": grid_store.OUTSIDE}
