@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -32,18 +33,29 @@ from streetwatch.cases.tables import as_utc
 from streetwatch.detector.errors import StreetwatchError
 
 ACTOR = "platform"
-# the platform's words for its events (as its case states are usually labelled), and ours
-ALIASES = {"派遣": "dispatched", "处置": "handled", "处置完成": "handled", "核查": "checked", "核查通过": "checked",
-           "结案": "closed", "退回": "rejected", "不予受理": "rejected", "作废": "rejected"}
-EVENTS = ("dispatched", "handled", "checked", "closed", "rejected")
-_TARGET = {"dispatched": CaseStatus.DISPATCHED, "handled": CaseStatus.DISPATCHED, "checked": CaseStatus.RESOLVED,
-           "closed": CaseStatus.RESOLVED, "rejected": CaseStatus.REJECTED}
+
+
+class PlatformEvent(StrEnum):
+    """What the platform reports (its own vocabulary, not streetwatch's case statuses: `_TARGET` maps them)."""
+
+    DISPATCHED = "dispatched"
+    HANDLED = "handled"
+    CHECKED = "checked"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+
+
+_E = PlatformEvent
+EVENTS = tuple(e.value for e in PlatformEvent)
+# the platform's words for its events, as its case states are usually labelled
+ALIASES = {"派遣": _E.DISPATCHED, "处置": _E.HANDLED, "处置完成": _E.HANDLED, "核查": _E.CHECKED, "核查通过": _E.CHECKED,
+           "结案": _E.CLOSED, "退回": _E.REJECTED, "不予受理": _E.REJECTED, "作废": _E.REJECTED}
+_TARGET = {_E.DISPATCHED: CaseStatus.DISPATCHED, _E.HANDLED: CaseStatus.DISPATCHED, _E.CHECKED: CaseStatus.RESOLVED,
+           _E.CLOSED: CaseStatus.RESOLVED, _E.REJECTED: CaseStatus.REJECTED}
 # from which statuses each report applies: a platform acts on cases it took; a rejected or merged case is not its
-_FROM = {"dispatched": {CaseStatus.NEW, CaseStatus.CONFIRMED, CaseStatus.DISPATCHED},
-         "handled": {CaseStatus.NEW, CaseStatus.CONFIRMED, CaseStatus.DISPATCHED},
-         "checked": {CaseStatus.NEW, CaseStatus.CONFIRMED, CaseStatus.DISPATCHED, CaseStatus.RESOLVED},
-         "closed": {CaseStatus.NEW, CaseStatus.CONFIRMED, CaseStatus.DISPATCHED, CaseStatus.RESOLVED},
-         "rejected": {CaseStatus.NEW, CaseStatus.CONFIRMED, CaseStatus.DISPATCHED}}
+_OPEN = {CaseStatus.NEW, CaseStatus.CONFIRMED, CaseStatus.DISPATCHED}
+_FROM = {_E.DISPATCHED: _OPEN, _E.HANDLED: _OPEN, _E.CHECKED: _OPEN | {CaseStatus.RESOLVED},
+         _E.CLOSED: _OPEN | {CaseStatus.RESOLVED}, _E.REJECTED: _OPEN}
 
 
 class PlatformReportError(StreetwatchError):
@@ -79,11 +91,11 @@ class Applied:
     due_at: datetime | None = None
 
 
-def event_name(word: str) -> str:
+def event_name(word: str) -> PlatformEvent:
     name = ALIASES.get(word.strip(), word.strip().lower())
     if name not in EVENTS:
         raise PlatformReportError(f"event {word!r}: one of {', '.join(EVENTS)} (or {', '.join(ALIASES)})")
-    return name
+    return PlatformEvent(name)
 
 
 def _case_of(ses: Session, report: PlatformReport) -> t.Case:
@@ -117,16 +129,16 @@ def apply_report(ses: Session, report: PlatformReport, handle_hours: float = 24.
     now = now or datetime.now(timezone.utc)
     at = as_utc(report.at) if report.at else now
     before, target = case.status, _TARGET[event]
-    if event == "dispatched":
+    if event == _E.DISPATCHED:
         case.due_at = as_utc(report.deadline) if report.deadline else at + timedelta(hours=handle_hours)
-    elif event == "handled":
+    elif event == _E.HANDLED:
         case.due_at = at  # the re-check looks at the place from the crew's "done" on
     else:
         case.due_at = None
     case.status, case.flag, case.updated_at = target, None, now
     detail = {"from": before, "to": target, "via": ACTOR, "platform_event": event, "platform_ref": report.ref,
               "note": report.note.strip(), "due_at": case.due_at.isoformat() if case.due_at else None}
-    if event == "rejected":
+    if event == _E.REJECTED:
         detail["reason"] = "out_of_scope"
     ses.add(t.CaseEvent(case_id=case.id, actor=f"{ACTOR}:{report.actor}" if report.actor != ACTOR else ACTOR,
                         action="status", at=at, detail={k: v for k, v in detail.items() if v not in (None, "")}))

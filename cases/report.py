@@ -19,10 +19,24 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 NO_GRID = "(no grid)"
-EVENT_KINDS = ("confirmed", "rejected", "closed", "reopened")
+
+
+class Column(StrEnum):
+    """What the report counts (its own words: a case's status moves are read into these by `cases.report_data`)."""
+
+    NEW = "new"
+    CONFIRMED = "confirmed"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    RECURRING = "recurring"
+
+
+REOPENED = "reopened"  # the event a return is counted from
+EVENT_KINDS = (Column.CONFIRMED.value, Column.REJECTED.value, Column.CLOSED.value, REOPENED)
 HOT_SPOTS = 10
 
 
@@ -149,7 +163,7 @@ def build_report(period: Period, cases: Iterable[CaseFact], events: Iterable[Eve
 
     for case in by_id.values():
         if period.holds(case.created_at):
-            count(case, "new")
+            count(case, Column.NEW)
             hours_new[period.hour(case.created_at)] += 1
             per_camera[case.camera_id or ""] += 1
     seen: set[tuple[int, str]] = set()
@@ -158,8 +172,8 @@ def build_report(period: Period, cases: Iterable[CaseFact], events: Iterable[Eve
         if of is None or not period.holds(ev.at) or ev.kind not in EVENT_KINDS:
             continue
         case = of
-        if ev.kind == "reopened":
-            count(case, "recurring")
+        if ev.kind == REOPENED:
+            count(case, Column.RECURRING)
             hours_back[period.hour(ev.at)] += 1
             returns[case.id].append(period.hour(ev.at))
         elif (case.id, ev.kind) not in seen:  # confirmed twice in a day is one confirmed case

@@ -5,21 +5,21 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from streetwatch.cases import tables as t
-from streetwatch.cases.report import CaseFact, EventFact, Period, Report, build_report
+from streetwatch.cases.report import REOPENED, CaseFact, Column, EventFact, Period, Report, build_report
 from streetwatch.cases.status import CaseStatus
 from streetwatch.cases.store import CaseStore
 from streetwatch.cases.tables import as_utc
 from streetwatch.cases.uptime import uptime_between
 from streetwatch.detector.codes import CodeProfile, recode
 
-_KIND_OF_STATUS: dict[str, str] = {CaseStatus.CONFIRMED: "confirmed", CaseStatus.REJECTED: "rejected",
-                                   CaseStatus.RESOLVED: "closed"}
+_KIND_OF_STATUS: dict[str, str] = {CaseStatus.CONFIRMED: Column.CONFIRMED, CaseStatus.REJECTED: Column.REJECTED,
+                                   CaseStatus.RESOLVED: Column.CLOSED}
 
 
 def event_kind(action: str, detail: dict) -> str | None:
     """What a case event counts as in the report: a status set by an analyst or by the re-check, or a return."""
-    if action == "reopened":
-        return "reopened"
+    if action == REOPENED:
+        return REOPENED
     if action in ("status", "recheck"):
         return _KIND_OF_STATUS.get(str(detail.get("to")))
     return None
@@ -45,7 +45,7 @@ def gather(store: CaseStore, period: Period, profile: CodeProfile | None = None)
     with store.session() as ses:
         events = ses.execute(select(t.CaseEvent.case_id, t.CaseEvent.at, t.CaseEvent.action, t.CaseEvent.detail)
                              .where(t.CaseEvent.at >= start, t.CaseEvent.at < end,
-                                    t.CaseEvent.action.in_(["reopened", "status", "recheck"]))).all()
+                                    t.CaseEvent.action.in_([REOPENED, "status", "recheck"]))).all()
         touched = {e.case_id for e in events}
         rows = ses.scalars(select(t.Case).where(or_(t.Case.id.in_(touched),
                                                     (t.Case.created_at >= start) & (t.Case.created_at < end)))

@@ -7,10 +7,11 @@ import csv
 from html import escape
 from pathlib import Path
 
-from streetwatch.cases.report import Report, Row
+from streetwatch.cases.report import Column, Report, Row
 
-COLUMNS = (("new", "新增 new"), ("confirmed", "确认 confirmed"), ("closed", "结案 closed"),
-           ("rejected", "驳回 rejected"), ("recurring", "复发 recurring"))
+HEADINGS = {Column.NEW: "新增", Column.CONFIRMED: "确认", Column.CLOSED: "结案", Column.REJECTED: "驳回",
+            Column.RECURRING: "复发"}
+COLUMNS = tuple((c.value, f"{HEADINGS[c]} {c.value}") for c in Column)
 
 
 def bar_chart(title: str, bars: list[tuple[str, list[int]]], series: tuple[str, ...], width: int = 640) -> str:

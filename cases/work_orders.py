@@ -44,8 +44,8 @@ RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})  # anything else o
 # the event an order reports, by the status a case moved to ("filed": a case sent as the pipeline filed it, with
 # `send: all`; "pushed": an analyst asked for it to be sent again; "reopened" and "rechecked" also come from the
 # pipeline and the re-check: `cases.outbox.MACHINE_EVENTS`)
-STATUS_EVENTS = {CaseStatus.CONFIRMED: "confirmed", CaseStatus.DISPATCHED: "dispatched",
-                 CaseStatus.RESOLVED: "resolved", CaseStatus.REJECTED: "rejected", CaseStatus.NEW: "reopened"}
+STATUS_EVENTS = {**{s: s.value for s in (CaseStatus.CONFIRMED, CaseStatus.DISPATCHED, CaseStatus.RESOLVED,
+                                         CaseStatus.REJECTED)}, CaseStatus.NEW: "reopened"}
 FILED, PUSHED = "filed", "pushed"
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 

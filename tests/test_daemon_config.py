@@ -31,6 +31,7 @@ CAM = {"id": "cam-1", "url": "rtsp://10.0.0.5/s1"}
 def example_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("STREETWATCH_DB_PASSWORD", "db-pw")
     monkeypatch.setenv("CAM_GATE_EAST_PASSWORD", "cam-pw")
+    monkeypatch.setenv("STREETWATCH_PLATFORM_SECRET", "platform-key")
 
 
 def write(tmp_path: Path, data: dict | str) -> Path:
