@@ -141,3 +141,30 @@ def test_the_run_card_draft_names_every_teacher(tmp_path):
     teachers = teachers[0]  # older manifests hold one teacher as a mapping
     (ds / "manifest.json").write_text(json.dumps({"name": "v1", "classes": ["garbage"], "teacher": teachers}))
     assert "teacher `coco_int8`" in write_card_draft(run).read_text()
+
+
+def test_a_run_resumed_on_a_fresh_machine_keeps_its_earlier_legs_and_epoch_count(tmp_path):
+    """A fresh machine resumes from the committed resume/last.pt: the run folder has only the new leg's epochs
+    and legs. The candidate still counts every epoch and lists every leg of the run (once each)."""
+    out = tmp_path / "models" / "v3-candidate"
+    out.mkdir(parents=True)
+    (out / "progress.json").write_text(json.dumps({"run": "v3", "epochs_done": 3, "earlier_runs": []}))
+    first = {"run": "v3", "leg": 1, "kind": "start", "started": "2026-12-06T03:36:05+00:00", "first_epoch": 1,
+             "last_epoch": 3, "wall_s": 8549.2}
+    (out / "legs.json").write_text(json.dumps([first]))
+    run = tmp_path / "runs" / "v3"
+    (run / "weights").mkdir(parents=True)
+    torch.save({"ema": torch.nn.Linear(2, 2), "optimizer": None}, run / "weights" / "last.pt")
+    (run / "args.yaml").write_text("epochs: 30\nimgsz: 640\n")
+    (run / "results.csv").write_text("epoch,metrics/mAP50(B)\n4,0.67963\n")
+    resumed = {"leg": 1, "kind": "resume", "started": "2026-12-06T18:11:34+00:00", "first_epoch": 4,
+               "last_epoch": 4, "wall_s": 4441.0}
+    (run / "legs.json").write_text(json.dumps([resumed]))
+    for _ in range(2):  # saved twice (after each epoch of a session): the same legs, not doubled
+        save_candidate(run, out)
+    progress = json.loads((out / "progress.json").read_text())
+    assert (progress["epochs_done"], progress["train_wall_s"]) == (4, 12990.2)
+    assert progress["last_validation"] == {"metrics/mAP50(B)": "0.67963"}
+    legs = json.loads((out / "legs.json").read_text())
+    assert [(leg["leg"], leg["kind"], leg["first_epoch"], leg["last_epoch"]) for leg in legs] == [
+        (1, "start", 1, 3), (2, "resume", 4, 4)]

@@ -34,12 +34,25 @@ def _read(path: Path, default):
     return json.loads(path.read_text()) if path.is_file() else default
 
 
-def _earlier_runs(out: Path, run: str) -> list[dict]:
-    """Legs of the runs this one continued (a run started from the candidate on a fresh machine): kept, so
-    the card lists every leg of the model, not only the last run's."""
+def _all_legs(out: Path, run: str, legs: list[dict]) -> list[dict]:
+    """Every leg of the model: those kept in `out` (of the runs this one continued, and of this run's earlier
+    sessions: a run resumed on a fresh machine from the committed `resume/last.pt` has only its new legs in its
+    folder) and this run's, once each (by run and start time), this run's numbered in order."""
     before = _read(out / "progress.json", {}).get("run")
-    return [{"run": before, **leg} if "run" not in leg else leg for leg in _read(out / "legs.json", [])
-            if leg.get("run", before) != run]
+    kept = [{"run": before, **leg} if "run" not in leg else leg for leg in _read(out / "legs.json", [])]
+    new = {leg.get("started") for leg in legs}
+    mine = sorted([leg for leg in kept if leg.get("run") == run and leg.get("started") not in new] + legs,
+                  key=lambda leg: str(leg.get("started", "")))
+    return [leg for leg in kept if leg.get("run") != run] + [{**leg, "leg": i} for i, leg in enumerate(mine, 1)]
+
+
+def _epochs_done(rows: list[dict]) -> int:
+    """The last epoch in results.csv (Ultralytics numbers them from 1); a resumed run's folder on a fresh machine
+    holds only the epochs of its new legs, so their count would say too few."""
+    try:
+        return max(int(float(r["epoch"])) for r in rows) if rows else 0
+    except (KeyError, ValueError):
+        return len(rows)
 
 
 def _earlier_progress(out: Path, run: str) -> list[dict]:
@@ -65,20 +78,20 @@ def save_candidate(run: Path, out: Path, weights: Path | None = None) -> Path:
         raise ModelError(f"{last}: no weights in the checkpoint")
     args = read_yaml(run / "args.yaml") if (run / "args.yaml").is_file() else {}
     rows = _results(run)
-    epoch = len(rows)  # last.pt says -1 once a run is finished (Ultralytics strips it): count epochs instead
+    epoch = _epochs_done(rows)  # last.pt says -1 once a run is finished (Ultralytics strips it)
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.half(), "ema": None, "optimizer": None, "epoch": -1, "train_args": args,
                 "date": ckpt.get("date"), "version": ckpt.get("version"),
                 "candidate_of": {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
                                  "weights": last.name, "wise_ft": ckpt.get("wise_ft")}},
                out / "candidate.pt")
-    legs = [{"run": run.name, **leg} for leg in _read(run / "legs.json", [])]
-    (out / "legs.json").write_text(json.dumps(_earlier_runs(out, run.name) + legs, indent=2))
+    legs = _all_legs(out, run.name, [{"run": run.name, **leg} for leg in _read(run / "legs.json", [])])
+    (out / "legs.json").write_text(json.dumps(legs, indent=2))
     progress = {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
                 "weights": last.name, "wise_ft": ckpt.get("wise_ft"),
                 "imgsz": args.get("imgsz"), "batch": args.get("batch"), "data": args.get("data"),
                 "optimizer": args.get("optimizer"), "lr0": args.get("lr0"), "lrf": args.get("lrf"),
-                "train_wall_s": round(sum(leg.get("wall_s", 0) for leg in legs), 1),
+                "train_wall_s": round(sum(leg.get("wall_s", 0) for leg in legs if leg.get("run") == run.name), 1),
                 "earlier_runs": _earlier_progress(out, run.name),
                 "last_validation": {k: v for k, v in rows[-1].items() if k.startswith("metrics/")} if rows else {}}
     (out / "progress.json").write_text(json.dumps(progress, indent=2))
