@@ -375,13 +375,14 @@ class Pipeline:
                     except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                         errors.append(exc)
                     continue
-                extension = isinstance(s, _Extension)
-                if isinstance(s, _Extension):
-                    s = s.sighting
                 try:
+                    if isinstance(s, _Extension):  # span and hits only (`CaseStore.extend_sighting`)
+                        with timer.stage("database"):
+                            self.store.extend_sighting(s.sighting)
+                        continue
                     rec = sink.file(s, self.taxonomy.problem_types[s.problem_type], run_id)
                     result.case_ids.add(rec.case_id)
-                    result.sightings += 0 if s.final or extension else 1
+                    result.sightings += 0 if s.final else 1
                     result.cases_opened += int(rec.created)
                 except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                     errors.append(exc)

@@ -77,9 +77,14 @@ def same_files(a: dict | None, b: dict | None) -> bool:
     files have expired, the hash of a file drawn for one box (the annotated frame or the crop; two objects in
     one frame share the raw frame's bytes, never these)."""
     a, b = a or {}, b or {}
-    paths = {v.get("path") for v in a.values() if _has_file(v)}
-    if paths & {v.get("path") for v in b.values() if _has_file(v)}:
+    a_paths = {v.get("path") for v in a.values() if _has_file(v)}
+    b_paths = {v.get("path") for v in b.values() if _has_file(v)}
+    if a_paths & b_paths:
         return True
+    if a_paths and b_paths:
+        # both still have files, at other paths: two sightings' files, however alike (two segments' crops of one
+        # still object are byte-identical: taking the other's files swapped a case's evidence for a worse frame)
+        return False
     per_box = ("annotated", "crop", REDACTED["annotated"], REDACTED["crop"])
     return any(isinstance(a.get(k), dict) and isinstance(b.get(k), dict) and a[k].get("sha256")
                and a[k].get("sha256") == b[k].get("sha256") for k in per_box)

@@ -205,6 +205,28 @@ class CaseStore:
         box = map_box_norm(place_box(s), to_ref, view_size, ref_size)
         return replace(s, scene_id=scene_id, scene_box=box, scene_view=None)
 
+    def extend_sighting(self, s: Sighting) -> int | None:
+        """A filed sighting seen longer (`RuleEngine.progress`, before a batch checkpoint): its span and hits, and
+        its case's span, only. Its evidence, score, box and place come with its final version, and nothing else
+        moves: a version without a frame must not take part in choosing the case's evidence. Returns the case id
+        (None: the key is not filed, so there is nothing to extend)."""
+        try:
+            with self.sessions.begin() as ses:
+                locks.lock_problem_types(ses, [s.problem_type])
+                row = ses.scalars(select(t.Sighting).where(t.Sighting.key == s.key)).first()
+                if row is None:
+                    return None
+                last = from_unix(s.last_seen)
+                if s.last_ts > row.last_ts:
+                    row.last_seen, row.last_ts = last, s.last_ts
+                row.hits = max(row.hits, s.hits)
+                case = ses.get(t.Case, row.case_id)
+                if case is not None and last > as_utc(case.last_seen):
+                    case.last_seen = last
+                return row.case_id
+        except OperationalError as exc:
+            raise StoreError(f"database {redact(self.url)}: {str(exc.orig).splitlines()[0]}") from exc
+
     def place(self, s: Sighting) -> Sighting:
         """`s` with its scene as stored (registered if new): call before writing its evidence, whose footer
         names the scene, when another worker may have numbered the place first. StoreError when the database

@@ -317,3 +317,7 @@ def test_the_tiers_module_names_the_keys_once_and_decides_what_is_outward():
     other = {"raw": {"path": None, "sha256": raw["raw"]["sha256"]}, "crop": {"path": None, "sha256": "other"}}
     assert not same_files({"raw": {"path": None, "sha256": raw["raw"]["sha256"]}}, other)
     assert same_files({"crop": {"path": None, "sha256": "other"}}, other) and same_files(raw, both)
+    # two sightings whose files both still exist are told apart by path, not by alike bytes: two cluster segments'
+    # crops of one still object are byte-identical, and taking the other's files swapped a case's evidence
+    twin = {k: {"path": f"c/d/other_{k}.jpg", "sha256": v["sha256"]} for k, v in raw.items()}
+    assert not same_files(raw, twin) and same_files({k: {**v, "path": None} for k, v in raw.items()}, twin)
