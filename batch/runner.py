@@ -406,8 +406,6 @@ class Pipeline:
             for s in sightings:
                 if isinstance(s, Sighting):  # where to find it again: this file, seconds from its start (PTS)
                     s = replace(s, source=where, source_offset_s=s.first_ts)
-                elif isinstance(s, _Extension):
-                    s = _Extension(replace(s.sighting, source=where, source_offset_s=s.sighting.first_ts))
                 timer.put(out, s, "main: sightings queue put")
             if not threaded:
                 out.put(_END)
@@ -447,8 +445,6 @@ class Pipeline:
                 if on_progress:
                     on_progress(result, frame.index)
         finally:
-            # Stop and join the reader now: on Ctrl-C the traceback keeps this generator alive until interpreter
-            # exit, and a reader thread still decoding then aborted the process ("terminate called ...").
             # Stop and join the reader now: on Ctrl-C the traceback keeps this generator alive until exit.
             frames.close()
             with _ctrl_c_deferred():  # a writer thread left inside OpenCV at interpreter exit aborts the process

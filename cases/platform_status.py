@@ -91,6 +91,20 @@ class Applied:
     due_at: datetime | None = None
 
 
+def platform_time(value: object, field: str) -> datetime | None:
+    """A time a report states (ISO 8601 with a UTC offset: the platform's clock is not ours to guess); None when
+    empty. ValueError names the field."""
+    if value in (None, ""):
+        return None
+    try:
+        when = datetime.fromisoformat(str(value))
+    except ValueError:
+        raise ValueError(f"{field}: {str(value)[:40]!r} is not an ISO 8601 time") from None
+    if when.tzinfo is None:
+        raise ValueError(f"{field}: {str(value)[:40]!r} has no UTC offset (e.g. +08:00)")
+    return when
+
+
 def event_name(word: str) -> PlatformEvent:
     name = ALIASES.get(word.strip(), word.strip().lower())
     if name not in EVENTS:

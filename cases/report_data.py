@@ -5,12 +5,13 @@ from __future__ import annotations
 from sqlalchemy import or_, select
 
 from streetwatch.cases import tables as t
+from streetwatch.cases.export import coded_names
 from streetwatch.cases.report import REOPENED, CaseFact, Column, EventFact, Period, Report, build_report
 from streetwatch.cases.status import CaseStatus
 from streetwatch.cases.store import CaseStore
 from streetwatch.cases.tables import as_utc
 from streetwatch.cases.uptime import uptime_between
-from streetwatch.detector.codes import CodeProfile, recode
+from streetwatch.detector.codes import CodeProfile
 
 _KIND_OF_STATUS: dict[str, str] = {CaseStatus.CONFIRMED: Column.CONFIRMED, CaseStatus.REJECTED: Column.REJECTED,
                                    CaseStatus.RESOLVED: Column.CLOSED}
@@ -32,9 +33,8 @@ def _where(case: t.Case) -> str:
 
 
 def label(case: t.Case, profile: CodeProfile | None) -> str:
-    """The case's code and name in the selected scheme (`detector.codes.recode`), as the report shows it."""
-    coded = recode({"code": case.code, "name_zh": case.name_zh, "name_en": case.name_en,
-                    "category_zh": case.category_zh}, case.problem_type, profile)
+    """The case's code and name in the selected scheme, as the exports give them (`cases.export.coded_names`)."""
+    coded = coded_names(case, profile)
     return " ".join(str(x) for x in (coded["code"], coded["name_zh"] or coded["name_en"]) if x) or case.problem_type
 
 

@@ -4,7 +4,6 @@ screen; a platform that can call HTTP posts to the review app's /api/platform/ev
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -12,18 +11,6 @@ import typer
 from streetwatch.commands.common import DEFAULT_DATA_DIR, DataDir, DbUrl, console, fail, one_line_errors, open_store
 
 app = typer.Typer(help="What the city-management platform did with cases.", no_args_is_help=True)
-
-
-def _when(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        fail(f"{option}: {text!r} is not an ISO 8601 time (2026-12-05T10:00+08:00)")
-    if when.tzinfo is None:
-        fail(f"{option}: {text!r} has no UTC offset (add +08:00 or Z)")
-    return when
 
 
 @app.command("report")
@@ -45,10 +32,13 @@ def report(
 
     Example: streetwatch platform report 12 处置完成 --ref PLAT-2026-000123-3 --at 2026-12-05T10:00+08:00
     """
-    from streetwatch.cases.platform_status import PlatformReport, apply_report
+    from streetwatch.cases.platform_status import PlatformReport, apply_report, platform_time
 
-    report_ = PlatformReport(event=event, ref=ref, case_id=case_id, at=_when(at, "--at"),
-                             deadline=_when(deadline, "--deadline"), note=note, actor=actor)
+    try:
+        when, due = platform_time(at, "--at"), platform_time(deadline, "--deadline")
+    except ValueError as exc:
+        fail(str(exc))
+    report_ = PlatformReport(event=event, ref=ref, case_id=case_id, at=when, deadline=due, note=note, actor=actor)
     with open_store(data_dir, db).sessions.begin() as ses:
         done = apply_report(ses, report_, handle_hours=dispatch_hours)
     due = f", re-check from {done.due_at:%Y-%m-%d %H:%M} UTC" if done.due_at and done.event != "dispatched" else (

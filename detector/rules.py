@@ -204,8 +204,7 @@ class RuleEngine:
                 continue
             del self._state[(track_id, ptype)]
             if prog.confirmed:
-                cls = next((c for c, t in self._types_by_class.items() if ptype in t), -1)
-                out.append(self._sighting(track_id, ptype, prog, cls, final=True))
+                out.append(self._sighting(track_id, ptype, prog, self._class_of(ptype), final=True))
             else:
                 self._count_held(ptype, *self._short_of(ptype, prog))
             self._held.pop((track_id, ptype), None)
@@ -217,18 +216,21 @@ class RuleEngine:
 
     def progress(self) -> list[Sighting]:
         """Confirmed tracks still open that were seen since they were last reported: their sighting so far,
-        without its frame or position (it extends the stored one, last second and hits; its evidence and place
-        come with the final version). A batch run writes these before each checkpoint, so a run killed after it
+        without its frame (it extends the stored one, last second and hits: `CaseStore.extend_sighting`; its
+        evidence, position and place come with the final version). A batch run writes these before each checkpoint, so a run killed after it
         leaves every sighting as long as it was seen up to there (a track that left the screen but is not given
         up yet would otherwise keep the span it had when confirmed)."""
         out = []
         for (track_id, ptype), prog in self._state.items():
             if prog.confirmed and prog.last_ts > prog.reported_ts:
                 prog.reported_ts = prog.last_ts
-                cls = next((c for c, t in self._types_by_class.items() if ptype in t), -1)
-                out.append(replace(self._sighting(track_id, ptype, prog, cls, final=False), image=None, context=(),
-                                   lat=None, lon=None, uncertainty_m=None))
+                s = self._sighting(track_id, ptype, prog, self._class_of(ptype), final=False)
+                out.append(replace(s, image=None, context=()))  # no frame held in the writer's queue for it
         return out
+
+    def _class_of(self, ptype: str) -> int:
+        """A model class that raises `ptype` (a closing track's sighting names its type's class)."""
+        return next((c for c, t in self._types_by_class.items() if ptype in t), -1)
 
     def status(self, track_id: int, class_id: int) -> str:
         """Where a track stands, in a few words, for annotated explain frames."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hmac
 import json
-from datetime import datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -27,6 +26,7 @@ from streetwatch.cases.platform_status import (
     PlatformReportError,
     UnknownCase,
     apply_report,
+    platform_time,
 )
 from streetwatch.cases.work_orders import SIGNATURE_HEADER, sign
 from streetwatch.review.settings import outbox_settings
@@ -38,19 +38,6 @@ MAX_BODY = 64 * 1024
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
-
-
-def _when(body: dict, key: str) -> datetime | None:
-    value = body.get(key)
-    if value in (None, ""):
-        return None
-    try:
-        when = datetime.fromisoformat(str(value))
-    except ValueError:
-        raise ValueError(f"{key}: {str(value)[:40]!r} is not an ISO 8601 time") from None
-    if when.tzinfo is None:
-        raise ValueError(f"{key}: {str(value)[:40]!r} has no UTC offset (e.g. +08:00)")
-    return when
 
 
 def parse_report(body: dict) -> PlatformReport:
@@ -65,8 +52,8 @@ def parse_report(body: dict) -> PlatformReport:
     if any(v is not None and not isinstance(v, str) for v in texts.values()):
         raise ValueError("work_order_key, note and actor are strings")
     return PlatformReport(event=body["event"], ref=body["ref"][:128], case_id=case_id,
-                          work_order_key=texts["work_order_key"], at=_when(body, "at"),
-                          deadline=_when(body, "deadline"), note=(texts["note"] or "")[:2000],
+                          work_order_key=texts["work_order_key"], at=platform_time(body.get("at"), "at"),
+                          deadline=platform_time(body.get("deadline"), "deadline"), note=(texts["note"] or "")[:2000],
                           actor=(texts["actor"] or "platform")[:64])
 
 
