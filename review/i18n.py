@@ -62,6 +62,10 @@ JS_MESSAGES = {  # what app.js and map.js say, handed over in a data attribute (
     "point": N_("#%(id)s %(type)s (%(status)s), %(n)s sighting(s)"),
     "grid": N_("Grid %(code)s %(name)s (grid head: %(head)s): %(n)s case(s)"),
     "outside_grids": N_("%(n)s case(s) in no grid"),
+    "box_pick_class": N_("Box drawn: press the class's number to save it, Esc to cancel."),
+    "box_selected": N_("Box %(class)s selected: a number changes its class, Delete marks it wrong, Esc cancels."),
+    "box_cancelled": N_("Box cancelled."),
+    "box_not_saved": N_("The box was not saved."),
 }
 
 

@@ -264,4 +264,4 @@ def case_page(ses: Session, case_id: int, codes: CodeProfile | None = None) -> d
     return {"case": case, "sightings": sightings, "events": events, "deliveries": deliveries,
             "grid": grids.grid_of_case(ses, case),
             "merged_from": merged_from, "names": coded_names(case, codes), "sources": {s.id: provenance(s) for s in sightings},
-            "evidence_from": evidence_from(best) if best else None}
+            "evidence_from": evidence_from(best) if best else None, "best": best}

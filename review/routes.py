@@ -21,6 +21,7 @@ from streetwatch.cases.export import case_dict, coded_names, to_csv, to_geojson
 from streetwatch.cases.status import REJECT_REASONS, CaseStatus
 from streetwatch.detector.codes import CodeProfile
 from streetwatch.review import actions, inputs
+from streetwatch.review.box_routes import class_palette, editor
 from streetwatch.review.evidence_access import (
     RAW_REFUSED,
     EvidenceView,
@@ -97,7 +98,7 @@ def cases_page(request: Request, page: int = 1, cur: Current = Depends(current))
 
 
 @router.get("/cases/{case_id}")
-def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -> Response:
+def case_view(request: Request, case_id: int, frame: int | None = None, cur: Current = Depends(current)) -> Response:
     q, _ = Queue.from_params(request.query_params, _tz(request))
     with store_of(request).session() as ses:
         data = case_page(ses, case_id, _codes(request)) if 1 <= case_id <= inputs.DB_INT_MAX else None
@@ -105,7 +106,8 @@ def case_view(request: Request, case_id: int, cur: Current = Depends(current)) -
             return error_response(request, 404, Msg("case %(id)s: no such case", id=case_id),
                                   ("/cases", Msg("All cases")))
         prev_id, next_id, position, length = neighbours(ses, q, case_id)
-        return render(request, "case.html", cur, **data, q=q, prev_id=prev_id, next_id=next_id, position=position,
+        box = editor(ses, data["case"], data["sightings"], data["best"], _view(request, cur), frame)
+        return render(request, "case.html", cur, **data, q=q, box=box, palette=class_palette(request), prev_id=prev_id, next_id=next_id, position=position,
                       length=length, reasons=REJECT_REASONS, transitions=actions.TRANSITIONS, grid_notes=GRID_NOTES,
                       can_push=outbox_settings(request.app.state.settings).enabled, evi=_view(request, cur))
 

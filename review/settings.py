@@ -47,6 +47,10 @@ class ReviewSettings(BaseModel):
     raw_evidence_roles: list[str] = Field(
         default_factory=lambda: ["admin"], description="roles that may open raw (unredacted) evidence; every view of "
                                                       "a raw file is logged. The others see redacted copies only")
+    box_classes: list[str] = Field(
+        default_factory=list, description="classes an analyst can give a box on a frame (number keys 1-9, 0 in "
+                                          "this order); default: the taxonomy's classes, then the bundled "
+                                          "models' other training classes")
     title: str = Field("streetwatch review", description="shown in the page header")
     language: Literal["en", "zh"] = Field("en", description="the pages' language until a user picks one "
                                                             "(the choice is kept in a cookie)")

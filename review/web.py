@@ -31,6 +31,8 @@ FLASH = {  # keyed by the status an action leads to, or by the action; %(a)s and
     CaseStatus.MERGED: N_("Case %(b)s merged into case %(a)s."),
     "split": N_("Sightings moved from case %(a)s to new case %(b)s."),
     "pushed": N_("Case %(a)s queued for the bureau's system."),
+    "box-drawn": N_("Box saved: the model will learn it."), "box-relabelled": N_("Class of the box changed."),
+    "box-wrong": N_("Box marked wrong: it will be background."),
     "user": N_("User %(a)s saved."), "queue-empty": N_("Queue cleared: no more cases match these filters."),
 }
 _FLASH_RE = re.compile(r"^([a-z-]+)(?:-(\d+))?(?:-(\d+))?$")
