@@ -72,7 +72,7 @@ log = logging.getLogger("streetwatch.daemon")
 
 DETECTOR_FLOOR = 0.05  # the shared model keeps boxes down to this; each camera applies its own floors
 END = object()  # ends the frames queue: the inference thread finishes what it has, then closes tracks
-DROP_REASONS = ("queue_full", "stale", "error", "shutdown")
+DROP_REASONS = ("queue_full", "stale", "error", "shutdown", "fenced")
 
 
 # ---- models --------------------------------------------------------------------------------------------

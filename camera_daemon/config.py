@@ -8,6 +8,7 @@ override any default. Unknown keys are rejected, and every problem is reported a
     http:       host, port                      health, readiness, Prometheus metrics, reload
     inference:  max_batch, queue_size           one model per distinct model setting, bounded queue
     writer:     queue_size, retry_initial_s, retry_max_s, connect_timeout_s
+    fleet:      enabled, host, capacity, lease_ttl_s, settle_s   cameras shared among hosts (fleet_job)
     retention:  enabled, every_hours, raw_days_*, redacted_days   evidence deleted past its days (retention_job)
     work_orders: url, secret, send, attempts, backoff_s           work orders to the city platform (outbox_job)
     defaults:   CameraSettings                  rate, model, thresholds, taxonomy, rules, timeouts
@@ -31,6 +32,7 @@ from streetwatch.camera_daemon.config_fields import (
     Calibration,
     CalibrationPoint,
     CameraZone,
+    FleetSettings,
     HttpSettings,
     InferenceSettings,
     Location,
@@ -160,6 +162,8 @@ class DaemonConfig(StrictModel):
     http: HttpSettings = Field(default_factory=HttpSettings)
     inference: InferenceSettings = Field(default_factory=InferenceSettings)
     writer: WriterSettings = Field(default_factory=WriterSettings)
+    fleet: FleetSettings = Field(default_factory=FleetSettings,
+                                 description="share the cameras with other daemon hosts on one PostgreSQL")
     retention: RetentionSection = Field(default_factory=RetentionSection,
                                         description="evidence retention, run at start and every every_hours")
     work_orders: WorkOrderSettings = Field(default_factory=WorkOrderSettings,

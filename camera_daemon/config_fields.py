@@ -4,7 +4,7 @@
                       `${VAR}` credentials, stream URLs, database URLs, folders data may not go to
     Location, Calibration, CalibrationPoint, CameraZone
                       where a camera stands and what its pixels show on the ground
-    HttpSettings, InferenceSettings, WriterSettings
+    HttpSettings, InferenceSettings, WriterSettings, FleetSettings
                       the service's own sections
 
 `camera_daemon.config` builds the file's model (`DaemonConfig`, `Camera`) from these and re-exports
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ __all__ = [
     "Calibration",
     "CalibrationPoint",
     "CameraZone",
+    "FleetSettings",
     "HttpSettings",
     "InferenceSettings",
     "Location",
@@ -181,3 +183,36 @@ class WriterSettings(StrictModel):
                                                                   "database")
     retry_max_s: float = Field(30.0, gt=0, le=3600)
     connect_timeout_s: int = Field(3, ge=1, le=60, description="PostgreSQL connect timeout")
+
+
+class FleetSettings(StrictModel):
+    """`fleet:` one camera list shared by several daemon hosts on one PostgreSQL (docs/operations.md, "Camera fleet").
+
+    Each camera is held by one host at a time through a lease in the database; a host that stops renewing its
+    leases (dead, hung, cut off) loses them after `lease_ttl_s`, and the other hosts take its cameras over.
+    """
+
+    enabled: bool = Field(False, description="share `cameras` with the other hosts on the same database")
+    host: str = Field(default_factory=lambda: socket.gethostname()[:64] or "host", min_length=1, max_length=64,
+                      pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$",
+                      description="this host's name in the fleet (default: the machine's hostname); unique per daemon")
+    capacity: int = Field(8, ge=1, le=10_000, description="cameras this host can analyse at its analysis_fps "
+                                                          "(docs/operations.md, Capacity)")
+    lease_ttl_s: float = Field(10.0, ge=2, le=300, description="a lease not renewed this long (database clock) may "
+                                                               "be taken by another host; renewed every ttl/4")
+    settle_s: float | None = Field(None, ge=0, le=3600, description="a host joining gets cameras moved to it only "
+                                                                    "after heartbeating this long (default: "
+                                                                    "lease_ttl_s): no flapping")
+
+    @property
+    def tick_s(self) -> float:
+        return self.lease_ttl_s / 4
+
+    @property
+    def fence_margin_s(self) -> float:
+        """How long before its lease's expiry a host stops analysing a camera it could not renew."""
+        return max(0.5, self.lease_ttl_s / 5)
+
+    @property
+    def settle_after_s(self) -> float:
+        return self.lease_ttl_s if self.settle_s is None else self.settle_s

@@ -32,6 +32,7 @@ class Snapshot:
     frames_capacity: int
     models: list[str]  # model file names loaded
     last_reload: dict | None
+    fleet: dict | None = None  # FleetJob.describe() in fleet mode
 
 
 def collect(snap: Snapshot, m: DaemonMetrics) -> None:
@@ -44,6 +45,8 @@ def collect(snap: Snapshot, m: DaemonMetrics) -> None:
             m.last_frame.set(st.last_frame_wall, camera=rt.id)
     states += [({"camera": cid, "state": "failed"}, 1.0) for cid in snap.failed]
     m.camera_state.set_all(states)
+    if snap.fleet is not None:
+        m.fleet_held.set_all([({"camera": cid, "host": snap.fleet["host"]}, 1.0) for cid in snap.fleet["held"]])
     m.queue_depth.set(snap.frames_queued, queue="frames")
     if snap.writer is not None:
         m.queue_depth.set(snap.writer.queue.qsize(), queue="sightings")
@@ -65,6 +68,7 @@ def status(snap: Snapshot, m: DaemonMetrics) -> dict:
                    "sightings": writer.queue.qsize() if writer else 0},
         "models": [Path(name).name for name in snap.models],
         "last_reload": snap.last_reload,
+        "fleet": snap.fleet,
         "cameras": out,
     }
 

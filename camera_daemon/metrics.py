@@ -23,7 +23,8 @@ class DaemonMetrics:
         self.frames_dropped = r.counter(
             "streetwatch_frames_dropped_total",
             "Due frames not analysed: queue_full (the model is behind), stale (older than max_frame_age_s when "
-            "the model was free), error (the model failed), shutdown.", ["camera", "reason"])
+            "the model was free), error (the model failed), shutdown, fenced (fleet: the lease could not be renewed).",
+            ["camera", "reason"])
         self.reconnects = r.counter("streetwatch_reconnects_total", "Reconnection attempts per camera.", ["camera"])
         self.reader_restarts = r.counter("streetwatch_reader_restarts_total",
                                          "Readers restarted by the daemon's watchdog.", ["camera"])
@@ -50,4 +51,10 @@ class DaemonMetrics:
         self.spool_pending = r.gauge("streetwatch_spool_pending", "Sightings waiting on disk for the database.")
         self.spool_replayed = r.counter("streetwatch_spool_replayed_total", "Spooled sightings written later.")
         self.reloads = r.counter("streetwatch_config_reloads_total", "Configuration reloads.", ["result"])
+        self.fleet_held = r.gauge("streetwatch_fleet_camera_held",
+                                  "1 for each camera whose lease this host holds (fleet mode).", ["camera", "host"])
+        self.fleet_moves = r.counter("streetwatch_fleet_moves_total", "Camera leases claimed, released (handed over "
+                                     "to another host) and lost (taken over, or fenced).", ["event"])
+        self.fleet_fenced = r.gauge("streetwatch_fleet_fenced",
+                                    "1 while this host cannot prove it holds its leases and analyses nothing.")
 

@@ -64,6 +64,7 @@ from streetwatch.camera_daemon.cameras import (
     take_batch,
 )
 from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
+from streetwatch.camera_daemon.fleet_job import FleetJob
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.camera_daemon.ops import OpsServer
 from streetwatch.camera_daemon.outbox_job import OutboxJob
@@ -131,6 +132,14 @@ class Daemon:
         self._writer: SightingWriter | None = None
         self._ops: OpsServer | None = None
         self._threads: list[threading.Thread] = []
+        # fleet mode: only the cameras whose lease this host holds run (camera_daemon.fleet_job); None: all
+        self._fleet: FleetJob | None = None
+        self._held: set[str] | None = None
+        if config.fleet.enabled:
+            if not self.db_url.startswith("postgresql"):
+                raise ConfigError("fleet: the hosts of a fleet share their camera leases in PostgreSQL; set "
+                                  "database (or --db) to a postgresql+psycopg:// URL")
+            self._held = set()
         self.metrics.queue_capacity.set(config.inference.queue_size, queue="frames")
         self.metrics.queue_capacity.set(config.writer.queue_size, queue="sightings")
         self.metrics.registry.on_collect(self._collect)
@@ -169,12 +178,17 @@ class Daemon:
         UptimeJob(self._reader_states, self.db_url, self._stopping).start()
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
+        if cfg.fleet.enabled:
+            self._preload_models(cfg)
         self._apply(cfg)
         for target, name in ((self._schedule_loop, "sw-scheduler"), (self._infer_loop, "sw-inference")):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         self._state = "running"
+        if cfg.fleet.enabled:
+            self._fleet = FleetJob(cfg.fleet, self.db_url, lambda: [c.id for c in self.config.cameras if c.enabled],
+                                   self._hold, self._stopping, self.metrics, self.actor).start()
         log.info("daemon running", extra={"event": "running", "cameras": sorted(self._cameras),
                                           "failed": self._failed})
         return self
@@ -209,6 +223,9 @@ class Daemon:
             if inference.is_alive():
                 log.warning("the model did not finish in time; open tracks were not closed",
                             extra={"event": "shutdown_late"})
+        if self._fleet is not None:  # nothing analyses here any more: the other hosts may take the cameras now
+            self._fleet.join(max(0.1, min(2.0, deadline - time.monotonic())))
+            self._fleet.leave()
         # 4. every sighting goes to the database, or to the spool on disk
         writer = self._writer
         if writer is not None:
@@ -249,6 +266,23 @@ class Daemon:
         log.info("camera %s started (%s, %.2g frames/s)", cam.id, redact_url(cam.url), cam.analysis_fps,
                  extra={"camera": cam.id, "event": "camera_started", "session": rt.session})
 
+    def _preload_models(self, cfg: DaemonConfig) -> None:
+        """Fleet mode: load every model the list uses now, so that taking a camera over never waits for one."""
+        for cam in cfg.cameras:
+            if cam.enabled:
+                try:
+                    self._models.get(plan_camera(cfg, cam).model_key)
+                except StreetwatchError:
+                    pass  # said again, per camera, when the camera is launched
+
+    def _hold(self, camera_ids: set[str]) -> None:
+        """Fleet: run exactly the cameras this host holds the leases of (the path a reload takes)."""
+        with self._reload_lock:
+            if self._state != "running" or camera_ids == self._held:
+                return
+            self._held = set(camera_ids)
+            self._apply(self.config)
+
     def _scenes_of(self, camera_id: str) -> SceneSegmenter | None:
         """The camera's stored scenes (PTZ presets), so a restarted daemon keeps their ids; None (the step
         learns them afresh, and the store maps them onto the stored ones) while the database is down."""
@@ -276,7 +310,8 @@ class Daemon:
 
     def _apply(self, cfg: DaemonConfig) -> dict[str, list[str]]:
         """Start, stop and restart cameras so that the running set matches `cfg`; others are untouched."""
-        plans = {cam.id: plan_camera(cfg, cam) for cam in cfg.cameras if cam.enabled}
+        plans = {cam.id: plan_camera(cfg, cam) for cam in cfg.cameras
+                 if cam.enabled and (self._held is None or cam.id in self._held)}
         with self._lock:
             current = dict(self._cameras)
             for cid in list(self._failed):
@@ -318,7 +353,7 @@ class Daemon:
                           extra={"event": "reload_failed"})
                 return {"ok": False, "error": line}
             fixed = ("database", "data_dir", "evidence_dir", "spool_dir", "http", "inference", "writer",
-                     "shutdown_timeout_s")
+                     "shutdown_timeout_s", "fleet")
             needs_restart = [k for k in fixed if getattr(config, k) != getattr(self.config, k)]
             self.config = config.model_copy(update={k: getattr(self.config, k) for k in fixed})
             self.metrics.reloads.inc(result="ok")
@@ -338,7 +373,9 @@ class Daemon:
             now = time.monotonic()
             with self._lock:
                 cameras = list(self._cameras.values())
-            schedule_due(cameras, now, self._frames, self.metrics)
+            # fenced (fleet): this host cannot prove its leases any more; another may be starting these cameras
+            fenced = self._fleet is not None and self._fleet.fenced()
+            schedule_due([] if fenced else cameras, now, self._frames, self.metrics)
             if now >= next_account:
                 next_account = now + 0.5
                 account_readers(cameras, now, self.metrics, self._stopping)
@@ -352,6 +389,10 @@ class Daemon:
             self._finish_retired()
             batch, ended = take_batch(self._frames, max_batch)
             if not batch:
+                continue
+            if self._fleet is not None and self._fleet.fenced():  # checked again: the frames may be from before
+                for d in batch:
+                    self.metrics.frames_dropped.inc(camera=d.camera.id, reason="fenced")
                 continue
             try:
                 run_batch(batch, self._models, self.metrics, self._drain_deadline, self._emit)
@@ -399,7 +440,7 @@ class Daemon:
             state=self._state, actor=self.actor, cameras=cameras, failed=failed, writer=self._writer,
             threads={t.name: t.is_alive() for t in self._threads}, frames_queued=self._frames.qsize(),
             frames_capacity=self.config.inference.queue_size, models=[k[0] for k in self._models.loaded],
-            last_reload=self.last_reload)
+            last_reload=self.last_reload, fleet=self._fleet.describe() if self._fleet is not None else None)
 
     def _collect(self) -> None:
         health.collect(self._snapshot(), self.metrics)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from streetwatch.detector.errors import StoreError
 from tests.builders import sighting
 from tests.daemon_helpers import GARBAGE, ScriptedModel, factory, make_config, model_file
 from tests.servers.fixtures import free_port, wait_for, write_test_clip
+from tests.servers.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.timeout(30)  # every test here is bounded; slower ones set their own
 
@@ -116,71 +115,6 @@ def test_a_live_process_keeps_its_own_segment(tmp_path: Path) -> None:
     assert other.pending == 1 and len(segments(tmp_path)) == 1
     other.replay(lambda rec: got.append(rec.sighting.key))
     assert got[-1] == record(0).sighting.key and segments(tmp_path) == []
-
-
-class TcpProxy:
-    """127.0.0.1:port -> PostgreSQL; `down()` refuses new connections and cuts open ones, `up()` restores."""
-
-    def __init__(self, port: int, target: tuple[str, int] = ("127.0.0.1", 5432)) -> None:
-        self.port, self.target = port, target
-        self._listener: socket.socket | None = None
-        self._conns: list[socket.socket] = []
-        self._lock = threading.Lock()
-
-    def up(self) -> None:
-        sock = socket.socket()
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
-        sock.listen(16)
-        self._listener = sock
-        threading.Thread(target=self._accept, args=(sock,), daemon=True).start()
-
-    def _accept(self, sock: socket.socket) -> None:
-        while True:
-            try:
-                client, _ = sock.accept()
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target)
-            except OSError:
-                client.close()
-                continue
-            with self._lock:
-                self._conns += [client, upstream]
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-
-    def down(self) -> None:
-        if self._listener is not None:
-            try:
-                self._listener.shutdown(socket.SHUT_RDWR)  # close() alone leaves a blocked accept() listening
-            except OSError:
-                pass
-            self._listener.close()
-            self._listener = None
-        with self._lock:
-            conns, self._conns = self._conns, []
-        for s in conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
 
 
 @pytest.mark.postgres
