@@ -180,35 +180,50 @@ def _default_classes() -> list[str]:
 @one_line_errors
 def dataset_from_reviews(
     out: Annotated[Path | None, typer.Option(help="Source folder to write (default: DATA_DIR/reviews).")] = None,
-    frames_per_case: Annotated[int, typer.Option(min=1, max=50, help="At most this many frames per case.")] = 3,
+    frames_per_case: Annotated[int, typer.Option(min=1, max=50, help="At most this many frames per case (every "
+                                                                      "corrected frame is used).")] = 3,
     classes: Annotated[str | None, typer.Option(help="Class names in id order, comma-separated (default: the "
                                                      "bundled model's, read from its weights).")] = None,
-    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of cases held out for val.")] = 0.2,
+    val_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of places held out for val.")] = 0.2,
+    test_fraction: Annotated[float, typer.Option(min=0.0, max=0.9, help="Share of places held out for test.")] = 0.2,
+    place_radius_m: Annotated[float, typer.Option(min=0.0, help="Cases this close on the ground are one place "
+                                                                "(as are cases of one camera view).")] = 50.0,
+    licence: Annotated[str | None, typer.Option(help="Licence of the evidence, recorded with every image (default: "
+                                                     "the bureau's own footage, internal).")] = None,
     evidence_dir: EvidenceOpt = None,
     data_dir: DataDir = DEFAULT_DATA_DIR,
     db: DbUrl = None,
 ) -> None:
-    """Export confirmed cases as labelled frames and false detections as hard negatives (YOLO source folder).
+    """Export reviewed cases and box corrections as a YOLO dataset split by place: confirmed, drawn and re-classed
+    boxes are labels, boxes marked wrong and false detections background.
 
     Example: streetwatch dataset from-reviews --out streetwatch-data/reviews
     """
     from streetwatch.cases.store import CaseStore
-    from streetwatch.training.from_reviews import export_reviews
+    from streetwatch.training.from_reviews import DEFAULT_LICENCE, export_reviews
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else _default_classes()
     out = out or data_dir / "reviews"
     manifest = export_reviews(CaseStore(db_url(data_dir, db)), evidence_dir or data_dir / "evidence", out,
-                              frames_per_case=frames_per_case, classes=names, val_fraction=val_fraction)
-    cases = manifest["cases"]
+                              frames_per_case=frames_per_case, classes=names, val_fraction=val_fraction,
+                              test_fraction=test_fraction, place_radius_m=place_radius_m, licence=licence or DEFAULT_LICENCE)
+    cases, images = manifest["cases"], manifest["images"]
     console.print(f"{cases['positive']} confirmed case(s) -> {manifest['frames']['positive']} labelled frame(s); "
                   f"{cases['hard_negative']} false detection(s) -> {manifest['frames']['hard_negative']} hard "
-                  f"negative(s); train {manifest['images']['train']}, val {manifest['images']['val']} image(s)")
+                  f"negative(s); {len(manifest['places'])} place(s): train {images['train']}, val {images['val']}, "
+                  f"test {images['test']} image(s)")
+    console.print(f"corrections: {manifest['drawn_boxes']} box(es) drawn, {manifest['class_fixes']} class fix(es), "
+                  f"{manifest['marked_wrong']} marked wrong; {manifest['background_images']} background image(s)")
     if cases["rejected_not_used"]:
         console.print("rejected for other reasons, not used: "
                       + ", ".join(f"{k} {v}" for k, v in cases["rejected_not_used"].items()))
+    if manifest["unreviewed_with_corrections"]:
+        console.print(f"[yellow]not used:[/] corrections on {len(manifest['unreviewed_with_corrections'])} case(s) "
+                      "nobody has confirmed or rejected yet")
     for line in manifest["skipped"][:10]:
         console.print(f"[yellow]skipped:[/] {line}")
-    if not manifest["images"]["val"] or not manifest["images"]["train"]:
-        console.print("[yellow]note:[/] one split is empty (few reviewed cases): fine inside a recipe with other "
+    if not images["val"] or not images["train"]:
+        console.print("[yellow]note:[/] one split is empty (few reviewed places): fine inside a recipe with other "
                       "sources, not enough to evaluate on the reviewed cases alone")
-    console.print(f"source: {out / 'data.yaml'}   add it to a recipe: see {out / 'README.md'}")
+    console.print(f"dataset: {out / 'data.yaml'}   provenance: {out / 'provenance.json'}   "
+                  f"add it to a recipe: see {out / 'README.md'}")

@@ -95,7 +95,7 @@ def test_reviews_become_a_source_that_builds_and_trains(reviewed, tmp_path):
     picked = [when[f["sighting"]] for f in by_case[ids["long"]]["frames"]]
     assert [round(p.timestamp() - T0) for p in picked] == [60, 7200, 3600]
     assert by_case[ids["false"]]["reason"] == "not_the_object" and by_case[ids["false"]]["decided_by"] == "bob"
-    assert len({e["split"] for e in manifest["entries"]}) == 2  # both splits, each case whole in one
+    assert len({e["split"] for e in manifest["entries"]}) == 3  # three places: train, val, test, each case whole in one
     # labels: the sighting's box in YOLO xywhn; the hard negative has an empty label file
     [(name, text)] = labels_of(out, ids["short"]).items()
     cls, x, y, w, h = text.split()

@@ -1,19 +1,23 @@
-"""Analysts' verdicts as training data: a YOLO-format source folder a dataset recipe can include.
+"""Analysts' verdicts and box corrections as training data: a YOLO dataset folder (`images/`, `labels/`,
+`data.yaml` naming the model's classes, `provenance.json`) that `train`, `models compare --data`, a dataset recipe
+or `models adapt` can read.
 
-- Confirmed cases (status confirmed, dispatched or resolved: a person or the re-check judged them
-  real) give labelled images: the case's best raw evidence frame plus up to `frames_per_case - 1`
-  other sightings' raw frames, picked as far apart in time as possible (a stall filmed for an hour
-  gives a few different frames, not hundreds of near-identical ones). The box is the sighting's
-  `box_norm`; the class is the sighting's detector class (`class_name`).
-- Rejected cases whose reason says the detector was wrong (`not_the_object`) give hard negatives: the
-  same frames with an empty label file. Rejections for other reasons (allowed here, duplicate, bad
-  evidence, out of scope) are right detections the bureau did not want as cases, so they are left out.
-- A frame whose file is missing or whose SHA-256 no longer matches the database is skipped and listed.
+What each reviewed frame teaches is `training.review_labels`: confirmed cases' boxes, boxes drawn around what the
+model missed and class fixes become labels; boxes marked wrong and the detections of cases rejected as not what the
+detector says become background (no label line; a frame left with none is a background image). Cases rejected for
+another reason (allowed here, duplicate...) were right detections the bureau did not want as cases: left out.
+Nothing from a case nobody reviewed (status new) is used, corrections on its frames included.
 
-All frames of one case go to the same split (train or val, by a hash of the case id), so a case never
-tests a model on frames it trained on. Layout: `images/{train,val}`, `labels/{train,val}`, `data.yaml`
-(absolute `path`, so `streetwatch eval`/`models compare --data` can read it directly), `manifest.json`
-and `README.md`. Re-running replaces the folder's images and labels.
+Frames per case: every frame an analyst corrected, then (when no box was drawn on the case) the best raw evidence
+frame and other sightings' frames far apart in time, up to `frames_per_case`. When a box was drawn on one frame of a
+case, its other frames are left out: the missed object is in them too, unlabelled, and would teach the model to miss
+it again. A frame whose file is missing or whose SHA-256 no longer matches the database is skipped and listed.
+
+Split by place (`training.review_places`): cases sharing a camera view or within `place_radius_m` on the ground are
+one place, and a place goes whole to train, val or test, so val and test never share a place with train. Layout:
+`images/{train,val,test}`, `labels/{train,val,test}`, `data.yaml` (absolute `path`), `provenance.json` (per image:
+case, camera, scene, place, who decided and corrected what when, the evidence licence), `manifest.json` (counts,
+skipped frames) and `README.md`. Re-running replaces the folder's images and labels.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -30,13 +35,16 @@ import yaml
 from sqlalchemy import select
 
 from streetwatch.cases import tables as t
+from streetwatch.cases.box_corrections import BoxCorrection, corrections_of
+from streetwatch.cases.boxes import BoxAction, Correction, frame_boxes
 from streetwatch.cases.status import HARD_NEGATIVE_REASONS, POSITIVE, REJECT_REASONS, CaseStatus
 from streetwatch.cases.store import CaseStore, as_utc, redact
 from streetwatch.detector.errors import DatasetError
+from streetwatch.training.review_labels import FrameLabels, Verdict, frame_labels, yolo_lines
+from streetwatch.training.review_places import SPLITS, CasePlace, assign_splits, place_groups
 
 KIND = "streetwatch-reviews"
-
-
+DEFAULT_LICENCE = "the bureau's own camera footage (internal): keep inside the bureau"
 @dataclass(frozen=True)
 class Frame:
     sighting_id: int
@@ -66,11 +74,6 @@ def pick_frames(frames: Sequence[Frame], best_id: int | None, n: int) -> list[Fr
         hashes.add(far.sha256)
         pool = [f for f in pool if f.sha256 not in hashes]
     return chosen
-
-
-def _split(case_id: int, val_fraction: float, seed: int) -> str:
-    digest = hashlib.sha256(f"{seed}:case:{case_id}".encode()).digest()
-    return "val" if int.from_bytes(digest[:8], "big") / 2**64 < val_fraction else "train"
 
 
 def _verdict(ses, case: t.Case) -> tuple[str | None, str, str]:
@@ -122,83 +125,198 @@ def _prepare(out: Path) -> None:
                                "choose another --out")
         for sub in ("images", "labels"):
             shutil.rmtree(out / sub, ignore_errors=True)
-    for sub in ("images/train", "images/val", "labels/train", "labels/val"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        for sub in ("images", "labels"):
+            (out / sub / split).mkdir(parents=True, exist_ok=True)
 
 
-def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_per_case: int = 3,
-                   classes: Sequence[str] | None = None, val_fraction: float = 0.2, seed: int = 0) -> dict:
-    """Write the reviewed cases as a YOLO source folder; returns the manifest (also written to manifest.json).
+@dataclass(frozen=True)
+class ReviewedFrame:
+    frame: Frame
+    labels: FrameLabels
+    corrections: tuple[Correction, ...]
 
-    Args:
-        classes: class names in id order (e.g. the model's, so `models compare --data OUT/data.yaml`
-            lines up); names found in the cases but missing here are appended. Default: names found.
 
-    Example:
-        >>> export_reviews(store, Path("streetwatch-data/evidence"), Path("streetwatch-data/reviews"))["images"]
-        {'train': 41, 'val': 9}
+@dataclass(frozen=True)
+class ReviewedCase:
+    case_id: int
+    problem_type: str
+    status: str
+    verdict: Verdict
+    reason: str | None
+    decided_by: str
+    decided_at: str
+    place: CasePlace
+    frames: tuple[ReviewedFrame, ...]
+
+
+def choose_frames(frames: Sequence[Frame], corrections: dict[int, list[Correction]], best_id: int | None,
+                  n: int) -> tuple[list[Frame], int]:
+    """(the frames to use, how many were left out because a box was drawn on another frame of the case).
+
+    Every corrected frame first (an analyst looked at its boxes); then, unless a box was drawn on the case (its
+    other frames would show the missed object unlabelled), spread-out frames up to `n` (`pick_frames`).
     """
-    if frames_per_case < 1:
-        raise DatasetError("frames_per_case must be at least 1")
-    evidence_dir, out = Path(evidence_dir).resolve(), Path(out)
-    skipped: list[str] = []
-    picked: list[tuple[t.Case, str, str | None, str, str, list[Frame]]] = []
-    ignored: dict[str, int] = {}
+    corrected = [f for f in frames if corrections.get(f.sighting_id)]
+    drawn = any(c.action is BoxAction.DRAW for f in corrected for c in corrections[f.sighting_id])
+    if drawn:
+        return corrected, len({f.sha256 for f in frames} - {f.sha256 for f in corrected})
+    seen = {f.sha256 for f in corrected}
+    rest = [f for f in frames if f.sha256 not in seen]
+    return corrected + pick_frames(rest, best_id, n - len(corrected)), 0
+
+
+def _verdict_of(case: t.Case, reason: str | None) -> Verdict | None:
+    if case.status in POSITIVE:
+        return Verdict.POSITIVE
+    if case.status == CaseStatus.REJECTED and reason in HARD_NEGATIVE_REASONS:
+        return Verdict.HARD_NEGATIVE
+    return None
+
+
+def _unreviewed_with_corrections(ses) -> list[int]:
+    """Cases nobody has reviewed (status new) whose frames hold corrections: named, never used."""
+    return list(ses.scalars(select(t.Sighting.case_id).join(BoxCorrection, BoxCorrection.sighting_id == t.Sighting.id)
+                            .join(t.Case, t.Case.id == t.Sighting.case_id)
+                            .where(t.Case.status == CaseStatus.NEW).distinct().order_by(t.Sighting.case_id)))
+
+
+def _reviewed(store: CaseStore, evidence_dir: Path, frames_per_case: int, skipped: list[str],
+              ignored: dict[str, int]) -> tuple[list[ReviewedCase], dict[int, t.Sighting], list[int]]:
+    picked: list[ReviewedCase] = []
+    sightings: dict[int, t.Sighting] = {}
     with store.session() as ses:
+        unreviewed = _unreviewed_with_corrections(ses)
         cases = ses.scalars(select(t.Case).where(t.Case.status.in_(sorted({*POSITIVE, CaseStatus.REJECTED})))
                             .order_by(t.Case.id)).all()
         for case in cases:
             reason, actor, at = _verdict(ses, case)
-            if case.status == CaseStatus.REJECTED and reason not in HARD_NEGATIVE_REASONS:
+            verdict = _verdict_of(case, reason)
+            if verdict is None:
                 ignored[reason or "no reason"] = ignored.get(reason or "no reason", 0) + 1
                 continue
             frames, best_id = _frames(ses, case, evidence_dir, skipped)
-            chosen = pick_frames(frames, best_id, frames_per_case)
+            corrections = corrections_of(ses, [f.sighting_id for f in frames])
+            chosen, left_out = choose_frames(frames, corrections, best_id, frames_per_case)
+            if left_out:
+                skipped.append(f"case {case.id}: {left_out} frame(s) not used: a box was drawn on another frame of "
+                               "the case, and these would show the missed object unlabelled")
             if not chosen:
                 skipped.append(f"case {case.id}: no usable evidence frame")
                 continue
-            picked.append((case, "positive" if case.status != CaseStatus.REJECTED else "hard_negative", reason, actor, at,
-                           chosen))
+            reviewed = []
+            for f in chosen:
+                fixes = tuple(corrections.get(f.sighting_id, []))
+                labels = frame_labels(verdict, frame_boxes(f.box, f.class_name, fixes))
+                assert labels is not None  # a verdict was given
+                reviewed.append(ReviewedFrame(f, labels, fixes))
+            for s in ses.scalars(select(t.Sighting).where(t.Sighting.id.in_([f.sighting_id for f in chosen]))):
+                sightings[s.id] = s
+                ses.expunge(s)
+            picked.append(ReviewedCase(case.id, case.problem_type, str(case.status), verdict, reason, actor, at,
+                                       CasePlace(case.id, case.scene_id or case.camera_id or "", case.lat, case.lon),
+                                       tuple(reviewed)))
+    return picked, sightings, unreviewed
+
+
+def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_per_case: int = 3,
+                   classes: Sequence[str] | None = None, val_fraction: float = 0.2, test_fraction: float = 0.2,
+                   place_radius_m: float = 50.0, licence: str = DEFAULT_LICENCE, seed: int = 0) -> dict:
+    """Write the reviewed cases as a YOLO dataset folder; returns the manifest (also written to manifest.json).
+
+    Args:
+        classes: class names in id order (the model's, so `models compare --data OUT/data.yaml` lines up); names
+            found in the labels but missing here are appended. Default: names found.
+        licence: the evidence's licence, recorded in provenance.json and the README.
+
+    Example:
+        >>> export_reviews(store, Path("streetwatch-data/evidence"), Path("streetwatch-data/reviews"))["images"]
+        {'train': 41, 'val': 9, 'test': 8}
+    """
+    if frames_per_case < 1:
+        raise DatasetError("frames_per_case must be at least 1")
+    if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
+        raise DatasetError("val and test fractions must be at least 0 and leave some places for training")
+    evidence_dir, out = Path(evidence_dir).resolve(), Path(out)
+    skipped: list[str] = []
+    ignored: dict[str, int] = {}
+    picked, sightings, unreviewed = _reviewed(store, evidence_dir, frames_per_case, skipped, ignored)
     if not picked:
         raise DatasetError("no reviewed cases with evidence to export: confirm or reject some cases first")
     names = list(classes or [])
-    for *_, frames in picked:
-        for f in frames:
-            if f.class_name not in names:
-                names.append(f.class_name)
-    splits = {case.id: _split(case.id, val_fraction, seed) for case, *_ in picked}
-    ids = sorted(splits)
-    if len(ids) >= 2 and len(set(splits.values())) == 1:  # both splits must exist for training
-        splits[ids[-1] if splits[ids[0]] == "train" else ids[0]] = "val" if splits[ids[0]] == "train" else "train"
+    for rc in picked:
+        for rf in rc.frames:
+            for cls, _ in rf.labels.labels:
+                if cls not in names:
+                    names.append(cls)
+    place_of = place_groups([rc.place for rc in picked], place_radius_m)
+    split_of = assign_splits(sorted(set(place_of.values())), val_fraction, test_fraction, seed)
     _prepare(out)
-    entries, counts = [], {"train": 0, "val": 0}
-    labels = {"positive": 0, "hard_negative": 0}
-    for case, kind, reason, actor, at, frames in picked:
-        split = splits[case.id]
+    entries, images = [], []
+    counts = dict.fromkeys(SPLITS, 0)
+    frames_by_kind = {v.value: 0 for v in Verdict}
+    labels_per_class: Counter[str] = Counter()
+    figures: Counter[str] = Counter()
+    places: dict[str, dict] = {}
+    for rc in picked:
+        place = place_of[rc.case_id]
+        split = split_of[place]
+        p = places.setdefault(place, {"split": split, "cases": [], "images": 0, "cameras": set()})
+        p["cases"].append(rc.case_id)
         written = []
-        for f in frames:
-            stem = f"case{case.id}_s{f.sighting_id}"
+        for rf in rc.frames:
+            f, s = rf.frame, sightings[rf.frame.sighting_id]
+            stem = f"case{rc.case_id}_s{f.sighting_id}"
             shutil.copyfile(f.path, out / "images" / split / f"{stem}.jpg")
-            lines = ""
-            if kind == "positive":
-                x0, y0, x1, y1 = f.box
-                lines = f"{names.index(f.class_name)} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}\n"
-            (out / "labels" / split / f"{stem}.txt").write_text(lines)
+            (out / "labels" / split / f"{stem}.txt").write_text(yolo_lines(rf.labels.labels, names))
             counts[split] += 1
-            labels[kind] += 1
+            p["images"] += 1
+            p["cameras"].add(s.camera_id)
+            frames_by_kind[rc.verdict.value] += 1
+            labels_per_class.update(cls for cls, _ in rf.labels.labels)
+            figures["background_images"] += rf.labels.background_image
+            figures["background_boxes"] += rf.labels.background_boxes
+            figures["corrected_frames"] += rf.labels.corrected
+            figures["drawn_boxes"] += sum(c.action is BoxAction.DRAW for c in rf.corrections)
+            figures["class_fixes"] += sum(c.action is BoxAction.RELABEL for c in rf.corrections)
+            figures["marked_wrong"] += sum(c.action is BoxAction.WRONG for c in rf.corrections)
             written.append({"image": f"images/{split}/{stem}.jpg", "sighting": f.sighting_id, "sha256": f.sha256,
-                            "class": f.class_name if kind == "positive" else None})
-        entries.append({"case": case.id, "problem_type": case.problem_type, "status": case.status, "kind": kind,
-                        "reason": reason, "decided_by": actor, "decided_at": at, "split": split, "frames": written})
-    data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
+                            "class": f.class_name if rc.verdict is Verdict.POSITIVE else None,
+                            "labels": len(rf.labels.labels), "background": rf.labels.background_image})
+            images.append({
+                "image": f"images/{split}/{stem}.jpg", "label": f"labels/{split}/{stem}.txt", "split": split,
+                "place": place, "case": rc.case_id, "problem_type": rc.problem_type, "status": rc.status,
+                "verdict": rc.verdict.value, "reason": rc.reason, "decided_by": rc.decided_by,
+                "decided_at": rc.decided_at, "camera": s.camera_id, "scene": s.scene_id, "sighting": s.id,
+                "source": s.source, "frame_index": s.frame_index,
+                "frame_seen": as_utc(s.frame_seen).isoformat() if s.frame_seen else None,
+                "sha256": f.sha256, "licence": licence,
+                "labels": [{"class": cls, "xyxy": list(xyxy)} for cls, xyxy in rf.labels.labels],
+                "background_boxes": rf.labels.background_boxes,
+                "corrections": [{"id": c.id, "action": c.action.value, "target": c.target, "class": c.class_name,
+                                 "xyxy": list(c.xyxy) if c.xyxy else None, "by": c.actor, "at": c.at.isoformat()}
+                                for c in rf.corrections]})
+        entries.append({"case": rc.case_id, "problem_type": rc.problem_type, "status": rc.status,
+                        "kind": rc.verdict.value, "reason": rc.reason, "decided_by": rc.decided_by,
+                        "decided_at": rc.decided_at, "place": place, "split": split, "frames": written})
+    data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val", "test": "images/test",
+            "names": dict(enumerate(names))}
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    written_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    provenance = {"kind": f"{KIND}-provenance", "written_at": written_at, "database": redact(store.url),
+                  "licence": licence, "classes": names, "images": images}
+    (out / "provenance.json").write_text(json.dumps(provenance, indent=1, ensure_ascii=False))
     manifest = {
-        "kind": KIND, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "database": redact(store.url), "evidence_dir": str(evidence_dir), "frames_per_case": frames_per_case,
-        "classes": names, "images": counts, "frames": labels,
-        "cases": {"positive": sum(e["kind"] == "positive" for e in entries),
-                  "hard_negative": sum(e["kind"] == "hard_negative" for e in entries),
+        "kind": KIND, "written_at": written_at, "database": redact(store.url), "evidence_dir": str(evidence_dir),
+        "frames_per_case": frames_per_case, "licence": licence, "classes": names, "images": counts,
+        "frames": frames_by_kind, "labels": dict(labels_per_class), **{k: figures[k] for k in (
+            "background_images", "background_boxes", "corrected_frames", "drawn_boxes", "class_fixes",
+            "marked_wrong")},
+        "cases": {"positive": sum(rc.verdict is Verdict.POSITIVE for rc in picked),
+                  "hard_negative": sum(rc.verdict is Verdict.HARD_NEGATIVE for rc in picked),
                   "rejected_not_used": ignored},
+        "unreviewed_with_corrections": unreviewed, "place_radius_m": place_radius_m,
+        "places": {k: {**v, "cameras": sorted(v["cameras"])} for k, v in sorted(places.items())},
         "skipped": skipped, "entries": entries,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
@@ -209,29 +327,34 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
 def _readme(m: dict, out: Path) -> str:
     class_map = "{" + ", ".join(f"{n}: {n}" for n in m["classes"]) + "}"
     ignored = ", ".join(f"{k}: {v}" for k, v in m["cases"]["rejected_not_used"].items()) or "none"
+    labels = ", ".join(f"{k} {v}" for k, v in sorted(m["labels"].items())) or "none"
     return f"""# Reviewed cases as training data
 
 Written by `streetwatch dataset from-reviews` at {m['written_at']} from {m['database']}.
 
-- {m['cases']['positive']} confirmed case(s) -> {m['frames']['positive']} labelled frame(s)
+- {m['cases']['positive']} confirmed case(s) -> {m['frames']['positive']} frame(s)
 - {m['cases']['hard_negative']} case(s) rejected as "{REJECT_REASONS['not_the_object']}" -> \
-{m['frames']['hard_negative']} hard negative frame(s) (empty label files)
-- rejected for other reasons, not used: {ignored}
-- at most {m['frames_per_case']} frame(s) per case, far apart in time; split by case: train {m['images']['train']}, \
-val {m['images']['val']} image(s)
-- skipped frames (missing or altered files): {len(m['skipped'])}
+{m['frames']['hard_negative']} frame(s) where the detection is background
+- box corrections: {m['drawn_boxes']} drawn, {m['class_fixes']} class fix(es), {m['marked_wrong']} marked wrong, \
+on {m['corrected_frames']} frame(s)
+- labels: {labels}; {m['background_images']} background image(s) (empty label files)
+- rejected for other reasons, not used: {ignored}; corrections on unreviewed cases, not used: \
+{len(m['unreviewed_with_corrections'])} case(s)
+- split by place ({len(m['places'])} place(s): one camera view, or within {m['place_radius_m']:g} m on the ground): \
+train {m['images']['train']}, val {m['images']['val']}, test {m['images']['test']} image(s)
+- skipped frames (missing or altered files, frames of cases with drawn boxes): {len(m['skipped'])}
 
-Images are copies of the evidence frames (their SHA-256 is in manifest.json). Licence: the bureau's own
-footage; keep it inside the bureau.
+Images are copies of the evidence frames (their SHA-256, case, camera, scene, who decided and corrected what and
+when are in provenance.json). Licence: {m['licence']}.
 
-Include it in a dataset recipe (keep the split: all frames of one case stay in one split):
+Include it in a dataset recipe (keep the split: a place stays in one split):
 
 ```yaml
 sources:
   - name: reviews
     path: {out.resolve()}
     class_map: {class_map}
-    licence: bureau footage (internal)
+    licence: {json.dumps(m['licence'], ensure_ascii=False)}
 split: {{mode: keep}}
 ```
 """
