@@ -11,6 +11,9 @@ Why it is built this way (see ENVIRONMENT.md, "Live streams in tests"):
 - `set_shared(False)`: with a shared media every new client's PLAY would rewind everyone.
 - `--freeze-after S`: each client's video stops S seconds after it starts while its TCP
   connection stays open (buffers are dropped at `pay0`), as with a hung camera.
+- `--live-epoch T`: each client starts where a camera filming since UNIX time T would be (the clip's
+  position `now - T`, looped) instead of at its start, as a drone's live stream is: a reconnecting
+  client has missed what was filmed meanwhile. Exact only for clips whose every frame is a keyframe.
 - PLAY waits for the first segment after the initial flushing seek: the flush clears the stream's
   segment, and a PLAY handled in that window makes `gst_rtsp_media_get_rates` hit `g_assert (FALSE)`
   ("complete stream without rate"), which aborts the whole server (seen on loaded hosts). PLAY waits for
@@ -40,12 +43,17 @@ GONE = (_Status.UNPREPARING, _Status.UNPREPARED, _Status.ERROR)
 
 
 def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.SeekFlags,
-                state: dict | None = None) -> bool:
+                state: dict | None = None, live_epoch: float | None = None) -> bool:
     if media.get_status() in GONE:
         return False  # the client left meanwhile; nothing to loop
     if state is not None and flags & Gst.SeekFlags.FLUSH:
         state["ready"] = False  # from here until the next segment, the stream has no rate: PLAY must wait
-    if not pay.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, 0, Gst.SeekType.NONE, -1):
+    start = 0
+    if live_epoch is not None:  # where a camera filming since the epoch is now
+        ok, duration = pay.query_duration(Gst.Format.TIME)
+        start = int(max(0.0, time.time() - live_epoch) * Gst.SECOND)
+        start = start % duration if ok and duration > 0 else start
+    if not pay.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, start, Gst.SeekType.NONE, -1):
         print("rtsp_server: segment seek failed", file=sys.stderr, flush=True)
     return False  # GLib.idle_add: run once
 
@@ -53,9 +61,10 @@ def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.See
 class LoopingFactory(GstRtspServer.RTSPMediaFactory):
     """One unshared, looping media per client."""
 
-    def __init__(self, clip: Path, freeze_after_s: float | None) -> None:
+    def __init__(self, clip: Path, freeze_after_s: float | None, live_epoch: float | None = None) -> None:
         super().__init__()
         self.freeze_after_s = freeze_after_s
+        self.live_epoch = live_epoch
         self.playable: dict[str, dict] = {}  # media pipeline name -> {"flushed", "ready"} (see the module doc)
         self.set_launch(
             f'( filesrc location="{clip}" ! qtdemux ! h264parse '
@@ -71,7 +80,7 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
         # The first segment seek has to be flushing and made once the pipeline prerolled;
         # later ones (on segment-done) must not flush, or running time restarts.
         media.connect("prepared", lambda m: GLib.idle_add(_seek_start, m, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS,
-                                                          state))
+                                                          state, self.live_epoch))
         pay.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event, (media, pay, state))
         if self.freeze_after_s is not None:
             state = {"first": None}
@@ -143,6 +152,8 @@ def main() -> None:
     parser.add_argument("--mount", action="append", required=True, help="e.g. /cam1; one per --file")
     parser.add_argument("--file", action="append", required=True, type=Path, help="H.264 mp4 to loop")
     parser.add_argument("--freeze-after", type=float, default=None, help="stop sending video after S s")
+    parser.add_argument("--live-epoch", type=float, default=None,
+                        help="start each client where a camera filming since this UNIX time would be")
     parser.add_argument("--child", action="store_true", help="run the server itself (the supervisor passes it)")
     args = parser.parse_args()
     if len(args.mount) != len(args.file):
@@ -156,7 +167,7 @@ def main() -> None:
     for mount, clip in zip(args.mount, args.file):
         if not clip.is_file():
             parser.error(f"no such clip: {clip}")
-        factories.append(LoopingFactory(clip.resolve(), args.freeze_after))
+        factories.append(LoopingFactory(clip.resolve(), args.freeze_after, args.live_epoch))
         mounts.add_factory(mount if mount.startswith("/") else "/" + mount, factories[-1])
 
     def pre_play(_client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext) -> GstRtsp.RTSPStatusCode:

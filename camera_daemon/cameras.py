@@ -34,6 +34,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from streetwatch.camera_daemon.config import Camera, DaemonConfig, camera_taxonomy, camera_zones
+from streetwatch.camera_daemon.drone_link import DroneLink
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.detector.analysis import AnalysisStep
 from streetwatch.detector.config import Taxonomy, ZoneFile
@@ -72,7 +73,7 @@ log = logging.getLogger("streetwatch.daemon")
 
 DETECTOR_FLOOR = 0.05  # the shared model keeps boxes down to this; each camera applies its own floors
 END = object()  # ends the frames queue: the inference thread finishes what it has, then closes tracks
-DROP_REASONS = ("queue_full", "stale", "error", "shutdown", "fenced")
+DROP_REASONS = ("queue_full", "stale", "error", "shutdown", "no_pose", "fenced")
 
 
 # ---- models --------------------------------------------------------------------------------------------
@@ -183,7 +184,10 @@ class CameraRuntime:
         self.started = time.time()  # the session's start: live sightings say how far into it they were seen
         self.session = f"{cam.id}:{int(self.started)}:{instance}"
         self.period = 1.0 / cam.analysis_fps
-        locator = GroundCalibration.from_config(cam.calibration).locator() if cam.calibration else None
+        # a live drone: each frame posed from its telemetry, placed on the ground like a recorded clip's
+        self.drone = DroneLink(cam.id, cam.drone, cam.backoff_initial_s, cam.backoff_max_s) if cam.drone else None
+        locator = self.drone.locator() if self.drone else \
+            GroundCalibration.from_config(cam.calibration).locator() if cam.calibration else None
         self.step = AnalysisStep(cam, plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
                                  locator=locator, scenes=scenes)
         self.unknown_classes = self.step.unknown_classes
@@ -250,6 +254,7 @@ class CameraRuntime:
             "frames_analysed": int(m.frames_analysed.value(camera=cid)),
             "frames_dropped": {r: int(m.frames_dropped.value(camera=cid, reason=r)) for r in DROP_REASONS},
             "last_error": st.last_error,
+            **({"telemetry": self.drone.describe(now)} if self.drone else {}),
         }
 
 
@@ -270,10 +275,16 @@ def schedule_due(cameras: list[CameraRuntime], now: float, frames: queue.Queue, 
     for rt in cameras:
         if now < rt.next_due:
             continue
-        frame = rt.reader.latest(after_index=rt.last_index)
+        frame = None if rt.drone is not None and rt.drone.held is not None else \
+            rt.reader.latest(after_index=rt.last_index)
+        if frame is not None:
+            rt.last_index = frame.index
+        if rt.drone is not None:  # a drone's frame waits for the telemetry that poses it (camera_daemon.drone_link)
+            frame, no_pose = rt.drone.due_frame(frame, time.time())
+            if no_pose is not None:
+                metrics.frames_dropped.inc(camera=rt.id, reason="no_pose")
         if frame is None:
-            continue  # still due: the next new frame goes as soon as it arrives
-        rt.last_index = frame.index
+            continue  # still due: the next new (or posed) frame goes as soon as it arrives
         rt.next_due += rt.period
         if rt.next_due < now:
             rt.next_due = now + rt.period

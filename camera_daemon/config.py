@@ -42,6 +42,7 @@ from streetwatch.camera_daemon.config_fields import (
     expand_env,
     system_folder,
 )
+from streetwatch.camera_daemon.drone_config import DroneSection
 from streetwatch.camera_daemon.retention_job import RetentionSection
 from streetwatch.cases.work_orders import WorkOrderSettings
 from streetwatch.detector.config import (
@@ -129,6 +130,20 @@ class Camera(CameraSettings):
                                                    "and the times its recordings give without a zone (file names, "
                                                    "EXIF, `detect --cameras`); default: the zones file's, else "
                                                    "the top-level one")
+
+    drone: DroneSection | None = Field(None, description="a live drone: its telemetry (MQTT) and lens; its cases are "
+                                                         "placed on the ground (camera_daemon/drone_config.py)")
+
+    @model_validator(mode="after")
+    def _drone(self) -> Camera:
+        if self.drone is None:
+            return self
+        if self.calibration is not None:
+            raise ValueError("a drone camera is placed by its telemetry: drop calibration, or drone")
+        if self.max_frame_age_s <= self.drone.telemetry.max_gap_s:
+            raise ValueError(f"max_frame_age_s ({self.max_frame_age_s:g}) must exceed drone.telemetry.max_gap_s "
+                             f"({self.drone.telemetry.max_gap_s:g}): a frame waits up to that long for its telemetry")
+        return self
 
     @field_validator("timezone")
     @classmethod

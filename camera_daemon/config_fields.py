@@ -40,7 +40,7 @@ __all__ = [
     "system_folder",
 ]
 
-URL_SCHEMES = ("rtsp", "rtsps", "http", "https", "file")
+URL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "http", "https", "file")  # rtmp: docks' live video
 DATABASE_DIALECTS = ("sqlite", "postgresql")  # what cases.store opens
 # Where data must never go: the root, the OS's own files and the kernel's virtual folders.
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/boot")

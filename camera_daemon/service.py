@@ -87,7 +87,8 @@ log = logging.getLogger("streetwatch.daemon")
 def _remember_secrets(config: DaemonConfig, *db_urls: str) -> None:
     """Every credential of the configuration, masked in whatever this process prints from now on (a password
     holding a space or '#' cannot be told apart from the text around it otherwise)."""
-    for url in (*db_urls, config.database or "", *(cam.url for cam in config.cameras)):
+    for url in (*db_urls, config.database or "", *(cam.url for cam in config.cameras),
+                *(cam.drone.telemetry.broker for cam in config.cameras if cam.drone)):
         remember_secrets(url)
 
 
@@ -207,6 +208,8 @@ class Daemon:
             cameras = list(self._cameras.values())
         for rt in cameras:
             rt.reader.stop(timeout_s=0)
+            if rt.drone is not None:
+                rt.drone.stop()
         for rt in cameras:
             rt.reader.stop(timeout_s=max(0.0, min(1.0, started + 1.0 - time.monotonic())))
         # 3. the model finishes what is queued, then every track closes (final sightings)
@@ -260,6 +263,8 @@ class Daemon:
         # at the same instant every period and queue up behind each other.
         rt.next_due = time.monotonic() + random.random() * rt.period
         rt.reader.start()
+        if rt.drone is not None:  # its telemetry: MQTT, connecting in the background
+            rt.drone.start()
         with self._lock:
             self._cameras[cam.id] = rt
             self._failed.pop(cam.id, None)
@@ -298,6 +303,8 @@ class Daemon:
     def _retire(self, rt: CameraRuntime) -> None:
         rt.retired = True
         rt.reader.stop(timeout_s=0)
+        if rt.drone is not None:
+            rt.drone.stop()
         with self._lock:
             if self._cameras.get(rt.id) is rt:
                 del self._cameras[rt.id]

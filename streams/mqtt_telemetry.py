@@ -38,7 +38,8 @@ MQTT_SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
 class TelemetryStatus:
     """A snapshot of a telemetry client (safe to log: no credentials, no message content).
 
-    ``state``: "connecting", "connected", "disconnected" (paho is reconnecting) or "stopped".
+    ``state``: "connecting", "connected", "disconnected" (paho is reconnecting), "refused" (the broker said no:
+    a wrong password, an unknown client; paho keeps trying) or "stopped".
     ``last_message_wall``: arrival time (UNIX) of the newest usable message; ``last_sample_t`` its own time.
     """
 
@@ -125,6 +126,7 @@ class MqttTelemetry:
     def _on_connect(self, client, _userdata, _flags, reason_code, _properties=None) -> None:
         if reason_code.is_failure:
             with self._lock:
+                self._status.state = "refused"  # kept through the disconnect that follows; paho retries
                 self._status.last_error = redact_url(f"broker refused the connection: {reason_code}")
             log.warning("camera %s: telemetry broker %s refused the connection: %s", self.camera_id,
                         self._status.broker, reason_code, extra={"camera": self.camera_id, "event": "telemetry_refused"})
@@ -138,7 +140,7 @@ class MqttTelemetry:
 
     def _on_disconnect(self, _client, _userdata, _flags, reason_code, _properties=None) -> None:
         with self._lock:
-            if self._status.state == "stopped":
+            if self._status.state in ("stopped", "refused"):
                 return
             self._status.state = "disconnected"
             self._status.disconnects += 1

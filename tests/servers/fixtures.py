@@ -136,6 +136,7 @@ def rtsp_server(
     port: int | None = None,
     freeze_after_s: float | None = None,
     ready_timeout_s: float = 10.0,
+    live_epoch: float | None = None,
 ) -> Iterator[RtspServerHandle]:
     """Run the GStreamer RTSP server (system python3) for the duration of a `with` block.
 
@@ -145,6 +146,7 @@ def rtsp_server(
         freeze_after_s: each client stops receiving video this long after it starts playing,
             while its connection stays open (a frozen camera).
         ready_timeout_s: how long to wait for the server's READY line.
+        live_epoch: clients start where a camera filming since this UNIX time would be (a live stream).
 
     Yields:
         A handle with `url(mount)` and `kill()`; the server is killed on exit.
@@ -155,6 +157,8 @@ def rtsp_server(
         cmd += ["--mount", mount, "--file", str(clip)]
     if freeze_after_s is not None:
         cmd += ["--freeze-after", str(freeze_after_s)]
+    if live_epoch is not None:
+        cmd += ["--live-epoch", repr(live_epoch)]
     # The venv's PYTHONPATH/PYTHONHOME must not leak into the system interpreter.
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
