@@ -37,9 +37,9 @@ class BoxCorrection(Base):
 
 
 def _correction(row: BoxCorrection) -> Correction:
-    xyxy = tuple(float(v) for v in (row.box_norm or {}).get("xyxy", ())) or None
-    return Correction(row.id, BoxAction(row.action), row.target_id, xyxy,  # type: ignore[arg-type]
-                      row.class_name, row.actor, as_utc(row.at))
+    corners = [float(v) for v in (row.box_norm or {}).get("xyxy", ())]
+    xyxy = (corners[0], corners[1], corners[2], corners[3]) if len(corners) == 4 else None
+    return Correction(row.id, BoxAction(row.action), row.target_id, xyxy, row.class_name, row.actor, as_utc(row.at))
 
 
 def corrections_of(ses: Session, sighting_ids: Iterable[int]) -> dict[int, list[Correction]]:

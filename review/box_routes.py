@@ -76,7 +76,8 @@ def editor(ses: Session, case: t.Case, sightings: list[t.Sighting], best: t.Sigh
     framed = [s for s in sightings if picture(s)]
     if not framed or case.status == CaseStatus.MERGED:
         return None
-    chosen = next((s for s in framed if s.id == frame), None) or (best if best in framed else framed[0])
+    asked = next((s for s in framed if s.id == frame), None)
+    chosen: t.Sighting = asked or (best if best is not None and best in framed else framed[0])
     corrections = corrections_of(ses, [s.id for s in framed])
     boxes: list[FrameBox] = boxes_of(chosen, corrections.get(chosen.id, []))
     return {"sighting": chosen, "picture": picture(chosen), "boxes": boxes,

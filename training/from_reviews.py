@@ -84,7 +84,7 @@ def _verdict(ses, case: t.Case) -> tuple[str | None, str, str]:
     last = events[0] if events else None
     if last is None:
         return None, "", ""
-    return (last.detail or {}).get("reason"), last.actor, as_utc(last.at).isoformat()  # type: ignore[union-attr]
+    return (last.detail or {}).get("reason"), last.actor, as_utc(last.at).isoformat()
 
 
 def _frames(ses, case: t.Case, evidence_dir: Path, skipped: list[str]) -> tuple[list[Frame], int | None]:
@@ -106,7 +106,7 @@ def _frames(ses, case: t.Case, evidence_dir: Path, skipped: list[str]) -> tuple[
             skipped.append(f"case {case.id} sighting {s.id}: {raw['path']} does not match its recorded SHA-256")
             continue
         x0, y0, x1, y1 = (min(1.0, max(0.0, float(v))) for v in s.box_norm["xyxy"])
-        mid = (as_utc(s.first_seen).timestamp() + as_utc(s.last_seen).timestamp()) / 2  # type: ignore[union-attr]
+        mid = (as_utc(s.first_seen).timestamp() + as_utc(s.last_seen).timestamp()) / 2
         frames.append(Frame(s.id, path, digest, (x0, y0, x1, y1), s.class_name, mid))
         if raw["path"] == best_raw:
             best_id = s.id
