@@ -69,9 +69,10 @@ def class_palette(request: Request) -> list[dict]:
 def editor(ses: Session, case: t.Case, sightings: list[t.Sighting], best: t.Sighting | None, evi: EvidenceView,
            frame: int | None) -> dict | None:
     """The box editor's frame: the chosen sighting's (else the evidence sighting's), its picture and boxes; the
-    other frames to choose from. None when no sighting of the case has a picture this user may see."""
+    other frames to choose from. None when no sighting of the case has a redacted copy: the editor never loads a
+    raw frame by itself (each raw view is logged, and is for the user to ask for)."""
     def picture(s: t.Sighting) -> dict | None:
-        return evi.shown(s.evidence).get("raw") or evi.originals(s.evidence).get("raw")
+        return evi.shown(s.evidence).get("raw")
 
     framed = [s for s in sightings if picture(s)]
     if not framed or case.status == CaseStatus.MERGED:

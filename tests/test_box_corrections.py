@@ -157,3 +157,16 @@ def test_a_sighting_of_another_case_a_merged_case_and_a_missing_token_are_refuse
     assert post(client, other, sighting=other_sid, action="wrong").status_code == 400
     with store.session() as ses:
         assert ses.scalars(select(BoxCorrection)).all() == []
+
+
+def test_the_editor_never_loads_a_raw_frame_by_itself(app_case):
+    """The other case has no redacted copy: no editor, even for an admin (a raw view is logged, and asked for)."""
+    from streetwatch.cases.review_tables import AuditEvent
+
+    client, store, case_id, sid, other, other_sid = app_case
+    admin = TestClient(client.app, base_url="http://testserver")
+    assert login(admin, "root").status_code == 303
+    assert 'id="boxes"' not in admin.get(f"/cases/{other}").text
+    assert 'id="boxes"' in admin.get(f"/cases/{case_id}").text
+    with store.session() as ses:
+        assert ses.scalars(select(AuditEvent).where(AuditEvent.action == "raw_evidence_viewed")).all() == []
