@@ -105,8 +105,9 @@ def test_every_split_gets_a_place_when_there_are_enough_and_the_split_is_stable(
 
 # the whole export, from a real store --------------------------------------------------------------
 @pytest.fixture
-def corrected(tmp_path, sqlite_url):
-    store, ev = CaseStore(sqlite_url), tmp_path / "evidence"
+def corrected(tmp_path, db_url):
+    """On SQLite and on the real local PostgreSQL."""
+    store, ev = CaseStore(db_url), tmp_path / "evidence"
     t0 = 1_800_000_000.0
 
     def seen(key, xyxy, camera, when=t0, **kw):
