@@ -4,6 +4,9 @@ last in Chinese), and each correction is in the database with who and when. Set-
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -88,6 +91,9 @@ def test_an_analyst_draws_a_missed_heap_fixes_a_class_and_marks_a_box_wrong(serv
     wait_for(browser, lambda d: "标注框已标为错误" in d.find_element(By.ID, "flash").text, "the box marked wrong")
     assert corrections(store)[-1][:4] == ("wrong", drawn_id, None, "alice")
     assert len(browser.find_elements(By.CSS_SELECTOR, "#box-svg g.drawn.wrong")) == 1
+    if os.environ.get("STREETWATCH_SCREENSHOTS"):
+        Path(os.environ["STREETWATCH_SCREENSHOTS"]).mkdir(parents=True, exist_ok=True)
+        browser.find_element(By.ID, "boxes").screenshot(str(Path(os.environ["STREETWATCH_SCREENSHOTS"]) / "boxes-zh.png"))
     blocked = [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e["message"]
                or e["level"] == "SEVERE"]
     assert blocked == []
