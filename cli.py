@@ -15,6 +15,7 @@ import typer
 
 from streetwatch.commands import bench, cases, detect, outbox, platform, report, review, telemetry, training
 from streetwatch.commands import daemon as daemon_cmd
+from streetwatch.commands import fleet as fleet_cmd
 
 app = typer.Typer(
     name="streetwatch",
@@ -63,6 +64,7 @@ training.dataset_app.command("from-reviews")(review.dataset_from_reviews)
 app.add_typer(bench.bench_app, name="bench")
 app.command("daemon")(daemon_cmd.daemon)
 app.add_typer(daemon_cmd.config_app, name="config")
+app.add_typer(fleet_cmd.app, name="fleet")
 bench.bench_app.command("daemon")(daemon_cmd.bench_daemon)
 app.command("telemetry")(telemetry.telemetry)
 app.add_typer(outbox.app, name="outbox")
