@@ -53,6 +53,8 @@ def _seek_start(media: GstRtspServer.RTSPMedia, pay: Gst.Element, flags: Gst.See
         ok, duration = pay.query_duration(Gst.Format.TIME)
         start = int(max(0.0, time.time() - live_epoch) * Gst.SECOND)
         start = start % duration if ok and duration > 0 else start
+        if state is not None:
+            state["live_from"] = start
     if not pay.seek(1.0, Gst.Format.TIME, flags, Gst.SeekType.SET, start, Gst.SeekType.NONE, -1):
         print("rtsp_server: segment seek failed", file=sys.stderr, flush=True)
     return False  # GLib.idle_add: run once
@@ -76,12 +78,14 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
 
     def _on_media_configure(self, _factory: GstRtspServer.RTSPMediaFactory, media: GstRtspServer.RTSPMedia) -> None:
         pay = media.get_element().get_by_name("pay0")
-        state = self.playable[media.get_element().get_name()] = {"ready": False}
+        state = self.playable[media.get_element().get_name()] = {"ready": False, "epoch": self.live_epoch}
         # The first segment seek has to be flushing and made once the pipeline prerolled;
         # later ones (on segment-done) must not flush, or running time restarts.
         media.connect("prepared", lambda m: GLib.idle_add(_seek_start, m, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS,
-                                                          state, self.live_epoch))
+                                                          state))
         pay.get_static_pad("sink").add_probe(Gst.PadProbeType.EVENT_DOWNSTREAM, self._on_event, (media, pay, state))
+        if self.live_epoch is not None:  # nothing from before the live position reaches the client
+            pay.get_static_pad("sink").add_probe(Gst.PadProbeType.BUFFER, self._live_probe, state)
         if self.freeze_after_s is not None:
             state = {"first": None}
             pay.get_static_pad("src").add_probe(
@@ -95,10 +99,23 @@ class LoopingFactory(GstRtspServer.RTSPMediaFactory):
         if kind == Gst.EventType.FLUSH_START:
             state["ready"] = False  # the segment is gone until the next one arrives
         elif kind == Gst.EventType.SEGMENT:
+            live_from = state.get("live_from")
+            if live_from and info.get_event().parse_segment().start < live_from - Gst.SECOND // 10:
+                # the server rewound the stream after the live seek (its PLAY handling): seek to "now" again
+                GLib.idle_add(_seek_start, media, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS, state, state["epoch"])
+                return Gst.PadProbeReturn.OK
             state["ready"] = True
         elif kind == Gst.EventType.SEGMENT_DONE:
+            state["live_from"] = None  # looped: the clip's start is live now
             # Seeking from the streaming thread could deadlock; do it from the main loop.
             GLib.idle_add(_seek_start, media, pay, SEGMENT_FLAGS)
+        return Gst.PadProbeReturn.OK
+
+    @staticmethod
+    def _live_probe(_pad: Gst.Pad, info: Gst.PadProbeInfo, state: dict) -> Gst.PadProbeReturn:
+        live_from = state.get("live_from")
+        if live_from and info.get_buffer().pts < live_from - Gst.SECOND // 10:
+            return Gst.PadProbeReturn.DROP
         return Gst.PadProbeReturn.OK
 
     def play_ready(self, media: GstRtspServer.RTSPMedia | None) -> bool:
@@ -171,6 +188,16 @@ def main() -> None:
         mounts.add_factory(mount if mount.startswith("/") else "/" + mount, factories[-1])
 
     def pre_play(_client: GstRtspServer.RTSPClient, ctx: GstRtspServer.RTSPContext) -> GstRtsp.RTSPStatusCode:
+        if args.live_epoch is not None and ctx.media is not None:
+            # a live stream plays from where it is now: seek there just before PLAY (the server rewinds a prepared
+            # media itself, so earlier is too early), and drop the client's "Range: npt=0-", which would rewind it
+            ctx.request.remove_header(GstRtsp.RTSPHeaderField.RANGE, -1)
+            pay = ctx.media.get_element().get_by_name("pay0")
+            state = next((f.playable.get(ctx.media.get_element().get_name()) for f in factories
+                          if ctx.media.get_element().get_name() in f.playable), None)
+            if state is not None:
+                state["ready"] = False
+            GLib.idle_add(_seek_start, ctx.media, pay, Gst.SeekFlags.FLUSH | SEGMENT_FLAGS, state, args.live_epoch)
         # runs on the client's thread: waiting here does not hold up the main loop that makes the segment
         deadline = time.monotonic() + 3.0
         while not all(f.play_ready(ctx.media) for f in factories):

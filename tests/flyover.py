@@ -84,7 +84,8 @@ def srt_block(i: int, t0: float, t1: float, lat: float, lon: float, gimbal: bool
             + ("[gb_yaw: 0.0 gb_pitch: -90.0 gb_roll: 0.0] " if gimbal else "") + "</font>\n\n")
 
 
-def fly(mosaic: np.ndarray, out: Path, seconds: float = 30, fps: int = 5, reverse: bool = False) -> Path:
+def fly(mosaic: np.ndarray, out: Path, seconds: float = 30, fps: int = 5, reverse: bool = False,
+        gop_s: float = 1.0) -> Path:
     """Render the flight along the mosaic (west -> east, or back) and write flight.mp4 + flight.SRT."""
     span = mosaic.shape[1] - FRAME_W
     n = int(seconds * fps)
@@ -92,7 +93,7 @@ def fly(mosaic: np.ndarray, out: Path, seconds: float = 30, fps: int = 5, revers
     if reverse:
         xs = xs[::-1]
     frames = (mosaic[:, int(round(x)):int(round(x)) + FRAME_W] for x in xs)
-    write_video(out, frames, fps=fps, gop_s=1.0)
+    write_video(out, frames, fps=fps, gop_s=gop_s)  # gop_s 1/fps: every frame a keyframe (exact seeks)
     with out.with_suffix(".SRT").open("w") as srt:
         for k, x in enumerate(xs):
             lat, lon = pixel_latlon(x + FRAME_W / 2, FRAME_H / 2)
