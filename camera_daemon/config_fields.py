@@ -193,11 +193,15 @@ class FleetSettings(StrictModel):
     """
 
     enabled: bool = Field(False, description="share `cameras` with the other hosts on the same database")
-    host: str = Field(default_factory=lambda: socket.gethostname()[:64] or "host", min_length=1, max_length=64,
-                      pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$",
-                      description="this host's name in the fleet (default: the machine's hostname); unique per daemon")
-    capacity: int = Field(8, ge=1, le=10_000, description="cameras this host can analyse at its analysis_fps "
-                                                          "(docs/operations.md, Capacity)")
+    # One cameras.yaml serves every host: what differs per host comes from its environment (systemd EnvironmentFile)
+    host: str = Field(default_factory=lambda: os.environ.get("STREETWATCH_FLEET_HOST") or socket.gethostname()[:64],
+                      min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$", validate_default=True,
+                      description="this host's name in the fleet, unique per daemon (default: $STREETWATCH_FLEET_HOST, "
+                                  "else the machine's hostname)")
+    capacity: int = Field(default_factory=lambda: os.environ.get("STREETWATCH_FLEET_CAPACITY", "8"), ge=1, le=10_000,
+                          validate_default=True, description="cameras this host can analyse at its analysis_fps "
+                                                             "(default: $STREETWATCH_FLEET_CAPACITY, else 8; "
+                                                             "docs/operations.md, Capacity)")
     lease_ttl_s: float = Field(10.0, ge=2, le=300, description="a lease not renewed this long (database clock) may "
                                                                "be taken by another host; renewed every ttl/4")
     settle_s: float | None = Field(None, ge=0, le=3600, description="a host joining gets cameras moved to it only "

@@ -112,10 +112,17 @@ class FleetJob:
             with self._connection() as conn:
                 other = leases.heartbeat(conn, self.host, self.instance, s.capacity, s.lease_ttl_s)
                 leases.ensure_leases(conn, self.cameras())
-                renewed = leases.renew(conn, self.host, self.held, s.lease_ttl_s)
+                # two daemons under one name would renew each other's leases: hold nothing until the other is gone
+                # (a restart after a crash waits here for the dead instance's heartbeat to age past the ttl)
+                renewed = {} if other else leases.renew(conn, self.host, self.held, s.lease_ttl_s)
             if other:
-                log.error("fleet: another daemon (%s) heartbeats as host %r too; give each its own fleet.host",
-                          other, self.host, extra={"event": "fleet_conflict"})
+                log.error("fleet: another daemon (%s) heartbeats as host %r; this one holds no camera until it has "
+                          "been silent for lease_ttl_s: give each daemon its own fleet.host", other, self.host,
+                          extra={"event": "fleet_conflict"})
+                self._lose(set(self.held), "another daemon uses the same fleet.host")
+                self.held, self.db_ok, self.last_error = {}, True, f"fleet.host {self.host!r} used by {other}"
+                self._publish()
+                return
             self._lose(set(self.held) - set(renewed), "taken by another host while this one was silent")
             self.held = renewed
             self.fence_until = sent + s.lease_ttl_s - s.fence_margin_s

@@ -86,10 +86,10 @@ def settings(host: str, **kw) -> FleetSettings:
                          settle_s=kw.pop("settle_s", 0.0))
 
 
-def job(host: str, url: str, cameras: list[str], **kw) -> tuple[FleetJob, list[set[str]]]:
+def job(host: str, url: str, cameras: list[str], instance: str = "", **kw) -> tuple[FleetJob, list[set[str]]]:
     seen: list[set[str]] = []
     return FleetJob(settings(host, **kw), url, lambda: cameras, seen.append, threading.Event(), DaemonMetrics(),
-                    instance=f"{host}:test"), seen
+                    instance=instance or f"{host}:test"), seen
 
 
 def test_hosts_share_cameras_by_capacity_and_a_cut_off_host_stops_before_it_is_taken_over(store, pg_url) -> None:
@@ -139,3 +139,16 @@ def test_hosts_share_cameras_by_capacity_and_a_cut_off_host_stops_before_it_is_t
             j.turn()
     assert [dict(j.held) for j in (a, b, c)] == held
     proxy.down()
+
+
+def test_two_daemons_under_one_host_name_hold_nothing_rather_than_renew_each_others_leases(store, pg_url) -> None:
+    first, first_seen = job("a", pg_url, ["cam-1", "cam-2"])
+    first.turn()
+    first.turn()
+    assert set(first.held) == {"cam-1", "cam-2"}
+    second, second_seen = job("a", pg_url, ["cam-1", "cam-2"], instance="a:other")
+    second.turn()
+    assert second.held == {} and second_seen[-1] == set()
+    first.turn()  # sees the second one: stops too
+    assert first.held == {} and first_seen[-1] == set()
+    assert "used by" in (first.describe()["last_error"] or "")
