@@ -124,6 +124,7 @@ class DroneLink:
             "last_error": st.last_error,
             "last_message_age_s": None if st.last_message_wall is None else round(now - st.last_message_wall, 2),
             "telemetry_age_s": None if st.last_sample_t is None else round(now - st.last_sample_t, 2),
+            "telemetry_delay_s": st.delay_s,
             "offset_s": tel.offset_s, "max_gap_s": tel.max_gap_s,
             "frames_posed": self.posed, "frames_without_pose": dict(self.without_pose),
             "last_frame_without_pose": None if self.last_without_pose is None else

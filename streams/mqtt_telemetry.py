@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import ssl
+import statistics
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
@@ -41,6 +42,8 @@ class TelemetryStatus:
     ``state``: "connecting", "connected", "disconnected" (paho is reconnecting), "refused" (the broker said no:
     a wrong password, an unknown client; paho keeps trying) or "stopped".
     ``last_message_wall``: arrival time (UNIX) of the newest usable message; ``last_sample_t`` its own time.
+    ``delay_s``: the median of arrival minus own time over the last hundred messages: the transport delay plus
+    the dock's clock error (seconds off means the dock's clock is not synchronised; docs/telemetry.md).
     """
 
     broker: str
@@ -54,6 +57,7 @@ class TelemetryStatus:
     last_message_wall: float | None = None
     last_sample_t: float | None = None
     last_error: str | None = None
+    delay_s: float | None = None  # median of (arrival - the message's own time) over recent messages
 
 
 def parse_broker_url(url: str) -> tuple[str, int, bool, str | None, str | None]:
@@ -88,6 +92,7 @@ class MqttTelemetry:
         self._lock = threading.Lock()
         self._status = TelemetryStatus(broker=redact_url(url), topic=topic)
         self._problems: Counter[str] = Counter()
+        self._delays: deque[float] = deque(maxlen=101)  # arrival minus the message's own time, recent messages
         self._keepalive = keepalive_s
         self._client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2,
                                    client_id=f"streetwatch-{camera_id}-{id(self):x}"[:64], clean_session=True)
@@ -119,7 +124,8 @@ class MqttTelemetry:
     def status(self) -> TelemetryStatus:
         with self._lock:
             st = self._status
-            return TelemetryStatus(**{**st.__dict__, "problems": dict(self._problems)})
+            delay = round(statistics.median(self._delays), 3) if self._delays else None
+            return TelemetryStatus(**{**st.__dict__, "problems": dict(self._problems), "delay_s": delay})
 
     # ---- paho's network thread --------------------------------------------------------------------
 
@@ -166,6 +172,7 @@ class MqttTelemetry:
         with self._lock:
             self._status.messages += 1
             if kept:
+                self._delays.append(now - sample.t)  # transport delay plus the dock's clock error
                 self._status.usable += 1
                 self._status.last_message_wall = now
                 self._status.last_sample_t = sample.t

@@ -184,6 +184,7 @@ def test_messages_through_a_real_broker_fill_the_buffer_and_bad_ones_are_counted
         st = client.status()
         assert st.usable == 2 and st.problems == {"not JSON": 1, "no GPS fix (latitude and longitude are 0)": 1}
         assert buf.pose_at(now - 1.5).lat == pytest.approx(22.79005)
+        assert 1.4 <= st.delay_s <= 2.5  # sent 2 s and 1 s after their own time: the delay the status reports
         assert st.broker == f"mqtt://***:***@127.0.0.1:{port}"
     finally:
         client.stop()

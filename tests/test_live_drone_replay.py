@@ -172,6 +172,7 @@ def test_a_live_flight_gives_the_same_cases_as_detect_on_its_recording(tmp_path,
     print("detect:", reference, "\nlive:", found, "\ntelemetry:", tel)
     assert reference and found
     assert tel["frames_posed"] >= 20 and tel["problems"] == {}
+    assert 0.0 <= tel["telemetry_delay_s"] < 0.5  # published at the moment each describes, through a local broker
     off = [(c, round(nearest(c, reference), 2)) for c in found]
     assert all(d <= 2.0 for _, d in off), off  # every live case within 2 m of detect's case of that place
     missed = [(c, round(nearest(c, found), 2)) for c in reference if nearest(c, found) > 2.0]
