@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from streetwatch.commands import adapt as adapt_cmd
 from streetwatch.commands import bench, cases, detect, outbox, platform, report, review, telemetry, training
 from streetwatch.commands import daemon as daemon_cmd
 from streetwatch.commands import fleet as fleet_cmd
@@ -57,6 +58,7 @@ app.add_typer(cases.app, name="cases")
 app.add_typer(training.dataset_app, name="dataset")
 app.command("train")(training.train)
 app.command("eval")(training.evaluate)
+training.models_app.command("adapt")(adapt_cmd.adapt)
 app.add_typer(training.models_app, name="models")
 app.command("serve")(review.serve)
 app.add_typer(review.users_app, name="users")

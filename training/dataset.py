@@ -76,7 +76,7 @@ def _read_data_yaml(src: SourceSpec) -> tuple[list[str], dict[str, Path]]:
     return [str(n) for n in names], splits
 
 
-def _parse_label(path: Path, n_classes: int) -> list[tuple[int, float, float, float, float]]:
+def parse_label(path: Path, n_classes: int) -> list[tuple[int, float, float, float, float]]:
     boxes = []
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         parts = line.split()
@@ -134,7 +134,7 @@ def collect_source(src: SourceSpec, targets: list[str]) -> list[Item]:
                 raise DatasetError(f"{image}: image has no label file {label.name} (write an empty one for a negative)")
             _check_image(image)
             boxes = [
-                (remap[c], x, y, w, h) for c, x, y, w, h in _parse_label(label, len(names)) if remap[c] is not None
+                (remap[c], x, y, w, h) for c, x, y, w, h in parse_label(label, len(names)) if remap[c] is not None
             ]
             items.append(Item(src.name, split, image, boxes))
     if not items:
@@ -221,7 +221,7 @@ def _train_list(items: list[Item], recipe: Recipe, out: Path) -> Path:
     return listing
 
 
-def _write(items: Iterable[Item], out: Path) -> None:
+def write_items(items: Iterable[Item], out: Path) -> None:
     for item in items:
         name = f"{item.source}__{item.image.name}"
         image_link = out / "images" / item.split / name
@@ -303,7 +303,7 @@ def build_dataset(
     for sub in ("images", "labels"):
         for old in (out / sub).glob("*/*"):
             old.unlink()
-    _write(items, out)
+    write_items(items, out)
     splits = sorted({i.split for i in items})
     data = {"path": str(out.resolve()), **{s: f"images/{s}" for s in splits},
             "names": dict(enumerate(recipe.classes))}

@@ -158,11 +158,12 @@ def _card(entry: dict, cand: dict, cur: dict | None, run_card: Path | None) -> s
 
 
 def promote(candidate: Path, data: Path, data_dir: Path, imgsz: int = 416, force: bool = False, reason: str = "",
-            name: str | None = None) -> dict:
+            name: str | None = None, judged: tuple[bool, list[str], dict] | None = None) -> dict:
     """Make `candidate` the default model if it is not worse than the current one on `data` (any class).
 
     The weights are copied to DATA_DIR/models/NNNN-NAME/ with metrics.json and MODEL_CARD.md; every decision
-    (refusals too) is a line of DATA_DIR/models/history.jsonl.
+    (refusals too) is a line of DATA_DIR/models/history.jsonl. `judged` (passes, reasons, figures) replaces the
+    not-worse rule with another gate's verdict; the candidate is still evaluated on `data` for its card.
 
     Example:
         >>> promote(Path("streetwatch-data/runs/x"), Path("ds/data.yaml"), Path("streetwatch-data"))["promoted"]
@@ -173,7 +174,11 @@ def promote(candidate: Path, data: Path, data_dir: Path, imgsz: int = 416, force
     current, was = current_model(data_dir), current_entry(data_dir)
     cand_metrics = evaluate(candidate, data, imgsz)
     cur_metrics = evaluate(current, data, imgsz) if current.is_file() else None
-    ok, why = not_worse(cand_metrics, cur_metrics) if cur_metrics else (True, [])
+    if judged is not None:  # another gate judged it (`models adapt`: the city's gain, every source's test split)
+        ok, why = judged[0], judged[1]
+        cand_metrics = {**cand_metrics, "gate": judged[2]}
+    else:
+        ok, why = not_worse(cand_metrics, cur_metrics) if cur_metrics else (True, [])
     decision = {"candidate": str(candidate.resolve()), "data": str(data), "at": datetime.now(timezone.utc).isoformat(
                     timespec="seconds"), "by": getpass.getuser(), "forced": force and not ok, "reason": reason,
                 "not_worse": ok, "regressions": why, "previous": was["id"] if was else BUNDLED,

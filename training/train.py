@@ -42,6 +42,8 @@ class TrainSettings:
     save_period: int = 1  # weights/epochN.pt after every epoch: the checkpoint is chosen on val afterwards
     project: Path = Path("runs/train")
     name: str = "streetwatch"
+    time_hours: float | None = None  # a budget: Ultralytics fits the epochs into it after the first one
+    threads: int | None = None  # torch threads (None: every core; fewer leaves room for a daemon beside it)
 
 
 def _trainer_class():
@@ -85,15 +87,15 @@ def check_dataset(data: Path) -> None:
             raise DatasetError(f"{data}: {split} {entry} is missing or empty")
 
 
-def _use_every_core(model) -> None:
-    """Train on every core. Ultralytics sets torch to `cpu_count - 1` threads when it picks the device (1 on a
-    2-core host: half the machine idle) and loads data in the main process on CPU, so nothing else uses the
-    second core. Measured on the 2-core host: see docs/training.md."""
+def _use_every_core(model, threads: int | None = None) -> None:
+    """Train on every core (or `threads`). Ultralytics sets torch to `cpu_count - 1` threads when it picks the
+    device (1 on a 2-core host: half the machine idle) and loads data in the main process on CPU, so nothing
+    else uses the second core. Measured on the 2-core host: see docs/training.md."""
     import os
 
     import torch
 
-    wanted = os.cpu_count() or 1
+    wanted = threads or os.cpu_count() or 1
     model.add_callback("on_pretrain_routine_end", lambda _trainer: torch.set_num_threads(wanted))
 
 
@@ -180,7 +182,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     model = load_yolo(settings.model)
     _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")  # first: a stop keeps it
     _attach_progress(model, on_epoch)
-    _use_every_core(model)
+    _use_every_core(model, settings.threads)
     model.train(
         trainer=_trainer_class(),
         data=str(settings.data),
@@ -195,6 +197,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
         close_mosaic=settings.close_mosaic,
         **({"optimizer": "AdamW", "lr0": settings.lr0} if settings.lr0 is not None else {}),
         save_period=settings.save_period,
+        **({"time": settings.time_hours} if settings.time_hours else {}),
         project=str(Path(settings.project).resolve()),
         name=settings.name,
         exist_ok=True,
@@ -208,13 +211,14 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     return run
 
 
-def resume(last: Path, on_epoch=None) -> Path:
-    """Continue an interrupted run from its `last.pt` with the same settings."""
+def resume(last: Path, on_epoch=None, time_hours: float | None = None, threads: int | None = None) -> Path:
+    """Continue an interrupted run from its `last.pt` with the same settings (and, for a run with a time
+    budget, what is left of it: Ultralytics would start the whole budget again)."""
     if not Path(last).is_file():
         raise ModelError(f"{last}: no checkpoint to resume from")
     model = load_yolo(last)
     _attach_leg_log(model, Path(last).resolve().parent.parent, "resume")
     _attach_progress(model, on_epoch)
-    _use_every_core(model)
-    model.train(trainer=_trainer_class(), resume=True)
+    _use_every_core(model, threads)
+    model.train(trainer=_trainer_class(), resume=True, **({"time": time_hours} if time_hours else {}))
     return Path(last).resolve().parent.parent

@@ -1,0 +1,96 @@
+"""`streetwatch models adapt`: prepare the mixed dataset, train within a time budget (resumable), judge.
+
+    OUT/data/        the city's photos + the replay, labelled (training.adapt)
+    OUT/start.pt     the model being adapted, its class head widened for classes only the city names
+    OUT/run/         the Ultralytics run: weights/last.pt is the candidate; legs.json the time spent
+    OUT/adapt.json   figures before and after per judged set and class, the verdict (training.adapt_gate)
+
+A second call with the same OUT resumes: the dataset is kept, training goes on from `run/weights/last.pt`
+with what is left of the budget, and a finished run is only judged again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from streetwatch.detector.model import weights_digest
+from streetwatch.training.adapt import CITY, AdaptSettings, prepare
+from streetwatch.training.adapt_gate import JudgeSet, base_judge_sets, verdict
+from streetwatch.training.evaluate import evaluate
+from streetwatch.training.train import TrainSettings, resume, start_checkpoint, train
+
+NOMINAL_EPOCHS = 100  # never reached: the time budget fixes the epochs after the first one
+
+
+def run_finished(last: Path) -> bool:
+    """Ultralytics strips the optimizer from `last.pt` (epoch -1) when a run ends; a stopped run keeps it."""
+    import torch
+
+    return torch.load(str(last), map_location="cpu", weights_only=False).get("epoch", -1) == -1
+
+
+def seconds_spent(run: Path) -> float:
+    legs = run / "legs.json"
+    return sum(leg.get("wall_s", 0.0) for leg in json.loads(legs.read_text())) if legs.is_file() else 0.0
+
+
+def train_within_budget(settings: AdaptSettings, data: Path, on_epoch=None) -> Path:
+    out = Path(settings.out).resolve()
+    run, budget = out / "run", settings.minutes * 60
+    last = run / "weights" / "last.pt"
+    if last.is_file():
+        if run_finished(last):
+            return last
+        left = max(budget - seconds_spent(run), 60.0)  # a killed leg's epoch in progress is lost: at least a minute
+        resume(last, on_epoch, time_hours=left / 3600, threads=settings.threads)
+        return last
+    start = start_checkpoint(Path(settings.model), data, out / "start.pt")
+    train(TrainSettings(data=data, model=start, epochs=NOMINAL_EPOCHS, imgsz=settings.imgsz, batch=settings.batch,
+                        seed=settings.seed, patience=NOMINAL_EPOCHS, warmup_epochs=0.0, close_mosaic=2,
+                        lr0=settings.lr0, save_period=-1, project=out, name="run", time_hours=budget / 3600,
+                        threads=settings.threads), on_epoch)
+    return last
+
+
+def judge(model: Path, sets: list[JudgeSet], imgsz: int, cache: Path,
+          on_set: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
+    """mAP50 per set and class; a model's figures on a set are kept in `cache` (the start model is judged
+    once, however many times a run is resumed)."""
+    memo = json.loads(cache.read_text()) if cache.is_file() else {}
+    digest = weights_digest(model)
+    figures = {}
+    for judged in sets:
+        key = f"{digest}:{judged.data.resolve()}:{judged.split}:{imgsz}"
+        if key not in memo:
+            if on_set:
+                on_set(judged.label)
+            result = evaluate(model, judged.data, imgsz, split=judged.split)
+            memo[key] = {name: m["mAP50"] for name, m in result["classes"].items()}
+            cache.write_text(json.dumps(memo, indent=1))
+        figures[judged.label] = memo[key]
+    return figures
+
+
+def adapt(settings: AdaptSettings, on_epoch=None, on_stage=None, on_set=None) -> dict:
+    """Prepare (or keep) the dataset, train, judge. Returns and writes OUT/adapt.json."""
+    out = Path(settings.out).resolve()
+    summary_path = out / "data" / "adapt-data.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.is_file() else prepare(settings, on_stage)
+    data = Path(summary["data"])
+    last = train_within_budget(settings, data, on_epoch)
+    sets = [JudgeSet(CITY, data, "val"), *base_judge_sets(settings.base_data)]
+    covered = summary["covered_by_corrections"]
+    before = judge(Path(settings.model), sets, settings.imgsz, out / "judged.json", on_set)
+    after = judge(last, sets, settings.imgsz, out / "judged.json", on_set)
+    # the held-back photos label only the corrected classes; one the start model never knew counts as 0 before
+    after[CITY] = {c: v for c, v in after[CITY].items() if c in covered}
+    before[CITY] = {c: before[CITY].get(c, 0.0) for c in after[CITY]}
+    ok, reasons = verdict(before, after, CITY, covered)
+    report = {"candidate": str(last), "passes": ok, "reasons": reasons, "before": before, "after": after,
+              "minutes_spent": round(seconds_spent(out / "run") / 60, 1), "data": summary,
+              "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}}
+    (out / "adapt.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    return report
