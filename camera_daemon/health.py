@@ -43,6 +43,13 @@ def collect(snap: Snapshot, m: DaemonMetrics) -> None:
         states.append(({"camera": rt.id, "state": st.state}, 1.0))
         if st.last_frame_wall is not None:
             m.last_frame.set(st.last_frame_wall, camera=rt.id)
+        if rt.drone is not None:  # a live drone's telemetry
+            tel = rt.drone.client.status()
+            if tel.last_sample_t is not None:
+                m.telemetry_age.set(max(0.0, time.time() - tel.last_sample_t), camera=rt.id)
+            m.telemetry_messages.set(tel.usable, camera=rt.id, usable="yes")
+            m.telemetry_messages.set(tel.messages - tel.usable, camera=rt.id, usable="no")
+            m.frames_posed.set(rt.drone.posed, camera=rt.id)
     states += [({"camera": cid, "state": "failed"}, 1.0) for cid in snap.failed]
     m.camera_state.set_all(states)
     if snap.fleet is not None:

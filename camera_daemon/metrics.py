@@ -23,8 +23,17 @@ class DaemonMetrics:
         self.frames_dropped = r.counter(
             "streetwatch_frames_dropped_total",
             "Due frames not analysed: queue_full (the model is behind), stale (older than max_frame_age_s when "
-            "the model was free), error (the model failed), shutdown, fenced (fleet: the lease could not be renewed).",
+            "the model was free), error (the model failed), shutdown, fenced (fleet: the lease could not be renewed), "
+            "no_pose (a drone frame without telemetry around it: never placed).",
             ["camera", "reason"])
+        self.telemetry_age = r.gauge("streetwatch_drone_telemetry_age_seconds",
+                                     "Live drones: seconds since the moment the newest telemetry message describes.",
+                                     ["camera"])
+        self.telemetry_messages = r.gauge("streetwatch_drone_telemetry_messages",
+                                          "Live drones: telemetry messages received, usable or not.",
+                                          ["camera", "usable"])
+        self.frames_posed = r.gauge("streetwatch_drone_frames_posed", "Live drones: frames given a pose.",
+                                    ["camera"])
         self.reconnects = r.counter("streetwatch_reconnects_total", "Reconnection attempts per camera.", ["camera"])
         self.reader_restarts = r.counter("streetwatch_reader_restarts_total",
                                          "Readers restarted by the daemon's watchdog.", ["camera"])

@@ -231,3 +231,100 @@ def test_the_client_reconnects_by_itself_when_the_broker_comes_back(tmp_path):
             if p.poll() is None:
                 p.kill()
     assert client.status().disconnects == 2
+
+
+# ---- the daemon: a drone camera on a looped clip, its telemetry through the real Mosquitto ---------------
+
+
+class Publisher:
+    """Publishes OSD messages for a drone hovering at (lat, lon), 5 a second, stamped now, until paused."""
+
+    def __init__(self, topic: str, lat: float, lon: float) -> None:
+        import threading
+
+        import paho.mqtt.client as mqtt
+
+        self.topic, self.lat, self.lon = topic, lat, lon
+        self.client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
+        self.client.connect("127.0.0.1", 1883)
+        self.client.loop_start()
+        self.paused, self.done = threading.Event(), threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.done.wait(0.2):
+            if not self.paused.is_set():
+                self.client.publish(self.topic, osd(time.time(), self.lat, self.lon))
+
+    def close(self) -> None:
+        self.done.set()
+        self.thread.join(2)
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_the_daemon_places_a_drone_cameras_cases_reports_its_telemetry_and_reloads_it(tmp_path):
+    import socket
+
+    from sqlalchemy import select
+
+    from streetwatch.camera_daemon.config import load_daemon_config
+    from streetwatch.camera_daemon.service import Daemon
+    from streetwatch.cases import tables as t
+    from streetwatch.cases.store import CaseStore
+    from tests.daemon_helpers import GARBAGE, ScriptedModel, config_dict, http_get, metric, model_file, write_config
+    from tests.servers.fixtures import write_test_clip
+
+    with socket.socket() as sock:
+        if sock.connect_ex(("127.0.0.1", 1883)) != 0:
+            pytest.skip("no MQTT broker on 127.0.0.1:1883 (tests/run.sh starts Mosquitto)")
+    clip = write_test_clip(tmp_path / "clip.mp4", seconds=2, fps=10, size=(640, 360))
+    topic = f"thing/product/T{time.time_ns()}/osd"
+    model = str(model_file(tmp_path, "garbage"))
+    cam = {**DRONE, "url": str(clip), "model": model, "analysis_fps": 4, "max_frame_age_s": 5,
+           "drone": {"telemetry": {"broker": "mqtt://127.0.0.1:1883", "topic": topic, "max_gap_s": 1.0},
+                     "focal_mm": 24}}
+    path = write_config(tmp_path / "cameras.yaml", config_dict(tmp_path, [cam]))
+    db = f"sqlite:///{tmp_path / 'cases.db'}"
+    publisher = Publisher(topic, 22.5795, 113.9379)
+    daemon = Daemon(load_daemon_config(path), config_path=path, db_url=db,
+                    detector_factory=lambda _s: ScriptedModel(GARBAGE)).start()
+    store = CaseStore(db)
+
+    def placed():
+        with store.session() as ses:
+            return [(c.lat, c.lon) for c in ses.scalars(select(t.Case))]
+
+    def telemetry():
+        return daemon.status()["cameras"]["dock1"]["telemetry"]
+
+    try:
+        assert wait_for(lambda: placed(), 20), daemon.status()
+        lat, lon = placed()[0]
+        assert lat is not None and haversine_m(lat, lon, 22.5795, 113.9379) < 150  # on the ground below the drone
+        assert telemetry()["state"] == "connected" and telemetry()["frames_posed"] > 0
+        text = http_get(daemon.http_port, "/metrics")[1]
+        assert 0 <= metric(text, "streetwatch_drone_telemetry_age_seconds", camera="dock1") < 2
+        assert metric(text, "streetwatch_drone_frames_posed", camera="dock1") > 0
+
+        publisher.paused.set()  # the telemetry stops: frames wait max_gap_s, then go unplaced and counted
+        assert wait_for(lambda: telemetry()["frames_without_pose"].get("telemetry_stale", 0) >= 2, 10), telemetry()
+        publisher.paused.clear()  # (one status: both counters read at one instant)
+        one = daemon.status()["cameras"]["dock1"]
+        # (the scheduler counts the reason, then the drop: a status taken between them sees one more reason)
+        assert 0 <= sum(one["telemetry"]["frames_without_pose"].values()) - one["frames_dropped"]["no_pose"] <= 1
+        # and the telemetry came back: frames are posed again
+        posed = telemetry()["frames_posed"]
+        assert wait_for(lambda: telemetry()["frames_posed"] > posed + 2, 10), telemetry()
+
+        old_client = daemon._cameras["dock1"].drone.client
+        cam["drone"]["telemetry"]["offset_s"] = 0.1  # a new offset restarts the camera and its telemetry client
+        write_config(path, config_dict(tmp_path, [cam]))
+        result = daemon.reload()
+        assert result["ok"] and result["changed"] == ["dock1"], result
+        assert old_client.status().state == "stopped"
+        assert wait_for(lambda: telemetry()["frames_posed"] > 0 and telemetry()["offset_s"] == 0.1, 10), telemetry()
+    finally:
+        daemon.stop()
+        publisher.close()
