@@ -200,6 +200,11 @@ def test_three_hosts_share_nine_cameras_and_take_over_within_seconds(tmp_path: P
         assert fenced.get("fenced") is True and analysing(status(ports["host-c"])) == set()
         proxy.up()
         assert wait_for(fleet.each_once, TAKEOVER_LIMIT_S, 0.3), logs()
+        # what it saw before the cut and could not write (its tracks' final versions) waited in its spool: replayed
+        assert wait_for(lambda: status(ports["host-c"])["database"]["spool_pending"] == 0, 20, 0.3), logs()
+        scraped = http_get(ports["host-c"], "/metrics")[1]
+        spooled = metric(scraped, "streetwatch_db_writes_total", result="spooled")
+        assert spooled > 0 and metric(scraped, "streetwatch_spool_replayed_total") == spooled
 
         with store.engine.begin() as conn:
             view = leases.fleet_view(conn)

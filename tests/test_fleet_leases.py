@@ -4,6 +4,7 @@ taken over."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -14,6 +15,8 @@ from streetwatch.camera_daemon.fleet_job import FleetJob, fence_clock
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.cases import leases
 from streetwatch.cases.store import CaseStore
+from tests.daemon_helpers import config_dict, write_config
+from tests.daemon_process import run_cli
 from tests.servers.fixtures import free_port
 from tests.servers.tcp_proxy import TcpProxy
 
@@ -152,3 +155,22 @@ def test_two_daemons_under_one_host_name_hold_nothing_rather_than_renew_each_oth
     first.turn()  # sees the second one: stops too
     assert first.held == {} and first_seen[-1] == set()
     assert "used by" in (first.describe()["last_error"] or "")
+
+
+def test_fleet_status_prints_who_holds_what_and_fails_when_a_camera_has_no_host(store, pg_url, tmp_path) -> None:
+    a, _ = job("box-a", pg_url, ["cam-1", "cam-2", "cam-3"], capacity=1)
+    b, _ = job("box-b", pg_url, ["cam-1", "cam-2", "cam-3"], capacity=1)
+    for _ in range(2):
+        a.turn()
+        b.turn()
+    out = run_cli("fleet", "status", "--db", pg_url, "--json")
+    assert out.returncode == 0, out.stderr
+    shown = json.loads(out.stdout)
+    assert {h["host"]: len(h["cameras"]) for h in shown["hosts"]} == {"box-a": 1, "box-b": 1}
+    held = {c["camera"]: c["host"] for c in shown["cameras"]}
+    assert held[next(iter(a.held))] == "box-a" and list(held.values()).count(None) == 1  # a fleet of 2 for 3
+    config = write_config(tmp_path / "cameras.yaml", {**config_dict(tmp_path, [
+        {"id": c, "url": "rtsp://cam.invalid/s"} for c in ("cam-1", "cam-2", "cam-3")]), "database": pg_url})
+    text = run_cli("fleet", "status", "--config", str(config))
+    assert text.returncode == 1 and "not analysed now: " in text.stdout, text.stdout + text.stderr
+    assert "box-a  live, capacity 1" in text.stdout
