@@ -23,10 +23,15 @@ readers, let the model finish queued frames, close every track (final sightings)
 every sighting, close the database. SIGHUP (or POST /-/reload) re-reads the config file and
 restarts only the cameras whose settings changed.
 
+Fleet mode (`fleet.enabled`): a fleet thread (`fleet_job`) holds camera leases in PostgreSQL; only the
+cameras this host holds run (started and stopped through the reload path, `_hold`), and while the host
+cannot prove its leases (`fenced`) the scheduler and the model thread analyse nothing. On shutdown
+its leases are freed after the model thread has finished, so another host starts them at once.
+
 This module is the orchestration (start, stop, reload) and the two worker threads' loops. Beside it:
 `cameras` (plans, per-camera runtime, shared models, scheduling, batching), `writer` (the writer
 thread, database, spool), `metrics`, `health` (/status, /healthz, /readyz), `ops` (the HTTP
-endpoint), `process` (signals, the pid file, `serve`).
+endpoint), `process` (signals, the pid file, `serve`), `fleet_job` / `fleet_plan` (a camera fleet).
 
 Example:
     >>> daemon = Daemon(load_daemon_config(Path("cameras.yaml")), config_path=Path("cameras.yaml")).start()
