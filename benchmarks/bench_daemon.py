@@ -13,6 +13,12 @@ fresh SQLite database. After a warm-up, each step measures:
 
 A step is sustained when p95 <= 2 s, >= 95 % of due frames are analysed, <= 1 % are dropped, and the
 queue does not grow. The largest sustained N is reported.
+
+With `drone=DroneFlight(...)` (`bench daemon --drone-clip flight.mp4`) a live drone flies beside the fixed
+cameras: the recorded clip goes out live through the same RTSP server (`--live-epoch`), its SRT as DJI OSD
+messages at the real rate through the MQTT broker (`benchmarks.drone_replay`), both looping; the drone's own
+frame-to-case latency (which includes each frame's wait for the telemetry message after it) is reported apart,
+with its frames posed and without a pose.
 """
 
 from __future__ import annotations
@@ -29,9 +35,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from streetwatch.benchmarks.drone_replay import TelemetryReplay
 from streetwatch.camera_daemon.config import parse_daemon_config
 from streetwatch.camera_daemon.service import Daemon
 from streetwatch.detector.inference import DEFAULT_MODEL
+from streetwatch.streams.telemetry import load_telemetry
+from streetwatch.streams.video import probe
 from streetwatch.streams.writer import write_video
 
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")  # the GStreamer server the tests use too
@@ -58,6 +67,7 @@ class Step:
     queue_capacity: int
     live: int  # cameras live when the measurement started
     note: str = ""
+    drone: dict | None = None  # sightings, p50_s, p95_s, posed, without_pose (the live drone, when one flies)
 
     @property
     def sustained(self) -> bool:
@@ -128,7 +138,7 @@ def street_clip(folder: Path, model: Path) -> tuple[Path, str]:
 class RtspServer:
     """The project's GStreamer RTSP test server with `n` mounts of one clip, in its own process."""
 
-    def __init__(self, clip: Path, n: int) -> None:
+    def __init__(self, clip: Path, n: int, live_epoch: float | None = None) -> None:
         import socket
 
         with socket.socket() as s:
@@ -137,6 +147,8 @@ class RtspServer:
         cmd = ["/usr/bin/python3", str(RTSP_SERVER), "--port", str(self.port)]
         for i in range(n):
             cmd += ["--mount", f"/cam{i}", "--file", str(clip)]
+        if live_epoch is not None:
+            cmd += ["--live-epoch", repr(live_epoch)]
         env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
         self.process = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=env)
         assert self.process.stdout is not None
@@ -167,10 +179,34 @@ def _rss_mb() -> float:
     return 0.0
 
 
+@dataclass(frozen=True)
+class DroneFlight:
+    """A recorded drone clip (H.264 mp4; every frame a keyframe joins exactly) and its SRT, flown live."""
+
+    clip: Path
+    srt: Path
+    broker: str = "mqtt://127.0.0.1:1883"
+
+    def camera(self, url: str, topic: str) -> dict:
+        entries = load_telemetry(self.srt).entries
+        focal = next((e.focal_len_mm for e in entries if e.focal_len_mm), None)
+        return {"id": "drone", "url": url, "max_frame_age_s": 5,
+                "drone": {"telemetry": {"broker": self.broker, "topic": topic, "max_gap_s": 1.0},
+                          **({"focal_mm": focal} if focal else {})}}
+
+
 def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdir: Path,
-             warmup_s: float = 8.0, backend: str = "auto") -> Step:
+             warmup_s: float = 8.0, backend: str = "auto", drone: DroneFlight | None = None) -> Step:
     run_dir = workdir / f"n{n}-{int(time.time())}"
     server = RtspServer(clip, n)
+    flight, replay, drone_cams = None, None, []
+    if drone is not None:  # the dock: its video live from now, its telemetry at the real rate, both looping
+        epoch = time.time()
+        flight = RtspServer(drone.clip, 1, live_epoch=epoch)
+        topic = f"thing/product/BENCH{os.getpid()}{int(epoch)}/osd"
+        replay = TelemetryReplay(drone.srt, drone.broker, topic, epoch, loop_s=probe(drone.clip).duration_s)
+        replay.start()
+        drone_cams = [drone.camera(f"rtsp://127.0.0.1:{flight.port}/cam0", topic)]
     # short dwell so a heap there for 4 s of every 8 raises a sighting each cycle; bus.jpg (fallback) is parking
     quick = {"min_dwell_s": 1, "min_hits": 2}
     rules = {"exposed_garbage": quick, "illegal_parking": {**quick, "require_zones": []}}
@@ -179,7 +215,8 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
         "inference": {"max_batch": 8, "queue_size": max(16, n)},
         "defaults": {"analysis_fps": fps, "model": str(model), "backend": backend, "track_max_age_s": 2.5,
                      "rules": rules},
-        "cameras": [{"id": f"cam{i:02d}", "url": f"rtsp://127.0.0.1:{server.port}/cam{i}"} for i in range(n)],
+        "cameras": [{"id": f"cam{i:02d}", "url": f"rtsp://127.0.0.1:{server.port}/cam{i}"} for i in range(n)]
+        + drone_cams,
     })
     daemon = Daemon(cfg, db_url=f"sqlite:///{run_dir / 'cases.db'}")
     try:
@@ -188,7 +225,7 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
         while time.monotonic() < deadline and any(c["state"] != "live" for c in daemon.status()["cameras"].values()):
             time.sleep(0.2)
         time.sleep(warmup_s)
-        cams = daemon.status()["cameras"].values()
+        cams = [c for cid, c in daemon.status()["cameras"].items() if cid != "drone"]
         live = sum(1 for c in cams if c["state"] == "live")
         note = next((f"not live: {c['last_error']}" for c in cams if c["state"] != "live"), "")
         m = daemon.metrics
@@ -200,6 +237,9 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
             return analysed, dropped
 
         lat_start = len(daemon.latencies)
+        by_camera = daemon._writer.camera_latencies if daemon._writer else {}
+        starts = {cid: len(lat) for cid, lat in by_camera.items()}
+        tel_start = daemon.status()["cameras"].get("drone", {}).get("telemetry", {})
         a0, d0 = counts()
         cpu0, srv0, t0 = _cpu_s(), server.cpu_s(), time.monotonic()
         depths: list[int] = []
@@ -210,10 +250,28 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
         a1, d1 = counts()
         cpu1, srv1 = _cpu_s(), server.cpu_s()
         latencies = np.array(list(daemon.latencies)[lat_start:])
+        drone_step = None
+        if drone is not None:
+            drone_lat = np.array(list(by_camera.get("drone", ()))[starts.get("drone", 0):])
+            tel = daemon.status()["cameras"].get("drone", {}).get("telemetry", {})
+            drone_step = {
+                "sightings": len(drone_lat),
+                "p50_s": float(np.percentile(drone_lat, 50)) if len(drone_lat) else None,
+                "p95_s": float(np.percentile(drone_lat, 95)) if len(drone_lat) else None,
+                "posed": tel.get("frames_posed", 0) - tel_start.get("frames_posed", 0),
+                "without_pose": sum(tel.get("frames_without_pose", {}).values())
+                - sum(tel_start.get("frames_without_pose", {}).values())}
+            # the fixed cameras' latencies: everything but the drone's
+            latencies = np.array([x for cid, lat in list(by_camera.items()) if cid != "drone"
+                                  for x in list(lat)[starts.get(cid, 0):]])
         rss = _rss_mb()
     finally:
         daemon.stop()
         server.stop()
+        if replay is not None:
+            replay.stop.set()
+        if flight is not None:
+            flight.stop()
     third = max(1, len(depths) // 3)
     growth = float(np.mean(depths[-third:]) - np.mean(depths[:third])) if depths else 0.0
     return Step(
@@ -224,7 +282,7 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
         queue_max=max(depths) if depths else 0, queue_growth=growth,
         daemon_cores=(cpu1 - cpu0) / wall, server_cores=(srv1 - srv0) / wall, rss_mb=rss,
         load=os.getloadavg()[0], wall_s=wall, queue_capacity=cfg.inference.queue_size, live=live,
-        note=note)
+        note=note, drone=drone_step)
 
 
 def format_steps(steps: list[Step]) -> str:
@@ -239,12 +297,19 @@ def format_steps(steps: list[Step]) -> str:
                     f"{p50:>6} {p95:>6} {s.queue_max:>9} {s.queue_growth:>6.1f} "
                     f"{100 * s.daemon_cores:>9.0f}% {100 * s.server_cores:>7.0f}% {s.rss_mb:>7.0f} {s.load:>5.1f} "
                     f"{s.live:>4}  {'yes' if s.sustained else 'NO'}" + (f"  ({s.note})" if s.note else ""))
+        if s.drone is not None:
+            d = s.drone
+            dp50 = f"{d['p50_s']:.2f}" if d["p50_s"] is not None else "-"
+            dp95 = f"{d['p95_s']:.2f}" if d["p95_s"] is not None else "-"
+            rows.append(f"{'':>7} + live drone: {d['sightings']} sightings, frame-to-case p50 {dp50} s, p95 {dp95} s; "
+                        f"{d['posed']} frames posed, {d['without_pose']} without a pose")
     return "\n".join(rows)
 
 
 def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: float = 20, fps: float = 1.0,
                  models: tuple[tuple[Path, str], ...] = ((DEFAULT_MODEL, "auto"),),
-                 workdir: Path = Path("streetwatch-data/bench-daemon"), stop_at_first_failure: bool = True) -> str:
+                 workdir: Path = Path("streetwatch-data/bench-daemon"), stop_at_first_failure: bool = True,
+                 drone: DroneFlight | None = None) -> str:
     """Run each camera count in turn for each (model, backend), side by side; returns the printed report.
 
     Default: the model the daemon runs by default (the bundled one, through ONNX Runtime)."""
@@ -255,15 +320,17 @@ def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: 
     cpu = f"{os.cpu_count()} CPU cores"
     report = [f"streetwatch bench daemon: 640x360 H.264 at {STREAM_FPS} frames/s per camera over RTSP, analysed at "
               f"{fps:g} frame/s each, {seconds:g} s measured per step; {cpu}; load1 = the host's 1-minute load average "
-              "at the end of each step (other work on the host counts against it)"]
+              "at the end of each step (other work on the host counts against it)"
+              + (f"; beside them a live drone: {drone.clip.name} over RTSP and its SRT over MQTT, analysed at 1 "
+                 "frame/s" if drone else "")]
     summary = []
     for model, backend in models:
         clip, what = street_clip(workdir, Path(model))
         steps: list[Step] = []
         for n in counts:
-            step = run_step(n, clip, Path(model), fps, seconds, workdir, backend=backend)
+            step = run_step(n, clip, Path(model), fps, seconds, workdir, backend=backend, drone=drone)
             steps.append(step)
-            print(format_steps([step]).splitlines()[1], flush=True)
+            print("\n".join(format_steps([step]).splitlines()[1:]), flush=True)
             if stop_at_first_failure and not step.sustained:
                 break
         best = max((s.cameras for s in steps if s.sustained), default=0)

@@ -88,6 +88,7 @@ class SightingWriter:
         self.retry_initial_s, self.retry_max_s = retry_initial_s, retry_max_s
         self.camera_meta = camera_meta if camera_meta is not None else {}
         self.latencies = latencies if latencies is not None else deque(maxlen=10_000)
+        self.camera_latencies: dict[str, deque[float]] = {}  # the same, per camera (bench daemon's drone)
         self.queue: queue.Queue = queue.Queue(maxsize=queue_size)
         self.deadline: float | None = None  # monotonic; past it, everything left goes to the spool
         self.written = 0
@@ -295,6 +296,7 @@ class SightingWriter:
             latency = max(0.0, time.time() - s.last_seen)
             self.metrics.frame_to_case.observe(latency)
             self.latencies.append(latency)
+            self.camera_latencies.setdefault(s.camera_id, deque(maxlen=10_000)).append(latency)
         log.info("%s case %d (%s) from %s", "opened" if rec.created else "updated", rec.case_id, s.problem_type,
                  s.key, extra={"event": "case_opened" if rec.created else "case_updated", "camera": s.camera_id,
                                "case_id": rec.case_id, "key": s.key, "final": s.final})

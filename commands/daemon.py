@@ -167,10 +167,15 @@ def bench_daemon(
     workdir: Annotated[Path, typer.Option(help="Clips, database and evidence go here.")] = Path(
         "streetwatch-data/bench-daemon"),
     keep_going: Annotated[bool, typer.Option("--keep-going", help="Try every count even after one fails.")] = False,
+    drone_clip: Annotated[Path | None, typer.Option(
+        help="A recorded drone clip (its .SRT beside it) flown live beside the cameras: video over RTSP, telemetry "
+             "as DJI OSD over MQTT; its frame-to-case latency is reported apart.")] = None,
+    broker: Annotated[str, typer.Option(help="MQTT broker for --drone-clip's telemetry.")] = "mqtt://127.0.0.1:1883",
 ) -> None:
     """N simulated 640x360 cameras over local RTSP, each analysed at --fps; the largest N the host sustains.
 
     Example: streetwatch bench daemon -n 8 -n 16 -n 24 --seconds 20
+             streetwatch bench daemon -n 4 --drone-clip flight.mp4 --seconds 40
     """
     quiet_libraries()
     from streetwatch.benchmarks.bench_daemon import bench_daemon as run
@@ -181,6 +186,15 @@ def bench_daemon(
     if len(backends) > len(models):
         raise typer.BadParameter("give at most one --backend per --model")
     pairs = tuple((m, backends[i] if i < len(backends) else "auto") for i, m in enumerate(models))
+    drone = None
+    if drone_clip is not None:
+        from streetwatch.benchmarks.bench_daemon import DroneFlight
+        from streetwatch.streams.telemetry import find_sidecar
+
+        srt = find_sidecar(drone_clip)
+        if srt is None:
+            raise typer.BadParameter(f"{drone_clip}: no telemetry sidecar (.SRT or .csv) beside it")
+        drone = DroneFlight(drone_clip, Path(srt), broker)
     text = run(counts=tuple(cameras or (4, 8, 16, 24, 32, 40, 48)), seconds=seconds, fps=fps, models=pairs,
-               workdir=workdir, stop_at_first_failure=not keep_going)
+               workdir=workdir, stop_at_first_failure=not keep_going, drone=drone)
     console.print(text, highlight=False, soft_wrap=True)

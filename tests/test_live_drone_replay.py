@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -20,6 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from streetwatch.batch.runner import Pipeline, PipelineSettings
+from streetwatch.benchmarks.drone_replay import TelemetryReplay
 from streetwatch.camera_daemon.config import parse_daemon_config
 from streetwatch.camera_daemon.service import Daemon
 from streetwatch.cases import tables as t
@@ -29,7 +29,6 @@ from streetwatch.detector.inference import DEFAULT_MODEL
 from streetwatch.detector.settings import AnalysisSettings
 from streetwatch.streams.discover import discover
 from streetwatch.streams.drone import DroneSettings, drone_hooks
-from streetwatch.streams.telemetry import load_telemetry
 from streetwatch.streams.video import Sampling
 from tests import flyover
 from tests.conftest import shared_path
@@ -70,48 +69,6 @@ def cases(store: CaseStore) -> list[tuple[str, float, float]]:
         return [(c.problem_type, c.lat, c.lon) for c in ses.scalars(select(t.Case).order_by(t.Case.id))]
 
 
-def osd_message(epoch: float, entry) -> bytes:
-    """The SRT entry as the OSD message a DJI dock would have sent at that moment of the flight."""
-    when = epoch + entry.start_s
-    return json.dumps({
-        "tid": str(uuid.uuid4()), "bid": str(uuid.uuid4()), "timestamp": round(when * 1000), "gateway": "DOCK-SN",
-        "data": {"latitude": entry.lat, "longitude": entry.lon, "height": entry.abs_alt_m,
-                 "elevation": entry.rel_alt_m, "attitude_head": entry.gimbal_yaw_deg, "attitude_pitch": 0.0,
-                 "attitude_roll": 0.0,
-                 "99-0-0": {"payload_index": "99-0-0", "gimbal_pitch": entry.gimbal_pitch_deg,
-                            "gimbal_yaw": entry.gimbal_yaw_deg, "gimbal_roll": entry.gimbal_roll_deg,
-                            "zoom_factor": 1.0}}}).encode()
-
-
-class TelemetryReplay(threading.Thread):
-    """Publishes the flight's SRT entries at the moments they describe (epoch + time code), skipping `drop`."""
-
-    def __init__(self, srt: Path, topic: str, epoch: float, drop: tuple[float, float] | None = None) -> None:
-        super().__init__(daemon=True)
-        self.entries = [e for e in load_telemetry(srt).entries if e.has_position]
-        self.topic, self.epoch, self.drop = topic, epoch, drop
-        self.stop = threading.Event()
-        self.sent = 0
-
-    def run(self) -> None:
-        import paho.mqtt.client as mqtt
-
-        client = mqtt.Client(callback_api_version=mqtt.CallbackAPIVersion.VERSION2)
-        client.connect(*BROKER)
-        client.loop_start()
-        try:
-            for e in self.entries:
-                if self.stop.wait(max(0.0, self.epoch + e.start_s - time.time())):
-                    break
-                if self.drop and self.drop[0] <= e.start_s < self.drop[1]:
-                    continue
-                client.publish(self.topic, osd_message(self.epoch, e), qos=0)
-                self.sent += 1
-        finally:
-            client.loop_stop()
-            client.disconnect()
-
-
 def daemon_config(tmp_path: Path, url: str, topic: str, max_gap_s: float = 1.0):
     camera = {"id": "dock1", "url": url, "model": str(DEFAULT_MODEL), "analysis_fps": 1, "max_frame_age_s": 5,
               "open_timeout_s": 2, "read_timeout_s": 2, "stall_timeout_s": 2, "backoff_initial_s": 0.2,
@@ -133,7 +90,8 @@ def fly_live(tmp_path: Path, video: Path, *, telemetry_drop=None, video_drop=Non
     statuses = []
     try:
         epoch = time.time() + 0.5
-        replay = TelemetryReplay(video.with_suffix(".SRT"), topic, epoch, drop=telemetry_drop)
+        replay = TelemetryReplay(video.with_suffix(".SRT"), f"mqtt://{BROKER[0]}:{BROKER[1]}", topic, epoch,
+                                 drop=telemetry_drop)
         replay.start()
         server = rtsp_server({"/dock1": video}, port=port, live_epoch=epoch)
         handle = server.__enter__()
