@@ -79,6 +79,7 @@ from streetwatch.camera_daemon.writer import SightingWriter, open_store, with_co
 from streetwatch.cases.spool import Spool
 from streetwatch.cases.store import quote_password, redact, sqlite_url
 from streetwatch.detector.errors import ConfigError, StreetwatchError
+from streetwatch.detector.model_registry import current_model
 from streetwatch.detector.privacy import Redactor
 from streetwatch.detector.scene_segment import SceneSegmenter
 from streetwatch.detector.sightings import Sighting
@@ -276,14 +277,20 @@ class Daemon:
         log.info("camera %s started (%s, %.2g frames/s)", cam.id, redact_url(cam.url), cam.analysis_fps,
                  extra={"camera": cam.id, "event": "camera_started", "session": rt.session})
 
+    @staticmethod
+    def _listed_models(cfg: DaemonConfig) -> set[tuple[str, str, int]]:
+        """The model keys of every enabled camera of the list (a camera without `model` uses the current one)."""
+        current = current_model(cfg.data_dir)
+        return {(cam if cam.model is not None else cam.model_copy(update={"model": current})).model_key()
+                for cam in cfg.cameras if cam.enabled}
+
     def _preload_models(self, cfg: DaemonConfig) -> None:
         """Fleet mode: load every model the list uses now, so that taking a camera over never waits for one."""
-        for cam in cfg.cameras:
-            if cam.enabled:
-                try:
-                    self._models.get(plan_camera(cfg, cam).model_key)
-                except StreetwatchError:
-                    pass  # said again, per camera, when the camera is launched
+        for key in sorted(self._listed_models(cfg)):
+            try:
+                self._models.get(key)
+            except StreetwatchError:
+                pass  # said again, per camera, when the camera is launched
 
     def _hold(self, camera_ids: set[str]) -> None:
         """Fleet: run exactly the cameras this host holds the leases of (the path a reload takes)."""
@@ -338,7 +345,9 @@ class Daemon:
         self._models.forget_failures()  # a reload retries models that failed to load
         for cid in changed + added:
             self._launch(plans[cid])
-        self._models.keep_only({p.model_key for p in plans.values()})
+        # fleet: the model of every listed camera stays loaded, so taking a camera over never waits for one
+        self._models.keep_only({p.model_key for p in plans.values()} | (self._listed_models(cfg) if self._held is not
+                                                                       None else set()))
         return {"added": added, "removed": removed, "changed": changed,
                 "unchanged": sorted(cid for cid in current if cid in plans and cid not in changed)}
 

@@ -206,6 +206,9 @@ def test_three_hosts_share_nine_cameras_and_take_over_within_seconds(tmp_path: P
         spooled = metric(scraped, "streetwatch_db_writes_total", result="spooled")
         assert spooled > 0 and metric(scraped, "streetwatch_spool_replayed_total") == spooled
 
+        for host, port in ports.items():  # the metrics say the same as /status
+            held = metric(http_get(port, "/metrics")[1], "streetwatch_fleet_camera_held", host=host)
+            assert held == len(analysing(status(port))), host
         with store.engine.begin() as conn:
             view = leases.fleet_view(conn)
         owners = view.owners()
