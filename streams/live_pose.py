@@ -29,7 +29,6 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections import deque
 from dataclasses import dataclass
 
 from streetwatch.detector.frames import CameraPose
@@ -135,8 +134,10 @@ class PoseBuffer:
             raise ValueError("max_gap_s and keep_s must be positive")
         self.max_gap_s, self.offset_s, self.keep_s = max_gap_s, offset_s, keep_s
         self.base_focal_mm = base_focal_mm
-        self._times: deque[float] = deque()
-        self._samples: deque[TelemetrySample] = deque()
+        # plain lists, trimmed from the front in batches: `lookup` bisects them in place under the lock (the
+        # scheduler asks up to 100 times a second while a frame waits; copying a deque each time would not do)
+        self._times: list[float] = []
+        self._samples: list[TelemetrySample] = []
         self._lock = threading.Lock()
         self.received = 0
         self.out_of_order = 0  # messages older than the newest one kept (a re-sent or reordered message)
@@ -153,31 +154,33 @@ class PoseBuffer:
                 return False
             self._times.append(sample.t)
             self._samples.append(sample)
-            while self._times and self._times[0] < sample.t - self.keep_s:
-                self._times.popleft()
-                self._samples.popleft()
+            old = bisect.bisect_left(self._times, sample.t - self.keep_s)
+            if old > max(64, len(self._times) // 4):  # amortised: a batch at a time
+                del self._times[:old], self._samples[:old]
             self.last_t = sample.t
             return True
 
     def __len__(self) -> int:
         with self._lock:
-            return len(self._times)
+            return len(self._times) - bisect.bisect_left(self._times, self._times[-1] - self.keep_s) \
+                if self._times else 0
 
     def lookup(self, frame_time: float) -> PoseLookup:
         """The pose of a frame stamped ``frame_time`` (wall clock), or why it has none."""
         t = frame_time - self.offset_s
         with self._lock:
-            times, samples = list(self._times), list(self._samples)
-        if not times:
-            return PoseLookup(None, "no_telemetry", t)
-        if t > times[-1]:  # the message after the frame has not come yet (the caller may wait for it)
-            return PoseLookup(None, "ahead", t)
-        if t < times[0]:
-            return PoseLookup(None, "behind", t)
-        j = bisect.bisect_left(times, t)
-        if times[j] == t:
-            return PoseLookup(interpolate(samples[j], samples[j], t, self.base_focal_mm), None, t)
-        a, b = samples[j - 1], samples[j]
+            times = self._times
+            if not times:
+                return PoseLookup(None, "no_telemetry", t)
+            if t > times[-1]:  # the message after the frame has not come yet (the caller may wait for it)
+                return PoseLookup(None, "ahead", t)
+            first = bisect.bisect_left(times, times[-1] - self.keep_s)  # older ones wait to be trimmed
+            if t < times[first]:
+                return PoseLookup(None, "behind", t)
+            j = bisect.bisect_left(times, t)
+            if times[j] == t:
+                return PoseLookup(interpolate(self._samples[j], self._samples[j], t, self.base_focal_mm), None, t)
+            a, b = self._samples[j - 1], self._samples[j]
         if b.t - a.t > self.max_gap_s:
             return PoseLookup(None, "gap", t)
         return PoseLookup(interpolate(a, b, t, self.base_focal_mm), None, t)
