@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import Counter
 from dataclasses import replace
 
 from streetwatch.camera_daemon.drone_config import DroneSection
-from streetwatch.detector.frames import Frame
-from streetwatch.detector.geo import CameraIntrinsics
+from streetwatch.detector.frames import CameraPose, Frame
+from streetwatch.detector.geo import CameraIntrinsics, haversine_m
 from streetwatch.detector.locate import lens_intrinsics, make_locator
 from streetwatch.detector.rules import Locator
 from streetwatch.streams.live_pose import PoseBuffer
@@ -75,12 +76,18 @@ class DroneLink:
         self.posed = 0
         self.without_pose: Counter[str] = Counter()  # reason -> frames given up
         self.last_without_pose: tuple[float, str] | None = None  # (frame time, reason) of the latest one
+        # where it flew, for the map: thinned posed positions not yet written (`camera_daemon.flight_job`)
+        self.track: list[tuple[float, float, float, float | None]] = []
+        self._track_last: tuple[float, float, float] | None = None
+        self._track_lock = threading.Lock()
+        self.stopped = False  # the camera stopped: its flight ends once its last points are written
 
     def start(self) -> DroneLink:
         self.client.start()
         return self
 
     def stop(self) -> None:
+        self.stopped = True
         self.client.stop()
 
     def locator(self) -> Locator:
@@ -99,6 +106,7 @@ class DroneLink:
         if found.pose is not None:
             self.held = None
             self.posed += 1
+            self._keep_track(stamp, found.pose)
             return replace(frame, pose=found.pose), None
         if found.reason == "ahead" and not self.buffer.expired(stamp, now):
             return None, None
@@ -114,6 +122,21 @@ class DroneLink:
                         extra={"camera": self.camera_id, "event": "no_pose", "reason": reason})
         self.last_without_pose = (stamp, reason)
         return None, reason
+
+    def _keep_track(self, t: float, pose: CameraPose) -> None:
+        """A point every 5 m or 5 s of flight (a hover adds one every 5 s, a fast pass one per 5 m)."""
+        last = self._track_last
+        if last is not None and t - last[0] < 5.0 and haversine_m(last[1], last[2], pose.lat, pose.lon) < 5.0:
+            return
+        self._track_last = (t, pose.lat, pose.lon)
+        with self._track_lock:
+            self.track.append((t, pose.lat, pose.lon, pose.rel_alt_m))
+
+    def take_track(self) -> list[tuple[float, float, float, float | None]]:
+        """The points kept since the last call (the flight job's thread)."""
+        with self._track_lock:
+            points, self.track = self.track, []
+        return points
 
     def describe(self, now: float) -> dict:
         st = self.client.status()

@@ -70,6 +70,7 @@ from streetwatch.camera_daemon.cameras import (
 )
 from streetwatch.camera_daemon.config import DaemonConfig, load_daemon_config
 from streetwatch.camera_daemon.fleet_job import FleetJob
+from streetwatch.camera_daemon.flight_job import FlightJob
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.camera_daemon.ops import OpsServer
 from streetwatch.camera_daemon.outbox_job import OutboxJob
@@ -124,6 +125,7 @@ class Daemon:
         self.stop_requested = threading.Event()
         self._models = ModelPool(detector_factory or default_detector_factory)
         self._cameras: dict[str, CameraRuntime] = {}
+        self._drone_runs: dict[str, CameraRuntime] = {}  # drone sessions whose flights are not closed yet
         self._failed: dict[str, str] = {}  # camera id -> why it does not run
         self._camera_meta: dict[str, dict] = {}
         self._lock = threading.RLock()
@@ -183,6 +185,8 @@ class Daemon:
         OutboxJob(lambda: self.config.work_orders, self.db_url, self._stopping).start()
         # each camera's minutes live, by the hour, for the bureau report (`streetwatch report`)
         UptimeJob(self._reader_states, self.db_url, self._stopping).start()
+        # live drones' tracks, for the map: each drone camera's session is one flight
+        FlightJob(self._drone_flights, self._drone_runs.pop, self.db_url, self._stopping).start()
         log.info("daemon starting: %d cameras, database %s", len(cfg.cameras), redact(self.db_url),
                  extra={"event": "starting", "http_port": self.http_port})
         if cfg.fleet.enabled:
@@ -269,8 +273,10 @@ class Daemon:
         # at the same instant every period and queue up behind each other.
         rt.next_due = time.monotonic() + random.random() * rt.period
         rt.reader.start()
-        if rt.drone is not None:  # its telemetry: MQTT, connecting in the background
+        if rt.drone is not None:  # its telemetry: MQTT, connecting in the background; its flight, for the map
             rt.drone.start()
+            with self._lock:
+                self._drone_runs[rt.session] = rt
         with self._lock:
             self._cameras[cam.id] = rt
             self._failed.pop(cam.id, None)
@@ -448,6 +454,11 @@ class Daemon:
         self._writer.submit(s, rt.plan.taxonomy.problem_types[s.problem_type])
 
     # ---- introspection (camera_daemon.health) ----------------------------------------------------------
+
+    def _drone_flights(self) -> dict[str, tuple[str, Any]]:
+        """Every drone session started and not yet closed by the flight job (a stopped one keeps its last points)."""
+        with self._lock:
+            return {session: (rt.id, rt.drone) for session, rt in self._drone_runs.items()}
 
     def _reader_states(self) -> dict[str, str]:
         with self._lock:

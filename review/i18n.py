@@ -62,6 +62,8 @@ JS_MESSAGES = {  # what app.js and map.js say, handed over in a data attribute (
     "point": N_("#%(id)s %(type)s (%(status)s), %(n)s sighting(s)"),
     "grid": N_("Grid %(code)s %(name)s (grid head: %(head)s): %(n)s case(s)"),
     "outside_grids": N_("%(n)s case(s) in no grid"),
+    "flight": N_("Drone %(camera)s, flight from %(start)s: %(n)s case(s)"),
+    "flight_live": N_("Drone %(camera)s, flying now: %(n)s case(s) so far"),
     "box_pick_class": N_("Box drawn: press the class's number to save it, Esc to cancel."),
     "box_selected": N_("Box %(class)s selected: a number changes its class, Delete marks it wrong, Esc cancels."),
     "box_cancelled": N_("Box cancelled."),

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -16,6 +16,7 @@ from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import FormData
 
 from streetwatch.cases import outbox
+from streetwatch.cases.drone_tracks import flights_geojson as flights_of
 from streetwatch.cases.evidence_tiers import outward_record
 from streetwatch.cases.export import case_dict, coded_names, to_csv, to_geojson
 from streetwatch.cases.status import REJECT_REASONS, CaseStatus
@@ -289,6 +290,20 @@ def grids_geojson(request: Request, cur: Current = Depends(current)) -> Response
         return error_response(request, 400, errors[0], ("/map", Msg("Map")))
     with store_of(request).session() as ses:
         return Response(json.dumps(grid_map(ses, q), ensure_ascii=False), media_type="application/geo+json")
+
+
+@router.get("/flights.geojson")
+def flights_geojson(request: Request, cur: Current = Depends(current)) -> Response:
+    """Live drones' flights (cases.drone_tracks): each a line with its cases, live or finished, flown in the last
+    ?days= (default 7); ?camera= one drone's."""
+    camera = request.query_params.get("camera") or None
+    try:
+        days = min(3650.0, max(0.01, float(request.query_params.get("days") or 7)))
+    except ValueError:
+        return error_response(request, 400, Msg("days must be a number"), ("/map", Msg("Map")))
+    since = datetime.now(timezone.utc) - timedelta(days=days)
+    geojson = flights_of(store_of(request), camera_id=camera, since=since)
+    return Response(json.dumps(geojson, ensure_ascii=False), media_type="application/geo+json")
 
 
 @router.get("/map")

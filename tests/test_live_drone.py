@@ -292,9 +292,12 @@ def test_the_daemon_places_a_drone_cameras_cases_reports_its_telemetry_and_reloa
                     detector_factory=lambda _s: ScriptedModel(GARBAGE)).start()
     store = CaseStore(db)
 
-    def placed():
+    def cases_of(store):
         with store.session() as ses:
-            return [(c.lat, c.lon) for c in ses.scalars(select(t.Case))]
+            return list(ses.scalars(select(t.Case).order_by(t.Case.id)))
+
+    def placed():
+        return [(c.lat, c.lon) for c in cases_of(store)]
 
     def telemetry():
         return daemon.status()["cameras"]["dock1"]["telemetry"]
@@ -318,13 +321,43 @@ def test_the_daemon_places_a_drone_cameras_cases_reports_its_telemetry_and_reloa
         posed = telemetry()["frames_posed"]
         assert wait_for(lambda: telemetry()["frames_posed"] > posed + 2, 10), telemetry()
 
-        old_client = daemon._cameras["dock1"].drone.client
+        old_client, old_session = daemon._cameras["dock1"].drone.client, daemon._cameras["dock1"].session
         cam["drone"]["telemetry"]["offset_s"] = 0.1  # a new offset restarts the camera and its telemetry client
         write_config(path, config_dict(tmp_path, [cam]))
         result = daemon.reload()
         assert result["ok"] and result["changed"] == ["dock1"], result
         assert old_client.status().state == "stopped"
         assert wait_for(lambda: telemetry()["frames_posed"] > 0 and telemetry()["offset_s"] == 0.1, 10), telemetry()
+        first_session, second_session = old_session, daemon._cameras["dock1"].session
     finally:
         daemon.stop()
         publisher.close()
+
+    # the flights, for the map: the session before the reload ended with its track and cases; the daemon's stop
+    # ended the second
+    from streetwatch.cases.drone_tracks import flights_geojson
+
+    def flights():
+        return {f["properties"]["session"]: f for f in flights_geojson(store)["features"]}
+
+    assert wait_for(lambda: all(flights().get(s, {}).get("properties", {}).get("ended_at")
+                                for s in (first_session, second_session)), 10), flights()
+    first = flights()[first_session]
+    assert first["properties"]["case_ids"] == [c.id for c in cases_of(store)] and first["geometry"] is not None
+    lon, lat = (first["geometry"]["coordinates"][0] if first["geometry"]["type"] == "LineString"
+                else first["geometry"]["coordinates"])
+    assert haversine_m(lat, lon, 22.5795, 113.9379) < 1.0 and not first["properties"]["live"]
+
+    from fastapi.testclient import TestClient
+
+    from streetwatch.review import ReviewSettings, create_app
+    from tests.reviewkit import add_users, login
+
+    add_users(store)
+    client = TestClient(create_app(db, tmp_path / "data" / "evidence", ReviewSettings()), base_url="http://testserver")
+    assert client.get("/flights.geojson", follow_redirects=False).status_code in (303, 401)  # logged in only
+    assert login(client, "alice").status_code == 303
+    served = client.get("/flights.geojson?camera=dock1")
+    assert served.status_code == 200 and served.headers["content-type"].startswith("application/geo+json")
+    assert {f["properties"]["session"] for f in served.json()["features"]} == {first_session, second_session}
+    assert 'data-flights="/flights.geojson"' in client.get("/map").text

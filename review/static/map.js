@@ -1,5 +1,6 @@
 /* streetwatch review: draws the cases of /export.geojson on a Web Mercator plane, over the bureau's unit grids
-   (/grids.geojson, each with its count of the filtered cases); tiles only when configured. */
+   (/grids.geojson, each with its count of the filtered cases) and live drones' flights (/flights.geojson: a line
+   each, a live one ending in a marker, the page refreshing while one flies); tiles only when configured. */
 (function () {
   "use strict";
   var box = document.getElementById("map"), svg = document.getElementById("map-svg"), NS = "http://www.w3.org/2000/svg";
@@ -31,8 +32,9 @@
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/geo+json" } })
       .then(function (r) { if (!r.ok) throw new Error("HTTP " + r.status); return r.json(); });
   }
-  Promise.all([load(box.dataset.geojson), box.dataset.grids ? load(box.dataset.grids) : null])
-    .then(function (both) { draw(both[0], both[1]); })
+  Promise.all([load(box.dataset.geojson), box.dataset.grids ? load(box.dataset.grids) : null,
+               box.dataset.flights ? load(box.dataset.flights).catch(function () { return null; }) : null])
+    .then(function (all) { draw(all[0], all[1], all[2]); })
     .catch(function (err) { document.getElementById("map-note").textContent = msg("cannot_load", { error: err.message }); });
 
   function polygons(geom) {  // a Polygon's or MultiPolygon's rings, as a list of polygons
@@ -68,7 +70,28 @@
     }
   }
 
-  function draw(gj, grids) {
+  function lines(flights) {  // each flight's track, as Web Mercator points
+    return ((flights && flights.features) || []).filter(function (f) { return f.geometry && f.geometry.type === "LineString"; })
+      .map(function (f) { return { f: f, pts: f.geometry.coordinates.map(function (c) { return merc(c[0], c[1]); }) }; });
+  }
+
+  function drawFlights(tracks, px) {
+    var layer = el("g", { "class": "flights" }), live = false;
+    tracks.forEach(function (tr) {
+      var p = tr.f.properties, d = tr.pts.map(function (m, i) { var at = px(m); return (i ? "L" : "M") + at[0].toFixed(1) + " " + at[1].toFixed(1); }).join("");
+      var g = el("g", { "class": "flight" + (p.live ? " live" : "") }, layer);
+      el("path", { d: d, fill: "none", stroke: "#444", "stroke-width": 2, "stroke-dasharray": p.live ? "6 3" : "none" }, g);
+      el("title", {}, g).textContent = msg(p.live ? "flight_live" : "flight", { camera: p.camera_id, start: p.started_at.slice(0, 16).replace("T", " "), n: p.case_ids.length });
+      if (p.live) {
+        var at = px(tr.pts[tr.pts.length - 1]);
+        el("circle", { cx: at[0], cy: at[1], r: 5, fill: "#444" }, g);
+        live = true;
+      }
+    });
+    if (live) setTimeout(function () { window.location.reload(); }, 15000);  // its cases come as it flies
+  }
+
+  function draw(gj, grids, flights) {
     var feats = (gj.features || []).filter(function (f) { return f.geometry && f.geometry.type === "Point"; });
     var W = box.clientWidth || 800, H = box.clientHeight || 520;
     svg.setAttribute("viewBox", "0 0 " + W + " " + H);
@@ -78,10 +101,12 @@
     });
     if (!feats.length) {
       el("text", { x: W / 2, y: outline.length ? 24 : H / 2, "text-anchor": "middle", "class": "empty" }).textContent = msg("no_points");
-      if (!outline.length) return;
+      if (!outline.length && !lines(flights).length) return;
     }
     var pts = feats.map(function (f) { return merc(f.geometry.coordinates[0], f.geometry.coordinates[1]); });
-    var frame = pts.length ? pts : outline;
+    var tracks = lines(flights), flown = [];
+    tracks.forEach(function (tr) { flown = flown.concat(tr.pts); });
+    var frame = pts.length || flown.length ? pts.concat(flown) : outline;
     var xs = frame.map(function (p) { return p[0]; }), ys = frame.map(function (p) { return p[1]; });
     var x0 = Math.min.apply(null, xs), x1 = Math.max.apply(null, xs), y0 = Math.min.apply(null, ys), y1 = Math.max.apply(null, ys);
     var fit = Math.min(W / Math.max(x1 - x0, 1e-9), H / Math.max(y1 - y0, 1e-9)) * 0.8;
@@ -109,6 +134,7 @@
       }
     }
     if (grids) drawGrids(grids, px);
+    if (tracks.length) drawFlights(tracks, px);
     var colours = {}, legend = document.getElementById("legend");
     feats.forEach(function (f, i) {
       var t = f.properties.problem_type;
