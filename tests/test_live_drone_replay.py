@@ -23,6 +23,7 @@ from streetwatch.benchmarks.drone_replay import TelemetryReplay
 from streetwatch.camera_daemon.config import parse_daemon_config
 from streetwatch.camera_daemon.service import Daemon
 from streetwatch.cases import tables as t
+from streetwatch.cases.drone_tracks import flights_geojson
 from streetwatch.cases.store import CaseStore
 from streetwatch.detector.geo import haversine_m
 from streetwatch.detector.inference import DEFAULT_MODEL
@@ -33,7 +34,7 @@ from streetwatch.streams.video import Sampling
 from tests import flyover
 from tests.conftest import shared_path
 from tests.daemon_helpers import TOKEN, http_get
-from tests.servers.fixtures import free_port, needs_rtsp, rtsp_server
+from tests.servers.fixtures import free_port, needs_rtsp, rtsp_server, wait_for
 
 pytestmark = [pytest.mark.slow, needs_rtsp]
 
@@ -115,7 +116,9 @@ def fly_live(tmp_path: Path, video: Path, *, telemetry_drop=None, video_drop=Non
         last = json.loads(http_get(daemon.http_port, "/status")[1])
     finally:
         daemon.stop()
-    return cases(CaseStore(db)), last, statuses
+    store = CaseStore(db)
+    assert wait_for(lambda: all(f["properties"]["ended_at"] for f in flights_geojson(store)["features"]), 10)
+    return cases(store), last, statuses, flights_geojson(store)["features"]
 
 
 def nearest(case, others) -> float:
@@ -125,7 +128,7 @@ def nearest(case, others) -> float:
 @pytest.mark.timeout(240)
 def test_a_live_flight_gives_the_same_cases_as_detect_on_its_recording(tmp_path, flight):
     video, stalls, reference = flight
-    found, status, _ = fly_live(tmp_path, video)
+    found, status, _, flights = fly_live(tmp_path, video)
     tel = status["cameras"]["dock1"]["telemetry"]
     print("detect:", reference, "\nlive:", found, "\ntelemetry:", tel)
     assert reference and found
@@ -136,12 +139,18 @@ def test_a_live_flight_gives_the_same_cases_as_detect_on_its_recording(tmp_path,
     missed = [(c, round(nearest(c, found), 2)) for c in reference if nearest(c, found) > 2.0]
     assert not missed, missed  # and every case of detect has its live twin
     assert len(found) == len(reference)
+    # the flight, for the map: one line along the flown track, with every case it found
+    (flight,) = flights
+    line = flight["geometry"]["coordinates"]
+    flown = haversine_m(line[0][1], line[0][0], line[-1][1], line[-1][0])
+    assert flight["geometry"]["type"] == "LineString" and 60 <= flown <= 95, flown  # ~3 m/s for most of 30 s
+    assert len(flight["properties"]["case_ids"]) == len(found)
 
 
 @pytest.mark.timeout(240)
 def test_telemetry_and_video_dropping_out_mid_flight_place_nothing_wrongly(tmp_path, flight):
     video, stalls, reference = flight
-    found, status, statuses = fly_live(tmp_path, video, telemetry_drop=(5.0, 15.0), video_drop=(17.0, 27.0))
+    found, status, statuses, _ = fly_live(tmp_path, video, telemetry_drop=(5.0, 15.0), video_drop=(17.0, 27.0))
     cam = status["cameras"]["dock1"]
     tel = cam["telemetry"]
     print("live:", found, "\ntelemetry:", tel, "\ncamera:", {k: v for k, v in cam.items() if k != "telemetry"})
