@@ -148,6 +148,10 @@ def config_check(
         err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     for cam in cfg.cameras:  # one line per camera (a table would cut the URL short)
         ground = "calibrated" if cam.calibration else ("location" if cam.location else "no ground model")
+        if cam.drone is not None:  # a live drone: placed by its telemetry
+            tel = cam.drone.telemetry
+            ground = (f"drone: {tel.mapping.kind} telemetry from {redact_url(tel.broker)} {tel.topic}, "
+                      f"offset {tel.offset_s:g} s, max gap {tel.max_gap_s:g} s")
         line = (f"{cam.id}{'' if cam.enabled else ' (disabled)'}  {redact_url(cam.url)}  {cam.analysis_fps:g} frames/s"
                 f"  model {cam.model_path().name}  {len(cam.zones)} zones  {ground}")
         console.print(escape(line), highlight=False, soft_wrap=True)

@@ -84,7 +84,7 @@ def test_config_check_accepts_a_drone_camera_and_hides_the_broker_password(tmp_p
     path.write_text(yaml.safe_dump({"data_dir": str(tmp_path / "data"), "cameras": [cam]}))
     result = CliRunner().invoke(app, ["config", "check", str(path)])
     assert result.exit_code == 0, result.output
-    assert SECRET not in result.output
+    assert SECRET not in result.output and "drone: dji_osd telemetry from mqtt://***:***@127.0.0.1" in result.output
 
 
 # ---- which frame the model gets -----------------------------------------------------------------------
