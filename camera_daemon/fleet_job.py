@@ -22,11 +22,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
+from sqlalchemy import create_engine
+
 from streetwatch.camera_daemon.config_fields import FleetSettings
 from streetwatch.camera_daemon.fleet_plan import HostView, moves_for, plan_owners, settled_hosts
 from streetwatch.camera_daemon.metrics import DaemonMetrics
 from streetwatch.cases import leases
-from streetwatch.cases.store import make_engine
 
 __all__ = ["FleetJob", "fence_clock"]
 
@@ -101,7 +102,14 @@ class FleetJob:
 
     def _connection(self):
         if self._engine is None:
-            self._engine = make_engine(self.db_url)
+            ttl = self.settings.lease_ttl_s
+            # A partition that drops packets must end a renewal in about a ttl, not after the kernel's default
+            # keep-alive (hours): probes on idle connections, a bound on unacknowledged data, and a bound on
+            # the statement in the server (a lock wait). Whatever still hangs is covered by the fence.
+            self._engine = create_engine(self.db_url, pool_pre_ping=True, connect_args={
+                "keepalives": 1, "keepalives_idle": max(1, int(ttl / 4)), "keepalives_interval": 1,
+                "keepalives_count": 2, "tcp_user_timeout": int(ttl * 1000),
+                "options": f"-c statement_timeout={int(ttl * 1000)}"})
         return self._engine.begin()
 
     def turn(self) -> None:

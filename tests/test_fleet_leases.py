@@ -158,8 +158,8 @@ def test_two_daemons_under_one_host_name_hold_nothing_rather_than_renew_each_oth
 
 
 def test_fleet_status_prints_who_holds_what_and_fails_when_a_camera_has_no_host(store, pg_url, tmp_path) -> None:
-    a, _ = job("box-a", pg_url, ["cam-1", "cam-2", "cam-3"], capacity=1)
-    b, _ = job("box-b", pg_url, ["cam-1", "cam-2", "cam-3"], capacity=1)
+    a, _ = job("box-a", pg_url, ["cam-1", "cam-2", "cam-3"], capacity=1, ttl=60)  # outlives the CLI's start
+    b, _ = job("box-b", pg_url, ["cam-1", "cam-2", "cam-3"], capacity=1, ttl=60)
     for _ in range(2):
         a.turn()
         b.turn()

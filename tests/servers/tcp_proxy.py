@@ -1,5 +1,6 @@
 """A TCP proxy in front of PostgreSQL that a test can cut: `down()` refuses new connections and cuts open ones,
-as a network failure between a daemon and its database would."""
+as a network failure between a daemon and its database would; `freeze()` keeps every connection open but
+passes no byte either way (a partition that sends no reset: calls hang) until `thaw()`."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ class TcpProxy:
         self._listener: socket.socket | None = None
         self._conns: list[socket.socket] = []
         self._lock = threading.Lock()
+        self._flowing = threading.Event()
+        self._flowing.set()
 
     def up(self) -> None:
         sock = socket.socket()
@@ -42,10 +45,16 @@ class TcpProxy:
             for a, b in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
+    def freeze(self) -> None:
+        self._flowing.clear()
+
+    def thaw(self) -> None:
+        self._flowing.set()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
         try:
             while data := src.recv(65536):
+                self._flowing.wait()
                 dst.sendall(data)
         except OSError:
             pass
