@@ -365,6 +365,10 @@ def verify_daemon_config(cfg: DaemonConfig) -> tuple[list[str], list[str]]:
     warnings: list[str] = []
     if not cfg.cameras:
         warnings.append("cameras: none configured; add some and reload (SIGHUP)")
+    if cfg.fleet.enabled and not (cfg.database or "").startswith("postgresql"):
+        # --db / STREETWATCH_DB may still give one at start; the daemon refuses to start without it
+        warnings.append("fleet: enabled, but database is not PostgreSQL: give a postgresql+psycopg:// URL here, "
+                        "with --db or in STREETWATCH_DB, or the daemon will not start")
     if cfg.privacy.redact and not Redactor(cfg.privacy).detectors:  # the heuristic regions alone miss many faces
         warnings.append(f"privacy: {Redactor(cfg.privacy).describe().removeprefix('redaction: ')}")
     if cfg.zones_file is not None:

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from streetwatch.cases.tables import Base
 
-__all__ = ["CameraLease", "FleetHost", "FleetView", "LeaseRow", "claim", "ensure_leases", "fleet_view",
+__all__ = ["CameraLease", "FleetHost", "FleetView", "HostRow", "LeaseRow", "claim", "ensure_leases", "fleet_view",
            "heartbeat", "leave", "release", "renew"]
 
 

@@ -39,3 +39,12 @@ def test_a_fleet_needs_postgresql(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, [], fleet={"enabled": True})
     with pytest.raises(ConfigError, match="fleet: .*PostgreSQL"):
         Daemon(cfg, db_url=f"sqlite:///{tmp_path / 'cases.db'}")
+
+
+def test_config_check_warns_when_a_fleet_has_no_postgresql(tmp_path: Path) -> None:
+    from streetwatch.camera_daemon.config import verify_daemon_config
+
+    _, warnings = verify_daemon_config(make_config(tmp_path, [], fleet={"enabled": True}))
+    assert any(w.startswith("fleet: enabled, but database is not PostgreSQL") for w in warnings)
+    pg = make_config(tmp_path, [], fleet={"enabled": True}, database="postgresql+psycopg://sw@db.internal/sw")
+    assert not any(w.startswith("fleet:") for w in verify_daemon_config(pg)[1])
