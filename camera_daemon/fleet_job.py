@@ -171,14 +171,15 @@ class FleetJob:
             self.metrics.fleet_moves.inc(len(moves.release), event="released")
             log.info("fleet: released %s to %s", moves.release, {c: self.plan.get(c) for c in moves.release},
                      extra={"event": "fleet_released", "cameras": moves.release})
-        claimed = []
+        won: dict[str, int] = {}
         if moves.claim and len(self.held) < s.capacity:
             with self._connection() as conn:
                 for cam in moves.claim[:s.capacity - len(self.held)]:
                     token = leases.claim(conn, self.host, cam, s.lease_ttl_s)
                     if token is not None:
-                        self.held[cam] = token
-                        claimed.append(cam)
+                        won[cam] = token
+            self.held.update(won)  # only once committed: a claim rolled back must never start a camera
+        claimed = sorted(won)
         if claimed:
             self.metrics.fleet_moves.inc(len(claimed), event="claimed")
             log.info("fleet: claimed %s", claimed, extra={"event": "fleet_claimed", "cameras": claimed,
