@@ -21,8 +21,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import BigInteger, DateTime, Integer, String, func, text, tuple_, update
+from sqlalchemy import BigInteger, DateTime, Integer, String, Table, func, text, tuple_, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -52,7 +53,7 @@ class FleetHost(Base):
 
 
 _TTL = "make_interval(secs => :ttl)"
-_lease = CameraLease.__table__
+_lease = cast(Table, CameraLease.__table__)  # a Table: what update() is typed to take
 
 
 def heartbeat(conn: Connection, host: str, instance: str, capacity: int, ttl_s: float) -> str | None:
