@@ -57,10 +57,15 @@ def adapt(
     minutes: Annotated[float, typer.Option(min=1, help="Training budget in wall minutes.")] = 30.0,
     out: Annotated[Path, typer.Option(help="Work folder; run again with the same one to resume.")]
     = Path("streetwatch-data/adapt"),
-    replay_ratio: Annotated[float, typer.Option(min=0, help="Base images replayed per city training image.")] = 2.0,
+    replay_ratio: Annotated[float, typer.Option(min=0, help="Base images replayed per city training image.")] = 1.0,
+    epochs: Annotated[int | None, typer.Option(min=1, help="Stop after this many epochs even if the budget "
+                                                          "allows more.")] = None,
+    min_replay: Annotated[int, typer.Option(min=0, help="Replay at least this many base images.")] = 100,
+    lr0: Annotated[float, typer.Option(min=0, help="AdamW learning rate.")] = 0.0005,
     class_map: Annotated[list[str], typer.Option(help="CITY_NAME=MODEL_CLASS where the folder's names differ "
                                                       "(repeatable).")] = [],  # noqa: B006 (Typer reads the default)
     imgsz: int = 640,
+    batch: Annotated[int, typer.Option(min=1, help="Images per step (one optimizer step per batch).")] = 16,
     threads: Annotated[int | None, typer.Option(min=1, help="Torch threads (default every core; 1 beside a busy "
                                                             "daemon).")] = None,
     nice: Annotated[int, typer.Option(min=0, max=19, help="Lower this process's CPU priority by this much, so a "
@@ -88,8 +93,8 @@ def adapt(
     if reviews:
         city = _export_reviews(data_dir, out / "reviews")
     settings = AdaptSettings(city=city, base_data=base_data, model=model or current_model(data_dir), out=out,
-                             minutes=minutes, replay_ratio=replay_ratio, class_map=_class_map(class_map), imgsz=imgsz,
-                             threads=threads)
+                             minutes=minutes, epochs=epochs, replay_ratio=replay_ratio, min_replay=min_replay, lr0=lr0,
+                             class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
         epochs = progress.add_task("adapting (epochs fit the budget)", total=None, info="")
@@ -120,7 +125,7 @@ def _export_reviews(data_dir: Path, out: Path) -> Path:
     try:
         export_reviews(store, data_dir / "evidence", out)
     finally:
-        store.close()
+        store.engine.dispose()
     return out
 
 

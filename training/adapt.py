@@ -53,7 +53,8 @@ class AdaptSettings:
     model: Path  # the model to adapt (the current one by default)
     out: Path
     minutes: float = 30.0
-    replay_ratio: float = 2.0  # base images per city training image
+    epochs: int | None = None  # a cap besides the budget (None: the budget alone decides)
+    replay_ratio: float = 1.0  # base images per city training image
     min_replay: int = 100  # a handful of corrections still gets a real replay
     holdout: float = 0.2  # share of the city's photos (whole source images) held back to judge the result
     teacher_confidence: float = 0.5
@@ -192,6 +193,12 @@ def prepare(settings: AdaptSettings, on_stage: Callable[[str, int], Callable[[in
     """Write the adaptation dataset under OUT/data; returns its summary (also in OUT/data/adapt-data.json)."""
     classes, covered = plan_classes(model_classes(settings.model), city_names(settings.city), settings.class_map)
     city = city_items(settings, classes)
+    boxed = {classes[b[0]] for i in city for b in i.boxes}
+    # a class the corrections never box was not what the analysts reviewed (a from-reviews folder names every
+    # class of the model): the teacher labels it, so the city's cars are not taught as background
+    covered = [c for c in covered if c in boxed]
+    if not covered:
+        raise DatasetError(f"{settings.city}: no boxes in its labels: nothing to adapt to")
     n_train = sum(i.split == "train" for i in city)
     replay = replay_items(settings.base_data, classes, max(settings.min_replay, round(n_train * settings.replay_ratio)),
                           settings.seed)

@@ -22,7 +22,7 @@ from streetwatch.training.adapt_gate import JudgeSet, base_judge_sets, verdict
 from streetwatch.training.evaluate import evaluate
 from streetwatch.training.train import TrainSettings, resume, start_checkpoint, train
 
-NOMINAL_EPOCHS = 100  # never reached: the time budget fixes the epochs after the first one
+NOMINAL_EPOCHS = 100  # not reached: the time budget fixes the epochs after the first one (unless a cap is lower)
 
 
 def run_finished(last: Path) -> bool:
@@ -48,8 +48,8 @@ def train_within_budget(settings: AdaptSettings, data: Path, on_epoch=None) -> P
         resume(last, on_epoch, time_hours=left / 3600, threads=settings.threads)
         return last
     start = start_checkpoint(Path(settings.model), data, out / "start.pt")
-    train(TrainSettings(data=data, model=start, epochs=NOMINAL_EPOCHS, imgsz=settings.imgsz, batch=settings.batch,
-                        seed=settings.seed, patience=NOMINAL_EPOCHS, warmup_epochs=0.0, close_mosaic=2,
+    train(TrainSettings(data=data, model=start, epochs=settings.epochs or NOMINAL_EPOCHS, epoch_cap=settings.epochs, imgsz=settings.imgsz, batch=settings.batch,
+                        nbs=settings.batch, seed=settings.seed, patience=NOMINAL_EPOCHS, warmup_epochs=0.0, close_mosaic=2,
                         lr0=settings.lr0, save_period=-1, project=out, name="run", time_hours=budget / 3600,
                         threads=settings.threads), on_epoch)
     return last

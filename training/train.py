@@ -43,6 +43,10 @@ class TrainSettings:
     project: Path = Path("runs/train")
     name: str = "streetwatch"
     time_hours: float | None = None  # a budget: Ultralytics fits the epochs into it after the first one
+    # Ultralytics' nominal batch (64): the gradients of 64/batch batches make one step. A run over a few hundred
+    # images in a time budget then takes a handful of steps per epoch; `nbs = batch` steps after every batch
+    nbs: int | None = None
+    epoch_cap: int | None = None  # with a budget: stop here even if the budget fits more (time mode re-sets epochs)
     threads: int | None = None  # torch threads (None: every core; fewer leaves room for a daemon beside it)
 
 
@@ -108,6 +112,17 @@ def _attach_progress(model, on_epoch) -> None:
             on_epoch(trainer.epoch + 1, trainer.epochs, dict(trainer.metrics or {}))
 
     model.add_callback("on_fit_epoch_end", report)
+
+
+def _attach_epoch_cap(model, cap: int | None) -> None:
+    if cap is None:
+        return
+
+    def cap_epochs(trainer) -> None:  # after Ultralytics' time mode has re-estimated the epochs for the budget
+        trainer.epochs = trainer.args.epochs = min(trainer.epochs, cap)
+        trainer.stop |= trainer.epoch + 1 >= cap
+
+    model.add_callback("on_fit_epoch_end", cap_epochs)
 
 
 def _attach_leg_log(model, run: Path, kind: str) -> None:
@@ -183,6 +198,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")  # first: a stop keeps it
     _attach_progress(model, on_epoch)
     _use_every_core(model, settings.threads)
+    _attach_epoch_cap(model, settings.epoch_cap)
     model.train(
         trainer=_trainer_class(),
         data=str(settings.data),
@@ -198,6 +214,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
         **({"optimizer": "AdamW", "lr0": settings.lr0} if settings.lr0 is not None else {}),
         save_period=settings.save_period,
         **({"time": settings.time_hours} if settings.time_hours else {}),
+        **({"nbs": settings.nbs} if settings.nbs else {}),
         project=str(Path(settings.project).resolve()),
         name=settings.name,
         exist_ok=True,
