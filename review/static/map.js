@@ -70,9 +70,12 @@
     }
   }
 
-  function lines(flights) {  // each flight's track, as Web Mercator points
-    return ((flights && flights.features) || []).filter(function (f) { return f.geometry && f.geometry.type === "LineString"; })
-      .map(function (f) { return { f: f, pts: f.geometry.coordinates.map(function (c) { return merc(c[0], c[1]); }) }; });
+  function lines(flights) {  // each flight's track, as Web Mercator points (a drone just up has flown one: a Point)
+    return ((flights && flights.features) || []).filter(function (f) { return f.geometry && (f.geometry.type === "LineString" || f.geometry.type === "Point"); })
+      .map(function (f) {
+        var coords = f.geometry.type === "Point" ? [f.geometry.coordinates] : f.geometry.coordinates;
+        return { f: f, pts: coords.map(function (c) { return merc(c[0], c[1]); }) };
+      });
   }
 
   function drawFlights(tracks, px) {
@@ -88,7 +91,16 @@
         live = true;
       }
     });
-    if (live) setTimeout(function () { window.location.reload(); }, 15000);  // its cases come as it flies
+    return live;
+  }
+
+  // While a drone flies the page reloads every LIVE_REFRESH_MS to show its track and cases as they come;
+  // window.streetwatchMap says, once the map is drawn, whether a refresh is due and lets a test run it now.
+  var LIVE_REFRESH_MS = 15000;
+  function scheduleRefresh(live) {
+    var timer = live ? setTimeout(function () { window.location.reload(); }, LIVE_REFRESH_MS) : null;
+    window.streetwatchMap = { liveRefreshMs: live ? LIVE_REFRESH_MS : null,
+                              refreshNow: function () { clearTimeout(timer); window.location.reload(); } };
   }
 
   function draw(gj, grids, flights) {
@@ -101,7 +113,7 @@
     });
     if (!feats.length) {
       el("text", { x: W / 2, y: outline.length ? 24 : H / 2, "text-anchor": "middle", "class": "empty" }).textContent = msg("no_points");
-      if (!outline.length && !lines(flights).length) return;
+      if (!outline.length && !lines(flights).length) return scheduleRefresh(false);
     }
     var pts = feats.map(function (f) { return merc(f.geometry.coordinates[0], f.geometry.coordinates[1]); });
     var tracks = lines(flights), flown = [];
@@ -134,7 +146,7 @@
       }
     }
     if (grids) drawGrids(grids, px);
-    if (tracks.length) drawFlights(tracks, px);
+    var live = tracks.length ? drawFlights(tracks, px) : false;
     var colours = {}, legend = document.getElementById("legend");
     feats.forEach(function (f, i) {
       var t = f.properties.problem_type;
@@ -152,5 +164,6 @@
       var dot = document.createElementNS(NS, "svg"); dot.setAttribute("width", 12); dot.setAttribute("height", 12);
       el("circle", { cx: 6, cy: 6, r: 5, fill: sw.dataset.colour }, dot); sw.appendChild(dot);
     });
+    scheduleRefresh(live);
   }
 })();
