@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from streetwatch.training.adapt import AdaptSettings
-from streetwatch.training.adapt_run import adapt
+from streetwatch.training.adapt_run import adapt, aligned
 from streetwatch.training.evaluate import evaluate
 
 CITY_SOURCE = "garbage_cn_streets"
@@ -66,7 +66,8 @@ def cpu_seconds() -> float:
 
 
 def city_test(model: Path, split_lists: Path, imgsz: int) -> dict[str, float]:
-    result = evaluate(model, split_lists / f"data-{CITY_SOURCE}.yaml", imgsz, split="test")
+    data = split_lists / f"data-{CITY_SOURCE}.yaml"
+    result = evaluate(aligned(model, data, model.parent), data, imgsz, split="test")
     return {c: result["classes"][c]["mAP50"] for c in CLASSES if c in result["classes"]}
 
 

@@ -55,10 +55,20 @@ def train_within_budget(settings: AdaptSettings, data: Path, on_epoch=None) -> P
     return last
 
 
+def aligned(model: Path, data: Path, folder: Path) -> Path:
+    """`model`, or a copy whose class rows follow `data`'s class order by name: Ultralytics scores class ids, and an
+    adapted model appends a class only the city names where the data may number it differently (v1 + the Chinese
+    set's bins: garbage_bin 9, overflowing_bin 10; the v2 data the other way round)."""
+    import hashlib
+
+    tag = hashlib.sha256(f"{weights_digest(model)}:{Path(data).resolve()}".encode()).hexdigest()[:16]
+    return start_checkpoint(model, data, folder / f"aligned-{tag}.pt")
+
+
 def judge(model: Path, sets: list[JudgeSet], imgsz: int, cache: Path,
           on_set: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
-    """mAP50 per set and class; a model's figures on a set are kept in `cache` (the start model is judged
-    once, however many times a run is resumed)."""
+    """mAP50 per set and class, classes matched by name; a model's figures on a set are kept in `cache` (the
+    start model is judged once, however many times a run is resumed)."""
     memo = json.loads(cache.read_text()) if cache.is_file() else {}
     digest = weights_digest(model)
     figures = {}
@@ -67,7 +77,7 @@ def judge(model: Path, sets: list[JudgeSet], imgsz: int, cache: Path,
         if key not in memo:
             if on_set:
                 on_set(judged.label)
-            result = evaluate(model, judged.data, imgsz, split=judged.split)
+            result = evaluate(aligned(model, judged.data, cache.parent), judged.data, imgsz, split=judged.split)
             memo[key] = {name: m["mAP50"] for name, m in result["classes"].items()}
             cache.write_text(json.dumps(memo, indent=1))
         figures[judged.label] = memo[key]
