@@ -81,6 +81,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("work-data/adapt-curve"))
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--plot", type=Path, help="write the curve as a PNG here")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "curve.json"
@@ -109,6 +110,34 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2))
         print(json.dumps(results[key], indent=1), flush=True)
     print_table(results)
+    if args.plot:
+        plot(results, args.plot)
+
+
+def plot(results: dict, out: Path) -> None:
+    """Corrected photos -> the city's mAP50 per class, the full-data model's figures as dashed lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = sorted((v for k, v in results.items() if k.isdigit()), key=lambda v: v["n"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+    for colour, cls in zip(("tab:brown", "tab:red", "tab:green"), CLASSES):
+        xs = [0] + [p["n"] for p in points]
+        ys = [results["start"]["city_test"].get(cls, 0.0)] + [p["city_test"].get(cls, 0.0) for p in points]
+        ax.plot(xs, ys, "o-", color=colour, label=f"{cls} (adapted)")
+        ax.axhline(results["full"]["city_test"][cls], color=colour, ls="--", lw=1, label=f"{cls} (full-data model)")
+    for p in points:
+        ax.annotate(f"{p['train_min']:.0f} min", (p["n"], p["city_test"].get("garbage", 0)), textcoords="offset points",
+                    xytext=(4, -12), fontsize=8)
+    ax.set_xlabel("corrected photos of the city")
+    ax.set_ylabel("mAP50 on the city's test split")
+    ax.set_ylim(0, 1)
+    ax.set_title("models adapt from v1 (never saw the city), Chinese streets", fontsize=10)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out)
 
 
 def print_table(results: dict) -> None:
