@@ -27,7 +27,9 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   fi
 fi
 
-# Mosquitto on 127.0.0.1:1883: the live drone tests publish telemetry through a real broker.
+# Mosquitto on 127.0.0.1:1883: the live drone tests publish telemetry through a real broker. Debian installs it in
+# /usr/sbin, which a plain user's PATH (and a bare `env -i` CI shell) may lack.
+export PATH="$PATH:/usr/sbin:/sbin"
 if ! (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && command -v mosquitto >/dev/null; then
   mosquitto -d -p 1883 2>/dev/null || mosquitto -d 2>/dev/null || true
   for _ in $(seq 20); do (exec 3<>/dev/tcp/127.0.0.1/1883) 2>/dev/null && break; sleep 0.2; done
