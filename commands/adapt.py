@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from streetwatch.commands.common import (
@@ -18,6 +17,7 @@ from streetwatch.commands.common import (
     one_line_errors,
     quiet_libraries,
 )
+from streetwatch.commands.training import progress_bar
 
 DEFAULT_BASE = Path("streetwatch-data/datasets/streetwatch-v2/data.yaml")
 
@@ -95,8 +95,7 @@ def adapt(
     settings = AdaptSettings(city=city, base_data=base_data, model=model or current_model(data_dir), out=out,
                              minutes=minutes, epochs=epochs, replay_ratio=replay_ratio, min_replay=min_replay, lr0=lr0,
                              class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=err_console) as progress:
+    with progress_bar() as progress:
         epochs = progress.add_task("adapting (epochs fit the budget)", total=None, info="")
 
         def on_stage(name: str, total: int):

@@ -24,7 +24,8 @@ models_app = typer.Typer(help="Compare, promote, roll back and export models.", 
 DEFAULT_DATASET = Path("streetwatch-data/datasets/streetwatch-default/data.yaml")
 
 
-def _progress() -> Progress:
+def progress_bar() -> Progress:
+    """The bar of every training command: what, how far, a figure, time spent."""
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
                     TimeElapsedColumn(), console=err_console)
 
@@ -45,7 +46,7 @@ def dataset_build(
 
     spec = load_recipe(recipe)
     out = out or Path("streetwatch-data/datasets") / spec.name
-    with _progress() as progress:
+    with progress_bar() as progress:
         def stage(name: str, total: int):
             task = progress.add_task(name, total=total, info="")
             return lambda done: progress.update(task, completed=done)
@@ -96,7 +97,7 @@ def train(
     from streetwatch.training.train import resume as resume_run
     from streetwatch.training.train import train as run_train
 
-    with _progress() as progress:
+    with progress_bar() as progress:
         task = progress.add_task("epochs", total=epochs, info="")
 
         def on_epoch(epoch, total, metrics):
