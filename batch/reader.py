@@ -7,7 +7,7 @@ and re-raise on the consuming side.
 `StageTimer` counts each stage twice: wall seconds (`seconds`) and the CPU seconds of the thread that ran it
 (`cpu`, `time.thread_time`: a thread waiting on a queue, the GIL or the disk is not working). Waits on the
 queues are counted apart (`waits`), and each thread's whole CPU time (`threads`), so that what no stage names
-(ONNX Runtime's own pool, FFmpeg's slice threads) is the process's CPU time less theirs.
+(the inference runtime's own pool, FFmpeg's slice threads) is the process's CPU time less theirs.
 """
 
 from __future__ import annotations

@@ -204,6 +204,7 @@ class Pipeline:
                               f"{', '.join(unknown)}; it has {', '.join(self.detector.names.values())}")
         model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
+        self.runtime: str | None = getattr(self.detector, "runtime", None)  # None: a scripted model (tests)
         self.redactor = Redactor(settings.privacy)  # a stated models_dir that is missing stops here
         clock = {"start_time": settings.start_time, "timezone": settings.timezone,
                  "camera_timezones": settings.camera_timezones, "cameras_timezone": settings.cameras_timezone}
@@ -271,6 +272,8 @@ class Pipeline:
         if span != (0.0, None):
             result.notes["span_s"] = [span_start, span_end]
         result.notes["owner"] = Owner.me().as_note()
+        if self.runtime is not None:
+            result.notes["runtime"] = self.runtime  # e.g. "openvino bf16": what ran the network, beside the model
         result.notes["camera_id_rule"] = CAMERA_RULE_CLI if self.settings.camera else item.camera_id_rule
         zone = footage_zone(self.settings, self.zone_file, camera_id)
         result.notes["time_zone"] = zone.as_note()  # which zone read the times given without one

@@ -82,6 +82,10 @@ def main() -> None:
     parser.add_argument("--imgsz", type=int, default=640)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG here")
+    parser.add_argument("--replay-ratio", type=float, default=1.0, help="base images per city photo (models adapt's)")
+    parser.add_argument("--freeze", type=int, help="modules kept as they are (10: the backbone)")
+    parser.add_argument("--lr0", type=float, default=AdaptSettings.lr0, help="AdamW's initial rate (models adapt's)")
+    parser.add_argument("--tag", default="", help="a variant's name: its points are kept apart (N-TAG)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "curve.json"
@@ -93,19 +97,22 @@ def main() -> None:
     photos = city_photos(args.split_lists, args.seed)
     for point in args.n:
         n, minutes = (int(x) if i == 0 else float(x) for i, x in enumerate(point.split(":")))
-        key = f"{n}"
+        key = f"{n}-{args.tag}" if args.tag else f"{n}"
         if key in results and results[key].get("done"):
             continue
         city = write_city(photos[:n], args.out / f"city-{n}")
-        settings = AdaptSettings(city=city, base_data=args.base_data, model=args.start, out=args.out / f"adapt-{n}",
-                                 minutes=minutes, class_map={"overflow": "overflowing_bin"}, imgsz=args.imgsz)
+        settings = AdaptSettings(city=city, base_data=args.base_data, model=args.start, out=args.out / f"adapt-{key}",
+                                 minutes=minutes, class_map={"overflow": "overflowing_bin"}, imgsz=args.imgsz,
+                                 replay_ratio=args.replay_ratio, freeze=args.freeze, lr0=args.lr0)
         wall0, cpu0 = time.monotonic(), cpu_seconds()
         report = adapt(settings, on_epoch=_epoch_line(n))
         results[key] = {"n": n, "budget_min": minutes, "train_min": report["minutes_spent"],
                         "wall_min_total": round((time.monotonic() - wall0) / 60, 1),
                         "cpu_min_total": round((cpu_seconds() - cpu0) / 60, 1),
+                        "replay_ratio": args.replay_ratio, "freeze": args.freeze, "lr0": args.lr0,
                         "city_test": city_test(Path(report["candidate"]), args.split_lists, args.imgsz),
-                        "before": report["before"], "after": report["after"], "passes": report["passes"],
+                        "before": report["before"], "after": report["after"], "boxes": report.get("boxes"),
+                        "passes": report["passes"],
                         "reasons": report["reasons"], "load1": os.getloadavg()[0], "done": True}
         results_path.write_text(json.dumps(results, indent=2))
         print(json.dumps(results[key], indent=1), flush=True)
@@ -145,12 +152,12 @@ def print_table(results: dict) -> None:
     print(f"full-data model {results['full']['model']}: " + ", ".join(f"{c} {v:.3f}" for c, v in full.items()))
     print(f"start {results['start']['model']}: " + ", ".join(f"{c} {v:.3f}" for c, v in
                                                              results["start"]["city_test"].items()))
-    print(f"{'photos':>6} {'budget':>6} {'train min':>9} {'CPU min':>7} " + " ".join(f"{c:>16}" for c in CLASSES)
+    print(f"{'point':>10} {'budget':>6} {'train min':>9} {'CPU min':>7} " + " ".join(f"{c:>16}" for c in CLASSES)
           + "  garbage/full  worst other-source change")
-    for r in sorted((v for k, v in results.items() if k.isdigit()), key=lambda v: v["n"]):
+    for key, r in sorted(((k, v) for k, v in results.items() if "n" in v), key=lambda kv: (kv[1]["n"], kv[0])):
         worst = min(((f"{label} {c}", r["after"][label].get(c, 0) - v) for label, cls in r["before"].items()
                      if label != "city" for c, v in cls.items()), key=lambda x: x[1], default=("-", 0.0))
-        print(f"{r['n']:>6} {r['budget_min']:>6} {r['train_min']:>9} {r['cpu_min_total']:>7} "
+        print(f"{key:>10} {r['budget_min']:>6} {r['train_min']:>9} {r['cpu_min_total']:>7} "
               + " ".join(f"{r['city_test'].get(c, 0):>16.3f}" for c in CLASSES)
               + f"  {r['city_test'].get('garbage', 0) / full['garbage']:>12.0%}  {worst[0]} {worst[1]:+.3f}")
 

@@ -51,7 +51,7 @@ class Row:
     sightings: int = 0
     cpu_s: float = 0.0
     result: FileResult | None = None  # a streetwatch run's own figures (stage CPU, waits)
-    pool_cpu: float | None = None  # CPU s of the threads alive before the run (ONNX Runtime's pool)
+    pool_cpu: float | None = None  # CPU s of the threads alive before the run (the inference runtime's pool)
 
     @property
     def realtime(self) -> float:
@@ -112,8 +112,9 @@ def run_streetwatch(name: str, clip: Path, settings: PipelineSettings, workdir: 
     after = native_cpu()
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     me = threading.get_native_id()
-    # threads still alive after the run (the pipeline's own have ended, and FFmpeg's with the file): ONNX Runtime's
-    # pool, made with the session (on first use, so maybe during this run), and PyTorch's
+    # threads still alive after the run (the pipeline's own have ended, and FFmpeg's with the file): the inference
+    # runtime's pool (OpenVINO's or ONNX Runtime's), made with the session (on first use, so maybe during this
+    # run), and PyTorch's
     pool = sum(c - before.get(t, 0.0) for t, c in after.items() if t != me) if after else None
     if res.status != "done":
         raise RuntimeError(f"{name}: {res.error}")
@@ -184,11 +185,25 @@ def with_backend(base: PipelineSettings, backend: str) -> PipelineSettings:
     return replace(base, analysis=base.analysis.model_copy(update={"backend": backend}))
 
 
+def has_int8(base: PipelineSettings, shape: tuple[int, int] = (384, 640)) -> bool:
+    """Whether the model's INT8 export (python -m streetwatch.detector.quantize) exists at the 16:9 input."""
+    from streetwatch.detector.errors import ModelError
+    from streetwatch.detector.quantize import find_int8
+
+    try:
+        find_int8(base.analysis.model_path(), shape)
+    except ModelError:
+        return False
+    return True
+
+
 def variants(base: PipelineSettings) -> list[tuple[str, PipelineSettings]]:
+    int8 = [("c) + INT8 export (onnx-int8, stem float)", with_backend(base, "onnx-int8"))] if has_int8(base) else []
     return [
         ("b) streetwatch defaults", base),
-        ("c) - ONNX Runtime (PyTorch backend)", with_backend(base, "pytorch")),
-        ("c) OpenVINO instead of ONNX Runtime", with_backend(base, "openvino")),
+        *int8,
+        ("c) PyTorch instead of OpenVINO", with_backend(base, "pytorch")),
+        ("c) ONNX Runtime instead of OpenVINO", with_backend(base, "onnx")),
         ("c) - keyframe decoding (full decode, 0.5 fps)", replace(base, sampling=replace(base.sampling, mode="fps"))),
         ("c) - threads (sequential)", replace(base, threaded=False)),
         ("c) + decode-time downscale to 1280", replace(base, decode_width=1280)),
@@ -211,7 +226,7 @@ def format_table(rows: list[Row]) -> str:
 
 def stage_costs(clip: Path, detector: Detector, sampling: Sampling, frames: int = 36) -> dict[str, float]:
     """Each stage alone, one after another on this thread, so no stage competes with another: CPU ms (this
-    process's, all its threads: inference runs on ONNX Runtime's pool) per call over the clip's first `frames`
+    process's, all its threads: inference runs on the runtime's pool) per call over the clip's first `frames`
     analysed frames. CPU time, not wall time, so that other work on a shared machine does not inflate it.
     `identify` compares one frame with a book of 4 scenes; `evidence` writes a sighting's three JPEGs."""
     import tempfile
@@ -286,19 +301,29 @@ def bench_cruise(shared: Path, workdir: Path, base: PipelineSettings, minutes: f
     return "\n".join(out)
 
 
+CRUISE_PRESETS = 50  # issue 23: "50 real street scenes of 12 s each, like a PTZ camera cruising presets"
+
+
 def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minutes: float = 10,
                 baseline_s: float = 120, codecs: tuple[str, ...] = ("libx264", "libx265"), scale: bool = False,
-                only_defaults: bool = False, cruise: bool = True) -> str:
+                only_defaults: bool = False, cruise: bool = True, footage: str = "scenes") -> str:
+    """`footage`: "scenes" (10 real photos as 60-s scenes with motion, `clips.build_clip`) or "cruise" (issue 23's
+    footage: a PTZ cruise over 50 real street photos, 12 s each, `clips.build_cruise_clip`) for the main table."""
     workdir.mkdir(parents=True, exist_ok=True)
     runs = fresh_runs_dir(workdir)
     report = []
     base = PipelineSettings(analysis=AnalysisSettings(model=model), sampling=Sampling(mode="auto", fps=0.5), rerun=True)
     report.append(f"start-up (import + model load + first inference): {startup_seconds(model):.2f} s")
     for codec in codecs:
-        clip, plan = build_clip(workdir, shared, minutes=minutes, codec=codec)
+        if footage == "cruise":
+            clip, plan = build_cruise_clip(workdir, shared, minutes=minutes, presets=CRUISE_PRESETS, codec=codec)
+            what = f"a PTZ cruise over {len(plan)} real street photos, 12 s each"
+        else:
+            clip, plan = build_clip(workdir, shared, minutes=minutes, codec=codec)
+            what = f"{len(plan)} scenes"
         info = probe(clip)
         report.append(f"\nclip: {clip.name}  {info.width}x{info.height} {info.fps:g} fps {info.codec} "
-                      f"{info.duration_s:.0f} s, keyframe every 2 s, {len(plan)} scenes")
+                      f"{info.duration_s:.0f} s, keyframe every 2 s, {what}")
         rows = []
         if codec == codecs[0] and baseline_s > 0:
             rows.append(run_baseline(clip, model, baseline_s, base, runs))

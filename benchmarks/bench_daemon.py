@@ -53,6 +53,7 @@ class Step:
     cameras: int
     due_per_s: float
     analysed_per_s: float
+    decoded_per_s: float  # frames the readers decoded (all cameras): keyframes alone, or every frame
     dropped: int
     sightings: int
     p50_s: float | None
@@ -113,11 +114,12 @@ def _seen_photo(model: Path) -> tuple[np.ndarray, str]:
     return cv2.imread(str(Path(ultralytics.__file__).parent / "assets" / "bus.jpg")), "bus.jpg"
 
 
-def street_clip(folder: Path, model: Path) -> tuple[Path, str]:
-    """8 s at 10 frames/s, 640x360: a street photo the model sees for 4 s, an empty street for 4 s (1 s GOP)."""
+def street_clip(folder: Path, model: Path, gop_s: float = 1.0) -> tuple[Path, str]:
+    """8 s at 10 frames/s, 640x360: a street photo the model sees for 4 s, an empty street for 4 s; a keyframe
+    every `gop_s` seconds."""
     folder.mkdir(parents=True, exist_ok=True)
     photo, what = _seen_photo(model)
-    path = folder / f"street_{Path(model).stem}_640x360_10fps.mp4"
+    path = folder / f"street_{Path(model).stem}_640x360_10fps_gop{gop_s:g}.mp4"
     if path.exists():
         return path, what
     scene = _scene(photo)
@@ -130,7 +132,7 @@ def street_clip(folder: Path, model: Path) -> tuple[Path, str]:
             yield img
 
     tmp = folder / "partial.mp4"
-    write_video(tmp, frames(), fps=STREAM_FPS, gop_s=1.0, preset="ultrafast")
+    write_video(tmp, frames(), fps=STREAM_FPS, gop_s=gop_s, preset="ultrafast")
     tmp.rename(path)
     return path, what
 
@@ -196,7 +198,8 @@ class DroneFlight:
 
 
 def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdir: Path,
-             warmup_s: float = 8.0, backend: str = "auto", drone: DroneFlight | None = None) -> Step:
+             warmup_s: float = 8.0, backend: str = "auto", drone: DroneFlight | None = None,
+             decode: str = "auto") -> Step:
     run_dir = workdir / f"n{n}-{int(time.time())}"
     server = RtspServer(clip, n)
     flight, replay, drone_cams = None, None, []
@@ -214,7 +217,7 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
         "data_dir": str(run_dir), "http": {"enabled": False}, "shutdown_timeout_s": 10,
         "inference": {"max_batch": 8, "queue_size": max(16, n)},
         "defaults": {"analysis_fps": fps, "model": str(model), "backend": backend, "track_max_age_s": 2.5,
-                     "rules": rules},
+                     "rules": rules, "decode": decode},
         "cameras": [{"id": f"cam{i:02d}", "url": f"rtsp://127.0.0.1:{server.port}/cam{i}"} for i in range(n)]
         + drone_cams,
     })
@@ -230,24 +233,24 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
         note = next((f"not live: {c['last_error']}" for c in cams if c["state"] != "live"), "")
         m = daemon.metrics
 
-        def counts() -> tuple[float, float]:
+        def counts() -> tuple[float, float, float]:
             cams = [f"cam{i:02d}" for i in range(n)]
             analysed = sum(m.frames_analysed.value(camera=c) for c in cams)
             dropped = sum(m.frames_dropped.value(camera=c, reason=r) for c in cams for r in ("queue_full", "stale"))
-            return analysed, dropped
+            return analysed, dropped, sum(m.frames_in.value(camera=c) for c in cams)
 
         lat_start = len(daemon.latencies)
         by_camera = daemon._writer.camera_latencies if daemon._writer else {}
         starts = {cid: len(lat) for cid, lat in by_camera.items()}
         tel_start = daemon.status()["cameras"].get("drone", {}).get("telemetry", {})
-        a0, d0 = counts()
+        a0, d0, f0 = counts()
         cpu0, srv0, t0 = _cpu_s(), server.cpu_s(), time.monotonic()
         depths: list[int] = []
         while time.monotonic() - t0 < seconds:
             depths.append(daemon.status()["queues"]["frames"])
             time.sleep(0.25)
         wall = time.monotonic() - t0
-        a1, d1 = counts()
+        a1, d1, f1 = counts()
         cpu1, srv1 = _cpu_s(), server.cpu_s()
         latencies = np.array(list(daemon.latencies)[lat_start:])
         drone_step = None
@@ -275,7 +278,8 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
     third = max(1, len(depths) // 3)
     growth = float(np.mean(depths[-third:]) - np.mean(depths[:third])) if depths else 0.0
     return Step(
-        cameras=n, due_per_s=n * fps, analysed_per_s=(a1 - a0) / wall, dropped=int(d1 - d0),
+        cameras=n, due_per_s=n * fps, analysed_per_s=(a1 - a0) / wall, decoded_per_s=(f1 - f0) / wall,
+        dropped=int(d1 - d0),
         sightings=len(latencies),
         p50_s=float(np.percentile(latencies, 50)) if len(latencies) else None,
         p95_s=float(np.percentile(latencies, 95)) if len(latencies) else None,
@@ -286,14 +290,14 @@ def run_step(n: int, clip: Path, model: Path, fps: float, seconds: float, workdi
 
 
 def format_steps(steps: list[Step]) -> str:
-    head = (f"{'cameras':>7} {'due/s':>6} {'analysed/s':>10} {'dropped':>7} {'sightings':>9} {'p50 s':>6} "
+    head = (f"{'cameras':>7} {'due/s':>6} {'analysed/s':>10} {'decoded/s':>9} {'dropped':>7} {'sightings':>9} {'p50 s':>6} "
             f"{'p95 s':>6} {'queue max':>9} {'growth':>6} {'daemon CPU':>10} {'RTSP CPU':>8} {'RSS MB':>7} "
             f"{'load1':>5} {'live':>4}  sustained")
     rows = [head]
     for s in steps:
         p50 = f"{s.p50_s:.2f}" if s.p50_s is not None else "-"
         p95 = f"{s.p95_s:.2f}" if s.p95_s is not None else "-"
-        rows.append(f"{s.cameras:>7} {s.due_per_s:>6.1f} {s.analysed_per_s:>10.2f} {s.dropped:>7} {s.sightings:>9} "
+        rows.append(f"{s.cameras:>7} {s.due_per_s:>6.1f} {s.analysed_per_s:>10.2f} {s.decoded_per_s:>9.1f} {s.dropped:>7} {s.sightings:>9} "
                     f"{p50:>6} {p95:>6} {s.queue_max:>9} {s.queue_growth:>6.1f} "
                     f"{100 * s.daemon_cores:>9.0f}% {100 * s.server_cores:>7.0f}% {s.rss_mb:>7.0f} {s.load:>5.1f} "
                     f"{s.live:>4}  {'yes' if s.sustained else 'NO'}" + (f"  ({s.note})" if s.note else ""))
@@ -309,7 +313,7 @@ def format_steps(steps: list[Step]) -> str:
 def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: float = 20, fps: float = 1.0,
                  models: tuple[tuple[Path, str], ...] = ((DEFAULT_MODEL, "auto"),),
                  workdir: Path = Path("streetwatch-data/bench-daemon"), stop_at_first_failure: bool = True,
-                 drone: DroneFlight | None = None) -> str:
+                 drone: DroneFlight | None = None, decodes: tuple[str, ...] = ("auto",), gop_s: float = 1.0) -> str:
     """Run each camera count in turn for each (model, backend), side by side; returns the printed report.
 
     Default: the model the daemon runs by default (the bundled one, through ONNX Runtime)."""
@@ -318,23 +322,24 @@ def bench_daemon(counts: tuple[int, ...] = (4, 8, 16, 24, 32, 40, 48), seconds: 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     cpu = f"{os.cpu_count()} CPU cores"
-    report = [f"streetwatch bench daemon: 640x360 H.264 at {STREAM_FPS} frames/s per camera over RTSP, analysed at "
+    report = [f"streetwatch bench daemon: 640x360 H.264 at {STREAM_FPS} frames/s per camera (a keyframe every "
+              f"{gop_s:g} s) over RTSP, analysed at "
               f"{fps:g} frame/s each, {seconds:g} s measured per step; {cpu}; load1 = the host's 1-minute load average "
               "at the end of each step (other work on the host counts against it)"
               + (f"; beside them a live drone: {drone.clip.name} over RTSP and its SRT over MQTT, analysed at 1 "
                  "frame/s" if drone else "")]
     summary = []
-    for model, backend in models:
-        clip, what = street_clip(workdir, Path(model))
+    for model, backend, decode in [(m, b, d) for m, b in models for d in decodes]:
+        clip, what = street_clip(workdir, Path(model), gop_s)
         steps: list[Step] = []
         for n in counts:
-            step = run_step(n, clip, Path(model), fps, seconds, workdir, backend=backend, drone=drone)
+            step = run_step(n, clip, Path(model), fps, seconds, workdir, backend=backend, drone=drone, decode=decode)
             steps.append(step)
             print("\n".join(format_steps([step]).splitlines()[1:]), flush=True)
             if stop_at_first_failure and not step.sustained:
                 break
         best = max((s.cameras for s in steps if s.sustained), default=0)
-        label = f"{Path(model).name} (backend {backend})"
+        label = f"{Path(model).name} (backend {backend}, decode {decode})"
         report += [f"\nmodel {label}; footage: {what} there 4 s of every 8", format_steps(steps)]
         summary.append(f"{label}: largest N sustained {best}")
     report.append(f"\nlargest N sustained (p95 frame-to-case <= {P95_LIMIT_S:g} s, >= 95 % analysed, no growing "

@@ -2,8 +2,8 @@
 
 CPU is each thread's own (`time.thread_time`, `batch.reader.StageTimer`), so a thread waiting on a queue is
 not counted as working. What no stage names is shown as such: the CPU of threads Python does not run is the
-process's CPU less the pipeline threads'; those that outlive the run are thread pools (ONNX Runtime's intra-op
-pool, run for inference; PyTorch's, which the letterbox's tensor conversion on the reader thread wakes), the
+process's CPU less the pipeline threads'; those that outlive the run are thread pools (the inference runtime's
+intra-op pool, run for inference; PyTorch's, which the letterbox's tensor conversion on the reader thread wakes), the
 rest FFmpeg's slice threads. Each thread's CPU outside its stages (queue hand-offs, Python glue) is its own
 line.
 """
@@ -54,7 +54,7 @@ def native_cpu() -> dict[int, float]:
 
 def stage_table(res: FileResult, pool_cpu: float | None = None) -> str:
     """The stage table of one file's run (threaded: reader, main, writer). `pool_cpu`: CPU seconds of the
-    threads other than the caller's still alive after the run (ONNX Runtime's and PyTorch's pools), when
+    threads other than the caller's still alive after the run (the inference runtime's and PyTorch's pools), when
     measured."""
     frames = max(1, res.frames_analysed)
     process = res.thread_cpu_s.get("process", 0.0)
@@ -80,7 +80,7 @@ def stage_table(res: FileResult, pool_cpu: float | None = None) -> str:
     if pool_cpu is None:
         line("native", "(other threads)", "ONNX Runtime pool, FFmpeg threads", process - named, None)
     else:
-        line("native", "thread pools", "ONNX Runtime's; PyTorch's (letterbox)", pool_cpu, None)
+        line("native", "thread pools", "OpenVINO's or ORT's; PyTorch's", pool_cpu, None)
         line("native", "(other threads)", "FFmpeg slice threads, others", process - named - pool_cpu, None)
     lines.append(f"{'all':7} {'process':20} {'':38} {process:7.2f} {1000 * process / frames:12.1f} {100.0:5.1f}% "
                  f"{res.wall_s:7.2f}   ({process / wall:.2f} cores busy on average, of {os.cpu_count()})")

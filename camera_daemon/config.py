@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -93,6 +93,9 @@ class CameraSettings(AnalysisSettings):
                                                                   "frame); 0.001 = one every ~17 minutes")
     max_frame_age_s: float = Field(3.0, gt=0, le=3600, description="frames older than this when the model is "
                                                                   "free are dropped (counted), not analysed late")
+    decode: Literal["auto", "all"] = Field("auto", description="auto: decode the keyframes alone while they come "
+                                           "at least once per analysis interval (streams.keyframe_gate); all: "
+                                           "every frame (a camera that flags its keyframes wrongly)")
     open_timeout_s: float = Field(5.0, gt=0, le=120)
     read_timeout_s: float = Field(5.0, gt=0, le=120)
     stall_timeout_s: float = Field(10.0, gt=0, le=600, description="reconnect when no frame arrives this long")

@@ -36,21 +36,29 @@ class BoxCorrection(Base):
     at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def _correction(row: BoxCorrection) -> Correction:
+def correction_of_row(row: Any, model_box: int | None = None) -> Correction:
+    """A stored correction row (this table's or `source_frames.FrameCorrection`) as `cases.boxes.Correction`."""
     corners = [float(v) for v in (row.box_norm or {}).get("xyxy", ())]
     xyxy = (corners[0], corners[1], corners[2], corners[3]) if len(corners) == 4 else None
-    return Correction(row.id, BoxAction(row.action), row.target_id, xyxy, row.class_name, row.actor, as_utc(row.at))
+    return Correction(row.id, BoxAction(row.action), row.target_id, xyxy, row.class_name, row.actor, as_utc(row.at),
+                      model_box)
+
+
+def corrections_by(ses: Session, table: Any, key: str, ids: Iterable[int]) -> dict[int, list[Any]]:
+    """`table`'s rows whose column `key` is in `ids`, grouped by it, oldest first (ids without rows left out)."""
+    wanted = sorted(set(ids))
+    column = getattr(table, key)
+    out: dict[int, list[Any]] = {}
+    for chunk in range(0, len(wanted), 500):  # bounded IN lists
+        for row in ses.scalars(select(table).where(column.in_(wanted[chunk:chunk + 500])).order_by(table.id)):
+            out.setdefault(getattr(row, key), []).append(row)
+    return out
 
 
 def corrections_of(ses: Session, sighting_ids: Iterable[int]) -> dict[int, list[Correction]]:
     """sighting id -> its frame's corrections, oldest first (sightings without any are left out)."""
-    ids = sorted(set(sighting_ids))
-    out: dict[int, list[Correction]] = {}
-    for chunk in range(0, len(ids), 500):  # bounded IN lists
-        for row in ses.scalars(select(BoxCorrection).where(BoxCorrection.sighting_id.in_(ids[chunk:chunk + 500]))
-                               .order_by(BoxCorrection.id)):
-            out.setdefault(row.sighting_id, []).append(_correction(row))
-    return out
+    rows = corrections_by(ses, BoxCorrection, "sighting_id", sighting_ids)
+    return {key: [correction_of_row(r) for r in group] for key, group in rows.items()}
 
 
 def boxes_of(sighting: t.Sighting, corrections: Sequence[Correction]) -> list[FrameBox]:

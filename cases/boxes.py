@@ -1,6 +1,8 @@
 """The boxes of one evidence frame after the analysts' corrections: pure logic, no database.
 
-A sighting's evidence frame holds one box the model found (the sighting's `box_norm`). On the review page an
+A sighting's evidence frame holds one box the model found (the sighting's `box_norm`); a frame of a source an
+analyst opens (`cases.source_frames`) holds the boxes of every sighting whose evidence frame it is, or none, each
+named by its sighting's id (`ModelBox.ref`). On the review page an
 analyst can draw a box around what the model missed (`draw`), give a box another class (`relabel`) or mark a box
 as wrong (`wrong`); each is a `Correction` row (`cases.box_corrections`), never an edit in place. `frame_boxes`
 replays them: the latest correction of a box decides its class and whether it is wrong (a relabel after `wrong`
@@ -35,11 +37,21 @@ class BoxError(ValueError):
 class Correction:
     id: int
     action: BoxAction
-    target: int | None  # None: the model's box of the frame; else the id of the `draw` correction it changes
+    target: int | None  # None: a model's box of the frame (`model`); else the id of the `draw` correction it changes
     xyxy: XYXY | None  # `draw` only
     class_name: str | None  # `draw` and `relabel`
     actor: str
     at: datetime
+    model: int | None = None  # which model box a correction with no target names (None: a case frame's one box)
+
+
+@dataclass(frozen=True)
+class ModelBox:
+    """A box the model found on the frame."""
+
+    ref: int | None  # what corrections call it: None for a case frame's one box, a sighting id on a source frame
+    xyxy: XYXY
+    class_name: str
 
 
 @dataclass(frozen=True)
@@ -54,10 +66,13 @@ class FrameBox:
     model_class: str | None  # the class the model gave (None for a drawn box)
     by: str  # who drew it or changed it last ("" for an untouched model box)
     at: datetime | None
+    model_ref: int | None = None  # a model box's `ModelBox.ref` (None: a case frame's one box, or a drawn box)
 
     @property
     def key(self) -> str:
-        return "model" if self.target is None else f"drawn-{self.target}"
+        if self.target is not None:
+            return f"drawn-{self.target}"
+        return "model" if self.model_ref is None else f"model-{self.model_ref}"
 
     @property
     def corrected(self) -> bool:
@@ -82,8 +97,10 @@ def check_box(xyxy: Sequence[float]) -> XYXY:
 
 
 def check_correction(action: str, target: int | None, class_name: str | None, classes: Sequence[str],
-                     known_targets: Sequence[int]) -> BoxAction:
-    """The action, or BoxError naming what is wrong with the request (the box itself: `check_box`)."""
+                     known_targets: Sequence[int], model: int | None = None,
+                     known_models: Sequence[int | None] = (None,)) -> BoxAction:
+    """The action, or BoxError naming what is wrong with the request (the box itself: `check_box`). `model`:
+    which of the frame's model boxes (`known_models`) a correction without a target names."""
     try:
         act = BoxAction(action)
     except ValueError:
@@ -94,6 +111,9 @@ def check_correction(action: str, target: int | None, class_name: str | None, cl
         raise BoxError("a drawn box is a new box: it names no other box")
     if act is not BoxAction.DRAW and target is not None and target not in known_targets:
         raise BoxError(f"box {target} is not a drawn box of this frame")
+    if act is not BoxAction.DRAW and target is None and model not in known_models:
+        raise BoxError("the frame has no such box of the model" if model is not None else
+                       "name the box: the frame has no model box of its own")
     return act
 
 
@@ -107,23 +127,33 @@ def frame_boxes(model_xyxy: Sequence[float] | None, model_class: str | None,
         ...     Correction(2, BoxAction.WRONG, None, None, None, "li", now)])]
         [('garbage', True), ('overflowing_bin', False)]
     """
-    boxes: dict[int | None, FrameBox] = {}
-    if model_xyxy is not None and model_class is not None:
-        x0, y0, x1, y1 = (float(v) for v in model_xyxy)
-        boxes[None] = FrameBox(None, (x0, y0, x1, y1), model_class, False, False, model_class, "", None)
+    if model_xyxy is None or model_class is None:
+        return replay_boxes([], corrections)
+    x0, y0, x1, y1 = (float(v) for v in model_xyxy)
+    return replay_boxes([ModelBox(None, (x0, y0, x1, y1), model_class)], corrections)
+
+
+def replay_boxes(models: Sequence[ModelBox], corrections: Sequence[Correction]) -> list[FrameBox]:
+    """A frame's boxes after `corrections` (any order; applied by id): the model's boxes in their order, then the
+    drawn ones. A correction naming a box the frame does not have (a drawn box of another frame) is ignored."""
+    boxes: dict[tuple[str, int | None], FrameBox] = {
+        ("model", m.ref): FrameBox(None, m.xyxy, m.class_name, False, False, m.class_name, "", None, m.ref)
+        for m in models}
     for c in sorted(corrections, key=lambda c: c.id):
         if c.action is BoxAction.DRAW and c.xyxy is not None and c.class_name:
-            boxes[c.id] = FrameBox(c.id, c.xyxy, c.class_name, True, False, None, c.actor, c.at)
+            boxes[("drawn", c.id)] = FrameBox(c.id, c.xyxy, c.class_name, True, False, None, c.actor, c.at)
             continue
-        box = boxes.get(c.target)
-        if box is None:  # names a box this frame does not have (a drawn box of another frame): ignored
+        key = ("model", c.model) if c.target is None else ("drawn", c.target)
+        box = boxes.get(key)
+        if box is None:
             continue
         if c.action is BoxAction.WRONG:
-            boxes[c.target] = _changed(box, box.class_name, True, c)
+            boxes[key] = _changed(box, box.class_name, True, c)
         elif c.action is BoxAction.RELABEL and c.class_name:
-            boxes[c.target] = _changed(box, c.class_name, False, c)
-    return [boxes[k] for k in sorted(boxes, key=lambda k: -1 if k is None else k)]
+            boxes[key] = _changed(box, c.class_name, False, c)
+    return list(boxes.values())  # dicts keep insertion order: model boxes, then drawn ones by id
 
 
 def _changed(box: FrameBox, class_name: str, wrong: bool, c: Correction) -> FrameBox:
-    return FrameBox(box.target, box.xyxy, class_name, box.drawn, wrong, box.model_class, c.actor, c.at)
+    return FrameBox(box.target, box.xyxy, class_name, box.drawn, wrong, box.model_class, c.actor, c.at,
+                    box.model_ref)

@@ -3,6 +3,12 @@ and the same three redacted (faces, plates, heads and plate bands hidden; the pr
 
 Hashes go into the database so a reviewer (or a court) can show a file was not altered. What leaves
 streetwatch uses only the redacted tier (`redacted_raw`, `redacted_annotated`, `redacted_crop`).
+
+A file is never rewritten: its name carries the start of its own hash (`<sighting>_<hash10>_raw.jpg`). A
+sighting's later, better version writes new files beside the old ones, and the old ones go only after the
+database names the new ones (`CaseStore.record_sighting` returns them as superseded; the sink deletes them).
+Rewriting in place let a run killed between the files and the database commit (or a daemon spooling while
+its database was away) leave the database holding hashes of bytes that were no longer on disk.
 """
 
 from __future__ import annotations
@@ -29,16 +35,20 @@ def _safe(name: str) -> str:
     return _UNSAFE.sub("_", name).lstrip(".")[:120] or "_"
 
 
-def _write_jpeg(path: Path, image: np.ndarray, root: Path) -> dict[str, str]:
+def _write_jpeg(folder: Path, stem: str, suffix: str, image: np.ndarray, root: Path) -> dict[str, str]:
+    """`image` as `<stem>_<hash10><suffix>` in `folder`: a name holds one content for good (module docstring)."""
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
-        raise StoreError(f"{path}: JPEG encoding failed")
+        raise StoreError(f"{folder / stem}{suffix}: JPEG encoding failed")
     data = buf.tobytes()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)  # atomic: a reader never sees half a file
+    digest = hashlib.sha256(data).hexdigest()
+    path = folder / f"{stem}_{digest[:10]}{suffix}"
+    if not path.exists():  # there already: the same bytes (a re-run of the same frame)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)  # atomic: a reader never sees half a file
     # relative to the evidence root: the folder can move (or be mounted elsewhere) without breaking the DB
-    return {"path": path.relative_to(root).as_posix(), "sha256": hashlib.sha256(data).hexdigest()}
+    return {"path": path.relative_to(root).as_posix(), "sha256": digest}
 
 
 def caption(s: Sighting) -> str:
@@ -99,18 +109,18 @@ def save_evidence(s: Sighting, evidence_dir: Path, redactor: Redactor | None = N
         folder.mkdir(parents=True, exist_ok=True)
         stem = _safe(s.key)
         files: dict[str, dict] = {
-            "raw": _write_jpeg(folder / f"{stem}_raw.jpg", s.image, root),
-            "annotated": _write_jpeg(folder / f"{stem}_annotated.jpg", annotate(s.image, s), root),
-            "crop": _write_jpeg(folder / f"{stem}_crop.jpg", crop(s.image, s.xyxy), root),
+            "raw": _write_jpeg(folder, stem, "_raw.jpg", s.image, root),
+            "annotated": _write_jpeg(folder, stem, "_annotated.jpg", annotate(s.image, s), root),
+            "crop": _write_jpeg(folder, stem, "_crop.jpg", crop(s.image, s.xyxy), root),
         }
         if redactor is not None and redactor.settings.redact:
             regions = redactor.regions(s.image, s.context)
             safe = redact(s.image, regions, keep=[s.xyxy], method=redactor.settings.method)
-            files[REDACTED["raw"]] = {**_write_jpeg(folder / f"{stem}_raw.redacted.jpg", safe, root),
+            files[REDACTED["raw"]] = {**_write_jpeg(folder, stem, "_raw.redacted.jpg", safe, root),
                                      "redaction": redaction_summary(regions, redactor)}
-            files[REDACTED["annotated"]] = _write_jpeg(folder / f"{stem}_annotated.redacted.jpg", annotate(safe, s),
+            files[REDACTED["annotated"]] = _write_jpeg(folder, stem, "_annotated.redacted.jpg", annotate(safe, s),
                                                       root)
-            files[REDACTED["crop"]] = _write_jpeg(folder / f"{stem}_crop.redacted.jpg", crop(safe, s.xyxy), root)
+            files[REDACTED["crop"]] = _write_jpeg(folder, stem, "_crop.redacted.jpg", crop(safe, s.xyxy), root)
         return files
     except OSError as exc:
         raise StoreError(f"{folder}: cannot write evidence ({exc.strerror})") from exc

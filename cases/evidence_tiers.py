@@ -88,3 +88,10 @@ def same_files(a: dict | None, b: dict | None) -> bool:
     per_box = ("annotated", "crop", REDACTED["annotated"], REDACTED["crop"])
     return any(isinstance(a.get(k), dict) and isinstance(b.get(k), dict) and a[k].get("sha256")
                and a[k].get("sha256") == b[k].get("sha256") for k in per_box)
+
+
+def superseded_paths(old: dict | None, new: dict | None, still_named: Iterable[dict | None]) -> tuple[str, ...]:
+    """The files of `old` that neither `new` nor any of `still_named` names: a sighting's replaced version."""
+    kept = {v.get("path") for ev in [new, *still_named] if isinstance(ev, dict) for v in ev.values()
+            if _has_file(v)}
+    return tuple(sorted(p for v in (old or {}).values() if _has_file(v) and (p := v.get("path")) not in kept))

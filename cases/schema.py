@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from sqlalchemy import MetaData
 
-from streetwatch.cases import box_corrections, drone_tracks, leases, review_tables, tables, uptime
+from streetwatch.cases import box_corrections, drone_tracks, leases, review_tables, source_frames, tables, uptime
 
-# importing box_corrections, drone_tracks, leases, review_tables and uptime is what adds their tables to Base
-__all__ = ["box_corrections", "drone_tracks", "leases", "metadata", "review_tables", "tables", "uptime"]
+# importing box_corrections, drone_tracks, leases, review_tables, source_frames and uptime is what adds their tables
+# to Base
+__all__ = ["box_corrections", "drone_tracks", "leases", "metadata", "review_tables", "source_frames", "tables",
+           "uptime"]
 
 metadata: MetaData = tables.Base.metadata

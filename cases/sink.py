@@ -16,6 +16,7 @@ instead of a scene number the store might still change.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,6 +32,8 @@ from streetwatch.detector.privacy import Redactor
 from streetwatch.detector.sightings import Sighting
 
 __all__ = ["SightingSink", "Stages"]
+
+log = logging.getLogger(__name__)
 
 
 class Stages(Protocol):
@@ -99,8 +102,15 @@ class SightingSink:
         if self.store is None:
             raise StoreError("database not connected yet")
         with self._timed("database"):
-            return self.store.record_sighting(s, Taxonomy(problem_types={s.problem_type: spec}), evidence, run_id,
-                                              actor=self.actor)
+            rec = self.store.record_sighting(s, Taxonomy(problem_types={s.problem_type: spec}), evidence, run_id,
+                                             actor=self.actor)
+        for rel in rec.superseded:  # committed: nothing names them now (a file missing already is no matter)
+            try:
+                (self.evidence_dir / rel).unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("%s: could not delete a replaced evidence file (%s)", self.evidence_dir / rel,
+                            exc.strerror)
+        return rec
 
     @contextmanager
     def _timed(self, stage: str) -> Iterator[None]:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from streetwatch.cases import grids, locks, recheck, scenes
 from streetwatch.cases import tables as t
 from streetwatch.cases.dedup import CaseView, match_case, place_box
-from streetwatch.cases.evidence_tiers import same_files
+from streetwatch.cases.evidence_tiers import same_files, superseded_paths
 from streetwatch.cases.status import CaseStatus, RunStatus
 from streetwatch.cases.tables import as_utc, from_unix  # callers of the store take both from here
 from streetwatch.detector.config import Taxonomy
@@ -119,6 +119,9 @@ class Recorded:
     sighting_id: int
     created: bool  # a new case was opened
     reopened: bool  # a resolved case came back
+    # evidence files (relative paths) of the version this one replaced that nothing names any more: the caller
+    # deletes them once the transaction is committed (cases.evidence: files are never rewritten)
+    superseded: tuple[str, ...] = ()
 
 
 class CaseStore:
@@ -305,9 +308,10 @@ class CaseStore:
         case = ses.get(t.Case, row.case_id)
         assert case is not None
         row.last_seen, row.last_ts, row.hits = from_unix(s.last_seen), s.last_ts, max(row.hits, s.hits)
-        if evidence:  # the files of this key were just rewritten: every reference must take the new hashes
+        had = row.evidence
+        if evidence:  # a newer version of this key's files: whatever showed the old ones shows these
             row.evidence = evidence
-            if same_files(case.evidence, evidence):
+            if same_files(case.evidence, had) or same_files(case.evidence, evidence):
                 case.evidence = evidence
         if s.source is not None:
             row.source, row.source_offset_s = s.source, s.source_offset_s
@@ -325,7 +329,11 @@ class CaseStore:
         if s.lat is not None:  # the blended position may have crossed into the next grid
             grids.assign(ses, case, self.grids.index(ses))
         recheck.on_sighting(ses, case, from_unix(s.last_seen), sighting_id=row.id, evidence=evidence)
-        return Recorded(case.id, row.id, False, False)
+        gone: tuple[str, ...] = ()
+        if evidence and had:  # the case's events (a re-check names the evidence that re-opened it) keep theirs
+            events = ses.scalars(select(t.CaseEvent.detail).where(t.CaseEvent.case_id == case.id)).all()
+            gone = superseded_paths(had, evidence, [case.evidence, *((d or {}).get("evidence") for d in events)])
+        return Recorded(case.id, row.id, False, False, gone)
 
     @staticmethod
     def _absorb(case: t.Case, s: Sighting, evidence: dict) -> None:

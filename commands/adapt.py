@@ -12,6 +12,7 @@ from rich.table import Table
 from streetwatch.commands.common import (
     DEFAULT_DATA_DIR,
     DataDir,
+    DbUrl,
     console,
     err_console,
     one_line_errors,
@@ -62,6 +63,9 @@ def adapt(
                                                           "allows more.")] = None,
     min_replay: Annotated[int, typer.Option(min=0, help="Replay at least this many base images.")] = 100,
     lr0: Annotated[float, typer.Option(min=0, help="AdamW learning rate.")] = 0.0005,
+    freeze: Annotated[int | None, typer.Option(min=1, help="Keep the model's first N modules as they are (10: "
+                                                           "YOLOv8's backbone); only the rest learns the city.")]
+    = None,
     class_map: Annotated[list[str], typer.Option(help="CITY_NAME=MODEL_CLASS where the folder's names differ "
                                                       "(repeatable).")] = [],  # noqa: B006 (Typer reads the default)
     imgsz: int = 640,
@@ -72,6 +76,7 @@ def adapt(
                                       "daemon on the same host keeps its frames.")] = 10,
     promote: Annotated[bool, typer.Option("--promote", help="Promote the candidate if it passes the gate.")] = False,
     data_dir: DataDir = DEFAULT_DATA_DIR,
+    db: DbUrl = None,  # the review database --reviews reads
 ) -> None:
     """Adapt the model to this city: the corrections, a replay of the base data, a budget; judged, then gated.
 
@@ -82,19 +87,29 @@ def adapt(
     """
     if (labelled is None) == (not reviews):
         raise typer.BadParameter("give --labelled DIR or --reviews (one of them)")
+    if db and not reviews:
+        raise typer.BadParameter("--db names the review database: it goes with --reviews")
     if nice:
         os.nice(nice)
     quiet_libraries()
+    from streetwatch.detector.model import weights_digest
     from streetwatch.detector.model_registry import current_model
     from streetwatch.training.adapt import AdaptSettings
     from streetwatch.training.adapt_run import adapt as run_adapt
 
+    start = Path(model or current_model(data_dir))
+    if not start.exists():
+        raise typer.BadParameter(f"--model {start}: no such file or folder")
+    # which model is taught, said first: "the one in use" changes with every promotion
+    console.print(f"adapting {start.resolve()} (sha256 {weights_digest(start)[:12]})", highlight=False,
+                  soft_wrap=True)
     city = labelled
     if reviews:
-        city = _export_reviews(data_dir, out / "reviews")
-    settings = AdaptSettings(city=city, base_data=base_data, model=model or current_model(data_dir), out=out,
+        city = _export_reviews(data_dir, db, out / "reviews")
+    settings = AdaptSettings(city=city, base_data=base_data, model=start, out=out,
                              minutes=minutes, epochs=epochs, replay_ratio=replay_ratio, min_replay=min_replay, lr0=lr0,
-                             class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads)
+                             class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads,
+                             freeze=freeze)
     with progress_bar() as progress:
         epochs = progress.add_task("adapting (epochs fit the budget)", total=None, info="")
 
@@ -116,11 +131,11 @@ def adapt(
         _promote(report, base_data, data_dir, imgsz)
 
 
-def _export_reviews(data_dir: Path, out: Path) -> Path:
+def _export_reviews(data_dir: Path, db: str | None, out: Path) -> Path:
     from streetwatch.commands.common import open_store
     from streetwatch.training.from_reviews import export_reviews
 
-    store = open_store(data_dir, None)
+    store = open_store(data_dir, db)
     try:
         export_reviews(store, data_dir / "evidence", out)
     finally:

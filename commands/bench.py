@@ -24,18 +24,25 @@ def bench_batch(
     workdir: Annotated[Path, typer.Option(help="Clips and results go here (clips are reused).")] = Path(
         "streetwatch-data/bench"),
     shared: Annotated[Path | None, typer.Option(envvar="STREETWATCH_SHARED", help="The ../shared folder.")] = None,
+    footage: Annotated[str, typer.Option(help="scenes: 10 real photos as 60-s scenes; cruise: a PTZ cruise over 50 "
+                                              "real street photos, 12 s each (issue 23's footage).")] = "scenes",
+    no_cruise: Annotated[bool, typer.Option("--no-cruise", help="Skip the scene-check comparison on the "
+                                                                "4-preset cruise.")] = False,
 ) -> None:
     """Plain Ultralytics vs streetwatch on camera-like footage built from real images, in one run.
 
     Example: streetwatch bench batch --minutes 10 --baseline-seconds 120
+    streetwatch bench batch --footage cruise --codec libx264 --no-cruise
     """
+    if footage not in ("scenes", "cruise"):
+        raise typer.BadParameter(f"--footage: {footage!r}; use scenes or cruise")
     quiet_libraries()
     from streetwatch.benchmarks.bench_batch import bench_batch as run
     from streetwatch.detector.inference import DEFAULT_MODEL
     from streetwatch.training.recipe import default_shared_dir
 
     text = run(shared or default_shared_dir(), workdir, model or DEFAULT_MODEL, minutes, baseline_seconds,
-               tuple(codec or ("libx264", "libx265")), scale, only_defaults)
+               tuple(codec or ("libx264", "libx265")), scale, only_defaults, cruise=not no_cruise, footage=footage)
     console.print(text, highlight=False, soft_wrap=True)
 
 

@@ -175,6 +175,10 @@ def bench_daemon(
         help="A recorded drone clip (its .SRT beside it) flown live beside the cameras: video over RTSP, telemetry "
              "as DJI OSD over MQTT; its frame-to-case latency is reported apart.")] = None,
     broker: Annotated[str, typer.Option(help="MQTT broker for --drone-clip's telemetry.")] = "mqtt://127.0.0.1:1883",
+    decode: Annotated[list[str] | None, typer.Option(
+        help="The cameras' decode setting(s) to measure side by side: auto (keyframes alone when they suffice) "
+             "| all (every frame). Default auto.")] = None,
+    gop: Annotated[float, typer.Option(help="Seconds between the simulated cameras' keyframes.")] = 1.0,
 ) -> None:
     """N simulated 640x360 cameras over local RTSP, each analysed at --fps; the largest N the host sustains.
 
@@ -190,6 +194,8 @@ def bench_daemon(
     if len(backends) > len(models):
         raise typer.BadParameter("give at most one --backend per --model")
     pairs = tuple((m, backends[i] if i < len(backends) else "auto") for i, m in enumerate(models))
+    if bad := [d for d in decode or [] if d not in ("auto", "all")]:
+        raise typer.BadParameter(f"--decode {bad[0]}: expected auto or all")
     drone = None
     if drone_clip is not None:
         from streetwatch.benchmarks.bench_daemon import DroneFlight
@@ -200,5 +206,6 @@ def bench_daemon(
             raise typer.BadParameter(f"{drone_clip}: no telemetry sidecar (.SRT or .csv) beside it")
         drone = DroneFlight(drone_clip, Path(srt), broker)
     text = run(counts=tuple(cameras or (4, 8, 16, 24, 32, 40, 48)), seconds=seconds, fps=fps, models=pairs,
-               workdir=workdir, stop_at_first_failure=not keep_going, drone=drone)
+               workdir=workdir, stop_at_first_failure=not keep_going, drone=drone,
+               decodes=tuple(decode or ["auto"]), gop_s=gop)
     console.print(text, highlight=False, soft_wrap=True)

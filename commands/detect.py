@@ -166,6 +166,7 @@ def detect(
             raise typer.Exit(1)
         return
     pipeline = Pipeline(settings, store)
+    err_console.print(f"note: model {analysis.model_path().name} runs on {pipeline.runtime}", highlight=False)
     err_console.print(f"note: {escape(pipeline.redactor.describe())}", highlight=False, soft_wrap=True)
     from streetwatch.detector.settings import taxonomy_class_problems
 
@@ -218,7 +219,7 @@ def detect(
             progress.update(files_task, advance=1, cases=len(cases_seen))
     print_summary(results, data_dir, store.url, pipeline.model_id, explain)
     if report is not None:
-        write_report(report, results, pipeline.model_id, problems)
+        write_report(report, results, pipeline.model_id, problems, runtime=pipeline.runtime)
         console.print(f"report: {report}")
     if problems or any(r.status == "failed" for r in results):
         raise typer.Exit(1)

@@ -56,7 +56,7 @@ def print_summary(results, data_dir: Path, url: str, model_id: str, explain: boo
     console.print("next: streetwatch cases list" + (f" --data-dir {data_dir}" if data_dir != DEFAULT_DATA_DIR else ""))
 
 
-def write_report(path: Path, results, model_id: str, problems: list[str]) -> None:
+def write_report(path: Path, results, model_id: str, problems: list[str], runtime: str | None = None) -> None:
     """`--report FILE.json`: the run's per-file summary for scripts and schedulers."""
     name, _, digest = model_id.rpartition(":")
     files = []
@@ -73,7 +73,10 @@ def write_report(path: Path, results, model_id: str, problems: list[str]) -> Non
             "explain": r.explanation.as_dict() if r.explanation else None,
         })
     # the model file's full SHA-256 (`sha256sum`'s); sha256_prefix stays for scripts that read it already
-    report = {"model": {"name": name, "sha256": digest, "sha256_prefix": digest[:12]}, "files": files,
+    # runtime: what ran the network ("openvino bf16"; None from a Ray cluster, whose workers each say it in
+    # their run records)
+    report = {"model": {"name": name, "sha256": digest, "sha256_prefix": digest[:12], "runtime": runtime},
+              "files": files,
               "inputs_skipped": problems, "failed": sum(f["status"] == "failed" for f in files)}
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, ensure_ascii=False))

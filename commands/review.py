@@ -214,6 +214,10 @@ def dataset_from_reviews(
                   f"test {images['test']} image(s)")
     console.print(f"corrections: {manifest['drawn_boxes']} box(es) drawn, {manifest['class_fixes']} class fix(es), "
                   f"{manifest['marked_wrong']} marked wrong; {manifest['background_images']} background image(s)")
+    if manifest["source_frames"]["frames"]:
+        console.print(f"{manifest['source_frames']['frames']} corrected frame(s) of "
+                      f"{len(manifest['source_frames']['runs'])} source(s), the model's boxes left untouched kept as "
+                      "labels")
     if cases["rejected_not_used"]:
         console.print("rejected for other reasons, not used: "
                       + ", ".join(f"{k} {v}" for k, v in cases["rejected_not_used"].items()))

@@ -30,7 +30,7 @@ DEFAULT_MODEL = BUNDLED_MODEL  # the bundled weights; what runs when none are na
 @dataclass(frozen=True)
 class DetectorSettings:
     model: Path = field(default_factory=current_model)  # the current promoted model, else the bundled one
-    backend: str = "auto"  # auto (= onnx for .pt weights) | pytorch | onnx | onnx-int8 | openvino
+    backend: str = "auto"  # auto (= openvino for .pt weights) | pytorch | onnx | onnx-int8 | openvino
     # onnx-int8: the INT8 export built by `python -m streetwatch.detector.quantize` (detector/quantize.py)
     imgsz: int = 640  # long side of the model input
     min_confidence: float = 0.2  # NMS floor for every class; per-class floors are the AnalysisStep's
@@ -72,15 +72,32 @@ class Detector:
 
     @property
     def backend_name(self) -> str:
-        """What actually runs: a .pt model runs through its cached ONNX Runtime export unless told otherwise.
+        """What actually runs: a .pt model runs through its cached OpenVINO export unless told otherwise.
 
-        ONNX Runtime measured fastest here (yolov8n at 384x640 on 2 cores: ORT 26 ms, OpenVINO 37 ms,
-        PyTorch 36 ms per forward; `streetwatch bench batch` prints the comparison).
+        OpenVINO, because it is what runs fastest inside the pipeline (2026-12-07, 2-core host, 10-min 1080p bench
+        clip, `detect` without redaction, two interleaved runs each): OpenVINO 9.8-10.1 s wall / 14.0-14.5 CPU s,
+        ONNX Runtime 17.8-20.3 s / 31-36 CPU s, ONNX Runtime INT8 15.8-16.8 s / 27-29 CPU s; the same 8 cases
+        from OpenVINO and ONNX Runtime. ONNX Runtime's thread pool spins while it waits, taking the CPU the
+        decoder and the evidence writer need. OpenVINO runs in the CPU's default precision: bf16 where the CPU
+        has AMX (as this host), which loses at most 0.004 mAP50 of any problem class on the test splits
+        (`benchmarks/quantize_ab.py --accuracy --against openvino`); f32 elsewhere.
         """
         want = self.settings.backend
         if self.format != "pt":
             return self.format
-        return "onnx" if want == "auto" else {"pytorch": "pt"}.get(want, want)
+        return "openvino" if want == "auto" else {"pytorch": "pt"}.get(want, want)
+
+    @property
+    def runtime(self) -> str:
+        """What runs the network, in words, for run records and logs: "openvino bf16", "onnxruntime f32"...
+
+        Not part of a run's settings key: a file done on one runtime is not re-analysed on another (the
+        accuracy gate bounds what bf16 or INT8 may change); the run record says which one it was.
+        """
+        backend = self.backend_name
+        if backend == "openvino":
+            return f"openvino {openvino_cpu_precision()}"
+        return {"pt": "pytorch f32", "onnx": "onnxruntime f32", "onnx-int8": "onnxruntime int8"}.get(backend, backend)
 
     @staticmethod
     def _load(path: Path):
@@ -159,3 +176,13 @@ class Detector:
             xyxy[:, [1, 3]] = ((xyxy[:, [1, 3]] - top) / ratio).clip(0, h)
             results.append(Detections(xyxy, det[:, 4].copy(), det[:, 5].astype(np.int32)))
         return results
+
+
+def openvino_cpu_precision() -> str:
+    """The precision OpenVINO's CPU plugin computes in by default: "bf16" on CPUs with AMX, else "f32"."""
+    try:
+        import openvino as ov
+
+        return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()  # "bf16", "f32"
+    except Exception:  # noqa: BLE001 - only a label: a failure to ask must not stop a run
+        return "precision unknown"

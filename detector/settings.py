@@ -29,7 +29,7 @@ class AnalysisSettings(StrictModel):
                                                  "current promoted model (streetwatch models promote), else the "
                                                  "bundled one")
     backend: Literal["auto", "pytorch", "onnx", "onnx-int8", "openvino"] = Field(
-        "auto", description="inference runtime; auto = ONNX Runtime for .pt weights; onnx-int8 = its INT8 export "
+        "auto", description="inference runtime; auto = OpenVINO for .pt weights; onnx-int8 = its INT8 export "
                             "(python -m streetwatch.detector.quantize builds it)")
     imgsz: int = Field(640, ge=64, le=4096, description="long side of the model input, pixels")
     min_confidence: float = Field(0.2, ge=0, le=1, description="boxes below this are ignored, for every class; "

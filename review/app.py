@@ -29,7 +29,7 @@ from streetwatch.cases.export import clock_offset
 from streetwatch.cases.store import CaseStore
 from streetwatch.detector.codes import load_code_profile
 from streetwatch.detector.errors import StoreError, StreetwatchError
-from streetwatch.review import accounts, box_routes, platform_api, routes
+from streetwatch.review import accounts, box_routes, platform_api, routes, source_routes
 from streetwatch.review.actions import Conflict, NotFound
 from streetwatch.review.i18n import LANGUAGES, Msg, catalogue
 from streetwatch.review.inputs import InvalidInput
@@ -127,6 +127,7 @@ def create_app(db_url: str, evidence_dir: Path, settings: ReviewSettings | None 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
     app.include_router(accounts.router)
     app.include_router(box_routes.router)  # before routes': its /cases/{id}/{action} would take /boxes
+    app.include_router(source_routes.router)  # any frame of a source, with the same box editor
     app.include_router(routes.router)
     app.include_router(platform_api.router)  # the platform's status reports: signed, no log-in
     return app

@@ -86,11 +86,11 @@ def editor(ses: Session, case: t.Case, sightings: list[t.Sighting], best: t.Sigh
                        for s in framed]}
 
 
-def _number(form: FormData, name: str) -> int | None:
+def form_number(form: FormData, name: str) -> int | None:
     return inputs.number(inputs.text(form, name, limit=inputs.MAX_LINE, one_line=True), name)
 
 
-def _corners(form: FormData) -> list[float]:
+def corners(form: FormData) -> list[float]:
     out = []
     for name in ("x0", "y0", "x1", "y1"):
         value = inputs.text(form, name, limit=40, one_line=True).strip()
@@ -107,11 +107,11 @@ def box_route(request: Request, case_id: int, cur: Current = Depends(checked),
     """Save one correction: `sighting` (whose frame), `action` (draw | relabel | wrong), `target` (a drawn box's
     id; empty for the model's box), `class`, and for `draw` the corners `x0 y0 x1 y1` in 0..1 of the frame."""
     case_id = inputs.case_id(case_id)
-    sighting_id = _number(form, "sighting")
+    sighting_id = form_number(form, "sighting")
     action = inputs.text(form, "action", limit=inputs.MAX_LINE, one_line=True)
-    target = _number(form, "target")
+    target = form_number(form, "target")
     class_name = inputs.text(form, "class", limit=inputs.MAX_LINE, one_line=True) or None
-    xyxy = _corners(form) if action == "draw" else None
+    xyxy = corners(form) if action == "draw" else None
     with store_of(request).sessions.begin() as ses:
         case = ses.get(t.Case, case_id)
         if case is None:

@@ -30,6 +30,7 @@ import av
 
 from streetwatch.detector.errors import SourceError, SourceUnavailable
 from streetwatch.detector.frames import Frame
+from streetwatch.streams.keyframe_gate import KeyframeGate
 
 __all__ = ["LiveReader", "StreamStatus", "redact_url", "remember_secrets"]
 
@@ -119,6 +120,8 @@ class StreamStatus:
         frames_dropped: frames overwritten in the slot before anyone took them.
         reconnects: connection attempts after a failure, a disconnect or a stall.
         last_error: the most recent failure, redacted.
+        keyframes_only: the reader decodes keyframes alone now (`streams.keyframe_gate`).
+        packets_skipped: packets not decoded since start (keyframes alone sufficed).
     """
 
     state: State = "stopped"
@@ -127,6 +130,8 @@ class StreamStatus:
     frames_dropped: int = 0
     reconnects: int = 0
     last_error: str | None = None
+    keyframes_only: bool = False
+    packets_skipped: int = 0
 
 
 class _Stalled(SourceUnavailable):
@@ -145,6 +150,8 @@ class LiveReader:
         backoff_initial_s: first wait before reconnecting; doubles on each failure.
         backoff_max_s: longest wait between reconnects.
         max_fps: publish at most this many frames per second (others are decoded, not converted).
+        keyframe_interval_s: decode keyframes alone while they come at least this often (the analysis
+            interval: `streams.keyframe_gate`); None: decode every frame.
         clock: monotonic seconds for every timing decision (backoff, stall watchdog, file pacing, max_fps).
         sleep: waits that many seconds of `clock`; the reader checks for stop() when it returns. Default: a
             wait that stop() ends at once. A fake clock's sleep advances the clock (and may call stop()).
@@ -161,6 +168,7 @@ class LiveReader:
         backoff_initial_s: float = 0.5,
         backoff_max_s: float = 30.0,
         max_fps: float | None = None,
+        keyframe_interval_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], object] | None = None,
     ) -> None:
@@ -172,6 +180,8 @@ class LiveReader:
         self.backoff_initial_s = backoff_initial_s
         self.backoff_max_s = backoff_max_s
         self.max_fps = max_fps
+        self.keyframe_interval_s = keyframe_interval_s
+        self._gate = KeyframeGate(keyframe_interval_s)
         self._clock = clock
         self._sleep = sleep
         remember_secrets(url)  # whatever PyAV or a thread's error says about this URL is masked too
@@ -334,11 +344,18 @@ class LiveReader:
             start = last_frame = max(self._clock(), self._file_resume_at)
             frame_s = 1.0 / float(stream.average_rate) if stream.average_rate else 0.0
             first_pts: float | None = None
+            gate = self._gate
+            gate.restart()  # a new connection may bring another encoder: measure its keyframes again
             for packet in container.demux(stream):
                 if self._stop.is_set():
                     return
+                t = float(packet.pts * packet.time_base) if packet.pts is not None and packet.time_base else None
+                skip = bool(packet.size) and gate.skip(packet.is_keyframe, t)  # size 0: the end-of-stream flush
+                self._note_gate(gate)
+                if skip and self._is_file and t is not None and first_pts is not None:
+                    self._file_resume_at = start + t - first_pts + frame_s  # the next pass is due after it
                 try:
-                    frames = packet.decode()
+                    frames = [] if skip else packet.decode()
                 except av.error.InvalidDataError:
                     frames = []  # one corrupt packet; the stall check catches persistent ones
                 for frame in frames:
@@ -358,6 +375,16 @@ class LiveReader:
             raise _Stalled(f"no data for {min(self.read_timeout_s, self.stall_timeout_s):.1f} s (stalled)") from None
         finally:
             container.close()
+
+    def _note_gate(self, gate: KeyframeGate) -> None:
+        with self._lock:
+            flipped = self._status.keyframes_only != gate.keyframes_only
+            self._status.keyframes_only = gate.keyframes_only
+            self._status.packets_skipped = gate.skipped
+        if flipped:
+            logger.info("camera %s (%s): decoding %s", self.camera_id, self._safe_url,
+                        "keyframes only (they come as often as frames are analysed)" if gate.keyframes_only
+                        else "every frame", extra={"camera": self.camera_id, "event": "decode_mode"})
 
     def _publish(self, frame: av.VideoFrame) -> None:
         now_mono = self._clock()

@@ -39,8 +39,9 @@ MQTT_SCHEMES = ("mqtt", "mqtts", "tcp", "ssl")
 class TelemetryStatus:
     """A snapshot of a telemetry client (safe to log: no credentials, no message content).
 
-    ``state``: "connecting", "connected", "disconnected" (paho is reconnecting), "refused" (the broker said no:
-    a wrong password, an unknown client; paho keeps trying) or "stopped".
+    ``state``: "connecting", "connected" (the broker acknowledged the subscription: messages flow from here),
+    "disconnected" (paho is reconnecting), "refused" (the broker said no: a wrong password, an unknown client, a
+    topic its ACL denies; paho keeps trying) or "stopped". ``connects`` counts acknowledged subscriptions.
     ``last_message_wall``: arrival time (UNIX) of the newest usable message; ``last_sample_t`` its own time.
     ``delay_s``: the median of arrival minus own time over the last hundred messages: the transport delay plus
     the dock's clock error (seconds off means the dock's clock is not synchronised; docs/telemetry.md).
@@ -103,6 +104,7 @@ class MqttTelemetry:
         self._client.reconnect_delay_set(min_delay=max(1, round(backoff_initial_s)), max_delay=max(1, round(backoff_max_s)))
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
+        self._client.on_subscribe = self._on_subscribe
         self._client.on_message = self._on_message
         self._started = False
 
@@ -137,10 +139,23 @@ class MqttTelemetry:
             log.warning("camera %s: telemetry broker %s refused the connection: %s", self.camera_id,
                         self._status.broker, reason_code, extra={"camera": self.camera_id, "event": "telemetry_refused"})
             return
+        # "connected" waits for the broker's SUBACK: until then a message on the topic is not delivered to us
         client.subscribe(self.topic, qos=0)
+
+    def _on_subscribe(self, _client, _userdata, _mid, reason_codes, _properties=None) -> None:
+        refused = [rc for rc in reason_codes if rc.is_failure]
         with self._lock:
-            self._status.state = "connected"
-            self._status.connects += 1
+            if refused:
+                self._status.state = "refused"
+                self._status.last_error = f"broker refused the subscription to {self.topic!r}: {refused[0]}"
+            else:
+                self._status.state = "connected"
+                self._status.connects += 1
+        if refused:
+            log.warning("camera %s: telemetry broker %s refused the subscription to %s: %s", self.camera_id,
+                        self._status.broker, self.topic, refused[0],
+                        extra={"camera": self.camera_id, "event": "telemetry_refused"})
+            return
         log.info("camera %s: telemetry connected to %s, topic %s", self.camera_id, self._status.broker, self.topic,
                  extra={"camera": self.camera_id, "event": "telemetry_connected"})
 

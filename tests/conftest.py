@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -72,3 +73,39 @@ def captions(monkeypatch) -> list[str]:
 
     monkeypatch.setattr(evidence, "caption", spy)
     return seen
+
+
+@dataclass(frozen=True)
+class SampleRun:
+    """What one `streetwatch detect --sample` left: the folder it ran in (its data under streetwatch-data/), its exit
+    code and output, and every caption it burnt into an annotated image."""
+
+    folder: Path
+    exit_code: int
+    output: str
+    captions: list[str]
+
+
+@pytest.fixture(scope="session")
+def sample_run(tmp_path_factory) -> SampleRun:
+    """`detect --sample` (the bundled sample clip through the real bundled model) run once for the session, in a
+    folder of its own: the tests that read what it filed share the run, each asserting its own part, and none of them
+    writes a case into it."""
+    from typer.testing import CliRunner
+
+    import streetwatch.cases.evidence as evidence
+    from streetwatch.cli import app
+
+    folder = tmp_path_factory.mktemp("sample-run")
+    seen: list[str] = []
+    real = evidence.caption
+
+    def spy(s):
+        seen.append(real(s))
+        return seen[-1]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(evidence, "caption", spy)
+        patch.chdir(folder)
+        result = CliRunner().invoke(app, ["detect", "--sample"])
+    return SampleRun(folder, result.exit_code, result.output, list(seen))

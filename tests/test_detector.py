@@ -26,6 +26,23 @@ def test_input_size_follows_the_footage_aspect():
     assert input_shape_for(640, 640) == (640, 640)
 
 
+def test_pt_weights_run_through_openvino_unless_told_otherwise():
+    # OpenVINO is the measured-fastest runtime inside the pipeline (see Detector.backend_name)
+    assert Detector(DetectorSettings(model=DEFAULT_MODEL)).backend_name == "openvino"
+    assert Detector(DetectorSettings(model=DEFAULT_MODEL, backend="onnx")).backend_name == "onnx"
+    assert Detector(DetectorSettings(model=DEFAULT_MODEL, backend="pytorch")).backend_name == "pt"
+
+
+def test_the_runtime_is_said_with_its_precision():
+    import openvino as ov
+
+    cpu = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+    assert cpu in ("bf16", "f32", "f16")
+    assert Detector(DetectorSettings(model=DEFAULT_MODEL)).runtime == f"openvino {cpu}"
+    assert Detector(DetectorSettings(model=DEFAULT_MODEL, backend="onnx")).runtime == "onnxruntime f32"
+    assert Detector(DetectorSettings(model=DEFAULT_MODEL, backend="pytorch")).runtime == "pytorch f32"
+
+
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
 def test_exported_backend_matches_pytorch(images, backend):
     ref = Detector(DetectorSettings(model=DEFAULT_MODEL, backend="pytorch", min_confidence=0.3))

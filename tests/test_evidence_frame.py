@@ -85,12 +85,12 @@ def test_a_batch_sightings_evidence_names_its_best_frame_everywhere(tmp_path, ca
 
 @pytest.mark.slow
 @pytest.mark.timeout(600)
-def test_the_bundled_sample_evidence_is_one_frame(tmp_path, captions):
-    """The report's case: `detect --sample`, the real model; the bus is most confident at frame 370 (74 s)."""
-    data = tmp_path / "data"
-    run = CliRunner().invoke(app, ["detect", "--sample", "--data-dir", str(data)])
-    assert run.exit_code == 0, run.output
-    store = CaseStore(f"sqlite:///{data / 'streetwatch.db'}")
+def test_the_bundled_sample_evidence_is_one_frame(sample_run):
+    """The report's case: `detect --sample`, the real model; the bus is most confident at frame 370 (74 s).
+    The run is shared with test_real_footage (tests/conftest.py `sample_run`), which only lists and exports it."""
+    assert sample_run.exit_code == 0, sample_run.output
+    captions = sample_run.captions
+    store = CaseStore(f"sqlite:///{sample_run.folder / 'streetwatch-data' / 'streetwatch.db'}")
     [case] = json.loads(render(store, CaseFilter(), "json"))
     fps = 5  # streams.sample.build_sample
     assert case["source_offset_s"] == pytest.approx(case["frame_index"] / fps)

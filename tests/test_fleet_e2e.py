@@ -10,6 +10,7 @@ import os
 import signal
 import statistics
 import time
+from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -62,10 +63,6 @@ class Fleet:
         cams = [c for cs in seen.values() for c in cs]
         return sorted(cams) == CAMERAS
 
-    def frames(self, host: str) -> dict[str, int]:
-        st = status(self.ports[host])
-        return {cid: cam.get("frames_analysed", 0) for cid, cam in st.get("cameras", {}).items()}
-
 
 def analysed_so_far(fleet: Fleet) -> dict[str, dict[str, float]]:
     """host -> camera -> frames it analysed since it started (its metrics keep counting across a camera's restarts)."""
@@ -96,10 +93,32 @@ def takeover(fleet: Fleet, victim: str, victim_cams: set[str], since: float,
     return list(done.values())
 
 
+def watch_unheld(port: int, cams: set[str], until: float) -> dict[str, float]:
+    """Poll one host until `until` (monotonic): camera -> most frames it had analysed in a /status where its fleet
+    did not hold that camera (the held set is published before a camera starts, so a new lease's frames never
+    count)."""
+    most = {c: 0.0 for c in cams}
+    while True:
+        text = http_get(port, "/metrics")[1]  # first: it counts across a camera's restarts
+        st = status(port)  # then: not held now means not held when the metrics were read
+        held = set((st.get("fleet") or {}).get("held", {})) if st else cams
+        for c in cams - held:
+            most[c] = max(most[c], metric(text, "streetwatch_frames_analysed_total", camera=c))
+        if time.monotonic() >= until:
+            return most
+        time.sleep(0.2)
+
+
 def case_list(store: CaseStore) -> list[tuple[str, str, list[float]]]:
     with store.session() as ses:
         rows = ses.execute(select(t.Case.problem_type, t.Case.camera_id, t.Case.box_norm)).all()
     return sorted((ptype, cam, (box or {}).get("xyxy")) for ptype, cam, box in rows)
+
+
+def cases_per_camera(store: CaseStore) -> str:
+    """Which cameras have how many cases, and which none: a failure message that fits on one line."""
+    counts = Counter(cam for _, cam, _ in case_list(store))
+    return f"cases per camera {dict(sorted(counts.items()))}; none yet: {[c for c in CAMERAS if c not in counts]}"
 
 
 def same_cases(a: list, b: list) -> bool:
@@ -158,7 +177,7 @@ def test_three_hosts_share_nine_cameras_and_take_over_within_seconds(tmp_path: P
         # hosts whose model loaded last join a running fleet: after settling, they get their share (9 x 6/18 each)
         assert wait_for(lambda: sorted(len(c) for c in fleet.poll().values()) == [3, 3, 3] and fleet.each_once(),
                         30, 0.5), (fleet.poll(), logs())
-        assert wait_for(lambda: len(case_list(store)) == len(CAMERAS), 40, 0.5), (case_list(store), logs())
+        assert wait_for(lambda: len(case_list(store)) == len(CAMERAS), 60, 0.5), (cases_per_camera(store), logs())
         before = case_list(store)
         assert {(p, c) for p, c, _ in before} == {("illegal_parking", c) for c in CAMERAS}
 
@@ -182,6 +201,7 @@ def test_three_hosts_share_nine_cameras_and_take_over_within_seconds(tmp_path: P
 
         # 3. SIGSTOP: the hung host's TCP session stays open, but its leases expire
         victim, before_stop = settled["host-b"], analysed_so_far(fleet)
+        before_stop["host-b"] = analysed_so_far(Fleet({"host-b": ports["host-b"]}))["host-b"]  # last: just before
         os.kill(procs["host-b"].pid, signal.SIGSTOP)
         fleet.down.add("host-b")
         try:
@@ -190,12 +210,16 @@ def test_three_hosts_share_nine_cameras_and_take_over_within_seconds(tmp_path: P
             os.kill(procs["host-b"].pid, signal.SIGCONT)
         fleet.down.discard("host-b")
         resumed = time.monotonic()
-        # resumed, it finds its leases gone: it analyses nothing it no longer holds (fenced at once on resume)
+        # resumed, it finds its leases gone: it analyses nothing it no longer holds (fenced at once on resume).
+        # Once settled it may be given cameras again, its old ones among them: frames counted while it holds a
+        # camera again are its new lease's, so only the samples where it does not hold the camera are compared.
+        # (only host-b is polled while watching: the fleet's double-count check stays as it was, at the moments
+        # the test waits for one host per camera, not through a whole rebalance that moves three cameras at once)
+        unheld = watch_unheld(ports["host-b"], victim, until=resumed + 2 * TTL_S)
         assert wait_for(fleet.each_once, TAKEOVER_LIMIT_S, 0.3), logs()
-        figures["SIGCONT: back to one host per camera"] = [time.monotonic() - resumed]
-        late = analysed_so_far(fleet)["host-b"]
+        figures["SIGCONT: watched for 2 ttl, then one host per camera"] = [time.monotonic() - resumed]
         # at most the one model batch that was running when it was stopped completes on resume; nothing after it
-        assert all(late[c] - before_stop["host-b"][c] <= 1 for c in victim), (late, before_stop["host-b"])
+        assert all(unheld[c] - before_stop["host-b"][c] <= 1 for c in victim), (unheld, before_stop["host-b"])
 
         # 4. database cut: host-c cannot renew, fences itself before its leases expire; the others take over
         assert wait_for(lambda: len(fleet.poll().get("host-c", ())) > 0, 40, 0.3), logs()

@@ -214,6 +214,21 @@ def test_a_wrong_password_is_said_without_the_password_and_the_client_keeps_tryi
     assert SECRET not in caplog.text and SECRET not in str(client.status())
 
 
+def test_a_subscription_the_broker_refuses_is_said_and_never_counted_as_connected():
+    # Mosquitto 2.0 grants a subscription its ACL denies (it filters at delivery), so the SUBACK failure that
+    # EMQX and others send (0x80) is fed to the callback paho would call
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.reasoncodes import ReasonCode
+
+    client = MqttTelemetry("dock1", "mqtt://127.0.0.1:1", TOPIC, dji_osd_reader(), PoseBuffer())
+    client._on_subscribe(None, None, 1, [ReasonCode(PacketTypes.SUBACK, identifier=0x80)])
+    st = client.status()
+    assert st.state == "refused" and st.connects == 0
+    assert "subscription" in st.last_error and TOPIC in st.last_error
+    client._on_subscribe(None, None, 2, [ReasonCode(PacketTypes.SUBACK, identifier=0)])  # granted QoS 0
+    assert client.status().state == "connected" and client.status().connects == 1
+
+
 def test_the_client_reconnects_by_itself_when_the_broker_comes_back(tmp_path):
     mosquitto = broker_tool("mosquitto")
     port = free_port()

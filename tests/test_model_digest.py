@@ -57,14 +57,18 @@ def test_runs_record_the_full_digest_and_the_summary_shows_its_start(tmp_path, c
     shutil.copyfile(min(shared_path("data", "garbage_montevideo", "valid", "images").glob("*.jpg")), still)
     store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
     settings = PipelineSettings(analysis=AnalysisSettings(model=copy), evidence_dir=tmp_path / "evidence")
-    pipe = Pipeline(settings, store, detector=FakeModel())
+    model = FakeModel()
+    model.runtime = "openvino f32"  # what a real Detector says (tests/test_detector.py)
+    pipe = Pipeline(settings, store, detector=model)
     assert pipe.model_id == f"my-model.pt:{real}"
     results = pipe.run(discover([still])[0])
     with store.session() as ses:
         assert ses.scalars(select(t.Run.model)).one() == f"my-model.pt:{real}"
-    write_report(tmp_path / "run.json", results, pipe.model_id, [])
+        assert ses.scalars(select(t.Run.notes)).one()["runtime"] == "openvino f32"
+    write_report(tmp_path / "run.json", results, pipe.model_id, [], runtime=pipe.runtime)
     report = json.loads((tmp_path / "run.json").read_text())
-    assert report["model"] == {"name": "my-model.pt", "sha256": real, "sha256_prefix": real[:12]}
+    assert report["model"] == {"name": "my-model.pt", "sha256": real, "sha256_prefix": real[:12],
+                               "runtime": "openvino f32"}
     print_summary(results, tmp_path, store.url, pipe.model_id, explain=False)
     out = capsys.readouterr().out
     assert f"model: my-model.pt (sha256 {real[:12]}...)" in out and real not in out

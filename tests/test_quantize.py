@@ -34,6 +34,7 @@ def test_int8_export_is_cached_loads_and_finds_the_same_objects(cache, tmp_path)
     assert export_int8_cached(DEFAULT_MODEL, SHAPE, list(reversed(calib))) == int8  # same set: reused, not rebuilt
     assert int8.stat().st_mtime == mtime
     assert export_int8_cached(DEFAULT_MODEL, SHAPE, calib[:4]) != int8  # another calibration set: its own file
+    assert_stem_and_head_float_rest_int8(int8)
 
     image = cv2.imread(str(bus_photo()))
     square = cv2.copyMakeBorder(image, 0, 0, 135, 135, cv2.BORDER_CONSTANT, value=(114, 114, 114))  # 1080x1080
@@ -48,3 +49,21 @@ def test_int8_export_is_cached_loads_and_finds_the_same_objects(cache, tmp_path)
     best = np.where(same_class, iou, 0).max(axis=1)
     # tolerance: every object FP32 is sure of (>= 0.5) is found by INT8 with the same class at IoU >= 0.8
     assert (best >= 0.8).all(), best
+
+
+def assert_stem_and_head_float_rest_int8(path):
+    """The stem (modules 0-2) and the head's last convs read float weights; the backbone between reads int8 ones
+    (a Conv's weight comes from a DequantizeLinear exactly when it was quantised)."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def quantised(conv) -> bool:
+        return getattr(producer.get(conv.input[1]), "op_type", "") == "DequantizeLinear"
+
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    stem = [n for n in convs if n.name.startswith(("/model.0/", "/model.1/", "/model.2/"))]
+    middle = [n for n in convs if n.name.startswith(("/model.3/", "/model.4/", "/model.5/", "/model.6/"))]
+    assert len(stem) >= 4 and not any(quantised(n) for n in stem)
+    assert middle and all(quantised(n) for n in middle)

@@ -86,14 +86,14 @@ def test_bundled_model_files_one_case_per_scene(tmp_path, footage):
 
 
 @pytest.mark.timeout(600)
-def test_cli_sample_run_then_list_and_export(tmp_path, monkeypatch):
+def test_cli_sample_run_then_list_and_export(sample_run, tmp_path, monkeypatch):
     from streetwatch.cli import app
 
-    monkeypatch.chdir(tmp_path)
+    # the first `detect --sample` is the session's shared run (tests/conftest.py), in a folder of its own
+    monkeypatch.chdir(sample_run.folder)
     runner = CliRunner()
-    first = runner.invoke(app, ["detect", "--sample"])
-    assert first.exit_code == 0, first.output
-    assert "cases touched: 1" in first.output and "evidence" in first.output
+    assert sample_run.exit_code == 0, sample_run.output
+    assert "cases touched: 1" in sample_run.output and "evidence" in sample_run.output
     listed = runner.invoke(app, ["cases", "list", "--type", "illegal_parking"])
     assert listed.exit_code == 0 and "1 case(s)" in listed.output
     again = runner.invoke(app, ["detect", "--sample"])

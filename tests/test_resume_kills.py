@@ -218,7 +218,9 @@ def _child(db: str, clip: str, zones: str, evidence: str) -> None:
     settings_ = PipelineSettings(evidence_dir=Path(evidence), zones_path=Path(zones),
                                  sampling=Sampling(mode="auto", fps=0.5))
     try:
-        Pipeline(settings_, store, detector=TimedModel(SCENE, pause_s=0.01)).run(discover([Path(clip)])[0])
+        # 0.04 s a frame: the last kill lands 35 frames before the end, so a run has >= 1.4 s left when the parent
+        # sees its checkpoint; at 0.01 s a parent descheduled on a loaded host (load 5-6) signalled a finished run
+        Pipeline(settings_, store, detector=TimedModel(SCENE, pause_s=0.04)).run(discover([Path(clip)])[0])
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -349,11 +351,12 @@ def _detect(clip: Path, data: Path, zones: Path, taxonomy: Path, log: Path) -> s
 @pytest.mark.timeout(900)
 def test_streetwatch_detect_killed_and_resumed_files_what_one_run_files(tmp_path):
     """SIGKILL, then Ctrl-C (SIGINT), each a second or so after a checkpoint, then a run to the end, of
-    `streetwatch detect` on a 5-minute street clip: the same cases and the same sighting rows as one
+    `streetwatch detect` on a 10-minute street clip: the same cases and the same sighting rows as one
     uninterrupted run of the same command. A bus stands at the kerb all along (on screen at every resume
-    point); two more come and go."""
-    clip = bus_street_clip(tmp_path / "kerb" / "kerb_20261101_080000.mp4", 300,
-                           [(80, 0, 300), (520, 40, 130), (900, 150, 260)])
+    point); two more come and go. 10 minutes, not 5: at ~30 analysed frames/s a checkpoint (every 5 s of wall
+    time) may trail the run by 150 s of footage, and a 5-minute run could end before the Ctrl-C it waits for."""
+    clip = bus_street_clip(tmp_path / "kerb" / "kerb_20261101_080000.mp4", 600,
+                           [(80, 0, 600), (520, 40, 130), (900, 150, 260)])
     zones = tmp_path / "zones.yaml"
     zones.write_text(yaml.safe_dump({"zones": [{"id": "kerb", "camera": "*", "kind": "no_parking", "units": "relative",
                                                 "polygon": [[0, 0.6], [1, 0.6], [1, 1], [0, 1]]}]}))

@@ -7,6 +7,7 @@ import dataclasses
 import time
 from dataclasses import replace
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -128,6 +129,53 @@ def test_a_version_filed_without_rewriting_its_files_keeps_the_files_frame(tmp_p
         row = ses.scalars(select(t.Sighting)).one()
         assert (row.frame_index, row.frame_offset_s, row.confidence) == (0, 4.0, pytest.approx(0.6))
         assert row.evidence == files
+
+
+def _holds(store: CaseStore, root) -> list[str]:
+    """Every evidence file the database names, checked against its hash; returns the paths."""
+    import hashlib
+
+    with store.session() as ses:
+        held = [e for r in ses.scalars(select(t.Sighting)) for e in r.evidence.values()]
+        held += [e for c in ses.scalars(select(t.Case)) for e in c.evidence.values()]
+    for e in held:
+        assert hashlib.sha256((root / e["path"]).read_bytes()).hexdigest() == e["sha256"], e["path"]
+    return sorted({e["path"] for e in held})
+
+
+def test_a_version_whose_record_was_lost_never_alters_the_files_the_database_names(tmp_path):
+    """A run killed between a version's files and its database commit (a CI failure: the resumed run's
+    earlier version then pointed at rewritten bytes): every version writes files of its own, and the one the
+    database names is untouched until a newer version is committed, which then deletes it."""
+    store, root = CaseStore(f"sqlite:///{tmp_path / 'cases.db'}"), tmp_path / "evidence"
+    sink = SightingSink(store, root)
+    frame = np.full((1000, 1000, 3), 40, np.uint8)
+    first = replace(sighting("k", confidence=0.6), image=frame)
+    sink.file(first, SPEC)
+    filed = _holds(store, root)
+    # the next version's files are written, then the process dies before its record: the database still holds
+    better = replace(first, confidence=0.7, image=np.full_like(frame, 90), frame_index=3)
+    orphan = set(sink.prepare(better)[1][k]["path"] for k in ("raw", "crop"))
+    assert _holds(store, root) == filed and not orphan & set(filed)
+    # the resumed run files the track again, better still: committed, and the first version's files go
+    best = replace(first, confidence=0.9, image=np.full_like(frame, 160), frame_index=7)
+    rec = sink.file(best, SPEC)
+    now = _holds(store, root)
+    assert set(rec.superseded) == set(filed) and not set(now) & set(filed)
+    assert not any((root / p).exists() for p in filed) and all((root / p).exists() for p in now)
+    assert len(list(root.rglob("*.jpg"))) == len(now) + 3  # the lost version's three files stay, named by nothing
+    # the same frame filed again (a re-run) names the same files and deletes nothing
+    assert sink.file(best, SPEC).superseded == () and _holds(store, root) == now
+
+
+def test_a_replaced_version_keeps_files_a_case_event_names(tmp_path):
+    from streetwatch.cases.evidence_tiers import superseded_paths
+
+    old = {"raw": {"path": "c/d/k_aa_raw.jpg", "sha256": "1"}, "crop": {"path": "c/d/k_bb_crop.jpg", "sha256": "2"}}
+    new = {"raw": {"path": "c/d/k_cc_raw.jpg", "sha256": "3"}, "crop": {"path": "c/d/k_bb_crop.jpg", "sha256": "2"}}
+    assert superseded_paths(old, new, []) == ("c/d/k_aa_raw.jpg",)
+    assert superseded_paths(old, new, [None, {"raw": {"path": "c/d/k_aa_raw.jpg"}}]) == ()
+    assert superseded_paths(old, new, [{"raw": {"path": None, "sha256": "1"}}]) == ("c/d/k_aa_raw.jpg",)
 
 
 def test_the_unknown_class_rule_has_one_home():

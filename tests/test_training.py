@@ -245,3 +245,30 @@ def test_eval_says_what_each_labelled_box_was_called_and_where_the_misses_are(tm
     assert sum(called.values()) == labelled > 0
     assert f"garbage ({labelled} labelled)" in done.output
     assert "garbage missed" in done.output  # the worst images are listed (the bundled model misses some garbage at 320)
+
+
+def test_freeze_keeps_the_backbone_exactly_and_trains_the_rest(tmp_path):
+    """`freeze: 10` (models adapt --freeze): after an epoch the first ten modules' weights are the start's (to
+    the float16 the checkpoint stores), and the head's have moved: what the backbone knew of other places cannot
+    be trained away."""
+    import torch
+
+    from streetwatch.training.train import TrainSettings, init_from_onnx, train
+
+    build_dataset(load_recipe(write_recipe(tmp_path)), tmp_path / "ds")
+    data = tmp_path / "ds" / "data.yaml"
+    start = init_from_onnx(shared_path("weights", "yolov8n_int8.onnx"), data, tmp_path / "init.pt", imgsz=64)
+    run = train(TrainSettings(data=data, model=start, epochs=1, imgsz=64, batch=8, workers=0, lr0=0.01,
+                              warmup_epochs=0.0, project=tmp_path / "runs", name="frozen", freeze=10))
+    before = load_yolo(start).model.state_dict()
+    after = load_yolo(run / "weights" / "last.pt").model.state_dict()
+    weights = [k for k in before if k.endswith(".weight") and before[k].dtype.is_floating_point]
+    backbone = [k for k in weights if int(k.split(".")[1]) < 10]
+    head = [k for k in weights if int(k.split(".")[1]) >= 10]
+    assert backbone and head
+    # Ultralytics saves weights in float16: a frozen weight comes back as its own float16 rounding, no more
+    def kept(k):
+        return torch.allclose(after[k].float(), before[k].half().float(), rtol=1e-3, atol=1e-6)
+
+    assert all(kept(k) for k in backbone)
+    assert sum(not kept(k) for k in head) > len(head) // 2

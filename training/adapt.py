@@ -63,6 +63,7 @@ class AdaptSettings:
     batch: int = 16
     lr0: float = 0.0005  # AdamW; the measured plain fine-tune used the same
     threads: int | None = None  # torch threads (None: every core)
+    freeze: int | None = None  # modules kept as they are (TrainSettings.freeze; None: all train)
     seed: int = 0
 
 

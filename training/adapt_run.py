@@ -51,7 +51,7 @@ def train_within_budget(settings: AdaptSettings, data: Path, on_epoch=None) -> P
     train(TrainSettings(data=data, model=start, epochs=settings.epochs or NOMINAL_EPOCHS, epoch_cap=settings.epochs, imgsz=settings.imgsz, batch=settings.batch,
                         nbs=settings.batch, seed=settings.seed, patience=NOMINAL_EPOCHS, warmup_epochs=0.0, close_mosaic=2,
                         lr0=settings.lr0, save_period=-1, project=out, name="run", time_hours=budget / 3600,
-                        threads=settings.threads), on_epoch)
+                        threads=settings.threads, freeze=settings.freeze), on_epoch)
     return last
 
 
@@ -66,22 +66,24 @@ def aligned(model: Path, data: Path, folder: Path) -> Path:
 
 
 def judge(model: Path, sets: list[JudgeSet], imgsz: int, cache: Path,
-          on_set: Callable[[str], None] | None = None) -> dict[str, dict[str, float]]:
-    """mAP50 per set and class, classes matched by name; a model's figures on a set are kept in `cache` (the
-    start model is judged once, however many times a run is resumed)."""
+          on_set: Callable[[str], None] | None = None) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, int]]]:
+    """(mAP50, boxes) per set and class, classes matched by name; a model's figures on a set are kept in `cache`
+    (the start model is judged once, however many times a run is resumed)."""
     memo = json.loads(cache.read_text()) if cache.is_file() else {}
     digest = weights_digest(model)
-    figures = {}
+    figures, boxes = {}, {}
     for judged in sets:
         key = f"{digest}:{judged.data.resolve()}:{judged.split}:{imgsz}"
-        if key not in memo:
+        if key not in memo or "boxes" not in memo[key]:  # a cache from before box counts were kept: judged again
             if on_set:
                 on_set(judged.label)
             result = evaluate(aligned(model, judged.data, cache.parent), judged.data, imgsz, split=judged.split)
-            memo[key] = {name: m["mAP50"] for name, m in result["classes"].items()}
+            memo[key] = {"mAP50": {name: m["mAP50"] for name, m in result["classes"].items()},
+                         "boxes": {name: m["instances"] for name, m in result["classes"].items()
+                                   if m.get("instances") is not None}}
             cache.write_text(json.dumps(memo, indent=1))
-        figures[judged.label] = memo[key]
-    return figures
+        figures[judged.label], boxes[judged.label] = memo[key]["mAP50"], memo[key]["boxes"]
+    return figures, boxes
 
 
 def adapt(settings: AdaptSettings, on_epoch=None, on_stage=None, on_set=None) -> dict:
@@ -93,13 +95,14 @@ def adapt(settings: AdaptSettings, on_epoch=None, on_stage=None, on_set=None) ->
     last = train_within_budget(settings, data, on_epoch)
     sets = [JudgeSet(CITY, data, "val"), *base_judge_sets(settings.base_data)]
     covered = summary["covered_by_corrections"]
-    before = judge(Path(settings.model), sets, settings.imgsz, out / "judged.json", on_set)
-    after = judge(last, sets, settings.imgsz, out / "judged.json", on_set)
+    before, boxes = judge(Path(settings.model), sets, settings.imgsz, out / "judged.json", on_set)
+    after, _ = judge(last, sets, settings.imgsz, out / "judged.json", on_set)
     # the held-back photos label only the corrected classes; one the start model never knew counts as 0 before
     after[CITY] = {c: v for c, v in after[CITY].items() if c in covered}
     before[CITY] = {c: before[CITY].get(c, 0.0) for c in after[CITY]}
-    ok, reasons = verdict(before, after, CITY, covered)
+    ok, reasons = verdict(before, after, CITY, covered, boxes=boxes)
     report = {"candidate": str(last), "passes": ok, "reasons": reasons, "before": before, "after": after,
+              "boxes": boxes,
               "minutes_spent": round(seconds_spent(out / "run") / 60, 1), "data": summary,
               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}}
     (out / "adapt.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))

@@ -6,7 +6,10 @@ What each reviewed frame teaches is `training.review_labels`: confirmed cases' b
 model missed and class fixes become labels; boxes marked wrong and the detections of cases rejected as not what the
 detector says become background (no label line; a frame left with none is a background image). Cases rejected for
 another reason (allowed here, duplicate...) were right detections the bureau did not want as cases: left out.
-Nothing from a case nobody reviewed (status new) is used, corrections on its frames included.
+Nothing from a case nobody reviewed (status new) is used, corrections on its frames included. Frames of sources
+an analyst opened and corrected in the review app (any frame of a video or photo, with or without a case) are used
+too: `training.source_frame_reviews` says what they teach (their untouched model boxes are labels: the frame was
+reviewed).
 
 Frames per case: every frame an analyst corrected, then (when no box was drawn on the case) the best raw evidence
 frame and other sightings' frames far apart in time, up to `frames_per_case`. When a box was drawn on one frame of a
@@ -37,11 +40,14 @@ from sqlalchemy import select
 from streetwatch.cases import tables as t
 from streetwatch.cases.box_corrections import BoxCorrection, corrections_of
 from streetwatch.cases.boxes import BoxAction, Correction, frame_boxes
-from streetwatch.cases.status import HARD_NEGATIVE_REASONS, POSITIVE, REJECT_REASONS, CaseStatus
+from streetwatch.cases.status import HARD_NEGATIVE_REASONS, POSITIVE, CaseStatus
 from streetwatch.cases.store import CaseStore, as_utc, redact
 from streetwatch.detector.errors import DatasetError
 from streetwatch.training.review_labels import FrameLabels, Verdict, frame_labels, yolo_lines
 from streetwatch.training.review_places import SPLITS, CasePlace, assign_splits, place_groups
+from streetwatch.training.reviews_readme import readme
+from streetwatch.training.source_frame_reviews import provenance as frame_provenance
+from streetwatch.training.source_frame_reviews import reviewed_source_frames
 
 KIND = "streetwatch-reviews"
 DEFAULT_LICENCE = "the bureau's own camera footage (internal): keep inside the bureau"
@@ -241,15 +247,16 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     skipped: list[str] = []
     ignored: dict[str, int] = {}
     picked, sightings, unreviewed = _reviewed(store, evidence_dir, frames_per_case, skipped, ignored)
-    if not picked:
-        raise DatasetError("no reviewed cases with evidence to export: confirm or reject some cases first")
+    source_frames = reviewed_source_frames(store, evidence_dir, skipped)
+    if not picked and not source_frames:
+        raise DatasetError("no reviewed cases or corrected source frames with evidence to export: confirm or reject "
+                           "some cases, or correct the boxes of a source's frame, first")
     names = list(classes or [])
-    for rc in picked:
-        for rf in rc.frames:
-            for cls, _ in rf.labels.labels:
-                if cls not in names:
-                    names.append(cls)
-    place_of = place_groups([rc.place for rc in picked], place_radius_m)
+    for labels in [rf.labels for rc in picked for rf in rc.frames] + [sf.labels for sf in source_frames]:
+        for cls, _ in labels.labels:
+            if cls not in names:
+                names.append(cls)
+    place_of = place_groups([rc.place for rc in picked] + [sf.place for sf in source_frames], place_radius_m)
     split_of = assign_splits(sorted(set(place_of.values())), val_fraction, test_fraction, seed)
     _prepare(out)
     entries, images = [], []
@@ -261,7 +268,7 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     for rc in picked:
         place = place_of[rc.case_id]
         split = split_of[place]
-        p = places.setdefault(place, {"split": split, "cases": [], "images": 0, "cameras": set()})
+        p = places.setdefault(place, {"split": split, "cases": [], "source_frames": [], "images": 0, "cameras": set()})
         p["cases"].append(rc.case_id)
         written = []
         for rf in rc.frames:
@@ -299,6 +306,25 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
         entries.append({"case": rc.case_id, "problem_type": rc.problem_type, "status": rc.status,
                         "kind": rc.verdict.value, "reason": rc.reason, "decided_by": rc.decided_by,
                         "decided_at": rc.decided_at, "place": place, "split": split, "frames": written})
+    for sf in source_frames:
+        place = place_of[sf.place.case_id]
+        split = split_of[place]
+        p = places.setdefault(place, {"split": split, "cases": [], "source_frames": [], "images": 0, "cameras": set()})
+        p["source_frames"].append(sf.frame_id)
+        image, label = f"images/{split}/{sf.stem}.jpg", f"labels/{split}/{sf.stem}.txt"
+        shutil.copyfile(sf.path, out / image)
+        (out / label).write_text(yolo_lines(sf.labels.labels, names))
+        counts[split] += 1
+        p["images"] += 1
+        p["cameras"].add(sf.camera_id)
+        labels_per_class.update(cls for cls, _ in sf.labels.labels)
+        figures["background_images"] += sf.labels.background_image
+        figures["background_boxes"] += sf.labels.background_boxes
+        figures["corrected_frames"] += 1
+        figures["drawn_boxes"] += sum(c.action is BoxAction.DRAW for c in sf.corrections)
+        figures["class_fixes"] += sum(c.action is BoxAction.RELABEL for c in sf.corrections)
+        figures["marked_wrong"] += sum(c.action is BoxAction.WRONG for c in sf.corrections)
+        images.append(frame_provenance(sf, image, label, split, place, licence))
     data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val", "test": "images/test",
             "names": dict(enumerate(names))}
     (out / "data.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
@@ -315,46 +341,12 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
         "cases": {"positive": sum(rc.verdict is Verdict.POSITIVE for rc in picked),
                   "hard_negative": sum(rc.verdict is Verdict.HARD_NEGATIVE for rc in picked),
                   "rejected_not_used": ignored},
+        "source_frames": {"frames": len(source_frames), "runs": sorted({sf.run_id for sf in source_frames})},
         "unreviewed_with_corrections": unreviewed, "place_radius_m": place_radius_m,
         "places": {k: {**v, "cameras": sorted(v["cameras"])} for k, v in sorted(places.items())},
         "skipped": skipped, "entries": entries,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
-    (out / "README.md").write_text(_readme(manifest, out))
+    (out / "README.md").write_text(readme(manifest, out))
     return manifest
 
-
-def _readme(m: dict, out: Path) -> str:
-    class_map = "{" + ", ".join(f"{n}: {n}" for n in m["classes"]) + "}"
-    ignored = ", ".join(f"{k}: {v}" for k, v in m["cases"]["rejected_not_used"].items()) or "none"
-    labels = ", ".join(f"{k} {v}" for k, v in sorted(m["labels"].items())) or "none"
-    return f"""# Reviewed cases as training data
-
-Written by `streetwatch dataset from-reviews` at {m['written_at']} from {m['database']}.
-
-- {m['cases']['positive']} confirmed case(s) -> {m['frames']['positive']} frame(s)
-- {m['cases']['hard_negative']} case(s) rejected as "{REJECT_REASONS['not_the_object']}" -> \
-{m['frames']['hard_negative']} frame(s) where the detection is background
-- box corrections: {m['drawn_boxes']} drawn, {m['class_fixes']} class fix(es), {m['marked_wrong']} marked wrong, \
-on {m['corrected_frames']} frame(s)
-- labels: {labels}; {m['background_images']} background image(s) (empty label files)
-- rejected for other reasons, not used: {ignored}; corrections on unreviewed cases, not used: \
-{len(m['unreviewed_with_corrections'])} case(s)
-- split by place ({len(m['places'])} place(s): one camera view, or within {m['place_radius_m']:g} m on the ground): \
-train {m['images']['train']}, val {m['images']['val']}, test {m['images']['test']} image(s)
-- skipped frames (missing or altered files, frames of cases with drawn boxes): {len(m['skipped'])}
-
-Images are copies of the evidence frames (their SHA-256, case, camera, scene, who decided and corrected what and
-when are in provenance.json). Licence: {m['licence']}.
-
-Include it in a dataset recipe (keep the split: a place stays in one split):
-
-```yaml
-sources:
-  - name: reviews
-    path: {out.resolve()}
-    class_map: {class_map}
-    licence: {json.dumps(m['licence'], ensure_ascii=False)}
-split: {{mode: keep}}
-```
-"""

@@ -48,6 +48,9 @@ class TrainSettings:
     nbs: int | None = None
     epoch_cap: int | None = None  # with a budget: stop here even if the budget fits more (time mode re-sets epochs)
     threads: int | None = None  # torch threads (None: every core; fewer leaves room for a daemon beside it)
+    # the first N modules train no more (10: YOLOv8's backbone): a fine-tune on a few hundred photos then moves
+    # only the neck and head, and what the backbone knew of every other place stays exactly as it was
+    freeze: int | None = None
 
 
 def _trainer_class():
@@ -215,6 +218,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
         save_period=settings.save_period,
         **({"time": settings.time_hours} if settings.time_hours else {}),
         **({"nbs": settings.nbs} if settings.nbs else {}),
+        **({"freeze": settings.freeze} if settings.freeze else {}),
         project=str(Path(settings.project).resolve()),
         name=settings.name,
         exist_ok=True,

@@ -1,6 +1,7 @@
-/* streetwatch review: the box editor on a case page. Drag to draw a box, a number key gives its class; b selects
-   the next box, a number changes its class, Delete marks it wrong; Esc cancels. Each correction is one POST
-   (X-CSRF-Token), then the page reloads on the same frame. Hand-written, no dependencies. */
+/* streetwatch review: the box editor on a case's frame or a source's frame. Drag to draw a box, a number key gives
+   its class; b selects the next box, a number changes its class, Delete marks it wrong; Esc cancels. Each
+   correction is one POST (X-CSRF-Token) with the frame's own fields (a case frame's data-sighting, a source frame's
+   data-t) and a model box's data-model, then the page reloads on the same frame. Hand-written, no dependencies. */
 (function () {
   "use strict";
   var section = document.getElementById("boxes");
@@ -38,7 +39,7 @@
     if (busy) return;
     busy = true;
     var body = new URLSearchParams();
-    body.set("sighting", section.dataset.sighting);
+    ["sighting", "t"].forEach(function (k) { if (section.dataset[k]) body.set(k, section.dataset[k]); });
     Object.keys(fields).forEach(function (k) { body.set(k, fields[k]); });
     fetch(section.dataset.post, { method: "POST", credentials: "same-origin", body: body,
       headers: { "X-CSRF-Token": csrf, "Accept": "application/json" } })
@@ -46,7 +47,8 @@
       .then(function (res) {
         if (!res[0]) { busy = false; note(res[1].detail || msg("box_not_saved")); return; }
         var url = new URL(window.location.href);
-        url.searchParams.set("frame", section.dataset.sighting);
+        if (section.dataset.sighting) url.searchParams.set("frame", section.dataset.sighting);
+        if (section.dataset.t) url.searchParams.set("t", section.dataset.t);
         url.searchParams.set("flash", { draw: "box-drawn", relabel: "box-relabelled", wrong: "box-wrong" }[fields.action]);
         url.searchParams.set("saved", res[1].saved); /* a new URL each time: the page always loads again */
         url.hash = "boxes";
@@ -91,10 +93,11 @@
     }
     else if (selected >= 0 && /^[0-9]$/.test(e.key)) {
       cls = classOfKey(e.key);
-      if (cls) send({ action: "relabel", "class": cls, target: groups()[selected].dataset.target });
+      if (cls) send({ action: "relabel", "class": cls, target: groups()[selected].dataset.target,
+                      model: groups()[selected].dataset.model || "" });
     }
     else if (selected >= 0 && (e.key === "Delete" || e.key === "Backspace")) {
-      send({ action: "wrong", target: groups()[selected].dataset.target });
+      send({ action: "wrong", target: groups()[selected].dataset.target, model: groups()[selected].dataset.model || "" });
     }
     else used = false;
     if (used) { e.preventDefault(); e.stopImmediatePropagation(); }
