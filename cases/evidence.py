@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -40,15 +41,24 @@ def _write_jpeg(folder: Path, stem: str, suffix: str, image: np.ndarray, root: P
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise StoreError(f"{folder / stem}{suffix}: JPEG encoding failed")
-    data = buf.tobytes()
-    digest = hashlib.sha256(data).hexdigest()
-    path = folder / f"{stem}_{digest[:10]}{suffix}"
-    if not path.exists():  # there already: the same bytes (a re-run of the same frame)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(path)  # atomic: a reader never sees half a file
+    path, digest = write_once(buf.tobytes(), lambda digest: folder / f"{stem}_{digest[:10]}{suffix}")
     # relative to the evidence root: the folder can move (or be mounted elsewhere) without breaking the DB
     return {"path": path.relative_to(root).as_posix(), "sha256": digest}
+
+
+def write_once(data: bytes, path_for: Callable[[str], Path], verify: bool = False) -> tuple[Path, str]:
+    """(path, sha256) of `data` written at `path_for(its sha256)`, atomically (a reader never sees half a file),
+    unless that file is there already: a name derived from the content holds that content for good. `verify`:
+    read a file that is there and write it again if its bytes are not `data`'s (a picture kept for training)."""
+    digest = hashlib.sha256(data).hexdigest()
+    path = path_for(digest)
+    there = path.is_file() and (not verify or hashlib.sha256(path.read_bytes()).hexdigest() == digest)
+    if not there:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    return path, digest
 
 
 def caption(s: Sighting) -> str:

@@ -12,7 +12,6 @@ JPEG under the evidence folder, named by its SHA-256) and the model's boxes as t
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +33,7 @@ from streetwatch.cases.boxes import (
     check_correction,
     replay_boxes,
 )
+from streetwatch.cases.evidence import write_once
 from streetwatch.cases.tables import Base, utcnow
 from streetwatch.detector.config import CLASS_NAME_MAX_LEN
 from streetwatch.detector.errors import StoreError
@@ -127,18 +127,11 @@ def store_picture(image: np.ndarray, evidence_dir: Path) -> dict[str, str]:
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise StoreError("a source frame could not be encoded as JPEG")
-    data = buf.tobytes()
-    digest = hashlib.sha256(data).hexdigest()
     root = Path(evidence_dir)
-    path = root / FRAMES_FOLDER / digest[:2] / f"{digest}.jpg"
     try:
-        if not path.is_file() or hashlib.sha256(path.read_bytes()).hexdigest() != digest:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            tmp.replace(path)  # atomic: a reader never sees half a file
+        path, digest = write_once(buf.tobytes(), lambda d: root / FRAMES_FOLDER / d[:2] / f"{d}.jpg", verify=True)
     except OSError as exc:
-        raise StoreError(f"{path.parent}: cannot write the source frame ({exc.strerror})") from exc
+        raise StoreError(f"{root / FRAMES_FOLDER}: cannot write the source frame ({exc.strerror})") from exc
     return {"path": path.relative_to(root).as_posix(), "sha256": digest}
 
 

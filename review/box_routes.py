@@ -86,6 +86,15 @@ def editor(ses: Session, case: t.Case, sightings: list[t.Sighting], best: t.Sigh
                        for s in framed]}
 
 
+FLASH = {"draw": "box-drawn", "relabel": "box-relabelled", "wrong": "box-wrong"}  # the message after each action
+
+
+def box_json(b: FrameBox) -> dict:
+    """One box of a frame after its corrections, as the editor's script reads it back."""
+    return {"target": b.target, "xyxy": list(b.xyxy), "class": b.class_name, "drawn": b.drawn, "wrong": b.wrong,
+            "by": b.by}
+
+
 def form_number(form: FormData, name: str) -> int | None:
     return inputs.number(inputs.text(form, name, limit=inputs.MAX_LINE, one_line=True), name)
 
@@ -131,11 +140,10 @@ def box_route(request: Request, case_id: int, cur: Current = Depends(checked),
             raise actions.ActionError(Msg("box not saved: %(why)s", why=str(exc))) from None
         boxes = boxes_of(sighting, corrections_of(ses, [sighting.id]).get(sighting.id, []))
         payload = {"saved": row.id, "sighting": sighting.id, "actor": row.actor, "at": row.at.isoformat(),
-                   "boxes": [{"target": b.target, "xyxy": list(b.xyxy), "class": b.class_name, "drawn": b.drawn,
-                              "wrong": b.wrong, "by": b.by} for b in boxes]}
+                   "boxes": [box_json(b) for b in boxes]}
     if wants_json(request):
         return JSONResponse(payload)
-    flash = {"draw": "box-drawn", "relabel": "box-relabelled", "wrong": "box-wrong"}[action]
+    flash = FLASH[action]
     back = {k: v for k, v in form.items() if k in ("type", "status", "camera", "sort", "dir") and isinstance(v, str)}
     return RedirectResponse(f"/cases/{case_id}?{urlencode({**back, 'frame': sighting.id, 'flash': flash})}#boxes",
                             status_code=303)

@@ -21,7 +21,7 @@ from starlette.datastructures import FormData
 from streetwatch.cases.boxes import BoxError
 from streetwatch.cases.source_frames import add_frame_correction, boxes_of_frame, frame_corrections_of, keep_frame
 from streetwatch.review import actions, inputs
-from streetwatch.review.box_routes import box_classes, class_palette, corners, form_number
+from streetwatch.review.box_routes import FLASH, box_classes, box_json, class_palette, corners, form_number
 from streetwatch.review.i18n import Msg
 from streetwatch.review.source_pages import (
     folder_photos,
@@ -109,8 +109,7 @@ def _save(request: Request, run_id: int, t_s: float, action: str, actor: str, fi
         boxes = boxes_of_frame(frame.model_boxes, frame_corrections_of(ses, [frame.id]).get(frame.id, []))
         return {"saved": row.id, "frame": frame.id, "t": frame.t, "actor": row.actor, "at": row.at.isoformat(),
                 "picture": {"path": frame.path, "sha256": frame.sha256},
-                "boxes": [{"target": b.target, "model": b.model_ref, "xyxy": list(b.xyxy), "class": b.class_name,
-                           "drawn": b.drawn, "wrong": b.wrong, "by": b.by} for b in boxes]}
+                "boxes": [{**box_json(b), "model": b.model_ref} for b in boxes]}
 
 
 @router.post("/sources/{run_id}/boxes")
@@ -131,6 +130,6 @@ def source_box_route(request: Request, run_id: int, cur: Current = Depends(check
         payload = _save(request, run_id, t_s, action, cur.username, fields)
     if wants_json(request):
         return JSONResponse(payload)
-    flash = {"draw": "box-drawn", "relabel": "box-relabelled", "wrong": "box-wrong"}[action]
+    flash = FLASH[action]
     return RedirectResponse(f"/sources/{run_id}?{urlencode({'t': repr(payload['t']), 'flash': flash})}#boxes",
                             status_code=303)
