@@ -43,7 +43,7 @@ from streetwatch.cases.boxes import BoxAction, Correction, frame_boxes
 from streetwatch.cases.status import HARD_NEGATIVE_REASONS, POSITIVE, CaseStatus
 from streetwatch.cases.store import CaseStore, as_utc, redact
 from streetwatch.detector.errors import DatasetError
-from streetwatch.training.review_labels import FrameLabels, Verdict, frame_labels, yolo_lines
+from streetwatch.training.review_labels import FrameLabels, Verdict, correction_record, frame_labels, yolo_lines
 from streetwatch.training.review_places import SPLITS, CasePlace, assign_splits, place_groups
 from streetwatch.training.reviews_readme import readme
 from streetwatch.training.source_frame_reviews import provenance as frame_provenance
@@ -265,33 +265,46 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
     labels_per_class: Counter[str] = Counter()
     figures: Counter[str] = Counter()
     places: dict[str, dict] = {}
+
+    def place_entry(place: str, split: str) -> dict:
+        return places.setdefault(place, {"split": split, "cases": [], "source_frames": [], "images": 0,
+                                         "cameras": set()})
+
+    def write_frame(picture: Path, stem: str, split: str, p: dict, camera: str, labels: FrameLabels,
+                    corrections: Sequence[Correction], corrected: bool) -> tuple[str, str]:
+        """Copy one frame and write its label file; count it. Its (image, label) paths relative to `out`."""
+        image, label = f"images/{split}/{stem}.jpg", f"labels/{split}/{stem}.txt"
+        shutil.copyfile(picture, out / image)
+        (out / label).write_text(yolo_lines(labels.labels, names))
+        counts[split] += 1
+        p["images"] += 1
+        p["cameras"].add(camera)
+        labels_per_class.update(cls for cls, _ in labels.labels)
+        figures["background_images"] += labels.background_image
+        figures["background_boxes"] += labels.background_boxes
+        figures["corrected_frames"] += corrected
+        figures["drawn_boxes"] += sum(c.action is BoxAction.DRAW for c in corrections)
+        figures["class_fixes"] += sum(c.action is BoxAction.RELABEL for c in corrections)
+        figures["marked_wrong"] += sum(c.action is BoxAction.WRONG for c in corrections)
+        return image, label
+
     for rc in picked:
         place = place_of[rc.case_id]
         split = split_of[place]
-        p = places.setdefault(place, {"split": split, "cases": [], "source_frames": [], "images": 0, "cameras": set()})
+        p = place_entry(place, split)
         p["cases"].append(rc.case_id)
         written = []
         for rf in rc.frames:
             f, s = rf.frame, sightings[rf.frame.sighting_id]
             stem = f"case{rc.case_id}_s{f.sighting_id}"
-            shutil.copyfile(f.path, out / "images" / split / f"{stem}.jpg")
-            (out / "labels" / split / f"{stem}.txt").write_text(yolo_lines(rf.labels.labels, names))
-            counts[split] += 1
-            p["images"] += 1
-            p["cameras"].add(s.camera_id)
+            image, label = write_frame(f.path, stem, split, p, s.camera_id, rf.labels, rf.corrections,
+                                       rf.labels.corrected)
             frames_by_kind[rc.verdict.value] += 1
-            labels_per_class.update(cls for cls, _ in rf.labels.labels)
-            figures["background_images"] += rf.labels.background_image
-            figures["background_boxes"] += rf.labels.background_boxes
-            figures["corrected_frames"] += rf.labels.corrected
-            figures["drawn_boxes"] += sum(c.action is BoxAction.DRAW for c in rf.corrections)
-            figures["class_fixes"] += sum(c.action is BoxAction.RELABEL for c in rf.corrections)
-            figures["marked_wrong"] += sum(c.action is BoxAction.WRONG for c in rf.corrections)
-            written.append({"image": f"images/{split}/{stem}.jpg", "sighting": f.sighting_id, "sha256": f.sha256,
+            written.append({"image": image, "sighting": f.sighting_id, "sha256": f.sha256,
                             "class": f.class_name if rc.verdict is Verdict.POSITIVE else None,
                             "labels": len(rf.labels.labels), "background": rf.labels.background_image})
             images.append({
-                "image": f"images/{split}/{stem}.jpg", "label": f"labels/{split}/{stem}.txt", "split": split,
+                "image": image, "label": label, "split": split,
                 "place": place, "case": rc.case_id, "problem_type": rc.problem_type, "status": rc.status,
                 "verdict": rc.verdict.value, "reason": rc.reason, "decided_by": rc.decided_by,
                 "decided_at": rc.decided_at, "camera": s.camera_id, "scene": s.scene_id, "sighting": s.id,
@@ -300,30 +313,16 @@ def export_reviews(store: CaseStore, evidence_dir: Path, out: Path, *, frames_pe
                 "sha256": f.sha256, "licence": licence,
                 "labels": [{"class": cls, "xyxy": list(xyxy)} for cls, xyxy in rf.labels.labels],
                 "background_boxes": rf.labels.background_boxes,
-                "corrections": [{"id": c.id, "action": c.action.value, "target": c.target, "class": c.class_name,
-                                 "xyxy": list(c.xyxy) if c.xyxy else None, "by": c.actor, "at": c.at.isoformat()}
-                                for c in rf.corrections]})
+                "corrections": [correction_record(c) for c in rf.corrections]})
         entries.append({"case": rc.case_id, "problem_type": rc.problem_type, "status": rc.status,
                         "kind": rc.verdict.value, "reason": rc.reason, "decided_by": rc.decided_by,
                         "decided_at": rc.decided_at, "place": place, "split": split, "frames": written})
     for sf in source_frames:
         place = place_of[sf.place.case_id]
         split = split_of[place]
-        p = places.setdefault(place, {"split": split, "cases": [], "source_frames": [], "images": 0, "cameras": set()})
+        p = place_entry(place, split)
         p["source_frames"].append(sf.frame_id)
-        image, label = f"images/{split}/{sf.stem}.jpg", f"labels/{split}/{sf.stem}.txt"
-        shutil.copyfile(sf.path, out / image)
-        (out / label).write_text(yolo_lines(sf.labels.labels, names))
-        counts[split] += 1
-        p["images"] += 1
-        p["cameras"].add(sf.camera_id)
-        labels_per_class.update(cls for cls, _ in sf.labels.labels)
-        figures["background_images"] += sf.labels.background_image
-        figures["background_boxes"] += sf.labels.background_boxes
-        figures["corrected_frames"] += 1
-        figures["drawn_boxes"] += sum(c.action is BoxAction.DRAW for c in sf.corrections)
-        figures["class_fixes"] += sum(c.action is BoxAction.RELABEL for c in sf.corrections)
-        figures["marked_wrong"] += sum(c.action is BoxAction.WRONG for c in sf.corrections)
+        image, label = write_frame(sf.path, sf.stem, split, p, sf.camera_id, sf.labels, sf.corrections, True)
         images.append(frame_provenance(sf, image, label, split, place, licence))
     data = {"path": str(out.resolve()), "train": "images/train", "val": "images/val", "test": "images/test",
             "names": dict(enumerate(names))}

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from streetwatch.cases.boxes import XYXY, FrameBox
+from streetwatch.cases.boxes import XYXY, Correction, FrameBox
 
 
 class Verdict(StrEnum):
@@ -61,3 +61,9 @@ def yolo_lines(labels: Sequence[tuple[str, XYXY]], names: Sequence[str]) -> str:
     for cls, (x0, y0, x1, y1) in labels:
         out.append(f"{names.index(cls)} {(x0 + x1) / 2:.6f} {(y0 + y1) / 2:.6f} {x1 - x0:.6f} {y1 - y0:.6f}\n")
     return "".join(out)
+
+
+def correction_record(c: Correction) -> dict:
+    """One analyst's correction as provenance.json records it: what was done to which box, by whom, when."""
+    return {"id": c.id, "action": c.action.value, "target": c.target, "class": c.class_name,
+            "xyxy": list(c.xyxy) if c.xyxy else None, "by": c.actor, "at": c.at.isoformat()}

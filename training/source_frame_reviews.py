@@ -25,7 +25,7 @@ from sqlalchemy import select
 from streetwatch.cases.boxes import Correction
 from streetwatch.cases.source_frames import SourceFrame, boxes_of_frame, frame_corrections_of
 from streetwatch.cases.store import CaseStore
-from streetwatch.training.review_labels import FrameLabels, Verdict, frame_labels
+from streetwatch.training.review_labels import FrameLabels, Verdict, correction_record, frame_labels
 from streetwatch.training.review_places import CasePlace
 
 
@@ -93,6 +93,4 @@ def provenance(f: ReviewedSourceFrame, image: str, label: str, split: str, place
             "source": f.source, "source_offset_s": f.t, "frame_index": f.frame_index, "sha256": f.sha256,
             "licence": licence, "labels": [{"class": cls, "xyxy": list(xyxy)} for cls, xyxy in f.labels.labels],
             "background_boxes": f.labels.background_boxes,
-            "corrections": [{"id": c.id, "action": c.action.value, "target": c.target, "model_box": c.model,
-                             "class": c.class_name, "xyxy": list(c.xyxy) if c.xyxy else None, "by": c.actor,
-                             "at": c.at.isoformat()} for c in f.corrections]}
+            "corrections": [{**correction_record(c), "model_box": c.model} for c in f.corrections]}
