@@ -83,6 +83,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--plot", type=Path, help="write the curve as a PNG here")
     parser.add_argument("--replay-ratio", type=float, default=1.0, help="base images per city photo (models adapt's)")
+    parser.add_argument("--replay-focus", type=float, default=0.0,
+                        help="share of the replay showing the classes the city teaches (models adapt's)")
     parser.add_argument("--freeze", type=int, help="modules kept as they are (10: the backbone)")
     parser.add_argument("--lr0", type=float, default=AdaptSettings.lr0, help="AdamW's initial rate (models adapt's)")
     parser.add_argument("--tag", default="", help="a variant's name: its points are kept apart (N-TAG)")
@@ -103,13 +105,15 @@ def main() -> None:
         city = write_city(photos[:n], args.out / f"city-{n}")
         settings = AdaptSettings(city=city, base_data=args.base_data, model=args.start, out=args.out / f"adapt-{key}",
                                  minutes=minutes, class_map={"overflow": "overflowing_bin"}, imgsz=args.imgsz,
-                                 replay_ratio=args.replay_ratio, freeze=args.freeze, lr0=args.lr0)
+                                 replay_ratio=args.replay_ratio, replay_focus=args.replay_focus, freeze=args.freeze,
+                                 lr0=args.lr0)
         wall0, cpu0 = time.monotonic(), cpu_seconds()
         report = adapt(settings, on_epoch=_epoch_line(n))
         results[key] = {"n": n, "budget_min": minutes, "train_min": report["minutes_spent"],
                         "wall_min_total": round((time.monotonic() - wall0) / 60, 1),
                         "cpu_min_total": round((cpu_seconds() - cpu0) / 60, 1),
-                        "replay_ratio": args.replay_ratio, "freeze": args.freeze, "lr0": args.lr0,
+                        "replay_ratio": args.replay_ratio, "replay_focus": args.replay_focus,
+                        "freeze": args.freeze, "lr0": args.lr0,
                         "city_test": city_test(Path(report["candidate"]), args.split_lists, args.imgsz),
                         "before": report["before"], "after": report["after"], "boxes": report.get("boxes"),
                         "passes": report["passes"],

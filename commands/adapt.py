@@ -59,6 +59,8 @@ def adapt(
     out: Annotated[Path, typer.Option(help="Work folder; run again with the same one to resume.")]
     = Path("streetwatch-data/adapt"),
     replay_ratio: Annotated[float, typer.Option(min=0, help="Base images replayed per city training image.")] = 1.0,
+    replay_focus: Annotated[float, typer.Option(min=0, max=1, help="Share of the replay drawn from base images "
+                                                                   "showing a class the corrections teach.")] = 0.0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Stop after this many epochs even if the budget "
                                                           "allows more.")] = None,
     min_replay: Annotated[int, typer.Option(min=0, help="Replay at least this many base images.")] = 100,
@@ -108,7 +110,7 @@ def adapt(
         city = _export_reviews(data_dir, db, out / "reviews")
     settings = AdaptSettings(city=city, base_data=base_data, model=start, out=out,
                              minutes=minutes, epochs=epochs, replay_ratio=replay_ratio, min_replay=min_replay, lr0=lr0,
-                             class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads,
+                             replay_focus=replay_focus, class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads,
                              freeze=freeze)
     with progress_bar() as progress:
         epochs = progress.add_task("adapting (epochs fit the budget)", total=None, info="")

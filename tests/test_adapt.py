@@ -103,6 +103,21 @@ def test_replay_draws_evenly_from_every_base_source_with_its_labels(tmp_path):
         replay_items(base, ["garbage"], 2, seed=0)
 
 
+def test_a_focused_replay_draws_its_share_from_the_photos_showing_the_taught_classes(tmp_path):
+    base = tiny_base(tmp_path)
+    garbage = V2_CLASSES.index("garbage")
+    even = replay_items(base, V2_CLASSES, 8, seed=0)
+    focused = replay_items(base, V2_CLASSES, 8, seed=0, focus_classes=("garbage",), focus=0.75)
+    shows_garbage = [any(b[0] == garbage for b in i.boxes) for i in focused]
+    assert shows_garbage[:6] == [True] * 6  # 0.75 of 8, drawn first
+    assert sum(shows_garbage) > sum(any(b[0] == garbage for b in i.boxes) for i in even)
+    assert len({i.image for i in focused}) == 8  # no photo drawn twice
+    assert "replay-vendors_bogota_aerial" in {i.source for i in focused[6:]}  # the rest still takes turns
+    # a focus on classes the base data never shows falls back to the even draw
+    assert [i.image for i in replay_items(base, V2_CLASSES, 8, seed=0, focus_classes=("nope",), focus=0.75)] \
+        == [i.image for i in even]
+
+
 def test_the_city_is_split_by_source_photo_and_a_folder_split_by_place_is_kept(tmp_path):
     city = city_folder(tmp_path, 20)
     settings = AdaptSettings(city=city, base_data=tmp_path / "none.yaml", model=BUNDLED, out=tmp_path / "out",

@@ -55,6 +55,10 @@ class AdaptSettings:
     minutes: float = 30.0
     epochs: int | None = None  # a cap besides the budget (None: the budget alone decides)
     replay_ratio: float = 1.0  # base images per city training image
+    # share of the replay drawn from base images that show a class the corrections teach: those are the images
+    # whose knowledge the city's boxes pull on (measured: Montevideo's garbage is the class an adaptation to
+    # Chinese streets' garbage loses); the rest is drawn evenly across the base sources
+    replay_focus: float = 0.0
     min_replay: int = 100  # a handful of corrections still gets a real replay
     holdout: float = 0.2  # share of the city's photos (whole source images) held back to judge the result
     teacher_confidence: float = 0.5
@@ -124,31 +128,47 @@ def base_train_images(base_data: Path) -> tuple[Path, list[str]]:
     return root, [str(names[k]) for k in sorted(names)] if isinstance(names, dict) else [str(n) for n in names]
 
 
-def replay_items(base_data: Path, classes: list[str], n: int, seed: int) -> list[Item]:
-    """`n` base training images with their labels (human and pseudo), drawn evenly across the base sources."""
+def replay_items(base_data: Path, classes: list[str], n: int, seed: int,
+                 focus_classes: tuple[str, ...] = (), focus: float = 0.0) -> list[Item]:
+    """`n` base training images with their labels (human and pseudo): `focus` of them from the images that show
+    one of `focus_classes`, the rest; each part drawn evenly across the base sources.
+
+    Example (a base set of 3 Montevideo garbage photos and 3 Bogota vendor photos, half the replay focused on
+    garbage): `replay_items(data, classes, 4, 0, ("garbage",), 0.5)` draws 2 garbage photos, then one of each
+    source.
+    """
     root, names = base_train_images(base_data)
     missing = [c for c in names if c not in classes]
     if missing:
         raise DatasetError(f"{base_data}: the base dataset's classes {missing} are not the model's ({classes})")
-    by_source: dict[str, list[Path]] = defaultdict(list)
+    remap = {i: classes.index(c) for i, c in enumerate(names)}
+    by_source: dict[str, list[Item]] = defaultdict(list)
     for image in sorted((root / "images" / "train").iterdir()):
         if image.suffix.lower() in IMAGE_SUFFIXES:
-            by_source[image.name.split("__", 1)[0]].append(image)
+            label = root / "labels" / "train" / f"{image.stem}.txt"
+            boxes = [(remap[c], x, y, w, h) for c, x, y, w, h in parse_label(label, len(names))] \
+                if label.is_file() else []
+            by_source[image.name.split("__", 1)[0]].append(Item(f"replay-{image.name.split('__', 1)[0]}", "train",
+                                                                 image, boxes))
     rng = random.Random(seed)
-    for images in by_source.values():
-        rng.shuffle(images)
-    picked: list[Path] = []
-    while len(picked) < n and any(by_source.values()):  # round robin: a small source is not crowded out
-        for images in by_source.values():
-            if images and len(picked) < n:
-                picked.append(images.pop())
-    remap = {i: classes.index(c) for i, c in enumerate(names)}
-    items = []
-    for image in picked:
-        label = root / "labels" / "train" / f"{image.stem}.txt"
-        boxes = [(remap[c], x, y, w, h) for c, x, y, w, h in parse_label(label, len(names))] if label.is_file() else []
-        items.append(Item(f"replay-{image.name.split('__', 1)[0]}", "train", image, boxes))
-    return items
+    for queue in by_source.values():
+        rng.shuffle(queue)
+    wanted = {classes.index(c) for c in focus_classes if c in classes}
+    picked = _round_robin({s: [i for i in q if any(b[0] in wanted for b in i.boxes)] for s, q in by_source.items()},
+                          round(n * focus) if wanted else 0)
+    chosen = {id(i) for i in picked}
+    return picked + _round_robin({s: [i for i in q if id(i) not in chosen] for s, q in by_source.items()},
+                                 n - len(picked))
+
+
+def _round_robin(queues: dict[str, list[Item]], n: int) -> list[Item]:
+    """`n` items taken in turn from each source's queue (from its end), so a small source is not crowded out."""
+    picked: list[Item] = []
+    while len(picked) < n and any(queues.values()):
+        for queue in queues.values():
+            if queue and len(picked) < n:
+                picked.append(queue.pop())
+    return picked
 
 
 def label_the_rest(items: list[Item], settings: AdaptSettings, classes: list[str], covered: list[str],
@@ -202,7 +222,7 @@ def prepare(settings: AdaptSettings, on_stage: Callable[[str, int], Callable[[in
         raise DatasetError(f"{settings.city}: no boxes in its labels: nothing to adapt to")
     n_train = sum(i.split == "train" for i in city)
     replay = replay_items(settings.base_data, classes, max(settings.min_replay, round(n_train * settings.replay_ratio)),
-                          settings.seed)
+                          settings.seed, tuple(covered), settings.replay_focus)
     progress = on_stage("labelling the rest", n_train) if on_stage else None
     teacher = label_the_rest(city, settings, classes, covered, progress)
     out = Path(settings.out) / "data"
