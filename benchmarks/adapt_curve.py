@@ -8,7 +8,8 @@ beside every other source's test split. Nested draws: the 50 photos are among th
     python -m benchmarks.adapt_curve --start work-data/v1.pt --base-data work-data/datasets/v1/data.yaml \
         --split-lists work-data/datasets/streetwatch-v2c --n 50:10 --n 100:15 --n 300:30 --out work-data/adapt-curve
 
-`--n N:MINUTES` per point. v1 is `git show f808a88:models/streetwatch-default/streetwatch-default.pt`; the v1
+`--n N:MINUTES` per point; `--wise ALPHA` (repeatable) also judges each point's weights blended back towards
+its start (`models interpolate`), the same way, with no more training. v1 is `git show f808a88:models/streetwatch-default/streetwatch-default.pt`; the v1
 base dataset is `streetwatch dataset build datasets/default.yaml`; the split lists come from
 `dataset build datasets/v2.yaml` (its `garbage_cn_streets-{train,test}.txt` and per-source data files).
 """
@@ -23,9 +24,11 @@ import resource
 import time
 from pathlib import Path
 
-from streetwatch.training.adapt import AdaptSettings
-from streetwatch.training.adapt_run import adapt, aligned
+from streetwatch.training.adapt import CITY, AdaptSettings
+from streetwatch.training.adapt_gate import JudgeSet, base_judge_sets, verdict
+from streetwatch.training.adapt_run import adapt, aligned, judge
 from streetwatch.training.evaluate import evaluate
+from streetwatch.training.wise import interpolate
 
 CITY_SOURCE = "garbage_cn_streets"
 CLASSES = ["garbage", "overflowing_bin", "garbage_bin"]
@@ -87,6 +90,8 @@ def main() -> None:
                         help="share of the replay showing the classes the city teaches (models adapt's)")
     parser.add_argument("--freeze", type=int, help="modules kept as they are (10: the backbone)")
     parser.add_argument("--lr0", type=float, default=AdaptSettings.lr0, help="AdamW's initial rate (models adapt's)")
+    parser.add_argument("--wise", type=float, action="append", default=[],
+                        help="also judge WiSE-FT blends of each point with its start at this alpha (repeatable)")
     parser.add_argument("--tag", default="", help="a variant's name: its points are kept apart (N-TAG)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
@@ -120,9 +125,27 @@ def main() -> None:
                         "reasons": report["reasons"], "load1": os.getloadavg()[0], "done": True}
         results_path.write_text(json.dumps(results, indent=2))
         print(json.dumps(results[key], indent=1), flush=True)
+    for point in args.n:
+        key = f"{point.split(':')[0]}-{args.tag}" if args.tag else point.split(":")[0]
+        for alpha in args.wise:
+            if f"{key}-wise{alpha}" not in results:
+                results[f"{key}-wise{alpha}"] = judge_blend(results[key], args.out / f"adapt-{key}", alpha, args)
+                results_path.write_text(json.dumps(results, indent=2))
     print_table(results)
     if args.plot:
         plot(results, args.plot)
+
+
+def judge_blend(point: dict, run: Path, alpha: float, args) -> dict:
+    """A point's weights blended back towards its start (`models interpolate`), judged as the point was."""
+    blend = interpolate(run / "run" / "weights" / "last.pt", run / "start.pt", alpha, run / f"wise-{alpha}.pt")
+    covered = list(point["after"][CITY])
+    sets = [JudgeSet(CITY, run / "data" / "data.yaml", "val"), *base_judge_sets(args.base_data)]
+    after, boxes = judge(blend, sets, args.imgsz, run / "judged.json")
+    after[CITY] = {c: v for c, v in after[CITY].items() if c in covered}
+    ok, reasons = verdict(point["before"], after, CITY, covered, boxes=boxes)
+    return {**point, "wise_alpha": alpha, "city_test": city_test(blend, args.split_lists, args.imgsz), "after": after,
+            "passes": ok, "reasons": reasons, "load1": os.getloadavg()[0]}
 
 
 def plot(results: dict, out: Path) -> None:
