@@ -82,7 +82,9 @@ def test_an_rtsp_camera_with_one_keyframe_a_second_is_decoded_at_its_keyframes(t
         assert wait_for(lambda: reader.status().frames_in >= before.frames_in + 4, 10)
         after, newest = reader.status(), reader.latest()
         skipped, decoded = after.packets_skipped - before.packets_skipped, after.frames_in - before.frames_in
-        assert decoded >= 4 and skipped >= 8 * decoded  # nine packets of ten never reach the decoder
+        # nine packets of ten never reach the decoder: between the first and the last of the decoded keyframes
+        # lie (decoded - 1) whole gaps of nine (the window may open part-way through a gap: measured 27 for 4)
+        assert decoded >= 4 and skipped >= 8 * (decoded - 1)
         assert newest.index > first.index and newest.image.shape == (48, 64, 3)
 
 
