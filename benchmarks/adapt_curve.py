@@ -104,7 +104,7 @@ def main() -> None:
     photos = city_photos(args.split_lists, args.seed)
     for point in args.n:
         n, minutes = (int(x) if i == 0 else float(x) for i, x in enumerate(point.split(":")))
-        key = f"{n}-{args.tag}" if args.tag else f"{n}"
+        key = point_key(n, args.tag)
         if key in results and results[key].get("done"):
             continue
         city = write_city(photos[:n], args.out / f"city-{n}")
@@ -126,7 +126,7 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2))
         print(json.dumps(results[key], indent=1), flush=True)
     for point in args.n:
-        key = f"{point.split(':')[0]}-{args.tag}" if args.tag else point.split(":")[0]
+        key = point_key(int(point.split(":")[0]), args.tag)
         for alpha in args.wise:
             if f"{key}-wise{alpha}" not in results:
                 results[f"{key}-wise{alpha}"] = judge_blend(results[key], args.out / f"adapt-{key}", alpha, args)
@@ -134,6 +134,11 @@ def main() -> None:
     print_table(results)
     if args.plot:
         plot(results, args.plot)
+
+
+def point_key(n: int, tag: str) -> str:
+    """A point's key in curve.json: a variant's points are kept apart by its tag (N-TAG)."""
+    return f"{n}-{tag}" if tag else f"{n}"
 
 
 def judge_blend(point: dict, run: Path, alpha: float, args) -> dict:
