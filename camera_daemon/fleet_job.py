@@ -155,6 +155,13 @@ class FleetJob:
         s = self.settings
         with self._connection() as conn:
             view = leases.fleet_view(conn)
+        # the renewal may be older than this view (a hung connection that answered late): a lease whose token
+        # moved on meanwhile is lost, never "released" by this host
+        now_held = {r.camera_id for r in view.leases if r.host == self.host and self.held.get(r.camera_id) == r.token}
+        if set(self.held) - now_held:
+            self._lose(set(self.held) - now_held, "taken by another host while this one was silent")
+            self.held = {c: t for c, t in self.held.items() if c in now_held}
+            self.on_held(set(self.held))
         hosts = {h.host: HostView(h.capacity, h.alive_for_s) for h in view.live_hosts(s.lease_ttl_s)}
         owners = view.owners()
         cameras = list(self.cameras())
