@@ -25,8 +25,7 @@ import time
 from pathlib import Path
 
 from streetwatch.training.adapt import CITY, AdaptSettings
-from streetwatch.training.adapt_gate import JudgeSet, base_judge_sets, verdict
-from streetwatch.training.adapt_run import adapt, aligned, judge
+from streetwatch.training.adapt_run import adapt, aligned, judge_against, judge_sets
 from streetwatch.training.evaluate import evaluate
 from streetwatch.training.wise import interpolate
 
@@ -144,13 +143,11 @@ def point_key(n: int, tag: str) -> str:
 def judge_blend(point: dict, run: Path, alpha: float, args) -> dict:
     """A point's weights blended back towards its start (`models interpolate`), judged as the point was."""
     blend = interpolate(run / "run" / "weights" / "last.pt", run / "start.pt", alpha, run / f"wise-{alpha}.pt")
-    covered = list(point["after"][CITY])
-    sets = [JudgeSet(CITY, run / "data" / "data.yaml", "val"), *base_judge_sets(args.base_data)]
-    after, boxes = judge(blend, sets, args.imgsz, run / "judged.json")
-    after[CITY] = {c: v for c, v in after[CITY].items() if c in covered}
-    ok, reasons = verdict(point["before"], after, CITY, covered, boxes=boxes)
-    return {**point, "wise_alpha": alpha, "city_test": city_test(blend, args.split_lists, args.imgsz), "after": after,
-            "passes": ok, "reasons": reasons, "load1": os.getloadavg()[0]}
+    judged = judge_against(blend, point["before"], judge_sets(run / "data" / "data.yaml", args.base_data),
+                           list(point["after"][CITY]), args.imgsz, run / "judged.json")
+    return {**point, "wise_alpha": alpha, "city_test": city_test(blend, args.split_lists, args.imgsz),
+            "after": judged["after"], "passes": judged["passes"], "reasons": judged["reasons"],
+            "load1": os.getloadavg()[0]}
 
 
 def plot(results: dict, out: Path) -> None:

@@ -86,6 +86,23 @@ def judge(model: Path, sets: list[JudgeSet], imgsz: int, cache: Path,
     return figures, boxes
 
 
+def judge_sets(data: Path, base_data) -> list[JudgeSet]:
+    """The city's held-back photos, then each base source's own test photos."""
+    return [JudgeSet(CITY, Path(data), "val"), *base_judge_sets(base_data)]
+
+
+def judge_against(model: Path, before: dict[str, dict[str, float]], sets: list[JudgeSet], covered: list[str],
+                  imgsz: int, cache: Path, on_set: Callable[[str], None] | None = None) -> dict:
+    """The gate on one candidate. The held-back photos label only the corrected classes, so the city's figures
+    are narrowed to those (one the start model never knew counts as 0 before); box counts set each class's
+    resolution. Returns before (so narrowed), after, boxes, passes, reasons."""
+    after, boxes = judge(model, sets, imgsz, cache, on_set)
+    after[CITY] = {c: v for c, v in after[CITY].items() if c in covered}
+    before = {**before, CITY: {c: before[CITY].get(c, 0.0) for c in after[CITY]}}
+    ok, reasons = verdict(before, after, CITY, covered, boxes=boxes)
+    return {"before": before, "after": after, "boxes": boxes, "passes": ok, "reasons": reasons}
+
+
 def adapt(settings: AdaptSettings, on_epoch=None, on_stage=None, on_set=None) -> dict:
     """Prepare (or keep) the dataset, train, judge. Returns and writes OUT/adapt.json."""
     out = Path(settings.out).resolve()
@@ -93,16 +110,11 @@ def adapt(settings: AdaptSettings, on_epoch=None, on_stage=None, on_set=None) ->
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else prepare(settings, on_stage)
     data = Path(summary["data"])
     last = train_within_budget(settings, data, on_epoch)
-    sets = [JudgeSet(CITY, data, "val"), *base_judge_sets(settings.base_data)]
-    covered = summary["covered_by_corrections"]
-    before, boxes = judge(Path(settings.model), sets, settings.imgsz, out / "judged.json", on_set)
-    after, _ = judge(last, sets, settings.imgsz, out / "judged.json", on_set)
-    # the held-back photos label only the corrected classes; one the start model never knew counts as 0 before
-    after[CITY] = {c: v for c, v in after[CITY].items() if c in covered}
-    before[CITY] = {c: before[CITY].get(c, 0.0) for c in after[CITY]}
-    ok, reasons = verdict(before, after, CITY, covered, boxes=boxes)
-    report = {"candidate": str(last), "passes": ok, "reasons": reasons, "before": before, "after": after,
-              "boxes": boxes,
+    sets = judge_sets(data, settings.base_data)
+    before, _ = judge(Path(settings.model), sets, settings.imgsz, out / "judged.json", on_set)
+    judged = judge_against(last, before, sets, summary["covered_by_corrections"], settings.imgsz,
+                           out / "judged.json", on_set)
+    report = {"candidate": str(last), **judged,
               "minutes_spent": round(seconds_spent(out / "run") / 60, 1), "data": summary,
               "settings": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(settings).items()}}
     (out / "adapt.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
