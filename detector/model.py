@@ -6,6 +6,7 @@ anything that is not a model before Ultralytics gets a chance to try downloading
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import math
 import shutil
@@ -151,8 +152,19 @@ def export_cached(weights: Path, fmt: str, imgsz: tuple[int, int]) -> Path:
         return target
     if fmt not in ("onnx", "openvino"):
         raise ModelError(f"export format {fmt!r} not supported (onnx, openvino)")
-    # Ultralytics writes an export beside the weights it reads, so it reads a copy in the cache.
     cache.mkdir(parents=True, exist_ok=True)
+    # Two processes starting on a fresh cache (a daemon and a batch run) would both write Ultralytics' export
+    # into the same folder: the second waits here and takes the first one's.
+    with open(cache / f".{target.name}.lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        if target.exists():
+            return target
+        return _export(weights, fmt, imgsz, cache, digest, target)
+
+
+def _export(weights: Path, fmt: str, imgsz: tuple[int, int], cache: Path, digest: str, target: Path) -> Path:
+    h, w = imgsz
+    # Ultralytics writes an export beside the weights it reads, so it reads a copy in the cache.
     source = cache / f"{weights.stem}_{digest}.pt"
     if not source.exists():
         partial = cache / f"{source.name}.partial"

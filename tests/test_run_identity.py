@@ -4,6 +4,7 @@ under another camera id files its own case instead of rewriting the first run's.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -136,3 +137,31 @@ def test_exports_name_the_model_and_an_unknown_type_is_an_error(tmp_path):
     assert result.exit_code == 2 and "--type 'garbage' is not a problem type; known: exposed_garbage" in result.output
     ok = CliRunner().invoke(app, ["cases", "list", "--type", "exposed_garbage", "--data-dir", str(data)])
     assert ok.exit_code == 0 and "1 case(s)" in ok.output
+
+
+@pytest.mark.slow
+def test_two_processes_exporting_the_same_weights_at_once_share_one_export(tmp_path):
+    """A daemon and a batch run starting on a fresh cache: the second waits for the first one's export (without
+    the lock the second renamed its export onto the first's folder and failed)."""
+    import os
+    import subprocess
+    import sys
+
+    import openvino as ov
+
+    weights = tmp_path / "model.pt"
+    ckpt = torch.load(str(DEFAULT_MODEL), map_location="cpu", weights_only=False)
+    with torch.no_grad():  # weights of their own: a digest no other test has exported
+        ckpt["model"].model[-1].cv3[0][-1].bias += float(os.getpid() % 97) / 1000 + 0.5
+    torch.save(ckpt, weights)
+    code = ("import sys; from pathlib import Path; from streetwatch.detector.model import export_cached; "
+            f"print(export_cached(Path({str(weights)!r}), 'openvino', (64, 96)))")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True) for _ in range(2)]
+    outs = [r.communicate(timeout=240) for r in runs]
+    assert [r.returncode for r in runs] == [0, 0], [err[-2000:] for _, err in outs]
+    paths = {out.strip().splitlines()[-1] for out, _ in outs}
+    assert len(paths) == 1, paths
+    xml = next(Path(paths.pop()).glob("*.xml"))
+    assert list(ov.Core().read_model(str(xml)).inputs[0].get_partial_shape().to_shape()) == [1, 3, 64, 96]
