@@ -307,9 +307,11 @@ CRUISE_PRESETS = 50  # issue 23: "50 real street scenes of 12 s each, like a PTZ
 
 def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minutes: float = 10,
                 baseline_s: float = 120, codecs: tuple[str, ...] = ("libx264", "libx265"), scale: bool = False,
-                only_defaults: bool = False, cruise: bool = True, footage: str = "scenes") -> str:
+                only_defaults: bool = False, cruise: bool = True, footage: str = "scenes",
+                only: tuple[str, ...] = ()) -> str:
     """`footage`: "scenes" (10 real photos as 60-s scenes with motion, `clips.build_clip`) or "cruise" (issue 23's
-    footage: a PTZ cruise over 50 real street photos, 12 s each, `clips.build_cruise_clip`) for the main table."""
+    footage: a PTZ cruise over 50 real street photos, 12 s each, `clips.build_cruise_clip`) for the main table.
+    `only`: run just the option rows whose name holds one of these (the defaults always run)."""
     workdir.mkdir(parents=True, exist_ok=True)
     runs = fresh_runs_dir(workdir)
     report = []
@@ -329,7 +331,9 @@ def bench_batch(shared: Path, workdir: Path, model: Path = DEFAULT_MODEL, minute
         if codec == codecs[0] and baseline_s > 0:
             rows.append(run_baseline(clip, model, baseline_s, base, runs))
         detector = Detector(base.analysis.detector_settings())  # shared by variants with the same model settings
-        for k, (name, settings) in enumerate(variants(base)[: 1 if only_defaults or codec != codecs[0] else None]):
+        chosen = [(n, v) for i, (n, v) in enumerate(variants(base))
+                  if i == 0 or (not only_defaults and codec == codecs[0] and (not only or any(o in n for o in only)))]
+        for k, (name, settings) in enumerate(chosen):
             det = detector if settings.analysis.model_key() == base.analysis.model_key() else None
             rows.append(run_streetwatch(f"v{k}-{codec}-{clip.stem}", clip, settings, runs, det))
             rows[-1].name = name

@@ -21,6 +21,8 @@ def bench_batch(
     codec: Annotated[list[str] | None, typer.Option(help="libx264 and/or libx265 (default both).")] = None,
     scale: Annotated[bool, typer.Option("--scale", help="Also 1/10/60 min and 720p/1080p/4K runs.")] = False,
     only_defaults: Annotated[bool, typer.Option("--only-defaults", help="Skip the option-by-option runs.")] = False,
+    variant: Annotated[list[str] | None, typer.Option(help="Only the option rows whose name holds this text "
+                                                           "(repeatable); the defaults always run.")] = None,
     workdir: Annotated[Path, typer.Option(help="Clips and results go here (clips are reused).")] = Path(
         "streetwatch-data/bench"),
     shared: Annotated[Path | None, typer.Option(envvar="STREETWATCH_SHARED", help="The ../shared folder.")] = None,
@@ -32,7 +34,7 @@ def bench_batch(
     """Plain Ultralytics vs streetwatch on camera-like footage built from real images, in one run.
 
     Example: streetwatch bench batch --minutes 10 --baseline-seconds 120
-    streetwatch bench batch --footage cruise --codec libx264 --no-cruise
+    streetwatch bench batch --footage cruise --codec libx264 --no-cruise --variant "evidence pool"
     """
     if footage not in ("scenes", "cruise"):
         raise typer.BadParameter(f"--footage: {footage!r}; use scenes or cruise")
@@ -42,7 +44,8 @@ def bench_batch(
     from streetwatch.training.recipe import default_shared_dir
 
     text = run(shared or default_shared_dir(), workdir, model or DEFAULT_MODEL, minutes, baseline_seconds,
-               tuple(codec or ("libx264", "libx265")), scale, only_defaults, cruise=not no_cruise, footage=footage)
+               tuple(codec or ("libx264", "libx265")), scale, only_defaults, cruise=not no_cruise, footage=footage,
+               only=tuple(variant or ()))
     console.print(text, highlight=False, soft_wrap=True)
 
 
