@@ -88,7 +88,8 @@ def main() -> None:
     parser.add_argument("--replay-focus", type=float, default=0.0,
                         help="share of the replay showing the classes the city teaches (models adapt's)")
     parser.add_argument("--freeze", type=int, help="modules kept as they are (10: the backbone)")
-    parser.add_argument("--lr0", type=float, default=AdaptSettings.lr0, help="AdamW's initial rate (models adapt's)")
+    # the curve's own defaults are those of the rounds that measured it (models adapt's are the recipe it found)
+    parser.add_argument("--lr0", type=float, default=0.0005, help="AdamW's initial rate")
     parser.add_argument("--wise", type=float, action="append", default=[],
                         help="also judge WiSE-FT blends of each point with its start at this alpha (repeatable)")
     parser.add_argument("--tag", default="", help="a variant's name: its points are kept apart (N-TAG)")
@@ -110,7 +111,7 @@ def main() -> None:
         settings = AdaptSettings(city=city, base_data=args.base_data, model=args.start, out=args.out / f"adapt-{key}",
                                  minutes=minutes, class_map={"overflow": "overflowing_bin"}, imgsz=args.imgsz,
                                  replay_ratio=args.replay_ratio, replay_focus=args.replay_focus, freeze=args.freeze,
-                                 lr0=args.lr0)
+                                 lr0=args.lr0, wise=1.0)  # blends are judged apart (--wise)
         wall0, cpu0 = time.monotonic(), cpu_seconds()
         report = adapt(settings, on_epoch=_epoch_line(n))
         results[key] = {"n": n, "budget_min": minutes, "train_min": report["minutes_spent"],

@@ -58,16 +58,18 @@ def adapt(
     minutes: Annotated[float, typer.Option(min=1, help="Training budget in wall minutes.")] = 30.0,
     out: Annotated[Path, typer.Option(help="Work folder; run again with the same one to resume.")]
     = Path("streetwatch-data/adapt"),
-    replay_ratio: Annotated[float, typer.Option(min=0, help="Base images replayed per city training image.")] = 1.0,
+    replay_ratio: Annotated[float, typer.Option(min=0, help="Base images replayed per city training image.")] = 2.5,
     replay_focus: Annotated[float, typer.Option(min=0, max=1, help="Share of the replay drawn from base images "
-                                                                   "showing a class the corrections teach.")] = 0.0,
+                                                                   "showing a class the corrections teach.")] = 0.7,
     epochs: Annotated[int | None, typer.Option(min=1, help="Stop after this many epochs even if the budget "
                                                           "allows more.")] = None,
     min_replay: Annotated[int, typer.Option(min=0, help="Replay at least this many base images.")] = 100,
-    lr0: Annotated[float, typer.Option(min=0, help="AdamW learning rate.")] = 0.0005,
-    freeze: Annotated[int | None, typer.Option(min=1, help="Keep the model's first N modules as they are (10: "
-                                                           "YOLOv8's backbone); only the rest learns the city.")]
-    = None,
+    lr0: Annotated[float, typer.Option(min=0, help="AdamW learning rate.")] = 0.001,
+    freeze: Annotated[int, typer.Option(min=0, help="Keep the model's first N modules as they are (5: the first "
+                                                    "backbone stages; 10: YOLOv8's whole backbone; 0: train all).")]
+    = 5,
+    wise: Annotated[float, typer.Option(min=0, max=1, help="The candidate is WISE x trained + (1 - WISE) x the "
+                                                          "start (WiSE-FT); 1: the trained weights.")] = 0.8,
     class_map: Annotated[list[str], typer.Option(help="CITY_NAME=MODEL_CLASS where the folder's names differ "
                                                       "(repeatable).")] = [],  # noqa: B006 (Typer reads the default)
     imgsz: int = 640,
@@ -111,7 +113,7 @@ def adapt(
     settings = AdaptSettings(city=city, base_data=base_data, model=start, out=out,
                              minutes=minutes, epochs=epochs, replay_ratio=replay_ratio, min_replay=min_replay, lr0=lr0,
                              replay_focus=replay_focus, class_map=_class_map(class_map), imgsz=imgsz, batch=batch, threads=threads,
-                             freeze=freeze)
+                             freeze=freeze or None, wise=wise)
     with progress_bar() as progress:
         epochs = progress.add_task("adapting (epochs fit the budget)", total=None, info="")
 

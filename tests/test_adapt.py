@@ -185,6 +185,7 @@ def test_adapt_trains_within_its_budget_judges_every_set_and_a_second_call_only_
     report = adapt(settings, on_epoch=lambda e, t, m: epochs.append(e))
     candidate = Path(report["candidate"])
     assert run_finished(candidate) and epochs and report["minutes_spent"] < 2
+    assert candidate.name == "candidate-wise0.8.pt"  # the default: the trained weights blended back (WiSE-FT)
     assert list(load_yolo(candidate).names.values()) == V2_CLASSES
     assert set(report["before"]) == {CITY, "garbage_montevideo", "vendors_bogota_aerial"} == set(report["after"])
     assert set(report["after"][CITY]) <= {"garbage", "garbage_bin", "overflowing_bin"} and report["after"][CITY]

@@ -2,7 +2,8 @@
 
     OUT/data/        the city's photos + the replay, labelled (training.adapt)
     OUT/start.pt     the model being adapted, its class head widened for classes only the city names
-    OUT/run/         the Ultralytics run: weights/last.pt is the candidate; legs.json the time spent
+    OUT/run/         the Ultralytics run: weights/last.pt what training reached; legs.json the time spent
+    OUT/candidate-wise0.8.pt   the candidate: last.pt blended back towards start.pt (WiSE-FT; --wise 1: last.pt)
     OUT/adapt.json   figures before and after per judged set and class, the verdict (training.adapt_gate)
 
 A second call with the same OUT resumes: the dataset is kept, training goes on from `run/weights/last.pt`
@@ -21,6 +22,7 @@ from streetwatch.training.adapt import CITY, AdaptSettings, prepare
 from streetwatch.training.adapt_gate import JudgeSet, base_judge_sets, verdict
 from streetwatch.training.evaluate import evaluate
 from streetwatch.training.train import TrainSettings, resume, start_checkpoint, train
+from streetwatch.training.wise import interpolate
 
 NOMINAL_EPOCHS = 100  # not reached: the time budget fixes the epochs after the first one (unless a cap is lower)
 
@@ -110,6 +112,9 @@ def adapt(settings: AdaptSettings, on_epoch=None, on_stage=None, on_set=None) ->
     summary = json.loads(summary_path.read_text()) if summary_path.is_file() else prepare(settings, on_stage)
     data = Path(summary["data"])
     last = train_within_budget(settings, data, on_epoch)
+    if settings.wise < 1:  # blended back towards what it was trained from (OUT/start.pt when the head was widened)
+        start = out / "start.pt" if (out / "start.pt").is_file() else Path(settings.model)
+        last = interpolate(last, start, settings.wise, out / f"candidate-wise{settings.wise:g}.pt")
     sets = judge_sets(data, settings.base_data)
     before, _ = judge(Path(settings.model), sets, settings.imgsz, out / "judged.json", on_set)
     judged = judge_against(last, before, sets, summary["covered_by_corrections"], settings.imgsz,
