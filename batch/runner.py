@@ -6,9 +6,6 @@ overlap on a 2-core machine:
     reader thread ──frames(queue 4)──▶ this thread: detect → track → rules ──sightings(queue)──▶ writer thread
                                                                                                   (evidence + DB)
 
-The writer starts each sighting's evidence (redaction, JPEGs) on a 2-thread pool and files the records in
-arrival order (`batch.ordered_filing`): evidence is the critical path when every scene holds a problem.
-
 Files WAIT on a full queue (no frame is dropped). The model and all per-file state live on one
 thread, so they need no locks. A failing file is reported and the batch moves on; sightings
 already emitted are written before the file is given up, and a re-run of the same content
@@ -30,7 +27,6 @@ from pathlib import Path
 from streetwatch.batch.explain_frames import ExplainWriter
 from streetwatch.batch.gate import ChangeGate
 from streetwatch.batch.keys import content_key, run_key, settings_key, sighting_prefix
-from streetwatch.batch.ordered_filing import OrderedFiling
 from streetwatch.batch.reader import StageTimer, TimedScenes, read_frames
 from streetwatch.batch.resume import (
     CHECKPOINT_EVERY_S,
@@ -117,7 +113,6 @@ class PipelineSettings:
     decode_width: int | None = 1920  # decode-time downscale of wider footage (4K); 1080p passes untouched
     rerun: bool = False  # process files even if this content was already done with these settings
     threaded: bool = True  # decode / infer / write on three threads; False = one thread (reference path)
-    evidence_threads: int = 2  # the writer's evidence pool (threaded runs; 0: on the writer thread itself)
     gate_threshold: float = 0.0  # >0: skip inference when the frame barely changed (mean abs diff, 0..255)
     explain_dir: Path | None = None  # write annotated frames (boxes, zones, why held back) under here
     location: tuple[float, float] | None = None  # where the camera(s) of this run stand (lat, lon)
@@ -362,14 +357,6 @@ class Pipeline:
     def _recheck(self, camera_id: str, info, result: FileResult) -> None:
         recheck_place(self.store, camera_id, info, result)
 
-    def _checkpoint(self, timer: StageTimer, run_id: int, c: _Committed) -> None:
-        with timer.stage("checkpoint"):
-            checkpoint(self.store, run_id, c.ts, c.filed)
-
-    def _extend(self, timer: StageTimer, s: Sighting) -> None:
-        with timer.stage("database"):
-            self.store.extend_sighting(s)
-
     def _process(self, source: Source, step: AnalysisStep, keys: StableKeys, run_id: int, result: FileResult,
                  timer: StageTimer, posed, on_progress) -> None:
         out: queue.Queue = queue.Queue(maxsize=256)
@@ -381,32 +368,29 @@ class Pipeline:
                             redactor=self.redactor)
 
         def write() -> None:
-            # evidence on a pool, records / checkpoints / extensions here in arrival order (batch.ordered_filing)
-            filing = OrderedFiling(self.settings.evidence_threads if threaded else 0, timer, errors)
-            while (s := filing.get(out, "writer: sightings queue empty")) is not _END:
+            while (s := timer.get(out, "writer: sightings queue empty")) is not _END:
                 if errors:
                     continue  # the store failed: drain without writing so the producer never blocks
                 if isinstance(s, _Committed):
-                    filing.add(None, None, lambda _, c=s: self._checkpoint(timer, run_id, c))
-                elif isinstance(s, _Extension):  # span and hits only (`CaseStore.extend_sighting`)
-                    filing.add(None, None, lambda _, e=s: self._extend(timer, e.sighting))
-                else:
                     try:
-                        placed = sink.place(s)
+                        with timer.stage("checkpoint"):
+                            checkpoint(self.store, run_id, s.ts, s.filed)
                     except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                         errors.append(exc)
+                    continue
+                try:
+                    if isinstance(s, _Extension):  # span and hits only (`CaseStore.extend_sighting`)
+                        with timer.stage("database"):
+                            self.store.extend_sighting(s.sighting)
                         continue
-                    filing.add(s.key, lambda p=placed: sink.write_evidence(p),
-                               lambda got, s=s: record(s, *got))  # type: ignore[misc]
-            filing.close()
+                    rec = sink.file(s, self.taxonomy.problem_types[s.problem_type], run_id)
+                    result.case_ids.add(rec.case_id)
+                    result.sightings += 0 if s.final else 1
+                    result.cases_opened += int(rec.created)
+                except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
+                    errors.append(exc)
             if threaded:
                 timer.thread_done("writer", time.thread_time())
-
-        def record(s: Sighting, placed: Sighting, evidence: dict) -> None:
-            rec = sink.record(placed, evidence, self.taxonomy.problem_types[s.problem_type], run_id)
-            result.case_ids.add(rec.case_id)
-            result.sightings += 0 if s.final else 1
-            result.cases_opened += int(rec.created)
 
         threaded = self.settings.threaded
         cpu0, process0 = time.thread_time(), time.process_time()

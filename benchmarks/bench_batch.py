@@ -206,7 +206,6 @@ def variants(base: PipelineSettings) -> list[tuple[str, PipelineSettings]]:
         ("c) ONNX Runtime instead of OpenVINO", with_backend(base, "onnx")),
         ("c) - keyframe decoding (full decode, 0.5 fps)", replace(base, sampling=replace(base.sampling, mode="fps"))),
         ("c) - threads (sequential)", replace(base, threaded=False)),
-        ("c) - evidence pool (on the writer thread)", replace(base, evidence_threads=0)),
         ("c) + decode-time downscale to 1280", replace(base, decode_width=1280)),
         ("c) + change gating (threshold 1.5)", replace(base, gate_threshold=1.5)),
     ]

@@ -16,12 +16,11 @@ from streetwatch.batch.runner import FileResult
 
 __all__ = ["STAGE_THREAD", "native_cpu", "stage_table"]
 
-# which thread runs each stage (batch/runner.py, batch/reader.py, cases/sink.py, batch/ordered_filing.py)
+# which thread runs each stage (batch/runner.py, batch/reader.py, cases/sink.py)
 STAGE_THREAD = {
     "decode": "reader", "preprocess": "reader",
     "inference": "main", "scene check": "main", "analysis": "main",
-    "scene registration": "writer", "database": "writer", "checkpoint": "writer",
-    "evidence": "evidence",  # the writer's pool (batch.ordered_filing)
+    "scene registration": "writer", "evidence": "writer", "database": "writer", "checkpoint": "writer",
 }
 _WHAT = {
     "decode": "PyAV keyframe decode + BGR",
@@ -69,11 +68,9 @@ def stage_table(res: FileResult, pool_cpu: float | None = None) -> str:
         lines.append(f"{thread:7} {stage:20} {what:38} {cpu:7.2f} {1000 * cpu / frames:12.1f} "
                      f"{100 * cpu / max(process, 1e-9):5.1f}% {ws:>7}")
 
-    # a run without the evidence pool (evidence_threads 0) wrote its evidence on the writer thread
-    on_thread = {**STAGE_THREAD, "evidence": "evidence" if "evidence" in res.thread_cpu_s else "writer"}
-    for thread in ("reader", "main", "writer", "evidence"):
+    for thread in ("reader", "main", "writer"):
         staged = 0.0
-        for stage, on in on_thread.items():
+        for stage, on in STAGE_THREAD.items():
             if on == thread and stage in res.stage_cpu_s:
                 cpu = res.stage_cpu_s[stage]
                 staged += cpu

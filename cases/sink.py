@@ -83,18 +83,9 @@ class SightingSink:
 
         Placing raises StoreError when the database cannot be reached: the caller may retry with `place=False`.
         """
-        return self.write_evidence(self.place(s) if place else s)
-
-    def place(self, s: Sighting) -> Sighting:
-        """Step 1: a scene the analysis met first registered (or found) in the store; StoreError when it is away."""
-        if self.store is not None and s.scene_view is not None:
+        if place and self.store is not None and s.scene_view is not None:
             with self._timed("scene registration"):
                 s = self.store.place(s)
-        return s
-
-    def write_evidence(self, s: Sighting) -> tuple[Sighting, dict]:
-        """Step 2 (thread-safe: the batch writes several sightings' evidence at once): the files, and `s`
-        without its pixels."""
         evidence: dict = {}
         if s.image is not None:
             with self._timed("evidence"):

@@ -95,7 +95,6 @@ class Redactor:
 
     def __init__(self, settings: PrivacySettings) -> None:
         self.settings = settings
-        self._face_lock = threading.Lock()
         folder = settings.resolved_models_dir()
         self.face_path = folder / FACE_MODEL if folder else None
         self.plate_path = folder / PLATE_MODEL if folder else None
@@ -143,19 +142,14 @@ class Redactor:
         s = self.settings
         out: list[Region] = []
         small, scale = _shrink(image, s.max_side)
-        with self._face_lock:  # one YuNet net, sized per frame: one frame at a time (evidence runs on a pool)
-            faces = self._faces
-            found = None
-            if faces is not None:
-                faces.setInputSize((small.shape[1], small.shape[0]))
-                _, found = faces.detect(small)
-            plates = self._plates  # created once here; its own lock serialises its requests
-        if found is not None:
-            for row in found:
+        if self._faces is not None:
+            self._faces.setInputSize((small.shape[1], small.shape[0]))
+            _, found = self._faces.detect(small)
+            for row in [] if found is None else found:
                 x, y, w, h = (float(v) / scale for v in row[:4])
                 out.append(Region("face", _grow((x, y, x + w, y + h), 0.25), float(row[-1])))
-        if plates is not None:
-            for box, score in plates.detect(small):
+        if self._plates is not None:
+            for box, score in self._plates.detect(small):
                 out.append(Region("plate", _grow(tuple(v / scale for v in box), 0.15), score))
         for name, xyxy in context:
             x0, y0, x1, y1 = (float(v) for v in xyxy)

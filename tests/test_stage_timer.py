@@ -31,9 +31,7 @@ def test_a_run_reports_every_stage_its_threads_and_their_waits(tmp_path):
     assert res.status == "done" and res.sightings >= 1
     stages = {"decode", "inference", "scene check", "analysis", "scene registration", "evidence", "database"}
     assert set(res.stage_cpu_s) >= stages and set(res.stage_s) >= stages
-    assert set(res.thread_cpu_s) == {"reader", "main", "writer", "evidence", "process"}
+    assert set(res.thread_cpu_s) == {"reader", "main", "writer", "process"}
     assert res.thread_cpu_s["process"] >= res.thread_cpu_s["main"]
-    # the evidence runs on the writer's pool (batch.ordered_filing): its threads' CPU holds the stage's
-    assert res.thread_cpu_s["evidence"] >= res.stage_cpu_s["evidence"] * 0.99 > 0
     assert set(res.wait_s) >= {"main: frames queue empty", "reader: frames queue full",
                                "writer: sightings queue empty"}
