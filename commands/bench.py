@@ -34,7 +34,7 @@ def bench_batch(
     """Plain Ultralytics vs streetwatch on camera-like footage built from real images, in one run.
 
     Example: streetwatch bench batch --minutes 10 --baseline-seconds 120
-    streetwatch bench batch --footage cruise --codec libx264 --no-cruise --variant "evidence pool"
+    streetwatch bench batch --footage cruise --codec libx264 --no-cruise --variant "ONNX Runtime"
     """
     if footage not in ("scenes", "cruise"):
         raise typer.BadParameter(f"--footage: {footage!r}; use scenes or cruise")
