@@ -3,6 +3,7 @@ SHA-256 prefix) before anything else, and `--reviews` reads the review database 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -63,4 +64,5 @@ def test_db_without_reviews_and_a_missing_model_are_refused(no_training, tmp_pat
     result = CliRunner().invoke(app, [*labelled, "--db", "sqlite:///x.db", "--model", str(BUNDLED)])
     assert result.exit_code != 0 and "--db" in result.output and "settings" not in no_training
     result = CliRunner().invoke(app, [*labelled, "--model", str(tmp_path / "gone.pt")])
-    assert result.exit_code != 0 and "gone.pt" in result.output and "settings" not in no_training
+    unboxed = re.sub(r"[\s│╭╮╰╯─]", "", result.output)  # the error box wraps a long temporary path anywhere
+    assert result.exit_code != 0 and "gone.pt" in unboxed and "settings" not in no_training
