@@ -127,12 +127,11 @@ class FleetJob:
                 log.error("fleet: another daemon (%s) heartbeats as host %r; this one holds no camera until it has "
                           "been silent for lease_ttl_s: give each daemon its own fleet.host", other, self.host,
                           extra={"event": "fleet_conflict"})
-                self._lose(set(self.held), "another daemon uses the same fleet.host")
-                self.held, self.db_ok, self.last_error = {}, True, f"fleet.host {self.host!r} used by {other}"
+                self._keep({}, "another daemon uses the same fleet.host")
+                self.db_ok, self.last_error = True, f"fleet.host {self.host!r} used by {other}"
                 self._publish()
                 return
-            self._lose(set(self.held) - set(renewed), "taken by another host while this one was silent")
-            self.held = renewed
+            self._keep(renewed, "taken by another host while this one was silent")
             self.fence_until = sent + s.lease_ttl_s - s.fence_margin_s
             self._move()
             if not self.db_ok:
@@ -147,8 +146,7 @@ class FleetJob:
             if self._engine is not None:
                 self._engine.dispose()  # a dead connection must not be reused
         if self.fenced() and self.held:
-            self._lose(set(self.held), "fenced: leases could not be renewed in time")
-            self.held = {}
+            self._keep({}, "fenced: leases could not be renewed in time")
         self._publish()
 
     def _move(self) -> None:
@@ -157,10 +155,10 @@ class FleetJob:
             view = leases.fleet_view(conn)
         # the renewal may be older than this view (a hung connection that answered late): a lease whose token
         # moved on meanwhile is lost, never "released" by this host
-        now_held = {r.camera_id for r in view.leases if r.host == self.host and self.held.get(r.camera_id) == r.token}
-        if set(self.held) - now_held:
-            self._lose(set(self.held) - now_held, "taken by another host while this one was silent")
-            self.held = {c: t for c, t in self.held.items() if c in now_held}
+        still = {r.camera_id: r.token for r in view.leases
+                 if r.host == self.host and self.held.get(r.camera_id) == r.token}
+        if len(still) < len(self.held):
+            self._keep(still, "taken by another host while this one was silent")
             self.on_held(set(self.held))
         hosts = {h.host: HostView(h.capacity, h.alive_for_s) for h in view.live_hosts(s.lease_ttl_s)}
         owners = view.owners()
@@ -192,12 +190,13 @@ class FleetJob:
             log.info("fleet: claimed %s", claimed, extra={"event": "fleet_claimed", "cameras": claimed,
                                                           "tokens": {c: self.held[c] for c in claimed}})
 
-    def _lose(self, cameras: set[str], why: str) -> None:
-        if not cameras:
-            return
-        self.metrics.fleet_moves.inc(len(cameras), event="lost")
-        log.warning("fleet: stopped %s: %s", sorted(cameras), why,
-                    extra={"event": "fleet_lost", "cameras": sorted(cameras)})
+    def _keep(self, kept: dict[str, int], why: str) -> None:
+        """Hold only `kept` (camera -> token); every other camera held is lost, for `why` (counted, logged)."""
+        lost = sorted(set(self.held) - set(kept))
+        if lost:
+            self.metrics.fleet_moves.inc(len(lost), event="lost")
+            log.warning("fleet: stopped %s: %s", lost, why, extra={"event": "fleet_lost", "cameras": lost})
+        self.held = kept
 
     def _publish(self) -> None:
         self.metrics.fleet_fenced.set(1 if self.fenced() else 0)

@@ -154,7 +154,7 @@ def test_two_processes_exporting_the_same_weights_at_once_share_one_export(tmp_p
     with torch.no_grad():  # weights of their own: a digest no other test has exported
         ckpt["model"].model[-1].cv3[0][-1].bias += float(os.getpid() % 97) / 1000 + 0.5
     torch.save(ckpt, weights)
-    code = ("import sys; from pathlib import Path; from streetwatch.detector.model import export_cached; "
+    code = ("from pathlib import Path; from streetwatch.detector.model import export_cached; "
             f"print(export_cached(Path({str(weights)!r}), 'openvino', (64, 96)))")
     env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
     runs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
