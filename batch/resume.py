@@ -34,6 +34,11 @@ Design: the resumed run files exactly what the uninterrupted run files, and noth
   no frame): a run killed after it leaves every sighting as long as it was seen up to there. (A track that had
   left the screen but was not yet given up is never seen by the resumed run: it kept the span it had when
   confirmed, found by a SIGKILL that landed late on a loaded host.)
+- A resumed run goes on in the scene visit its start falls in, as the uninterrupted run did: each checkpoint
+  notes the visits begun within the lead-in (`Visits`: scene id, and the alignment of the visit's first frame
+  onto the scene's reference view), and the segmenter starts there (`SceneSegmenter.resume`). Starting cold,
+  it took its first frame's ORB estimate as the alignment; the next false alarm (a bus leaving) compared two
+  estimates, judged the view moved and ended every track: a bus parked all along was filed as two sightings.
 - A key filed again (the overlap, a continued track, a forced re-run) keeps the best evidence it has: a
   version that scores below the best stored or sent for its key goes without its frame, so it extends the
   stored sighting (last second, hits) but leaves its images, box and score alone. A resumed run sees part of a
@@ -64,10 +69,12 @@ from streetwatch.cases.store import CaseStore
 from streetwatch.cases.tables import as_utc
 from streetwatch.detector.config import Taxonomy
 from streetwatch.detector.detections import box_iou
+from streetwatch.detector.scene_segment import SceneState
 from streetwatch.detector.sightings import Sighting
 from streetwatch.streams.video import Sampling
 
-__all__ = ["CONTINUE_IOU", "STALE_AFTER_S", "Filed", "Owner", "Resume", "StableKeys", "checkpoint", "is_abandoned",
+__all__ = ["CONTINUE_IOU", "STALE_AFTER_S", "Filed", "Owner", "Resume", "StableKeys", "Visit", "Visits", "checkpoint",
+           "is_abandoned",
            "lead_in_s", "reclaim_and_find_resume_point", "resume_point", "sampling_step_s", "stored_confidence"]
 
 STALE_AFTER_S = 600.0  # another host's run silent this long (it checkpoints every few seconds) is dead
@@ -159,19 +166,91 @@ class Filed:
 
 
 @dataclass(frozen=True)
+class Visit:
+    """A scene visit as a checkpoint notes it: from which footage second, which scene (`cam07/preset-3`), and
+    how its frames map onto the scene's reference view (the segmenter keeps the alignment of the visit's first
+    frame through false alarms; `SceneSegmenter.resume`)."""
+
+    since_s: float
+    scene_id: str
+    to_ref: tuple[float, ...]  # the 3x3 homography, row by row
+    frame_size: tuple[int, int]
+
+    def row(self) -> list:
+        return [round(self.since_s, 3), self.scene_id, [float(v) for v in self.to_ref], list(self.frame_size)]
+
+    @staticmethod
+    def from_row(row) -> Visit | None:
+        try:
+            since, scene_id, to_ref, size = row
+            visit = Visit(float(since), str(scene_id), tuple(float(v) for v in to_ref),
+                          (int(size[0]), int(size[1])))
+        except (TypeError, ValueError, IndexError):
+            return None  # a note this version cannot read: the run starts cold, nothing else
+        return visit if len(visit.to_ref) == 9 and all(map(math.isfinite, visit.to_ref)) else None
+
+    @staticmethod
+    def of(ts: float, state: SceneState) -> Visit:
+        return Visit(ts, state.scene_id, tuple(float(v) for v in state.to_ref.ravel()), tuple(state.frame_size))
+
+
+@dataclass(frozen=True)
 class Resume:
-    """Where a run starts (footage seconds) and what the interrupted runs before it had filed."""
+    """Where a run starts (footage seconds), what the interrupted runs before it had filed, and the scene
+    visit they were in at that second (None: no scene noted there; the run identifies its first frame cold)."""
 
     start_s: float
     filed: tuple[Filed, ...] = ()
+    visit: Visit | None = None
+
+
+class Visits:
+    """The scene visits of one run, for its checkpoints' notes: a run resuming at second R goes on in the visit
+    R falls in, as the uninterrupted run did.
+
+    Args:
+        keep_s: how far back before a checkpoint a resume may start (the lead-in): visits that ended before
+            that are dropped from the notes.
+        start: the visit this run goes on in (`Resume.visit`), noted again as it was.
+    """
+
+    def __init__(self, keep_s: float, start: Visit | None = None) -> None:
+        self.keep_s = keep_s
+        self._visits: list[Visit] = [start] if start is not None else []
+
+    def observe(self, ts: float, state: SceneState | None) -> None:
+        """The scene state of the frame at footage second `ts` (after the segmenter saw it)."""
+        if state is None:
+            return
+        last = self._visits[-1] if self._visits else None
+        if last is None or state.cut or state.scene_id != last.scene_id:
+            self._visits.append(Visit.of(ts, state))
+
+    def snapshot(self, at_s: float) -> tuple[Visit, ...]:
+        """The visits a run resuming at or after `at_s` minus `keep_s` may start in."""
+        since = at_s - self.keep_s
+        first = max((k for k, v in enumerate(self._visits) if v.since_s <= since), default=0)
+        self._visits = self._visits[first:]
+        return tuple(self._visits)
+
+
+def visit_at(visits: Iterable[Visit], at_s: float) -> Visit | None:
+    """The visit footage second `at_s` falls in: the latest begun at or before it."""
+    return max((v for v in visits if v.since_s <= at_s + 1e-6), key=lambda v: v.since_s, default=None)
 
 
 def _noted(notes: dict | None) -> list[Filed]:
+    return [f for f in (Filed.from_row(r) for r in _note_rows(notes, "sightings")) if f is not None]
+
+
+def _noted_visits(notes: dict | None) -> list[Visit]:
+    return [v for v in (Visit.from_row(r) for r in _note_rows(notes, "visits")) if v is not None]
+
+
+def _note_rows(notes: dict | None, name: str) -> list[list]:
     entry = notes.get(NOTE) if isinstance(notes, dict) else None
-    rows = entry.get("sightings") if isinstance(entry, dict) else None
-    if not isinstance(rows, list):
-        return []
-    return [f for f in (Filed.from_row(r) for r in rows if isinstance(r, list)) if f is not None]
+    rows = entry.get(name) if isinstance(entry, dict) else None
+    return [r for r in rows if isinstance(r, list)] if isinstance(rows, list) else []
 
 
 def _merge(filed: Iterable[Filed]) -> tuple[Filed, ...]:
@@ -192,6 +271,7 @@ def reclaim_and_find_resume_point(store: CaseStore, content: str, run_key: str, 
     me, now = Owner.me(), datetime.now(timezone.utc)
     progress: list[float | None] = []
     filed: list[Filed] = []
+    visits: list[Visit] = []
     with store.sessions.begin() as ses:
         runs = ses.scalars(select(t.Run).where(t.Run.content_sha256 == content, t.Run.settings_key == run_key,
                                                t.Run.status.in_([RunStatus.RUNNING, RunStatus.INTERRUPTED]))).all()
@@ -205,21 +285,25 @@ def reclaim_and_find_resume_point(store: CaseStore, content: str, run_key: str, 
                 run.finished_at = now
             progress.append(run.progress_s)
             filed += _noted(run.notes)
+            visits += _noted_visits(run.notes)
     if not resume:
         return Resume(start_s)
     begin = resume_point(progress, start_s, lead_s)
-    return Resume(begin, _merge(filed) if begin > start_s else ())
+    if begin <= start_s:
+        return Resume(begin)
+    return Resume(begin, _merge(filed), visit_at(visits, begin))
 
 
-def checkpoint(store: CaseStore, run_id: int, progress_s: float, filed: tuple[Filed, ...] | None = None) -> None:
-    """Every sighting up to footage second `progress_s` is committed; `filed` (`StableKeys.snapshot`) is what
-    a run resuming from here must know of them."""
+def checkpoint(store: CaseStore, run_id: int, progress_s: float, filed: tuple[Filed, ...] | None = None,
+               visits: tuple[Visit, ...] = ()) -> None:
+    """Every sighting up to footage second `progress_s` is committed; `filed` (`StableKeys.snapshot`) and
+    `visits` (`Visits.snapshot`) are what a run resuming from here must know of them and of the scenes."""
     with store.sessions.begin() as ses:
         run = ses.get(t.Run, run_id)
         if run is not None:
             run.progress_s, run.heartbeat_at = progress_s, datetime.now(timezone.utc)
             if filed is not None:
-                run.notes = {**(run.notes or {}), **note(filed, progress_s)}
+                run.notes = {**(run.notes or {}), **note(filed, progress_s, visits)}
 
 
 def stored_confidence(store: CaseStore, key: str) -> float | None:
@@ -228,9 +312,10 @@ def stored_confidence(store: CaseStore, key: str) -> float | None:
         return ses.scalar(select(t.Sighting.confidence).where(t.Sighting.key == key))
 
 
-def note(filed: Iterable[Filed], at_s: float) -> dict:
-    """The run notes' entry for `filed` as of footage second `at_s`."""
-    return {NOTE: {"at_s": round(at_s, 3), "sightings": [f.row(at_s) for f in filed]}}
+def note(filed: Iterable[Filed], at_s: float, visits: Iterable[Visit] = ()) -> dict:
+    """The run notes' entry for `filed` and `visits` as of footage second `at_s`."""
+    return {NOTE: {"at_s": round(at_s, 3), "sightings": [f.row(at_s) for f in filed],
+                   "visits": [v.row() for v in visits]}}
 
 
 # -- which key a sighting files under ----------------------------------------------------------------------

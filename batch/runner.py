@@ -33,6 +33,8 @@ from streetwatch.batch.resume import (
     Filed,
     Owner,
     StableKeys,
+    Visit,
+    Visits,
     checkpoint,
     lead_in_s,
     note,
@@ -90,6 +92,7 @@ class _Committed:
 
     ts: float
     filed: tuple[Filed, ...] = ()
+    visits: tuple[Visit, ...] = ()  # the scene visits a run resuming from here may start in
 
 
 @dataclass(frozen=True)
@@ -301,6 +304,9 @@ class Pipeline:
                 scenes = PhotoScenes(self.store.scene_book(camera_id, newest=MAX_VIEWS_COMPARED))
         elif self.settings.scene_check and posed is None:  # the camera's scenes so far: ids hold across runs
             scenes = SceneSegmenter(self.store.scene_book(camera_id))
+            visit = resume.visit
+            if visit is not None and scenes.resume(visit.scene_id, visit.to_ref, visit.frame_size):
+                result.notes["resumed_in_scene"] = visit.scene_id  # the visit goes on: see SceneSegmenter.resume
         prefix = sighting_prefix(key, self.settings_key, camera_id, span_start)  # never where it resumed
         timer = StageTimer()
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
@@ -310,9 +316,10 @@ class Pipeline:
         reach = self.settings.analysis.track_max_age_s + sampling_step_s(self.settings.sampling)
         keys = StableKeys(prefix, resume, reach_s=reach, keep_s=self.lead_s + reach,  # keys that survive a resume
                           stored=lambda k: stored_confidence(self.store, k))
+        visits = Visits(self.lead_s, resume.visit if isinstance(scenes, SceneSegmenter) else None)
         started = time.perf_counter()
         try:
-            self._process(source, step, keys, run_id, result, timer, posed, on_progress)
+            self._process(source, step, keys, visits, run_id, result, timer, posed, on_progress)
             if scenes is not None:  # scenes no sighting named keep their ids too
                 stored = self.store.register_scenes(camera_id, scenes.settled_new())
                 if isinstance(scenes, PhotoScenes) and scenes.new_views:  # a place photographed from elsewhere
@@ -327,7 +334,7 @@ class Pipeline:
         except KeyboardInterrupt:
             result.status, result.error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C)"
             at = result.progress_s if result.progress_s is not None else start_s
-            result.notes.update(note(keys.snapshot(at), at))  # what the run resuming this one must know
+            result.notes.update(note(keys.snapshot(at), at, visits.snapshot(at)))  # what its resumer must know
             raise
         finally:
             result.wall_s = time.perf_counter() - started
@@ -357,8 +364,8 @@ class Pipeline:
     def _recheck(self, camera_id: str, info, result: FileResult) -> None:
         recheck_place(self.store, camera_id, info, result)
 
-    def _process(self, source: Source, step: AnalysisStep, keys: StableKeys, run_id: int, result: FileResult,
-                 timer: StageTimer, posed, on_progress) -> None:
+    def _process(self, source: Source, step: AnalysisStep, keys: StableKeys, visits: Visits, run_id: int,
+                 result: FileResult, timer: StageTimer, posed, on_progress) -> None:
         out: queue.Queue = queue.Queue(maxsize=256)
         errors: list[BaseException] = []
 
@@ -374,7 +381,7 @@ class Pipeline:
                 if isinstance(s, _Committed):
                     try:
                         with timer.stage("checkpoint"):
-                            checkpoint(self.store, run_id, s.ts, s.filed)
+                            checkpoint(self.store, run_id, s.ts, s.filed, s.visits)
                     except BaseException as exc:  # noqa: BLE001 - re-raised on the pipeline thread
                         errors.append(exc)
                     continue
@@ -434,12 +441,13 @@ class Pipeline:
                     result.warnings.extend(self.zones.outside_frame(result.camera_id, frame.width, frame.height))
                 with timer.stage("analysis"):  # tracker, rules (the scene check is its own stage)
                     found: list[Sighting | _Extension | _Committed] = [*keys.apply(step.analyse(frame, dets))]
+                    visits.observe(frame.ts, getattr(step.scenes, "state", None))  # None: no scenes, a photo's
                     if time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S:
                         # open tracks' sightings as seen so far go first: a run killed after this checkpoint
                         # must find each one as long as it was seen, not as long as when it was confirmed
                         last_checkpoint = time.monotonic()
                         found += [_Extension(s) for s in keys.apply(step.progress())]
-                        found.append(_Committed(frame.ts, keys.snapshot(frame.ts)))
+                        found.append(_Committed(frame.ts, keys.snapshot(frame.ts), visits.snapshot(frame.ts)))
                 emit(found)
                 if explain is not None:
                     explain.maybe_write(frame, step.last_tracked, step)

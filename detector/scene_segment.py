@@ -102,6 +102,19 @@ class SceneSegmenter:
         self._frames[scene] = self._frames.get(scene, 0) + 1
         return self.state
 
+    def resume(self, scene_id: str, to_ref, frame_size: tuple[int, int]) -> bool:
+        """Go on in the visit an interrupted run of this footage was in where this run starts: that scene,
+        aligned as that visit's first frame was. The first frame is identified against it (as after a false
+        alarm), so the visit goes on unless the view really moved. Without this, a run starting cold took its
+        first frame's ORB estimate as the alignment, and the next false alarm compared two estimates, found
+        the view "moved" and ended every track (a bus parked all along, filed twice). False: the scene is not
+        in the book (the store never registered it); the run starts cold."""
+        scene = next((s for s in self.book.scenes if s.scene_id == scene_id), None)
+        if scene is None:
+            return False
+        self.state = SceneState(scene, np.asarray(to_ref, np.float64).reshape(3, 3), frame_size, cut=False)
+        return True
+
     def _identify(self, image: np.ndarray, thumb: Thumb) -> SceneState:
         self.identifications += 1
         view = SceneView.of(image, thumb)

@@ -317,8 +317,10 @@ def test_the_lead_in_follows_the_rules_that_can_fire():
 
 
 # -- the kill series on the real command, the real model, a real street clip ----------------------------------
-def bus_street_clip(path: Path, seconds: int, visits: list[tuple[int, int, int]], fps: int = 1) -> Path:
-    """A grey street with a kerb; the bundled sample's bus photo stands at x during [start, end) of each visit."""
+def bus_street_clip(path: Path, seconds: int, visits: list[tuple[int, int, int]], fps: int = 1,
+                    stamped: bool = False) -> Path:
+    """A grey street with a kerb; the bundled sample's bus photo stands at x during [start, end) of each visit.
+    `stamped`: each frame also carries its index top left, as `stamped_frames` (for `TimedModel`)."""
     from streetwatch.streams.sample import bus_photo
 
     photo = cv2.imread(str(bus_photo()))
@@ -334,6 +336,9 @@ def bus_street_clip(path: Path, seconds: int, visits: list[tuple[int, int, int]]
             for x, start, end in visits:
                 if start <= i / fps < end:
                     img[380:380 + height, x:x + bus.shape[1]] = bus
+            if stamped:
+                for k in range(3):
+                    img[:32, 32 * k:32 * (k + 1)] = ((i >> (4 * k)) & 15) * 16 + 8
             noise = rng.integers(-3, 4, img.shape, dtype=np.int16)
             yield np.clip(img.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
