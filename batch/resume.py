@@ -74,8 +74,8 @@ from streetwatch.detector.sightings import Sighting
 from streetwatch.streams.video import Sampling
 
 __all__ = ["CONTINUE_IOU", "STALE_AFTER_S", "Filed", "Owner", "Resume", "StableKeys", "Visit", "Visits", "checkpoint",
-           "is_abandoned",
-           "lead_in_s", "reclaim_and_find_resume_point", "resume_point", "sampling_step_s", "stored_confidence"]
+           "is_abandoned", "lead_in_s", "reclaim_and_find_resume_point", "resume_point", "sampling_step_s",
+           "stored_confidence", "visit_at"]
 
 STALE_AFTER_S = 600.0  # another host's run silent this long (it checkpoints every few seconds) is dead
 CHECKPOINT_EVERY_S = 5.0  # wall seconds between progress checkpoints

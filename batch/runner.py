@@ -298,6 +298,7 @@ class Pipeline:
             footage_s=info.duration_s if info else 0.0, notes=result.notes)
         result.run_id = run_id
         still, scenes, place_id = item.kind == "image", None, None
+        resumed_visit: Visit | None = None  # noted again only where the segmenter really went on in it
         if still:  # photo mode: on the ground where its EXIF GPS says, else the folder's scene it shows
             place_id, locator = photo_place_id(camera_id, key), locator or photo_locator
             if self.settings.scene_check:  # the folder's scenes so far (photos' and video's): ids hold across runs
@@ -306,7 +307,8 @@ class Pipeline:
             scenes = SceneSegmenter(self.store.scene_book(camera_id))
             visit = resume.visit
             if visit is not None and scenes.resume(visit.scene_id, visit.to_ref, visit.frame_size):
-                result.notes["resumed_in_scene"] = visit.scene_id  # the visit goes on: see SceneSegmenter.resume
+                resumed_visit = visit  # the visit goes on: see SceneSegmenter.resume
+                result.notes["resumed_in_scene"] = visit.scene_id
         prefix = sighting_prefix(key, self.settings_key, camera_id, span_start)  # never where it resumed
         timer = StageTimer()
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
@@ -316,7 +318,7 @@ class Pipeline:
         reach = self.settings.analysis.track_max_age_s + sampling_step_s(self.settings.sampling)
         keys = StableKeys(prefix, resume, reach_s=reach, keep_s=self.lead_s + reach,  # keys that survive a resume
                           stored=lambda k: stored_confidence(self.store, k))
-        visits = Visits(self.lead_s, resume.visit if isinstance(scenes, SceneSegmenter) else None)
+        visits = Visits(self.lead_s, resumed_visit)
         started = time.perf_counter()
         try:
             self._process(source, step, keys, visits, run_id, result, timer, posed, on_progress)
