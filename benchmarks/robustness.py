@@ -21,7 +21,6 @@ import argparse
 import hashlib
 import json
 import os
-import tempfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -29,63 +28,23 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+# The conditions themselves live with the training augmentation built from them
+from streetwatch.training.camera_conditions import (  # noqa: F401 - re-exported for the tests
+    DARK_GAMMA,
+    DARK_LEVEL,
+    DARK_SIGMA,
+    H264_CRF,
+    JPEG_QUALITY,
+    dark,
+    grayscale,
+    h264,
+    jpeg,
+    jpeg_bytes,
+)
+
 SOURCES = ("garbage_cn_streets", "garbage_montevideo", "vendors_bogota_aerial")
 PROBLEM_CLASSES = ("garbage", "overflowing_bin", "street_vendor", "garbage_bin")  # garbage_bin: context for bins
 FLAG_BELOW = 0.80
-
-DARK_GAMMA, DARK_LEVEL, DARK_SIGMA = 2.2, 0.25, 8.0
-JPEG_QUALITY = 15
-H264_CRF = 40
-
-
-def grayscale(image: np.ndarray) -> np.ndarray:
-    """An infrared night picture: one luminance channel, replicated to three (what the model is fed)."""
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    return cv2.merge([grey, grey, grey])
-
-
-def dark(image: np.ndarray, seed: int, gamma: float = DARK_GAMMA, level: float = DARK_LEVEL,
-         sigma: float = DARK_SIGMA) -> np.ndarray:
-    """Dusk: gamma `gamma` (shadows sink first), scaled so the mean is `level` of the original mean, then Gaussian
-    sensor noise of `sigma` (0-255 scale, per pixel and channel, from `seed`), clipped to uint8."""
-    x = image.astype(np.float64) / 255.0
-    y = np.power(x, gamma)
-    mean_in, mean_gamma = float(x.mean()), float(y.mean())
-    if mean_gamma > 0:
-        y *= level * mean_in / mean_gamma
-    noise = np.random.default_rng(seed).normal(0.0, sigma, size=image.shape)
-    return np.clip(np.rint(y * 255.0 + noise), 0, 255).astype(np.uint8)
-
-
-def jpeg_bytes(image: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise ValueError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def jpeg(image: np.ndarray, quality: int = JPEG_QUALITY) -> np.ndarray:
-    """Heavy JPEG: encoded at `quality` and decoded back."""
-    return cv2.imdecode(np.frombuffer(jpeg_bytes(image, quality), np.uint8), cv2.IMREAD_COLOR)
-
-
-def h264(image: np.ndarray, crf: int = H264_CRF, frames: int = 3) -> np.ndarray:
-    """Low-bitrate H.264: the picture as a short clip (`frames` copies; keyframe, then P-frames) encoded with
-    libx264 at `crf` through streetwatch's writer (yuv420p, preset veryfast), decoded back; the last frame is kept.
-    An odd width or height is padded by edge replication for 4:2:0 and cropped back."""
-    import av
-
-    from streetwatch.streams.writer import write_video
-
-    h, w = image.shape[:2]
-    padded = cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
-    with tempfile.TemporaryDirectory(prefix="sw-h264-") as tmp:
-        clip = write_video(Path(tmp) / "frame.mp4", [padded] * frames, fps=25, crf=crf, gop_s=10.0)
-        with av.open(str(clip)) as container:
-            decoded = [f.to_ndarray(format="bgr24") for f in container.decode(video=0)]
-    if not decoded:
-        raise ValueError("H.264 round trip decoded no frame")
-    return np.ascontiguousarray(decoded[-1][:h, :w])
 
 
 def _seed(name: str, base: int = 0) -> int:

@@ -86,6 +86,10 @@ def train(
     name: str = "streetwatch",
     project: Path = Path("streetwatch-data/runs"),
     resume: Annotated[Path | None, typer.Option(help="Resume an interrupted run from its last.pt.")] = None,
+    camera_augment: Annotated[str | None, typer.Option(
+        metavar="GREY,DARK,CODEC",
+        help="Shares of training pictures made infrared grey, dusk (gamma + sensor noise) and H.264/JPEG-damaged, "
+             "e.g. 0.1,0.15,0.15 (0,0,0: off). Recorded in the run: a resume keeps it unless given again.")] = None,
 ) -> None:
     """Train a detector offline (resumable), writing a run folder with weights and a model-card draft.
 
@@ -97,6 +101,7 @@ def train(
     from streetwatch.training.train import resume as resume_run
     from streetwatch.training.train import train as run_train
 
+    camera = parse_camera_augment(camera_augment)
     with progress_bar() as progress:
         task = progress.add_task("epochs", total=epochs, info="")
 
@@ -105,7 +110,7 @@ def train(
             progress.update(task, total=total, completed=epoch, info=f"mAP50 {m50:.3f}" if m50 is not None else "")
 
         if resume:
-            run = resume_run(resume, on_epoch)
+            run = resume_run(resume, on_epoch, camera=camera)
         else:
             if init_from and model:
                 raise typer.BadParameter("give --model or --init-from, not both")
@@ -119,11 +124,27 @@ def train(
             start = start_checkpoint(start, data, project / name / "start.pt")
             settings = TrainSettings(data=data, model=start, epochs=epochs, imgsz=imgsz, batch=batch, workers=workers,
                                      fraction=fraction, warmup_epochs=warmup_epochs,
-                                     close_mosaic=close_mosaic, lr0=lr0, project=project, name=name)
+                                     close_mosaic=close_mosaic, lr0=lr0, project=project, name=name,
+                                     camera_augment=camera)
             run = run_train(settings, on_epoch)
     card = write_card_draft(run)
     console.print(f"run: {run}   weights: {run / 'weights' / 'last.pt'} (best.pt is chosen by a fitness over all "
                   f"classes; compare per class with `streetwatch eval`)   model card draft: {card}")
+
+
+def parse_camera_augment(text: str | None):
+    """`--camera-augment GREY,DARK,CODEC` as a `CameraAugment` (None when not given)."""
+    from streetwatch.training.camera_conditions import CameraAugment
+
+    if text is None:
+        return None
+    try:
+        shares = [float(part) for part in text.split(",")]
+        if len(shares) != 3:
+            raise ValueError(f"3 shares wanted, {len(shares)} given")
+        return CameraAugment(*shares)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--camera-augment {text!r}: {exc} (e.g. 0.1,0.15,0.15)") from exc
 
 
 def _metrics_table(results: list[dict]) -> Table:

@@ -1,9 +1,13 @@
-"""The camera-condition transforms of benchmarks/robustness.py (issue 22 item 3), on small arrays: fast, no model."""
+"""The camera-condition transforms (training/camera_conditions.py; benchmarks/robustness.py measures with them,
+training augments with them; issue 22 item 3), on small arrays: fast, no model."""
+
+import random
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from streetwatch.benchmarks.robustness import DARK_LEVEL, dark, grayscale, h264, jpeg
+from streetwatch.training.camera_conditions import DARK_LEVEL, CameraAugment, dark, grayscale, h264, jpeg
 
 
 @pytest.fixture
@@ -47,3 +51,33 @@ def test_h264_round_trip_keeps_shape_odd_sizes_too(picture):
     assert np.abs(out.astype(int) - picture.astype(int)).mean() < 40  # the same picture, degraded
     odd = picture[:47, :63]
     assert h264(odd).shape == odd.shape
+
+
+def test_camera_augment_draws_each_condition_at_its_share(picture):
+    augment = CameraAugment(grayscale=0.2, dark=0.3, codec=0.1)
+    rng = random.Random(5)
+    seen = Counter()
+    for _ in range(400):
+        out, name = augment.apply(picture, rng)
+        seen[name] += 1
+        assert out.shape == picture.shape and out.dtype == np.uint8
+        if name == "grayscale":
+            assert np.array_equal(out[..., 0], out[..., 2])
+        elif name == "dark":
+            assert float(out.mean()) < 0.6 * float(picture.mean())
+        elif name == "as is":
+            assert out is picture
+        else:  # h264 or jpeg
+            assert not np.array_equal(out, picture)
+    assert set(seen) == {"grayscale", "dark", "h264", "jpeg", "as is"}
+    shares = {k: v / 400 for k, v in seen.items()}
+    assert shares["grayscale"] == pytest.approx(0.2, abs=0.06) and shares["dark"] == pytest.approx(0.3, abs=0.07)
+    assert shares["h264"] + shares["jpeg"] == pytest.approx(0.1, abs=0.05)
+    assert shares["as is"] == pytest.approx(0.4, abs=0.07)
+
+
+def test_camera_augment_rejects_shares_that_are_not_a_share():
+    with pytest.raises(ValueError, match="sum to <= 1"):
+        CameraAugment(0.5, 0.4, 0.2)
+    with pytest.raises(ValueError, match=">= 0"):
+        CameraAugment(-0.1, 0.0, 0.0)

@@ -14,10 +14,18 @@ import yaml
 
 from streetwatch.detector.inference import DEFAULT_MODEL
 from streetwatch.detector.model import load_yolo
+from streetwatch.training.camera_conditions import CameraAugment
 from streetwatch.training.candidate import save_candidate
 from streetwatch.training.dataset import build_dataset
 from streetwatch.training.recipe import load_recipe
-from streetwatch.training.train import TrainSettings, resume, start_checkpoint, train
+from streetwatch.training.train import (
+    TrainSettings,
+    _trainer_class,
+    resume,
+    run_camera_augment,
+    start_checkpoint,
+    train,
+)
 from tests.conftest import shared_path
 
 V2_CLASSES = ["garbage", "street_vendor", "person", "bicycle", "car", "motorcycle", "bus", "truck", "umbrella",
@@ -83,11 +91,14 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     run = tmp_path / "runs" / "legs"
     assert (run / "weights" / "last.pt").is_file()
     assert torch.get_num_threads() == (os.cpu_count() or 1)  # not Ultralytics' cpu_count - 1
-    resume(run / "weights" / "last.pt")
+    camera = CameraAugment(grayscale=0.1, dark=0.15, codec=0.15)
+    resume(run / "weights" / "last.pt", camera=camera)  # camera conditions taken up from the second leg on
     straight = train(TrainSettings(**settings, name="straight"))
     legs = json.loads((run / "legs.json").read_text())
     assert [(leg["kind"], leg["first_epoch"], leg["last_epoch"]) for leg in legs] == [("start", 1, 1),
                                                                                       ("resume", 2, 2)]
+    assert [leg["camera_augment"] for leg in legs] == [None, camera.describe()]
+    assert run_camera_augment(run, None) == camera  # a later leg keeps it without being told again
     assert all(leg["wall_s"] > 0 for leg in legs)
     # every epoch's weights stay for the choice on val (Ultralytics numbers them from 0)
     assert sorted(p.name for p in (run / "weights").glob("epoch*.pt")) == ["epoch0.pt", "epoch1.pt"]
@@ -118,6 +129,35 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
         ("legs", "start", 1), ("legs", "resume", 2), ("from-candidate", "start", 1)]
     progress = json.loads((candidate.parent / "progress.json").read_text())
     assert progress["run"] == "from-candidate" and progress["earlier_runs"][0]["epochs_done"] == 2
+
+
+def test_the_trainer_puts_the_camera_conditions_into_training_pictures_only_and_keeps_them_past_close_mosaic(
+        dataset, tmp_path):
+    trainer = _trainer_class(CameraAugment(grayscale=1.0, dark=0.0, codec=0.0))(overrides=dict(
+        model=str(DEFAULT_MODEL), data=str(dataset), imgsz=64, epochs=1, batch=4, workers=0, device="cpu",
+        plots=False, project=str(tmp_path), name="grey"))
+    train_images, val_images = trainer.data["train"], trainer.data["val"]
+    trainer.model = load_yolo(DEFAULT_MODEL).model  # what setup would load: the datasets take its stride
+
+    def grey(ds) -> bool:
+        img = ds[0]["img"]  # after every transform, as the network is fed: (3, h, w) uint8
+        return bool(torch.equal(img[0], img[1]) and torch.equal(img[1], img[2]))
+
+    training = trainer.build_dataset(train_images, mode="train", batch=4)
+    assert grey(training) and grey(training)  # every picture at share 1.0
+    training.close_mosaic(trainer.args)  # the last epochs rebuild the transforms without mosaic
+    assert grey(training)
+    assert type(training.transforms.transforms[-1]).__name__ == "Format"
+    assert not grey(trainer.build_dataset(val_images, mode="val", batch=4))  # val is scored as it is
+    plain = _trainer_class()(overrides=dict(model=str(DEFAULT_MODEL), data=str(dataset), imgsz=64, epochs=1,
+                                            batch=4, workers=0, device="cpu", plots=False, project=str(tmp_path),
+                                            name="plain"))
+    plain.model = trainer.model
+    assert not grey(plain.build_dataset(train_images, mode="train", batch=4))
+    # a new run in a folder an earlier run used records its own choice ("off"), not the old one's
+    run = tmp_path / "reused"
+    run_camera_augment(run, CameraAugment(0.2, 0.0, 0.0))
+    assert run_camera_augment(run, CameraAugment(0.0, 0.0, 0.0)) is None and run_camera_augment(run, None) is None
 
 
 def test_the_run_card_draft_names_every_teacher(tmp_path):

@@ -20,6 +20,7 @@ from pathlib import Path
 from streetwatch.detector.errors import DatasetError, ModelError
 from streetwatch.detector.model import load_yolo
 from streetwatch.detector.offline import prepare_offline
+from streetwatch.training.camera_conditions import CameraAugment
 
 
 @dataclass(frozen=True)
@@ -51,14 +52,24 @@ class TrainSettings:
     # the first N modules train no more (10: YOLOv8's backbone): a fine-tune on a few hundred photos then moves
     # only the neck and head, and what the backbone knew of every other place stays exactly as it was
     freeze: int | None = None
+    # a share of the training pictures made infrared grey, dusk or codec-damaged (training/camera_conditions.py);
+    # recorded in the run folder, so a resumed run keeps it
+    camera_augment: CameraAugment | None = None
 
 
-def _trainer_class():
+def _trainer_class(camera: CameraAugment | None = None):
     prepare_offline()
     from ultralytics.models.yolo.detect import DetectionTrainer
 
     class KeepModelTrainer(DetectionTrainer):
-        """A DetectionTrainer that trains the given module instead of rebuilding it from YAML."""
+        """A DetectionTrainer that trains the given module instead of rebuilding it from YAML (and adds the camera
+        conditions to the training pictures when asked)."""
+
+        def build_dataset(self, img_path, mode="train", batch=None):
+            dataset = super().build_dataset(img_path, mode, batch)
+            if camera is not None and mode == "train":
+                add_camera_augment(dataset, camera)
+            return dataset
 
         def get_model(self, cfg=None, weights=None, verbose=True):
             head = getattr(weights, "model", [None])[-1] if weights is not None else None
@@ -71,6 +82,37 @@ def _trainer_class():
             return super().get_model(cfg=cfg, weights=weights, verbose=verbose)
 
     return KeepModelTrainer
+
+
+def add_camera_augment(dataset, camera: CameraAugment) -> None:
+    """Put `camera` into an Ultralytics dataset's transforms just before `Format` (after the HSV gain and the
+    flips), and keep it there when the last epochs rebuild them without mosaic (`close_mosaic`)."""
+    build = dataset.build_transforms
+
+    def build_with_camera(hyp):
+        transforms = build(hyp)
+        transforms.insert(len(transforms.transforms) - 1, camera)
+        return transforms
+
+    dataset.build_transforms = build_with_camera
+    dataset.transforms.insert(len(dataset.transforms.transforms) - 1, camera)
+
+
+CAMERA_FILE = "camera_augment.json"
+
+
+def run_camera_augment(run: Path, given: CameraAugment | None) -> CameraAugment | None:
+    """The camera augmentation a leg of `run` trains with: `given` (then recorded in the run folder, for the legs
+    after it), else what an earlier leg recorded, else none. All shares 0 records "off"."""
+    path = Path(run) / CAMERA_FILE
+    if given is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(given.describe()))
+    elif path.is_file():
+        given = CameraAugment(**json.loads(path.read_text()))
+    if given is None or not any(given.describe().values()):
+        return None
+    return given
 
 
 def split_entry(data: Path, split: str) -> Path:
@@ -128,7 +170,7 @@ def _attach_epoch_cap(model, cap: int | None) -> None:
     model.add_callback("on_fit_epoch_end", cap_epochs)
 
 
-def _attach_leg_log(model, run: Path, kind: str) -> None:
+def _attach_leg_log(model, run: Path, kind: str, camera: CameraAugment | None = None) -> None:
     """Record this leg of the run in `legs.json`, rewritten after every epoch.
 
     A CPU run is many legs (a session ends, the run is resumed); the model card lists each with its
@@ -137,7 +179,8 @@ def _attach_leg_log(model, run: Path, kind: str) -> None:
     log_path = run / "legs.json"
     legs = json.loads(log_path.read_text()) if log_path.is_file() else []
     leg = {"leg": len(legs) + 1, "kind": kind, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-           "host": platform.node(), "first_epoch": None, "last_epoch": None, "wall_s": 0.0}
+           "host": platform.node(), "first_epoch": None, "last_epoch": None, "wall_s": 0.0,
+           "camera_augment": camera.describe() if camera else None}
     legs.append(leg)
     t0 = time.monotonic()
 
@@ -198,12 +241,15 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     """Train; returns the run folder (weights/best.pt, weights/last.pt, results.csv)."""
     check_dataset(settings.data)
     model = load_yolo(settings.model)
-    _attach_leg_log(model, Path(settings.project).resolve() / settings.name, "start")  # first: a stop keeps it
+    run = Path(settings.project).resolve() / settings.name
+    # a new run records its own choice, "off" included: a folder reused by name must not keep an old run's
+    camera = run_camera_augment(run, settings.camera_augment or CameraAugment(0.0, 0.0, 0.0))
+    _attach_leg_log(model, run, "start", camera)  # first: a stop keeps it
     _attach_progress(model, on_epoch)
     _use_every_core(model, settings.threads)
     _attach_epoch_cap(model, settings.epoch_cap)
     model.train(
-        trainer=_trainer_class(),
+        trainer=_trainer_class(camera),
         data=str(settings.data),
         epochs=settings.epochs,
         imgsz=settings.imgsz,
@@ -227,19 +273,22 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
         amp=False,
         verbose=False,
     )
-    run = Path(settings.project).resolve() / settings.name
     (run / "streetwatch_train.json").write_text(json.dumps(asdict(settings), default=str, indent=2))
     return run
 
 
-def resume(last: Path, on_epoch=None, time_hours: float | None = None, threads: int | None = None) -> Path:
+def resume(last: Path, on_epoch=None, time_hours: float | None = None, threads: int | None = None,
+           camera: CameraAugment | None = None) -> Path:
     """Continue an interrupted run from its `last.pt` with the same settings (and, for a run with a time
-    budget, what is left of it: Ultralytics would start the whole budget again)."""
+    budget, what is left of it: Ultralytics would start the whole budget again). `camera` changes the run's
+    camera augmentation from this leg on; without it the run keeps what it had."""
     if not Path(last).is_file():
         raise ModelError(f"{last}: no checkpoint to resume from")
     model = load_yolo(last)
-    _attach_leg_log(model, Path(last).resolve().parent.parent, "resume")
+    run = Path(last).resolve().parent.parent
+    camera = run_camera_augment(run, camera)
+    _attach_leg_log(model, run, "resume", camera)
     _attach_progress(model, on_epoch)
     _use_every_core(model, threads)
-    model.train(trainer=_trainer_class(), resume=True, **({"time": time_hours} if time_hours else {}))
-    return Path(last).resolve().parent.parent
+    model.train(trainer=_trainer_class(camera), resume=True, **({"time": time_hours} if time_hours else {}))
+    return run
