@@ -109,3 +109,30 @@ def sample_run(tmp_path_factory) -> SampleRun:
         patch.chdir(folder)
         result = CliRunner().invoke(app, ["detect", "--sample"])
     return SampleRun(folder, result.exit_code, result.output, list(seen))
+
+
+# Where the suite's time goes: STREETWATCH_TEST_TIMES=FILE writes each test's wall and CPU seconds (this process and
+# the children it reaped; setup, call and teardown together) as JSON lines. A test whose CPU is far below its wall
+# waits (real-time streams, sleeps); one near 2x wall uses both cores: the split between parallel and serial runs
+# is read from this.
+_TIMES = os.environ.get("STREETWATCH_TEST_TIMES")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    if not _TIMES:
+        yield
+        return
+    import json
+    import resource
+    import time
+
+    def cpu() -> float:
+        own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+    wall0, cpu0 = time.monotonic(), cpu()
+    yield
+    with open(_TIMES, "a") as out:
+        out.write(json.dumps({"test": item.nodeid, "wall_s": round(time.monotonic() - wall0, 2),
+                              "cpu_s": round(cpu() - cpu0, 2)}) + "\n")
