@@ -273,3 +273,17 @@ def test_freeze_keeps_the_backbone_exactly_and_trains_the_rest(tmp_path):
 
     assert all(kept(k) for k in backbone)
     assert sum(not kept(k) for k in head) > len(head) // 2
+
+
+@pytest.mark.parametrize("value, why", [("0.5,0.6,0.2", "sum to <= 1"), ("0.1,dark,0", "could not convert"),
+                                        ("0.1,0.1", "3 shares wanted")])
+def test_a_bad_camera_augment_is_refused_before_anything_trains(tmp_path, value, why):
+    from typer.testing import CliRunner
+
+    from streetwatch.cli import app
+
+    last = tmp_path / "last.pt"  # never read: the option is checked first
+    done = CliRunner().invoke(app, ["train", "--camera-augment", value, "--resume", str(last)])
+    text = " ".join(done.output.replace("│", " ").split())  # the error box wraps at the console's width
+    assert done.exit_code != 0 and "--camera-augment" in text and why in text, done.output
+    assert "no checkpoint" not in text
