@@ -44,10 +44,10 @@ class LocalCluster:
     """
 
     def __init__(self, workers: int = 1, cpus_per_node: int = 1, env: dict[str, str] | None = None,
-                 log_dir: Path | None = None) -> None:
+                 log_dir: Path | None = None, ports: tuple[int, int] | None = None) -> None:
         self.ray_bin = str(Path(sys.executable).with_name("ray"))
-        self.port = _free_port()
-        self.client_port = _free_port()  # Ray Client (ray://) on the head
+        # (head, Ray Client) ports; the caller may hand out ports no other process on the host picks meanwhile
+        self.port, self.client_port = ports or (_free_port(), _free_port())
         self.cpus_per_node = cpus_per_node
         self.temp = Path(tempfile.mkdtemp(prefix="swray", dir="/tmp"))  # unix socket paths must stay short
         self.log_dir = Path(log_dir) if log_dir else self.temp

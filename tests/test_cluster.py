@@ -9,11 +9,13 @@ The model is scripted and shipped to the workers by import path. The single-host
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -34,6 +36,7 @@ from streetwatch.streams.video import Sampling
 from tests.cluster_model import TAXONOMY, Scene, make_clip, make_model
 from tests.conftest import shared_path
 from tests.paths import PROJECT_ROOT
+from tests.servers.fixtures import free_port
 
 
 def _ci_at_start() -> bool:
@@ -95,12 +98,18 @@ def reference(footage, tmp_path_factory):
 def cluster(tmp_path_factory):
     from streetwatch.benchmarks.bench_cluster import LocalCluster
 
-    # the workers import tests.cluster_model (the scripted model) from this checkout
-    local = LocalCluster(workers=1, env={"PYTHONPATH": str(PROJECT_ROOT)},
-                         log_dir=tmp_path_factory.mktemp("ray-logs"))
-    local.start()
-    yield local
-    local.stop()
+    # One Ray cluster on the host at a time: `ray stop --force` ends every Ray process of the machine, so a second
+    # test process (pytest-xdist) holding its own cluster waits here until this one is stopped.
+    with open(Path(tempfile.gettempdir()) / "streetwatch-tests-ray.lock", "w") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        # the workers import tests.cluster_model (the scripted model) from this checkout
+        local = LocalCluster(workers=1, env={"PYTHONPATH": str(PROJECT_ROOT)},
+                             log_dir=tmp_path_factory.mktemp("ray-logs"), ports=(free_port(), free_port()))
+        local.start()
+        try:
+            yield local
+        finally:
+            local.stop()
 
 
 def run_cluster(cluster, footage, url, evidence, files, factory="tests.cluster_model:make_model"):

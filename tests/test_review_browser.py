@@ -8,7 +8,6 @@ import csv
 import io
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -20,6 +19,7 @@ from streetwatch.cases import tables as t
 from streetwatch.cases.store import CaseStore
 from streetwatch.review import ReviewSettings, create_app
 from tests.reviewkit import PASSWORDS, add_users, file_sighting
+from tests.servers.fixtures import free_port
 
 pytestmark = pytest.mark.timeout(90)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -34,12 +34,6 @@ def _need_browser() -> None:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

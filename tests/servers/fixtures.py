@@ -28,11 +28,32 @@ RTSP_SERVER_SCRIPT = Path(__file__).parents[2] / "benchmarks" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
 
 
+# The suite runs in several processes (pytest-xdist). A port picked now and bound later by a server in another
+# process is a race: asked for "any port", the kernel hands out ports of its ephemeral range (32768-60999), the
+# same range it gives every other test's listeners and every outgoing connection, so between the pick and the bind
+# another process may take it (seen: a daemon test's RTSP camera answered by another test's garbage-sending HTTP
+# server). So ports that are bound later come from a block of their own per test process, below the ephemeral
+# range and above Ray's worker ports (10002-19999), handed out in turn so a port is not given twice soon.
+PORT_BLOCK = 2000
+_ports = {"next": None}
+
+
 def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now, and that no other test process will hand out."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    index = int(worker[2:]) if worker[2:].isdigit() else 0
+    base = 20000 + (index % 6) * PORT_BLOCK
+    start = _ports["next"] if _ports["next"] is not None else os.getpid() % PORT_BLOCK  # a child process: elsewhere
+    for step in range(PORT_BLOCK):
+        offset = (start + step) % PORT_BLOCK
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", base + offset))
+            except OSError:
+                continue
+        _ports["next"] = offset + 1
+        return base + offset
+    raise RuntimeError(f"no free port in {base}-{base + PORT_BLOCK - 1}")
 
 
 def _pattern(index: int, fps: int, size: tuple[int, int]) -> np.ndarray:
