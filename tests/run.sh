@@ -51,5 +51,5 @@ rm -rf "$types_root"
 echo "mypy: clean (detector, cases, streams)"
 # Two test processes (pytest-xdist; work stealing, so the long files do not leave one process idle at the end): the
 # suite waits on real streams, brokers and clusters for a third of its time, which the other process fills. Measured
-# on a 2-core host: 967 s in one process, 667 s in two. STREETWATCH_TEST_WORKERS=0 runs in one (for a debugger).
+# on a 2-core host: 967 s in one process, 578-629 s in two. STREETWATCH_TEST_WORKERS=0 runs in one (for a debugger).
 exec .venv/bin/python -m pytest -n "${STREETWATCH_TEST_WORKERS:-2}" --dist worksteal "$@"
