@@ -215,6 +215,9 @@ def models_candidate(
         "models/streetwatch-v2-candidate"),
     weights: Annotated[Path | None, typer.Option(help="Keep these weights instead of the run's last.pt: the "
                                                       "epochN.pt or WiSE-FT blend chosen on val.")] = None,
+    resume_state: Annotated[bool, typer.Option("--resume-state", help="Also keep the run's last.pt and its "
+                                               "camera augmentation in OUT/resume/ (the next leg on a fresh "
+                                               "machine resumes from a copy of that folder).")] = False,
 ) -> None:
     """Keep the weights a run reached so far as a small fp16 candidate (plus its legs and progress).
 
@@ -223,7 +226,7 @@ def models_candidate(
     quiet_libraries()
     from streetwatch.training.candidate import save_candidate
 
-    path = save_candidate(run, out, weights)
+    path = save_candidate(run, out, weights, resume_state=resume_state)
     progress = json.loads((out / "progress.json").read_text())
     console.print(f"candidate: {path} ({path.stat().st_size / 1e6:.1f} MB), epoch {progress['epochs_done']} of "
                   f"{progress['epochs_planned']}; continue with `streetwatch train --resume {run}/weights/last.pt`, "

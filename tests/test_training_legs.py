@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from streetwatch.detector.errors import ModelError
 from streetwatch.detector.inference import DEFAULT_MODEL
 from streetwatch.detector.model import load_yolo
 from streetwatch.training.camera_conditions import CameraAugment
@@ -21,6 +23,7 @@ from streetwatch.training.recipe import load_recipe
 from streetwatch.training.train import (
     TrainSettings,
     _trainer_class,
+    recorded_camera_augment,
     resume,
     run_camera_augment,
     start_checkpoint,
@@ -108,8 +111,19 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     for key in ("lr/pg0", "lr/pg1", "lr/pg2"):  # the same schedule as an uninterrupted run
         assert float(rows[1][key]) == pytest.approx(float(ref[1][key]), rel=1e-6)
 
-    candidate = save_candidate(run, tmp_path / "models" / "v2-candidate")
+    candidate = save_candidate(run, tmp_path / "models" / "v2-candidate", resume_state=True)
     assert candidate.stat().st_size < 8e6  # fp16 weights only: small enough for the repository
+    # the resume state for a fresh machine carries the augmentation: a copy of that folder resumes with it...
+    kept = candidate.parent / "resume"
+    assert sorted(p.name for p in kept.iterdir()) == ["camera_augment.json", "last.pt"]
+    fresh = tmp_path / "fresh" / "runs" / "legs" / "weights"
+    shutil.copytree(kept, fresh)
+    assert recorded_camera_augment(fresh / "last.pt", fresh.parent) == camera
+    # ...and last.pt copied alone is refused before anything trains, not resumed without it
+    (fresh / "camera_augment.json").unlink()
+    with pytest.raises(ModelError, match="--camera-augment"):
+        resume(fresh / "last.pt")
+    assert not (fresh.parent / "legs.json").exists()
     progress = json.loads((candidate.parent / "progress.json").read_text())
     assert progress["epochs_done"] == 2 and progress["epochs_planned"] == 2 and progress["imgsz"] == 64
     assert json.loads((candidate.parent / "legs.json").read_text()) == [{"run": "legs", **leg} for leg in legs]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 from streetwatch.detector.errors import ModelError
@@ -63,9 +64,11 @@ def _earlier_progress(out: Path, run: str) -> list[dict]:
     return [*before.get("earlier_runs", []), mine]
 
 
-def save_candidate(run: Path, out: Path, weights: Path | None = None) -> Path:
+def save_candidate(run: Path, out: Path, weights: Path | None = None, resume_state: bool = False) -> Path:
     """Write the run's latest weights (or `weights`: the checkpoint or WiSE-FT blend chosen on val) as
-    `out/candidate.pt` (fp16, no optimizer) plus its legs and progress."""
+    `out/candidate.pt` (fp16, no optimizer) plus its legs and progress. `resume_state` also keeps the run's
+    last.pt (optimizer and epoch included) and its camera augmentation in `out/resume/`, for the next leg on a
+    fresh machine."""
     import torch
 
     run = Path(run)
@@ -95,4 +98,22 @@ def save_candidate(run: Path, out: Path, weights: Path | None = None) -> Path:
                 "earlier_runs": _earlier_progress(out, run.name),
                 "last_validation": {k: v for k, v in rows[-1].items() if k.startswith("metrics/")} if rows else {}}
     (out / "progress.json").write_text(json.dumps(progress, indent=2))
+    if resume_state:
+        keep_resume_state(run, out / "resume")
     return out / "candidate.pt"
+
+
+def keep_resume_state(run: Path, folder: Path) -> None:
+    """Copy what a fresh machine needs to go on with the run: last.pt and the camera-augmentation record
+    (`training.train.resume` reads it beside the checkpoint), replacing an older leg's."""
+    from streetwatch.training.train import CAMERA_FILE
+
+    last = Path(run) / "weights" / "last.pt"
+    if not last.is_file():
+        raise ModelError(f"{last}: no resume state to keep")
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(last, folder / "last.pt")
+    record = Path(run) / CAMERA_FILE
+    (folder / CAMERA_FILE).unlink(missing_ok=True)
+    if record.is_file():
+        shutil.copyfile(record, folder / CAMERA_FILE)

@@ -115,6 +115,19 @@ def run_camera_augment(run: Path, given: CameraAugment | None) -> CameraAugment 
     return given
 
 
+def recorded_camera_augment(last: Path, run: Path) -> CameraAugment | None:
+    """What the run being resumed trained with, when the leg is not told: its run folder's record, else one kept
+    beside the checkpoint (a candidate's `resume/` folder copied to a fresh machine). Neither, for a checkpoint
+    whose run folder is gone, is refused: resuming without the augmentation would be a silent change of recipe."""
+    for path in (run / CAMERA_FILE, last.parent / CAMERA_FILE):
+        if path.is_file():
+            return CameraAugment(**json.loads(path.read_text()))
+    if (run / "legs.json").is_file():
+        return None  # a run from before the augmentation existed: it trained without
+    raise ModelError(f"{last}: no record of the run's camera augmentation ({CAMERA_FILE}) in {run} or beside the "
+                     "checkpoint (copied without its run folder?): give --camera-augment (0,0,0 for none)")
+
+
 def split_entry(data: Path, split: str) -> Path:
     """Where a data.yaml's split lives: an image folder, or a .txt list of images (per-source evaluation files)."""
     from streetwatch.detector.safe_yaml import read_yaml
@@ -286,7 +299,7 @@ def resume(last: Path, on_epoch=None, time_hours: float | None = None, threads: 
         raise ModelError(f"{last}: no checkpoint to resume from")
     model = load_yolo(last)
     run = Path(last).resolve().parent.parent
-    camera = run_camera_augment(run, camera)
+    camera = run_camera_augment(run, camera if camera is not None else recorded_camera_augment(Path(last), run))
     _attach_leg_log(model, run, "resume", camera)
     _attach_progress(model, on_epoch)
     _use_every_core(model, threads)
