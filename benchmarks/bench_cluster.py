@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,13 +22,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from streetwatch.benchmarks.ports import free_port
+
 __all__ = ["LocalCluster", "bench_cluster"]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class LocalCluster:
@@ -47,7 +42,7 @@ class LocalCluster:
                  log_dir: Path | None = None, ports: tuple[int, int] | None = None) -> None:
         self.ray_bin = str(Path(sys.executable).with_name("ray"))
         # (head, Ray Client) ports; the caller may hand out ports no other process on the host picks meanwhile
-        self.port, self.client_port = ports or (_free_port(), _free_port())
+        self.port, self.client_port = ports or (free_port(), free_port())
         self.cpus_per_node = cpus_per_node
         self.temp = Path(tempfile.mkdtemp(prefix="swray", dir="/tmp"))  # unix socket paths must stay short
         self.log_dir = Path(log_dir) if log_dir else self.temp

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from streetwatch.benchmarks.drone_replay import TelemetryReplay
+from streetwatch.benchmarks.ports import free_port
 from streetwatch.camera_daemon.config import parse_daemon_config
 from streetwatch.camera_daemon.service import Daemon
 from streetwatch.detector.inference import DEFAULT_MODEL
@@ -141,11 +142,7 @@ class RtspServer:
     """The project's GStreamer RTSP test server with `n` mounts of one clip, in its own process."""
 
     def __init__(self, clip: Path, n: int, live_epoch: float | None = None) -> None:
-        import socket
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         cmd = ["/usr/bin/python3", str(RTSP_SERVER), "--port", str(self.port)]
         for i in range(n):
             cmd += ["--mount", f"/cam{i}", "--file", str(clip)]
