@@ -228,7 +228,8 @@ def models_candidate(
 
     path = save_candidate(run, out, weights, resume_state=resume_state)
     progress = json.loads((out / "progress.json").read_text())
-    console.print(f"candidate: {path} ({path.stat().st_size / 1e6:.1f} MB), epoch {progress['epochs_done']} of "
+    console.print(f"candidate: {path} ({path.stat().st_size / 1e6:.1f} MB), the weights of epoch "
+                  f"{progress['weights_epoch']} ({progress['weights']}); the run is at epoch {progress['epochs_done']} of "
                   f"{progress['epochs_planned']}; continue with `streetwatch train --resume {run}/weights/last.pt`, "
                   f"or from the candidate on a fresh machine (see {out / 'progress.json'})")
 

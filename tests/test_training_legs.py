@@ -126,6 +126,10 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     assert not (fresh.parent / "legs.json").exists()
     progress = json.loads((candidate.parent / "progress.json").read_text())
     assert progress["epochs_done"] == 2 and progress["epochs_planned"] == 2 and progress["imgsz"] == 64
+    assert progress["weights_epoch"] == 2
+    earlier = save_candidate(run, tmp_path / "models" / "epoch1", weights=run / "weights" / "epoch0.pt")
+    kept_from = torch.load(earlier, weights_only=False)["candidate_of"]  # says which epoch, not the run's last
+    assert (kept_from["weights_epoch"], kept_from["epochs_done"]) == (1, 2)
     assert json.loads((candidate.parent / "legs.json").read_text()) == [{"run": "legs", **leg} for leg in legs]
     assert list(load_yolo(candidate).names.values()) == V2_CLASSES
     # on a fresh machine, without last.pt: a new leg from the candidate's weights
@@ -137,7 +141,8 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     assert 0 < float(next(csv.DictReader((again / "results.csv").open()))["lr/pg0"]) <= 1e-4
     # the checkpoint chosen on val, not last.pt: the candidate says which; its history keeps the first run's legs
     save_candidate(again, candidate.parent, weights=again / "weights" / "epoch0.pt")
-    assert torch.load(candidate, weights_only=False)["candidate_of"]["weights"] == "epoch0.pt"
+    kept_from = torch.load(candidate, weights_only=False)["candidate_of"]
+    assert (kept_from["weights"], kept_from["weights_epoch"], kept_from["epochs_done"]) == ("epoch0.pt", 1, 1)
     kept = json.loads((candidate.parent / "legs.json").read_text())
     assert [(leg["run"], leg["kind"], leg["first_epoch"]) for leg in kept] == [
         ("legs", "start", 1), ("legs", "resume", 2), ("from-candidate", "start", 1)]

@@ -82,16 +82,19 @@ def save_candidate(run: Path, out: Path, weights: Path | None = None, resume_sta
     args = read_yaml(run / "args.yaml") if (run / "args.yaml").is_file() else {}
     rows = _results(run)
     epoch = _epochs_done(rows)  # last.pt says -1 once a run is finished (Ultralytics strips it)
+    # the epoch the kept weights are from: best.pt or epochN.pt may be earlier than the run's last epoch
+    weights_epoch = ckpt["epoch"] + 1 if isinstance(ckpt.get("epoch"), int) and ckpt["epoch"] >= 0 else epoch
     out.mkdir(parents=True, exist_ok=True)
     torch.save({"model": model.half(), "ema": None, "optimizer": None, "epoch": -1, "train_args": args,
                 "date": ckpt.get("date"), "version": ckpt.get("version"),
                 "candidate_of": {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
-                                 "weights": last.name, "wise_ft": ckpt.get("wise_ft")}},
+                                 "weights": last.name, "weights_epoch": weights_epoch,
+                                 "wise_ft": ckpt.get("wise_ft")}},
                out / "candidate.pt")
     legs = _all_legs(out, run.name, [{"run": run.name, **leg} for leg in _read(run / "legs.json", [])])
     (out / "legs.json").write_text(json.dumps(legs, indent=2))
     progress = {"run": run.name, "epochs_done": epoch, "epochs_planned": args.get("epochs"),
-                "weights": last.name, "wise_ft": ckpt.get("wise_ft"),
+                "weights": last.name, "weights_epoch": weights_epoch, "wise_ft": ckpt.get("wise_ft"),
                 "imgsz": args.get("imgsz"), "batch": args.get("batch"), "data": args.get("data"),
                 "optimizer": args.get("optimizer"), "lr0": args.get("lr0"), "lrf": args.get("lrf"),
                 "train_wall_s": round(sum(leg.get("wall_s", 0) for leg in legs if leg.get("run") == run.name), 1),
