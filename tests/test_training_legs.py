@@ -28,6 +28,7 @@ from streetwatch.training.train import (
     run_camera_augment,
     start_checkpoint,
     train,
+    training_data_digest,
 )
 from tests.conftest import shared_path
 
@@ -101,6 +102,9 @@ def test_a_run_stopped_after_one_epoch_resumes_exactly_and_records_both_legs(dat
     assert [(leg["kind"], leg["first_epoch"], leg["last_epoch"]) for leg in legs] == [("start", 1, 1),
                                                                                       ("resume", 2, 2)]
     assert [leg["camera_augment"] for leg in legs] == [None, camera.describe()]
+    # both legs say what they trained on, and it is the same data (the resume found it in the checkpoint)
+    assert legs[0]["data"] == legs[1]["data"] and legs[0]["data"]["train_pictures"] > 0
+    assert sum(legs[0]["data"]["train_boxes"].values()) > 0
     assert run_camera_augment(run, None) == camera  # a later leg keeps it without being told again
     assert all(leg["wall_s"] > 0 for leg in legs)
     # every epoch's weights stay for the choice on val (Ultralytics numbers them from 0)
@@ -227,3 +231,19 @@ def test_a_run_resumed_on_a_fresh_machine_keeps_its_earlier_legs_and_epoch_count
     legs = json.loads((out / "legs.json").read_text())
     assert [(leg["leg"], leg["kind"], leg["first_epoch"], leg["last_epoch"]) for leg in legs] == [
         (1, "start", 1, 3), (2, "resume", 4, 4)]
+
+
+def test_the_training_data_digest_moves_with_any_label_and_counts_boxes_per_class(tmp_path):
+    root = tmp_path / "ds"
+    (root / "images" / "train").mkdir(parents=True)
+    (root / "labels" / "train").mkdir(parents=True)
+    for i, rows in enumerate(["0 0.5 0.5 0.2 0.2\n1 0.3 0.3 0.1 0.1\n", "1 0.5 0.5 0.4 0.4\n"]):
+        (root / "images" / "train" / f"p{i}.jpg").write_bytes(b"x")
+        (root / "labels" / "train" / f"p{i}.txt").write_text(rows)
+    (root / "train.txt").write_text("./images/train/p0.jpg\n./images/train/p1.jpg\n./images/train/p1.jpg\n")
+    (root / "data.yaml").write_text(f"path: {root}\ntrain: train.txt\nval: images/train\nnames: {{0: a, 1: b}}\n")
+    first = training_data_digest(root / "data.yaml")
+    assert first["train_pictures"] == 3 and first["train_boxes"] == {"a": 1, "b": 3}  # repeats count
+    (root / "labels" / "train" / "p1.txt").write_text("0 0.5 0.5 0.4 0.4\n")  # one pseudo-label moved class
+    second = training_data_digest(root / "data.yaml")
+    assert second["sha256"] != first["sha256"] and second["train_boxes"] == {"a": 3, "b": 1}

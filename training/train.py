@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -183,7 +184,8 @@ def _attach_epoch_cap(model, cap: int | None) -> None:
     model.add_callback("on_fit_epoch_end", cap_epochs)
 
 
-def _attach_leg_log(model, run: Path, kind: str, camera: CameraAugment | None = None) -> None:
+def _attach_leg_log(model, run: Path, kind: str, camera: CameraAugment | None = None,
+                    data: Path | None = None) -> None:
     """Record this leg of the run in `legs.json`, rewritten after every epoch.
 
     A CPU run is many legs (a session ends, the run is resumed); the model card lists each with its
@@ -193,7 +195,8 @@ def _attach_leg_log(model, run: Path, kind: str, camera: CameraAugment | None = 
     legs = json.loads(log_path.read_text()) if log_path.is_file() else []
     leg = {"leg": len(legs) + 1, "kind": kind, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
            "host": platform.node(), "first_epoch": None, "last_epoch": None, "wall_s": 0.0,
-           "camera_augment": camera.describe() if camera else None}
+           "camera_augment": camera.describe() if camera else None,
+           "data": training_data_digest(data) if data else None}
     legs.append(leg)
     t0 = time.monotonic()
 
@@ -207,6 +210,43 @@ def _attach_leg_log(model, run: Path, kind: str, camera: CameraAugment | None = 
         log_path.write_text(json.dumps(legs, indent=2))
 
     model.add_callback("on_fit_epoch_end", record)
+
+
+def training_data_digest(data: Path) -> dict | None:
+    """What a leg trains on, so that legs run on different machines can be compared: the train split's
+    pictures (names, repeats included) and labels (boxes per class, SHA-256 of names and label text). A fresh
+    machine rebuilds the dataset from the recipe, and the teachers' pseudo-labels can move with the CPU's
+    precision: a changed digest between legs says so in `legs.json` instead of passing silently. None when the
+    split cannot be read (the leg still trains; Ultralytics names the problem)."""
+    import hashlib
+
+    try:
+        entry = split_entry(Path(data), "train")
+        if entry.suffix == ".txt":
+            root = entry.parent
+            pictures = [(root / line.strip()).resolve() if not Path(line.strip()).is_absolute() else
+                        Path(line.strip()) for line in entry.read_text().splitlines() if line.strip()]
+        else:
+            pictures = sorted(p for p in entry.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+    except (OSError, DatasetError):
+        return None
+    names = data_names(data)
+    digest, boxes = hashlib.sha256(), dict.fromkeys(names, 0)
+    for picture in pictures:
+        label = Path(f"{os.sep}labels{os.sep}".join(str(picture).rsplit(f"{os.sep}images{os.sep}", 1))
+                     ).with_suffix(".txt")  # where Ultralytics looks for it
+        text = label.read_text() if label.is_file() else ""
+        digest.update(f"{picture.name}\n{text}\n".encode())
+        for row in text.splitlines():
+            if row.strip() and int(row.split()[0]) < len(names):
+                boxes[names[int(row.split()[0])]] += 1
+    return {"train_pictures": len(pictures), "train_boxes": boxes, "sha256": digest.hexdigest()[:16]}
+
+
+def _checkpoint_data(model) -> Path | None:
+    """The data.yaml a checkpoint was training on (its train_args), which a resume goes on with."""
+    data = (getattr(model, "ckpt", None) or {}).get("train_args", {}).get("data")
+    return Path(data) if data else None
 
 
 def data_names(data: Path) -> list[str]:
@@ -257,7 +297,7 @@ def train(settings: TrainSettings, on_epoch=None) -> Path:
     run = Path(settings.project).resolve() / settings.name
     # a new run records its own choice, "off" included: a folder reused by name must not keep an old run's
     camera = run_camera_augment(run, settings.camera_augment or CameraAugment(0.0, 0.0, 0.0))
-    _attach_leg_log(model, run, "start", camera)  # first: a stop keeps it
+    _attach_leg_log(model, run, "start", camera, settings.data)  # first: a stop keeps it
     _attach_progress(model, on_epoch)
     _use_every_core(model, settings.threads)
     _attach_epoch_cap(model, settings.epoch_cap)
@@ -300,7 +340,7 @@ def resume(last: Path, on_epoch=None, time_hours: float | None = None, threads: 
     model = load_yolo(last)
     run = Path(last).resolve().parent.parent
     camera = run_camera_augment(run, camera if camera is not None else recorded_camera_augment(Path(last), run))
-    _attach_leg_log(model, run, "resume", camera)
+    _attach_leg_log(model, run, "resume", camera, _checkpoint_data(model))
     _attach_progress(model, on_epoch)
     _use_every_core(model, threads)
     model.train(trainer=_trainer_class(camera), resume=True, **({"time": time_hours} if time_hours else {}))
