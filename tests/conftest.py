@@ -26,6 +26,15 @@ def shared_path(*parts: str) -> Path:
     return path
 
 
+def e2e_model(default: Path) -> Path:
+    """The model an end-to-end test runs: its own `default`, or STREETWATCH_E2E_MODEL, so that a candidate is
+    put through the same end-to-end tests before it is promoted (model v3, issue 22 item 6)."""
+    given = os.environ.get("STREETWATCH_E2E_MODEL")
+    if given and not Path(given).is_file():
+        pytest.fail(f"STREETWATCH_E2E_MODEL={given}: no such weights file")
+    return Path(given) if given else Path(default)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'cases.db'}"

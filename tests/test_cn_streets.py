@@ -23,11 +23,11 @@ from streetwatch.detector.detections import box_iou
 from streetwatch.detector.inference import Detector, DetectorSettings
 from streetwatch.detector.settings import AnalysisSettings
 from streetwatch.streams.discover import discover
-from tests.conftest import shared_path
+from tests.conftest import e2e_model, shared_path
 from tests.paths import PROJECT_ROOT
 from tests.videos import on_canvas, scene_clip
 
-CANDIDATE = PROJECT_ROOT / "models" / "streetwatch-v2-candidate" / "candidate.pt"
+CANDIDATE = e2e_model(PROJECT_ROOT / "models" / "streetwatch-v2-candidate" / "candidate.pt")
 GARBAGE, BIN, OVERFLOW = 0, 1, 2  # the shared set's own class ids
 
 
@@ -72,7 +72,7 @@ def pick(det: Detector, want: int, model_class: str) -> Path:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_overflowing_bin_and_heap_are_one_case_each_and_a_clean_bin_none(tmp_path):
-    assert CANDIDATE.is_file(), "models/streetwatch-v2-candidate/candidate.pt is missing"
+    assert CANDIDATE.is_file(), f"{CANDIDATE} is missing"
     det = Detector(DetectorSettings(model=CANDIDATE, min_confidence=0.3))
     scenes = {"bin-overflowing": pick(det, OVERFLOW, "overflowing_bin"), "heap": pick(det, GARBAGE, "garbage"),
               "bin-clean": pick(det, BIN, "garbage_bin")}

@@ -13,7 +13,7 @@ from streetwatch.streams.discover import discover
 from streetwatch.streams.drone import DroneSettings, drone_hooks
 from streetwatch.streams.video import Sampling
 from tests import flyover
-from tests.conftest import shared_path
+from tests.conftest import e2e_model, shared_path
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_each_stall_is_one_case_near_its_true_position_and_a_second_pass_adds_no
     stalls, east, west = flight
     assert len(stalls) >= 4
     store = CaseStore(f"sqlite:///{tmp_path / 'db.sqlite'}")
-    settings = PipelineSettings(analysis=AnalysisSettings(model=DEFAULT_MODEL), sampling=Sampling(mode="fps", fps=1),
+    settings = PipelineSettings(analysis=AnalysisSettings(model=e2e_model(DEFAULT_MODEL)), sampling=Sampling(mode="fps", fps=1),
                                 evidence_dir=tmp_path / "evidence")
     pipe = Pipeline(settings, store)
     hooks = lambda item: drone_hooks(item, DroneSettings())  # noqa: E731
