@@ -208,6 +208,8 @@ class Pipeline:
         model_id = f"{analysis.model_path().name}:{self._model_digest()}"
         self.model_id = model_id
         self.runtime: str | None = getattr(self.detector, "runtime", None)  # None: a scripted model (tests)
+        # the model's own per-class scores, above the taxonomy's floors (detector/operating_points.py)
+        self.operating_points: dict[str, float] = dict(getattr(self.detector, "operating_points", None) or {})
         self.redactor = Redactor(settings.privacy)  # a stated models_dir that is missing stops here
         clock = {"start_time": settings.start_time, "timezone": settings.timezone,
                  "camera_timezones": settings.camera_timezones, "cameras_timezone": settings.cameras_timezone}
@@ -277,6 +279,8 @@ class Pipeline:
         result.notes["owner"] = Owner.me().as_note()
         if self.runtime is not None:
             result.notes["runtime"] = self.runtime  # e.g. "openvino bf16": what ran the network, beside the model
+        if self.operating_points:
+            result.notes["operating_points"] = self.operating_points
         result.notes["camera_id_rule"] = CAMERA_RULE_CLI if self.settings.camera else item.camera_id_rule
         zone = footage_zone(self.settings, self.zone_file, camera_id)
         result.notes["time_zone"] = zone.as_note()  # which zone read the times given without one
@@ -314,7 +318,8 @@ class Pipeline:
         step = AnalysisStep(self.settings.analysis, self.taxonomy, self.zones, self.detector.names, camera_id,
                             key_prefix=prefix, locator=locator, still=still, place_id=place_id,
                             scenes=TimedScenes(scenes, timer) if scenes is not None else None,  # type: ignore[arg-type]
-                            scene_check=self.settings.scene_check)
+                            scene_check=self.settings.scene_check,
+                            operating_points=self.operating_points)
         reach = self.settings.analysis.track_max_age_s + sampling_step_s(self.settings.sampling)
         keys = StableKeys(prefix, resume, reach_s=reach, keep_s=self.lead_s + reach,  # keys that survive a resume
                           stored=lambda k: stored_confidence(self.store, k))

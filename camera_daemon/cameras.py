@@ -176,7 +176,7 @@ class CameraRuntime:
     inference thread touches."""
 
     def __init__(self, plan: CameraPlan, names: dict[int, str], instance: str,
-                 scenes: SceneSegmenter | None = None) -> None:
+                 scenes: SceneSegmenter | None = None, operating_points: dict[str, float] | None = None) -> None:
         cam = plan.camera
         self.plan = plan
         self.id = cam.id
@@ -189,7 +189,7 @@ class CameraRuntime:
         locator = self.drone.locator() if self.drone else \
             GroundCalibration.from_config(cam.calibration).locator() if cam.calibration else None
         self.step = AnalysisStep(cam, plan.taxonomy, ZoneIndex(plan.zones), names, cam.id, key_prefix=self.session,
-                                 locator=locator, scenes=scenes)
+                                 locator=locator, scenes=scenes, operating_points=operating_points)
         self.unknown_classes = self.step.unknown_classes
         # a taxonomy class the model lacks (`garbge`) would keep its problem type silent without a word
         for line in taxonomy_class_problems(plan.taxonomy, names.values(), Path(plan.model_key[0]).name):

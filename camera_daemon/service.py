@@ -264,7 +264,8 @@ class Daemon:
                 self._failed[cam.id] = f"model: {exc}"
             log.error("camera %s cannot run: model: %s", cam.id, exc, extra={"camera": cam.id, "event": "failed"})
             return
-        rt = CameraRuntime(plan, detector.names, self.instance, scenes=self._scenes_of(cam.id))
+        rt = CameraRuntime(plan, detector.names, self.instance, scenes=self._scenes_of(cam.id),
+                           operating_points=getattr(detector, "operating_points", None))
         if rt.unknown_classes:
             log.warning("camera %s: class_confidence names classes the model lacks: %s", cam.id, rt.unknown_classes,
                         extra={"camera": cam.id, "event": "config_warning"})

@@ -167,6 +167,10 @@ def detect(
         return
     pipeline = Pipeline(settings, store)
     err_console.print(f"note: model {analysis.model_path().name} runs on {pipeline.runtime}", highlight=False)
+    if pipeline.operating_points:  # scores this model needs above the taxonomy's floors: say which
+        points = ", ".join(f"{k} {v:g}" for k, v in pipeline.operating_points.items())
+        err_console.print(f"note: the model's own operating points (above the taxonomy's floors): {points}",
+                          highlight=False, soft_wrap=True)
     err_console.print(f"note: {escape(pipeline.redactor.describe())}", highlight=False, soft_wrap=True)
     from streetwatch.detector.settings import taxonomy_class_problems
 

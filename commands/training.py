@@ -207,6 +207,37 @@ def evaluate(
         json_out.write_text(json.dumps(result, indent=2))
 
 
+@models_app.command("operating-points")
+@one_line_errors
+def models_operating_points(
+    weights: Annotated[Path, typer.Argument(help="The .pt weights to give their own operating points.")],
+    data: Annotated[Path, typer.Option(help="Dataset data.yaml whose split chooses them.")],
+    out: Annotated[Path, typer.Option(help="Where the weights carrying them go (may be WEIGHTS itself).")],
+    split: Annotated[str, typer.Option(help="val: a choice, so never the test split.")] = "val",
+    imgsz: int = 640,
+) -> None:
+    """Store in the weights, per class, the score at which the model's detections are best balanced (F1 peak on
+    the split; classes with 15+ labelled boxes). The rules then hold each class to the higher of that and the
+    taxonomy's min_confidence: a model whose scores sit higher than the bundled model's does not over-fire.
+
+    Example: streetwatch models operating-points best.pt --data work-data/datasets/streetwatch-v2c/data.yaml --out v3.pt
+    """
+    quiet_libraries()
+    from streetwatch.detector.operating_points import choose, write
+    from streetwatch.training.evaluate import evaluate
+
+    if split == "test":
+        raise typer.BadParameter("operating points are a choice: choose them on val, keep test untouched",
+                                 param_hint="--split")
+    classes = evaluate(weights, data, imgsz=imgsz, split=split)["classes"]
+    points = choose(classes)
+    write(weights, points, out, chosen_on=f"{data} split {split} at {imgsz}: F1 peak per class")
+    for name, point in points.items():
+        console.print(f"{name:16} {point:.3f}  (F1 {classes[name]['best_f1']['f1']:.3f}, "
+                      f"{classes[name]['instances']} boxes)", highlight=False)
+    console.print(f"written: {out}", highlight=False)
+
+
 @models_app.command("candidate")
 @one_line_errors
 def models_candidate(

@@ -48,6 +48,7 @@ class AnalysisStep:
             (the batch runner hands in the camera's scenes from the case store, so ids survive re-runs).
         place_id: a photograph's own place (its sightings' scene id), instead of scenes.
         scene_check: False turns scenes off (benchmarks measure what they cost).
+        operating_points: the model's own per-class scores (`Detector.operating_points`), for the rules.
 
     Example:
         >>> step = AnalysisStep(AnalysisSettings(), load_taxonomy(), ZoneIndex(ZoneFile()), names, "cam1", "k")
@@ -58,7 +59,7 @@ class AnalysisStep:
     def __init__(self, settings: AnalysisSettings, taxonomy: Taxonomy, zones: ZoneIndex, names: dict[int, str],
                  camera_id: str, key_prefix: str, locator: Locator | None = None, still: bool = False,
                  keep_images: bool = True, scenes: SceneSegmenter | None = None, place_id: str | None = None,
-                 scene_check: bool = True) -> None:
+                 scene_check: bool = True, operating_points: dict[str, float] | None = None) -> None:
         self.settings = settings
         self.floors, self.unknown_classes = class_floors(settings, names)
         tracker = partial(IouTracker, max_age_s=settings.track_max_age_s, match_iou=settings.track_match_iou,
@@ -68,7 +69,7 @@ class AnalysisStep:
         # stays put on the ground, so posed frames are tracked in metres.
         self.ground_tracker = tracker(first_id=GROUND_TRACK_IDS)
         self.rules = RuleEngine(taxonomy, zones, names, camera_id, key_prefix=key_prefix, locator=locator,
-                                still=still, keep_images=keep_images)
+                                still=still, keep_images=keep_images, operating_points=operating_points)
         self.locator = locator
         # A place is a scene, not only a camera id: a PTZ camera cruising presets, or a camera re-aimed, films
         # other places under one id. Posed frames (drones) are placed on the ground instead.

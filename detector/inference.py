@@ -69,6 +69,8 @@ class Detector:
         self._lock = threading.Lock()
         self._base = self._load(self.path)  # the model as given: names, and the PyTorch path
         self.names: dict[int, str] = dict(self._base.names)
+        # per-class scores the model itself says its detections need (detector/operating_points.py)
+        self.operating_points: dict[str, float] = self._operating_points(self.path) if self.format == "pt" else {}
 
     @property
     def backend_name(self) -> str:
@@ -110,6 +112,14 @@ class Detector:
             raise ModelError(f"{path}: cannot load as an Ultralytics model ({exc.__class__.__name__}: {exc})") from exc
         backend.eval()
         return backend
+
+    @staticmethod
+    def _operating_points(path: Path) -> dict[str, float]:
+        import torch
+
+        from streetwatch.detector.operating_points import of_checkpoint
+
+        return of_checkpoint(torch.load(str(path), map_location="cpu", weights_only=False))
 
     def _backend_for(self, shape: tuple[int, int]):
         if self.backend_name == "pt" or self.format != "pt":

@@ -82,6 +82,8 @@ class RuleEngine:
         locator: optional pixel -> ground function (drones, calibrated cameras).
         keep_images: keep the best frame of each track for evidence.
         still: the source is a single photograph: dwell time and hit counts cannot apply.
+        operating_points: class name -> the score the model itself needs (carried in its weights,
+            `detector.operating_points`); a class is held to the higher of it and its types' min_confidence.
     """
 
     def __init__(
@@ -94,8 +96,10 @@ class RuleEngine:
         locator: Locator | None = None,
         keep_images: bool = True,
         still: bool = False,
+        operating_points: dict[str, float] | None = None,
     ) -> None:
         self.taxonomy = taxonomy
+        self.operating_points = dict(operating_points or {})
         self.zones = zones
         self.camera_id = camera_id
         self.key_prefix = key_prefix
@@ -152,8 +156,11 @@ class RuleEngine:
                 spec = self.taxonomy.problem_types[ptype]
                 ok, zone_id = self._zone_ok(ptype, zone_hits)
                 key = (track_id, ptype)
-                if conf < spec.min_confidence:
-                    self._held[key] = ("confidence", f"best score {conf:.2f} < min_confidence {spec.min_confidence:g}")
+                point = self.operating_points.get(self._class_names.get(int(dets.class_id[i]), ""), 0.0)
+                if conf < max(spec.min_confidence, point):
+                    self._held[key] = ("confidence", f"best score {conf:.2f} < min_confidence {spec.min_confidence:g}"
+                                       if conf < spec.min_confidence else f"best score {conf:.2f} < the model's "
+                                       f"operating point {point:g} for {self._class_names.get(int(dets.class_id[i]))}")
                     continue
                 held_in = next((c for c in spec.not_inside if c in holders
                                 and holds(dets.xyxy[i], *holders[c], spec.not_inside_min_confidence)), None)
