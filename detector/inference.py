@@ -115,11 +115,11 @@ class Detector:
 
     @staticmethod
     def _operating_points(path: Path) -> dict[str, float]:
-        import torch
+        from ultralytics.nn.tasks import torch_safe_load  # as AutoBackend loads it (old module paths mapped)
 
         from streetwatch.detector.operating_points import of_checkpoint
 
-        return of_checkpoint(torch.load(str(path), map_location="cpu", weights_only=False))
+        return of_checkpoint(torch_safe_load(str(path))[0])
 
     def _backend_for(self, shape: tuple[int, int]):
         if self.backend_name == "pt" or self.format != "pt":
