@@ -374,10 +374,13 @@ def group_batch(batch: list[DueFrame], now: float, late: bool,
 
 
 def run_batch(batch: list[DueFrame], models: ModelPool, metrics: DaemonMetrics, drain_deadline: float | None,
-              emit: Callable[[CameraRuntime, Sighting], None]) -> None:
+              emit: Callable[[CameraRuntime, Sighting], None], holds: Callable[[str], bool] | None = None) -> None:
     """Analyse one batch: a model call per group, then each frame through its camera's tracker and rules.
 
-    Every sighting goes to `emit` as soon as its frame is analysed. Inference thread only.
+    Every sighting goes to `emit` as soon as its frame is analysed. Inference thread only. `holds` (fleet: may
+    this host analyse the camera now) is asked again for each frame after the model call: a host stopped
+    mid-batch (SIGSTOP, a VM paused) resumes inside the call with its leases expired, and another host may
+    already run those cameras: their results are dropped, not filed.
     """
     now = time.time()
     late = drain_deadline is not None and time.monotonic() > drain_deadline
@@ -390,6 +393,9 @@ def run_batch(batch: list[DueFrame], models: ModelPool, metrics: DaemonMetrics, 
         metrics.inference_seconds.observe(time.perf_counter() - t0)
         metrics.batch_size.observe(len(items))
         for d, dets in zip(items, results):
+            if holds is not None and not holds(d.camera.id):
+                metrics.frames_dropped.inc(camera=d.camera.id, reason="fenced")
+                continue
             out = d.camera.analyse(d.frame, dets)
             metrics.frames_analysed.inc(camera=d.camera.id)
             for s in out:

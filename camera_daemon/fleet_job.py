@@ -71,6 +71,12 @@ class FleetJob:
         """True when this host can no longer prove it holds its cameras: analyse nothing."""
         return fence_clock() >= self.fence_until
 
+    def holds(self, camera_id: str) -> bool:
+        """True while this host may analyse `camera_id`: not fenced, and its lease among those just renewed.
+        Checked per frame: a host resumed after its leases expired renews the ones still its own and is no
+        longer fenced a moment before the daemon has stopped the cameras it lost; those must not run meanwhile."""
+        return camera_id in self.held and not self.fenced()
+
     def describe(self) -> dict:
         """The host's entry in /status."""
         left = self.fence_until - fence_clock()

@@ -402,8 +402,9 @@ class Daemon:
             with self._lock:
                 cameras = list(self._cameras.values())
             # fenced (fleet): this host cannot prove its leases any more; another may be starting these cameras
-            fenced = self._fleet is not None and self._fleet.fenced()
-            schedule_due([] if fenced else cameras, now, self._frames, self.metrics)
+            fleet = self._fleet  # only the cameras whose leases were just renewed; none while fenced
+            due = cameras if fleet is None else [c for c in cameras if fleet.holds(c.id)]
+            schedule_due(due, now, self._frames, self.metrics)
             if now >= next_account:
                 next_account = now + 0.5
                 account_readers(cameras, now, self.metrics, self._stopping)
@@ -418,12 +419,15 @@ class Daemon:
             batch, ended = take_batch(self._frames, max_batch)
             if not batch:
                 continue
-            if self._fleet is not None and self._fleet.fenced():  # checked again: the frames may be from before
-                for d in batch:
+            holds = self._fleet.holds if self._fleet is not None else None
+            if holds is not None:  # checked again: the frames may be from before a fence or a lost lease
+                for d in [d for d in batch if not holds(d.camera.id)]:
                     self.metrics.frames_dropped.inc(camera=d.camera.id, reason="fenced")
-                continue
+                batch = [d for d in batch if holds(d.camera.id)]
+                if not batch:
+                    continue
             try:
-                run_batch(batch, self._models, self.metrics, self._drain_deadline, self._emit)
+                run_batch(batch, self._models, self.metrics, self._drain_deadline, self._emit, holds=holds)
             except Exception:  # noqa: BLE001 - the model thread must survive one bad batch
                 log.exception("inference failed for cameras %s", sorted({d.camera.id for d in batch}),
                               extra={"event": "inference_error"})

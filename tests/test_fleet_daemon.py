@@ -59,8 +59,26 @@ def test_a_host_whose_database_hangs_stops_analysing_before_its_lease_expires(tm
         proxy.thaw()  # its stuck renewal completes with a stale token: it stops the camera and stays off it
         assert wait_for(lambda: not daemon.status()["cameras"], 10), daemon.status()
         assert daemon.status()["fleet"]["held"] == {}
+        # unfenced again (its database answers) but no longer holding it: not one more frame was analysed
+        assert analysed() == at_expiry
         assert daemon.metrics.fleet_moves.value(event="lost") == 1
     finally:
         proxy.thaw()
         daemon.stop()
         proxy.down()
+
+
+def test_a_host_may_analyse_only_what_it_holds_and_nothing_while_fenced() -> None:
+    """What the scheduler and the model thread ask per frame (`FleetJob.holds`). A host resumed after a stop renews
+    the leases still its own and is unfenced at once, a moment before the daemon stops the cameras it lost:
+    those must not run meanwhile (the fleet end-to-end test's SIGSTOP host analysed 2-3 frames of lost cameras
+    on a slow host before this)."""
+    job = FleetJob(FleetSettings(enabled=True, host="solo", lease_ttl_s=2, settle_s=0), "postgresql://unused",
+                   lambda: ["a", "b"], lambda _held: None, threading.Event(), DaemonMetrics(), "solo:1")
+    assert not job.holds("a")  # nothing renewed yet: fenced
+    job.held, job.fence_until = {"a": 1, "b": 1}, float("inf")
+    assert job.holds("a") and job.holds("b")
+    job._keep({"a": 1}, "taken by another host while this one was silent")  # b lost at the renewal
+    assert job.holds("a") and not job.holds("b")
+    job.fence_until = float("-inf")
+    assert not job.holds("a")
