@@ -33,7 +33,9 @@ def test_the_candidate_is_the_yolo26n_its_metadata_and_resume_state_describe():
     assert model.yaml["yaml_file"].startswith("yolo26n")
     assert list(model.names.values()) == V2_CLASSES
     progress = json.loads((FOLDER / "progress.json").read_text())
-    assert kept_from["epochs_done"] == progress["epochs_done"] <= progress["epochs_planned"] == 30
+    # the weights are the epoch chosen on val so far, at most the run's last; the two files agree on which
+    assert kept_from["weights_epoch"] == progress["weights_epoch"] <= progress["epochs_done"] <= 30
+    assert progress["epochs_planned"] == 30
     resume = torch.load(FOLDER / "resume" / "last.pt", map_location="cpu", weights_only=False)
     assert resume["epoch"] + 1 == progress["epochs_done"]  # the resume state is the run's last epoch
     assert resume["optimizer"] is not None  # the schedule goes on with its optimizer moments
