@@ -421,9 +421,13 @@ class Daemon:
                 continue
             holds = self._fleet.holds if self._fleet is not None else None
             if holds is not None:  # checked again: the frames may be from before a fence or a lost lease
-                for d in [d for d in batch if not holds(d.camera.id)]:
-                    self.metrics.frames_dropped.inc(camera=d.camera.id, reason="fenced")
-                batch = [d for d in batch if holds(d.camera.id)]
+                kept = []
+                for d in batch:
+                    if holds(d.camera.id):
+                        kept.append(d)
+                    else:
+                        self.metrics.frames_dropped.inc(camera=d.camera.id, reason="fenced")
+                batch = kept
                 if not batch:
                     continue
             try:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import platform
 import time
 from dataclasses import asdict, dataclass
@@ -220,6 +219,10 @@ def training_data_digest(data: Path) -> dict | None:
     split cannot be read (the leg still trains; Ultralytics names the problem)."""
     import hashlib
 
+    from ultralytics.data.utils import img2label_paths  # where Ultralytics itself looks for each label
+
+    from streetwatch.training.dataset import IMAGE_SUFFIXES
+
     try:
         entry = split_entry(Path(data), "train")
         if entry.suffix == ".txt":
@@ -227,19 +230,17 @@ def training_data_digest(data: Path) -> dict | None:
             pictures = [(root / line.strip()).resolve() if not Path(line.strip()).is_absolute() else
                         Path(line.strip()) for line in entry.read_text().splitlines() if line.strip()]
         else:
-            pictures = sorted(p for p in entry.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"))
+            pictures = sorted(p for p in entry.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     except (OSError, DatasetError):
         return None
     names = data_names(data)
     digest, boxes = hashlib.sha256(), dict.fromkeys(names, 0)
-    for picture in pictures:
-        label = Path(f"{os.sep}labels{os.sep}".join(str(picture).rsplit(f"{os.sep}images{os.sep}", 1))
-                     ).with_suffix(".txt")  # where Ultralytics looks for it
+    for picture, label in zip(pictures, map(Path, img2label_paths([str(p) for p in pictures]))):
         text = label.read_text() if label.is_file() else ""
         digest.update(f"{picture.name}\n{text}\n".encode())
-        for row in text.splitlines():
-            if row.strip() and int(row.split()[0]) < len(names):
-                boxes[names[int(row.split()[0])]] += 1
+        for cls in (int(row.split()[0]) for row in text.splitlines() if row.strip()):
+            if cls < len(names):
+                boxes[names[cls]] += 1
     return {"train_pictures": len(pictures), "train_boxes": boxes, "sha256": digest.hexdigest()[:16]}
 
 
